@@ -1,0 +1,49 @@
+using System.Globalization;
+
+namespace Kto.Domain.Loss;
+
+/// <summary>
+/// TRL's class-imbalance rule (KTO paper, Eq. 8): with n_D desirable and n_U undesirable examples the weighted
+/// ratio <c>w_D·n_D / (w_U·n_U)</c> should lie in [1, 4/3].
+/// </summary>
+public static class ClassImbalance
+{
+    /// <summary>Upper end of the recommended ratio, 4/3 as TRL writes it (1.33).</summary>
+    public const double UpperRatio = 1.33;
+
+    /// <summary>The recommended ranges for both weights, rounded to 2 decimals as TRL prints them.</summary>
+    /// <param name="DesirableMin">Lowest recommended desirable_weight given undesirable_weight.</param>
+    /// <param name="DesirableMax">Highest recommended desirable_weight given undesirable_weight.</param>
+    /// <param name="UndesirableMin">Lowest recommended undesirable_weight given desirable_weight.</param>
+    /// <param name="UndesirableMax">Highest recommended undesirable_weight given desirable_weight.</param>
+    public sealed record Ranges(double DesirableMin, double DesirableMax, double UndesirableMin, double UndesirableMax);
+
+    /// <summary>The recommended weight ranges for the given counts and weights.</summary>
+    public static Ranges Recommend(long desirable, long undesirable, double desirableWeight, double undesirableWeight)
+    {
+        double dMin = undesirable * undesirableWeight / desirable;
+        double uMax = desirable * desirableWeight / undesirable;
+        return new Ranges(
+            Math.Round(dMin, 2), Math.Round(UpperRatio * dMin, 2),
+            Math.Round(uMax / UpperRatio, 2), Math.Round(uMax, 2));
+    }
+
+    /// <summary>
+    /// TRL's warning text when neither weight lies in its recommended range; null when the weights are fine,
+    /// when the classes are equal in size, or when one class is empty (nothing to balance).
+    /// </summary>
+    public static string? Check(long desirable, long undesirable, double desirableWeight, double undesirableWeight)
+    {
+        if (desirable == 0 || undesirable == 0 || desirable == undesirable) return null;
+        Ranges r = Recommend(desirable, undesirable, desirableWeight, undesirableWeight);
+        bool desirableOk = r.DesirableMin <= desirableWeight && desirableWeight <= r.DesirableMax;
+        bool undesirableOk = r.UndesirableMin <= undesirableWeight && undesirableWeight <= r.UndesirableMax;
+        if (desirableOk || undesirableOk) return null;
+        return string.Format(CultureInfo.InvariantCulture,
+            "You have different amounts of desirable/positive and undesirable/negative examples ({0} vs {1}) but the " +
+            "weights on these examples do not balance them: desirable_weight * n_desirable / (undesirable_weight * " +
+            "n_undesirable) should lie in [1, 4/3]. Recommended: desirable_weight in [{2}, {3}] or undesirable_weight " +
+            "in [{4}, {5}] (see the KTO paper, Eq. 8).",
+            desirable, undesirable, r.DesirableMin, r.DesirableMax, r.UndesirableMin, r.UndesirableMax);
+    }
+}

@@ -1,0 +1,127 @@
+using Kto.Domain.Loss;
+
+namespace Kto.Domain.Options;
+
+/// <summary>
+/// A KTO run: TRL's <c>KTOConfig</c> (and the <c>TrainingArguments</c> it inherits) under the same snake_case
+/// names and defaults, plus the few settings a standalone tool needs (model and dataset paths, device).
+/// Every default is a constant of <see cref="KtoDefaults"/>. Read one with <see cref="KtoConfigReader"/>.
+/// </summary>
+public sealed record KtoConfig
+{
+    // ---- model and data -------------------------------------------------------------------------------
+
+    /// <summary><c>model_name_or_path</c>: checkpoint directory of the policy's starting weights (required).</summary>
+    public string ModelNameOrPath { get; init; } = "";
+
+    /// <summary><c>ref_model_name_or_path</c>: reference checkpoint; null = the policy's starting weights.</summary>
+    public string? RefModelNameOrPath { get; init; }
+
+    /// <summary><c>dataset_path</c>: a .jsonl or .parquet file in one of TRL's KTO formats (required).</summary>
+    public string DatasetPath { get; init; } = "";
+
+    /// <summary><c>output_dir</c>: where checkpoints, metrics.jsonl and caches go.</summary>
+    public string OutputDir { get; init; } = KtoDefaults.OutputDir;
+
+    // ---- KTO ------------------------------------------------------------------------------------------
+
+    /// <summary><c>beta</c>: temperature of the loss.</summary>
+    public double Beta { get; init; } = KtoDefaults.Beta;
+
+    /// <summary><c>desirable_weight</c>: weight of desirable examples' losses.</summary>
+    public double DesirableWeight { get; init; } = KtoDefaults.DesirableWeight;
+
+    /// <summary><c>undesirable_weight</c>: weight of undesirable examples' losses.</summary>
+    public double UndesirableWeight { get; init; } = KtoDefaults.UndesirableWeight;
+
+    /// <summary><c>loss_type</c>: "kto" or "apo_zero_unpaired".</summary>
+    public KtoLossType LossType { get; init; } = KtoDefaults.LossType;
+
+    /// <summary><c>max_length</c>: longest prompt + completion, in tokens.</summary>
+    public int MaxLength { get; init; } = KtoDefaults.MaxLength;
+
+    /// <summary><c>max_prompt_length</c>: longest prompt kept when prompt + completion is too long.</summary>
+    public int MaxPromptLength { get; init; } = KtoDefaults.MaxPromptLength;
+
+    /// <summary><c>max_completion_length</c>: optional cap on completion tokens; null = max_length − prompt.</summary>
+    public int? MaxCompletionLength { get; init; }
+
+    /// <summary><c>precompute_ref_log_probs</c>: score the data under the reference once, before training.</summary>
+    public bool PrecomputeRefLogProbs { get; init; } = KtoDefaults.PrecomputeRefLogProbs;
+
+    // ---- optimisation ---------------------------------------------------------------------------------
+
+    /// <summary><c>learning_rate</c>: peak AdamW learning rate.</summary>
+    public double LearningRate { get; init; } = KtoDefaults.LearningRate;
+
+    /// <summary><c>lr_scheduler_type</c>: "linear", "cosine", "constant" or "constant_with_warmup".</summary>
+    public string LrSchedulerType { get; init; } = KtoDefaults.LrSchedulerType;
+
+    /// <summary><c>warmup_ratio</c>: share of the total steps spent warming up (used when warmup_steps is 0).</summary>
+    public double WarmupRatio { get; init; } = KtoDefaults.WarmupRatio;
+
+    /// <summary><c>warmup_steps</c>: linear warm-up steps; overrides warmup_ratio when &gt; 0.</summary>
+    public int WarmupSteps { get; init; } = KtoDefaults.WarmupSteps;
+
+    /// <summary><c>weight_decay</c>: AdamW decoupled weight decay.</summary>
+    public double WeightDecay { get; init; } = KtoDefaults.WeightDecay;
+
+    /// <summary><c>adam_beta1</c>.</summary>
+    public double AdamBeta1 { get; init; } = KtoDefaults.AdamBeta1;
+
+    /// <summary><c>adam_beta2</c>.</summary>
+    public double AdamBeta2 { get; init; } = KtoDefaults.AdamBeta2;
+
+    /// <summary><c>adam_epsilon</c>.</summary>
+    public double AdamEpsilon { get; init; } = KtoDefaults.AdamEpsilon;
+
+    /// <summary><c>max_grad_norm</c>: clip the global gradient L2 norm to this; 0 turns clipping off.</summary>
+    public double MaxGradNorm { get; init; } = KtoDefaults.MaxGradNorm;
+
+    /// <summary><c>per_device_train_batch_size</c>: examples per forward/backward (the KL batch).</summary>
+    public int PerDeviceTrainBatchSize { get; init; } = KtoDefaults.PerDeviceTrainBatchSize;
+
+    /// <summary><c>gradient_accumulation_steps</c>: micro-batches per optimizer step.</summary>
+    public int GradientAccumulationSteps { get; init; } = KtoDefaults.GradientAccumulationSteps;
+
+    /// <summary><c>num_train_epochs</c>: passes over the data (fractions allowed); ignored when max_steps &gt; 0.</summary>
+    public double NumTrainEpochs { get; init; } = KtoDefaults.NumTrainEpochs;
+
+    /// <summary><c>max_steps</c>: total optimizer steps; -1 = from num_train_epochs.</summary>
+    public int MaxSteps { get; init; } = KtoDefaults.MaxSteps;
+
+    /// <summary><c>seed</c>: seeds shuffling and anything random.</summary>
+    public int Seed { get; init; } = KtoDefaults.Seed;
+
+    /// <summary><c>data_seed</c>: seed of the data order; null = seed.</summary>
+    public int? DataSeed { get; init; }
+
+    /// <summary><c>shuffle</c>: reshuffle the examples every epoch (seeded); false keeps dataset order.</summary>
+    public bool Shuffle { get; init; } = KtoDefaults.Shuffle;
+
+    // ---- bookkeeping ----------------------------------------------------------------------------------
+
+    /// <summary><c>logging_steps</c>: append a metrics line every this many optimizer steps (and at the end).</summary>
+    public int LoggingSteps { get; init; } = KtoDefaults.LoggingSteps;
+
+    /// <summary><c>save_steps</c>: write a checkpoint every this many optimizer steps (and at the end).</summary>
+    public int SaveSteps { get; init; } = KtoDefaults.SaveSteps;
+
+    /// <summary><c>save_total_limit</c>: keep at most this many checkpoints (oldest deleted); null keeps all.</summary>
+    public int? SaveTotalLimit { get; init; }
+
+    /// <summary><c>resume_from_checkpoint</c>: a checkpoint directory, or "latest" for the newest in output_dir.</summary>
+    public string? ResumeFromCheckpoint { get; init; }
+
+    /// <summary><c>device</c>: "cpu", "cuda" or "cuda:N".</summary>
+    public string Device { get; init; } = KtoDefaults.Device;
+
+    /// <summary><c>num_threads</c>: CPU threads for tensor math; 0 = the library's default.</summary>
+    public int NumThreads { get; init; } = KtoDefaults.NumThreads;
+
+    /// <summary>The loss hyper-parameters as the loss function takes them.</summary>
+    public KtoLossOptions LossOptions => new(Beta, LossType, DesirableWeight, UndesirableWeight);
+
+    /// <summary>The seed of the data order.</summary>
+    public int EffectiveDataSeed => DataSeed ?? Seed;
+}

@@ -1,0 +1,223 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Kto.Domain.Loss;
+
+namespace Kto.Domain.Options;
+
+/// <summary>
+/// Reads a <see cref="KtoConfig"/> from a flat snake_case JSON object. Unknown keys, wrong types and invalid
+/// values are rejected with the file, line and key; relative paths are resolved against the config's folder.
+/// </summary>
+public static class KtoConfigReader
+{
+    private delegate KtoConfig Setter(KtoConfig config, JsonElement value, string where);
+
+    private static readonly Dictionary<string, Setter> Fields = new(StringComparer.Ordinal)
+    {
+        ["model_name_or_path"] = (c, v, w) => c with { ModelNameOrPath = Str(v, w) },
+        ["ref_model_name_or_path"] = (c, v, w) => c with { RefModelNameOrPath = NullableStr(v, w) },
+        ["dataset_path"] = (c, v, w) => c with { DatasetPath = Str(v, w) },
+        ["output_dir"] = (c, v, w) => c with { OutputDir = Str(v, w) },
+        ["beta"] = (c, v, w) => c with { Beta = Num(v, w) },
+        ["desirable_weight"] = (c, v, w) => c with { DesirableWeight = Num(v, w) },
+        ["undesirable_weight"] = (c, v, w) => c with { UndesirableWeight = Num(v, w) },
+        ["loss_type"] = (c, v, w) => c with { LossType = KtoLossTypeNames.Parse(Str(v, w)) ?? throw Bad(w, $"\"{KtoLossTypeNames.Kto}\" or \"{KtoLossTypeNames.ApoZeroUnpaired}\"", v) },
+        ["max_length"] = (c, v, w) => c with { MaxLength = Int(v, w) },
+        ["max_prompt_length"] = (c, v, w) => c with { MaxPromptLength = Int(v, w) },
+        ["max_completion_length"] = (c, v, w) => c with { MaxCompletionLength = NullableInt(v, w) },
+        ["precompute_ref_log_probs"] = (c, v, w) => c with { PrecomputeRefLogProbs = Bool(v, w) },
+        ["learning_rate"] = (c, v, w) => c with { LearningRate = Num(v, w) },
+        ["lr_scheduler_type"] = (c, v, w) => c with { LrSchedulerType = Str(v, w) },
+        ["warmup_ratio"] = (c, v, w) => c with { WarmupRatio = Num(v, w) },
+        ["warmup_steps"] = (c, v, w) => c with { WarmupSteps = Int(v, w) },
+        ["weight_decay"] = (c, v, w) => c with { WeightDecay = Num(v, w) },
+        ["adam_beta1"] = (c, v, w) => c with { AdamBeta1 = Num(v, w) },
+        ["adam_beta2"] = (c, v, w) => c with { AdamBeta2 = Num(v, w) },
+        ["adam_epsilon"] = (c, v, w) => c with { AdamEpsilon = Num(v, w) },
+        ["max_grad_norm"] = (c, v, w) => c with { MaxGradNorm = Num(v, w) },
+        ["per_device_train_batch_size"] = (c, v, w) => c with { PerDeviceTrainBatchSize = Int(v, w) },
+        ["gradient_accumulation_steps"] = (c, v, w) => c with { GradientAccumulationSteps = Int(v, w) },
+        ["num_train_epochs"] = (c, v, w) => c with { NumTrainEpochs = Num(v, w) },
+        ["max_steps"] = (c, v, w) => c with { MaxSteps = Int(v, w) },
+        ["seed"] = (c, v, w) => c with { Seed = Int(v, w) },
+        ["data_seed"] = (c, v, w) => c with { DataSeed = NullableInt(v, w) },
+        ["shuffle"] = (c, v, w) => c with { Shuffle = Bool(v, w) },
+        ["logging_steps"] = (c, v, w) => c with { LoggingSteps = Int(v, w) },
+        ["save_steps"] = (c, v, w) => c with { SaveSteps = Int(v, w) },
+        ["save_total_limit"] = (c, v, w) => c with { SaveTotalLimit = NullableInt(v, w) },
+        ["resume_from_checkpoint"] = (c, v, w) => c with { ResumeFromCheckpoint = NullableStr(v, w) },
+        ["device"] = (c, v, w) => c with { Device = Str(v, w) },
+        ["num_threads"] = (c, v, w) => c with { NumThreads = Int(v, w) },
+    };
+
+    /// <summary>The keys a run config may contain.</summary>
+    public static IReadOnlyCollection<string> Keys => Fields.Keys;
+
+    /// <summary>Reads, resolves and validates the config at <paramref name="path"/>.</summary>
+    /// <exception cref="ConfigException">The file is missing, malformed or holds an invalid value.</exception>
+    public static KtoConfig Load(string path)
+    {
+        if (!File.Exists(path)) throw new ConfigException($"{path}: run config not found");
+        string baseDir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        KtoConfig config = Parse(File.ReadAllBytes(path), path);
+        return ResolvePaths(config, baseDir);
+    }
+
+    /// <summary>Parses and validates a config held in memory; <paramref name="source"/> names it in errors.</summary>
+    public static KtoConfig Parse(byte[] utf8Json, string source)
+    {
+        var config = new KtoConfig();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(utf8Json, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        }
+        catch (JsonException e)
+        {
+            throw new ConfigException($"{source}:{(e.LineNumber ?? 0) + 1}: malformed JSON: {e.Message}", e);
+        }
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new ConfigException($"{source}: expected a JSON object of settings, found {doc.RootElement.ValueKind}");
+            int[] lines = PropertyLines(utf8Json);
+            int index = 0;
+            foreach (JsonProperty p in doc.RootElement.EnumerateObject())
+            {
+                int line = index < lines.Length ? lines[index] : 0;
+                index++;
+                string where = $"{source}:{line}: \"{p.Name}\"";
+                if (!Fields.TryGetValue(p.Name, out Setter? set))
+                    throw new ConfigException($"{where}: unknown setting{Suggest(p.Name)}");
+                if (!seen.Add(p.Name))
+                    throw new ConfigException($"{where}: set twice");
+                config = set(config, p.Value, where);
+            }
+        }
+        KtoConfigValidation.Validate(config, source);
+        return config;
+    }
+
+    private static KtoConfig ResolvePaths(KtoConfig c, string baseDir)
+    {
+        string Abs(string p) => Path.IsPathRooted(p) ? p : Path.GetFullPath(Path.Combine(baseDir, p));
+        return c with
+        {
+            ModelNameOrPath = Abs(c.ModelNameOrPath),
+            RefModelNameOrPath = c.RefModelNameOrPath is null ? null : Abs(c.RefModelNameOrPath),
+            DatasetPath = Abs(c.DatasetPath),
+            OutputDir = Abs(c.OutputDir),
+            ResumeFromCheckpoint = c.ResumeFromCheckpoint is null or ResumeLatest ? c.ResumeFromCheckpoint : Abs(c.ResumeFromCheckpoint),
+        };
+    }
+
+    /// <summary>The value of resume_from_checkpoint that picks the newest checkpoint in output_dir.</summary>
+    public const string ResumeLatest = "latest";
+
+    /// <summary>1-based line of each top-level property name, in document order.</summary>
+    private static int[] PropertyLines(byte[] utf8)
+    {
+        var lines = new List<int>();
+        var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        while (reader.Read())
+        {
+            if (reader.TokenType == JsonTokenType.PropertyName && reader.CurrentDepth == 1)
+                lines.Add(1 + CountNewlines(utf8, (int)reader.TokenStartIndex));
+        }
+        return lines.ToArray();
+    }
+
+    private static int CountNewlines(byte[] utf8, int end)
+    {
+        int n = 0;
+        for (int i = 0; i < end; i++) if (utf8[i] == (byte)'\n') n++;
+        return n;
+    }
+
+    private static string Suggest(string name)
+    {
+        string? best = Fields.Keys.OrderBy(k => Distance(k, name)).FirstOrDefault();
+        return best != null && Distance(best, name) <= 3 ? $" (did you mean \"{best}\"?)" : $"; known settings: {string.Join(", ", Fields.Keys.Order())}";
+    }
+
+    private static int Distance(string a, string b)
+    {
+        var d = new int[a.Length + 1, b.Length + 1];
+        for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
+        for (int j = 0; j <= b.Length; j++) d[0, j] = j;
+        for (int i = 1; i <= a.Length; i++)
+            for (int j = 1; j <= b.Length; j++)
+                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+        return d[a.Length, b.Length];
+    }
+
+    private static ConfigException Bad(string where, string expected, JsonElement v)
+        => new($"{where}: expected {expected}, found {Describe(v)}");
+
+    private static string Describe(JsonElement v) => v.ValueKind switch
+    {
+        JsonValueKind.String => $"the string \"{v.GetString()}\"",
+        JsonValueKind.Number => $"the number {v.GetRawText()}",
+        JsonValueKind.True or JsonValueKind.False => v.GetRawText(),
+        JsonValueKind.Null => "null",
+        _ => $"a JSON {v.ValueKind.ToString().ToLowerInvariant()}",
+    };
+
+    private static string Str(JsonElement v, string w) => v.ValueKind == JsonValueKind.String ? v.GetString()! : throw Bad(w, "a string", v);
+    private static string? NullableStr(JsonElement v, string w) => v.ValueKind == JsonValueKind.Null ? null : Str(v, w);
+    private static bool Bool(JsonElement v, string w) => v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : throw Bad(w, "true or false", v);
+    private static double Num(JsonElement v, string w) => v.ValueKind == JsonValueKind.Number ? v.GetDouble() : throw Bad(w, "a number", v);
+    private static int Int(JsonElement v, string w) => v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i) ? i : throw Bad(w, "an integer", v);
+    private static int? NullableInt(JsonElement v, string w) => v.ValueKind == JsonValueKind.Null ? null : Int(v, w);
+
+    /// <summary>Writes a config back as snake_case JSON (all keys, for the record of a run).</summary>
+    public static string ToJson(KtoConfig c)
+    {
+        var sb = new StringBuilder();
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteString("model_name_or_path", c.ModelNameOrPath);
+            if (c.RefModelNameOrPath is null) w.WriteNull("ref_model_name_or_path"); else w.WriteString("ref_model_name_or_path", c.RefModelNameOrPath);
+            w.WriteString("dataset_path", c.DatasetPath);
+            w.WriteString("output_dir", c.OutputDir);
+            w.WriteNumber("beta", c.Beta);
+            w.WriteNumber("desirable_weight", c.DesirableWeight);
+            w.WriteNumber("undesirable_weight", c.UndesirableWeight);
+            w.WriteString("loss_type", c.LossType.ToName());
+            w.WriteNumber("max_length", c.MaxLength);
+            w.WriteNumber("max_prompt_length", c.MaxPromptLength);
+            if (c.MaxCompletionLength is int mcl) w.WriteNumber("max_completion_length", mcl); else w.WriteNull("max_completion_length");
+            w.WriteBoolean("precompute_ref_log_probs", c.PrecomputeRefLogProbs);
+            w.WriteNumber("learning_rate", c.LearningRate);
+            w.WriteString("lr_scheduler_type", c.LrSchedulerType);
+            w.WriteNumber("warmup_ratio", c.WarmupRatio);
+            w.WriteNumber("warmup_steps", c.WarmupSteps);
+            w.WriteNumber("weight_decay", c.WeightDecay);
+            w.WriteNumber("adam_beta1", c.AdamBeta1);
+            w.WriteNumber("adam_beta2", c.AdamBeta2);
+            w.WriteNumber("adam_epsilon", c.AdamEpsilon);
+            w.WriteNumber("max_grad_norm", c.MaxGradNorm);
+            w.WriteNumber("per_device_train_batch_size", c.PerDeviceTrainBatchSize);
+            w.WriteNumber("gradient_accumulation_steps", c.GradientAccumulationSteps);
+            w.WriteNumber("num_train_epochs", c.NumTrainEpochs);
+            w.WriteNumber("max_steps", c.MaxSteps);
+            w.WriteNumber("seed", c.Seed);
+            if (c.DataSeed is int ds) w.WriteNumber("data_seed", ds); else w.WriteNull("data_seed");
+            w.WriteBoolean("shuffle", c.Shuffle);
+            w.WriteNumber("logging_steps", c.LoggingSteps);
+            w.WriteNumber("save_steps", c.SaveSteps);
+            if (c.SaveTotalLimit is int stl) w.WriteNumber("save_total_limit", stl); else w.WriteNull("save_total_limit");
+            if (c.ResumeFromCheckpoint is null) w.WriteNull("resume_from_checkpoint"); else w.WriteString("resume_from_checkpoint", c.ResumeFromCheckpoint);
+            w.WriteString("device", c.Device);
+            w.WriteNumber("num_threads", c.NumThreads);
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    internal static string Format(double d) => d.ToString("R", CultureInfo.InvariantCulture);
+}

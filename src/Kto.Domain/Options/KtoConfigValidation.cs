@@ -1,0 +1,50 @@
+using Kto.Domain.Loss;
+
+namespace Kto.Domain.Options;
+
+/// <summary>Checks that a <see cref="KtoConfig"/>'s values make sense together.</summary>
+public static class KtoConfigValidation
+{
+    /// <summary>The learning-rate schedules <c>lr_scheduler_type</c> accepts.</summary>
+    public static readonly IReadOnlyList<string> Schedulers = ["linear", "cosine", "constant", "constant_with_warmup"];
+
+    /// <summary>Throws a <see cref="ConfigException"/> naming every problem found.</summary>
+    public static void Validate(KtoConfig c, string source)
+    {
+        var errors = new List<string>();
+        void Require(bool ok, string key, string message) { if (!ok) errors.Add($"\"{key}\" {message}"); }
+
+        Require(c.ModelNameOrPath.Length > 0, "model_name_or_path", "is required (a checkpoint directory)");
+        Require(c.DatasetPath.Length > 0, "dataset_path", "is required (a .jsonl or .parquet file)");
+        Require(c.OutputDir.Length > 0, "output_dir", "must not be empty");
+        Require(c.Beta > 0 && double.IsFinite(c.Beta), "beta", $"must be a positive number, got {c.Beta}");
+        Require(c.DesirableWeight > 0 && double.IsFinite(c.DesirableWeight), "desirable_weight", $"must be positive, got {c.DesirableWeight}");
+        Require(c.UndesirableWeight > 0 && double.IsFinite(c.UndesirableWeight), "undesirable_weight", $"must be positive, got {c.UndesirableWeight}");
+        Require(c.MaxLength >= 2, "max_length", $"must be at least 2, got {c.MaxLength}");
+        Require(c.MaxPromptLength >= 1, "max_prompt_length", $"must be at least 1, got {c.MaxPromptLength}");
+        Require(c.MaxPromptLength < c.MaxLength, "max_prompt_length", $"({c.MaxPromptLength}) must be below max_length ({c.MaxLength}) to leave room for a completion");
+        Require(c.MaxCompletionLength is null or >= 1, "max_completion_length", $"must be at least 1 or null, got {c.MaxCompletionLength}");
+        Require(c.LearningRate >= 0 && double.IsFinite(c.LearningRate), "learning_rate", $"must be ≥ 0, got {c.LearningRate}");
+        Require(Schedulers.Contains(c.LrSchedulerType), "lr_scheduler_type", $"must be one of {string.Join(", ", Schedulers.Select(s => $"\"{s}\""))}, got \"{c.LrSchedulerType}\"");
+        Require(c.WarmupRatio is >= 0 and <= 1, "warmup_ratio", $"must lie in [0, 1], got {c.WarmupRatio}");
+        Require(c.WarmupSteps >= 0, "warmup_steps", $"must be ≥ 0, got {c.WarmupSteps}");
+        Require(c.WeightDecay >= 0, "weight_decay", $"must be ≥ 0, got {c.WeightDecay}");
+        Require(c.AdamBeta1 is >= 0 and < 1, "adam_beta1", $"must lie in [0, 1), got {c.AdamBeta1}");
+        Require(c.AdamBeta2 is >= 0 and < 1, "adam_beta2", $"must lie in [0, 1), got {c.AdamBeta2}");
+        Require(c.AdamEpsilon > 0, "adam_epsilon", $"must be positive, got {c.AdamEpsilon}");
+        Require(c.MaxGradNorm >= 0, "max_grad_norm", $"must be ≥ 0 (0 turns clipping off), got {c.MaxGradNorm}");
+        Require(c.PerDeviceTrainBatchSize >= 1, "per_device_train_batch_size", $"must be at least 1, got {c.PerDeviceTrainBatchSize}");
+        Require(c.PerDeviceTrainBatchSize > 1 || !c.LossType.UsesKl(), "per_device_train_batch_size",
+            "is 1, but batch size must be > 1 for loss_type \"kto\": the KL reference point pairs each prompt with another example's completion (use 8–128, or loss_type \"apo_zero_unpaired\")");
+        Require(c.GradientAccumulationSteps >= 1, "gradient_accumulation_steps", $"must be at least 1, got {c.GradientAccumulationSteps}");
+        Require(c.MaxSteps > 0 || c.NumTrainEpochs > 0, "num_train_epochs", $"must be positive when max_steps is not set, got {c.NumTrainEpochs}");
+        Require(c.MaxSteps == -1 || c.MaxSteps > 0, "max_steps", $"must be -1 or positive, got {c.MaxSteps}");
+        Require(c.LoggingSteps >= 1, "logging_steps", $"must be at least 1, got {c.LoggingSteps}");
+        Require(c.SaveSteps >= 1, "save_steps", $"must be at least 1, got {c.SaveSteps}");
+        Require(c.SaveTotalLimit is null or >= 1, "save_total_limit", $"must be at least 1 or null, got {c.SaveTotalLimit}");
+        Require(c.NumThreads >= 0, "num_threads", $"must be ≥ 0, got {c.NumThreads}");
+        Require(Devices.DeviceSpec.TryParse(c.Device, out _), "device", $"must be \"cpu\", \"cuda\" or \"cuda:N\", got \"{c.Device}\"");
+        if (errors.Count > 0)
+            throw new ConfigException($"{source}: invalid run config:\n  " + string.Join("\n  ", errors));
+    }
+}
