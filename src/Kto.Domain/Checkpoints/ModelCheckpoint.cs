@@ -1,0 +1,123 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Kto.Domain.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Kto.Domain.Checkpoints;
+
+/// <summary>
+/// A model checkpoint directory in Hugging Face's layout: <c>config.json</c> (GPT2Config fields plus our
+/// <c>kto_tokenizer</c>) and <c>model.safetensors</c> (HF tensor names; the output head is tied to
+/// <c>transformer.wte.weight</c> and not stored). Loads gpt2-family checkpoints from the Hub, with or without
+/// the <c>transformer.</c> prefix.
+/// </summary>
+public static class ModelCheckpoint
+{
+    /// <summary>File name of the config.</summary>
+    public const string ConfigFile = "config.json";
+
+    /// <summary>File name of the weights.</summary>
+    public const string WeightsFile = "model.safetensors";
+
+    private const string Prefix = "transformer.";
+
+    /// <summary>Writes config.json and model.safetensors into <paramref name="dir"/> (each file atomically).</summary>
+    public static void Save(GptLmHeadModel model, string dir)
+    {
+        Directory.CreateDirectory(dir);
+        AtomicFile.WriteText(Path.Combine(dir, ConfigFile), ConfigToJson(model.Config));
+        var tensors = model.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter, StringComparer.Ordinal);
+        AtomicFile.Write(Path.Combine(dir, WeightsFile), s => Safetensors.Write(s, tensors, new Dictionary<string, string> { ["format"] = "pt" }));
+    }
+
+    /// <summary>Reads config.json of the checkpoint at <paramref name="dir"/>.</summary>
+    public static GptConfig LoadConfig(string dir)
+    {
+        string path = Path.Combine(dir, ConfigFile);
+        if (!File.Exists(path)) throw new FileNotFoundException($"{dir}: not a model checkpoint (no {ConfigFile})", path);
+        JsonNode root = JsonNode.Parse(File.ReadAllText(path)) ?? throw new InvalidDataException($"{path}: empty config");
+        int Int(string key) => root[key]?.GetValue<int>() ?? throw new InvalidDataException($"{path}: \"{key}\" missing");
+        string? modelType = root["model_type"]?.GetValue<string>();
+        if (modelType is not null and not "gpt2")
+            throw new InvalidDataException($"{path}: model_type \"{modelType}\" is not supported (expected \"gpt2\")");
+        int? nInner = root["n_inner"]?.GetValue<int?>();
+        if (nInner is int inner && inner != 4 * Int("n_embd"))
+            throw new InvalidDataException($"{path}: n_inner {inner} is not supported (this model uses 4·n_embd)");
+        int vocab = Int("vocab_size");
+        string tokenizer = root["kto_tokenizer"]?.GetValue<string>() ?? (vocab >= Tokenization.Gpt2Tokenizer.Eos + 1 ? "gpt2" : "byte");
+        return new GptConfig(vocab, Int("n_positions"), Int("n_embd"), Int("n_layer"), Int("n_head"),
+            root["layer_norm_epsilon"]?.GetValue<double>() ?? GptConfig.DefaultLayerNormEpsilon, tokenizer);
+    }
+
+    /// <summary>Loads the model of the checkpoint at <paramref name="dir"/> onto <paramref name="device"/>.</summary>
+    public static GptLmHeadModel Load(string dir, Device? device = null)
+    {
+        GptConfig config = LoadConfig(dir);
+        var model = new GptLmHeadModel(config);
+        LoadWeights(model, Path.Combine(dir, WeightsFile));
+        if (device is not null) model.to(device);
+        return model;
+    }
+
+    /// <summary>Copies the weights of a safetensors file into <paramref name="model"/>, checking names and shapes.</summary>
+    public static void LoadWeights(GptLmHeadModel model, string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: weights file not found", path);
+        Safetensors.Contents contents = Safetensors.Read(path);
+        try
+        {
+            var stored = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+            foreach (var (name, t) in contents.Tensors)
+            {
+                string key = name.StartsWith(Prefix, StringComparison.Ordinal) || name.StartsWith("lm_head.", StringComparison.Ordinal) ? name : Prefix + name;
+                stored[key] = t;
+            }
+            using var noGrad = torch.no_grad();
+            foreach (var (name, p) in model.named_parameters())
+            {
+                if (!stored.TryGetValue(name, out Tensor? t))
+                    throw new InvalidDataException($"{path}: tensor \"{name}\" missing");
+                if (!t.shape.SequenceEqual(p.shape))
+                    throw new InvalidDataException($"{path}: tensor \"{name}\" has shape [{string.Join(", ", t.shape)}], the config needs [{string.Join(", ", p.shape)}]");
+                p.copy_(t.to_type(p.dtype));
+            }
+            if (stored.TryGetValue("lm_head.weight", out Tensor? head) && !head.to_type(ScalarType.Float32).allclose(stored[Prefix + "wte.weight"].to_type(ScalarType.Float32), 0, 0))
+                throw new InvalidDataException($"{path}: lm_head.weight differs from transformer.wte.weight, but this model ties them");
+        }
+        finally
+        {
+            foreach (Tensor t in contents.Tensors.Values) t.Dispose();
+        }
+    }
+
+    /// <summary>config.json text in Hugging Face's GPT2Config form.</summary>
+    public static string ConfigToJson(GptConfig c)
+    {
+        var root = new JsonObject
+        {
+            ["architectures"] = new JsonArray("GPT2LMHeadModel"),
+            ["model_type"] = "gpt2",
+            ["vocab_size"] = c.VocabSize,
+            ["n_positions"] = c.NPositions,
+            ["n_ctx"] = c.NPositions,
+            ["n_embd"] = c.NEmbd,
+            ["n_layer"] = c.NLayer,
+            ["n_head"] = c.NHead,
+            ["n_inner"] = null,
+            ["activation_function"] = "gelu_new",
+            ["layer_norm_epsilon"] = c.LayerNormEpsilon,
+            ["initializer_range"] = GptConfig.InitializerRange,
+            ["resid_pdrop"] = 0.0,
+            ["embd_pdrop"] = 0.0,
+            ["attn_pdrop"] = 0.0,
+            ["scale_attn_weights"] = true,
+            ["tie_word_embeddings"] = true,
+            ["bos_token_id"] = c.VocabSize - 1,
+            ["eos_token_id"] = c.VocabSize - 1,
+            ["torch_dtype"] = "float32",
+            ["kto_tokenizer"] = c.Tokenizer,
+        };
+        return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+}

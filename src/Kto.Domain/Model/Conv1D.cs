@@ -1,0 +1,35 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Kto.Domain.Model;
+
+/// <summary>
+/// GPT-2's "Conv1D": an affine map whose weight is stored (in, out) — transposed relative to
+/// <c>nn.Linear</c> — exactly as Hugging Face stores it, so checkpoints load without transposes.
+/// </summary>
+public sealed class Conv1D : nn.Module<Tensor, Tensor>
+{
+    private readonly TorchSharp.Modules.Parameter _weight; // (in, out)
+    private readonly TorchSharp.Modules.Parameter _bias;   // (out)
+
+    /// <summary>Creates the layer with zero weights; <see cref="GptLmHeadModel"/> initialises them.</summary>
+    public Conv1D(long inFeatures, long outFeatures) : base(nameof(Conv1D))
+    {
+        _weight = nn.Parameter(zeros(inFeatures, outFeatures));
+        _bias = nn.Parameter(zeros(outFeatures));
+        register_parameter("weight", _weight);
+        register_parameter("bias", _bias);
+    }
+
+    /// <summary>The (in, out) weight.</summary>
+    public Tensor Weight => _weight;
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor x)
+    {
+        // x: (..., in) -> (..., out)
+        long[] shape = x.shape;
+        shape[^1] = _weight.shape[1];
+        return torch.addmm(_bias, x.reshape(-1, x.shape[^1]), _weight, 1, 1).view(shape);
+    }
+}
