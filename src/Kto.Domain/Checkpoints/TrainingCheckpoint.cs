@@ -1,0 +1,118 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Kto.Domain.Model;
+using Kto.Domain.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Kto.Domain.Checkpoints;
+
+/// <summary>What a training checkpoint records besides tensors.</summary>
+/// <param name="GlobalStep">Optimizer steps completed.</param>
+/// <param name="DatasetFingerprint">The data it was trained on (resume refuses other data).</param>
+/// <param name="TotalSteps">Planned steps of the run.</param>
+public sealed record TrainerState(int GlobalStep, string DatasetFingerprint, int TotalSteps);
+
+/// <summary>
+/// A resumable checkpoint: a directory <c>checkpoint-STEP</c> holding the model (HF layout, loadable on its own),
+/// <c>optimizer.safetensors</c> (AdamW moments) and <c>trainer_state.json</c> (step, data fingerprint and the
+/// SHA-256 of every file). It is written into a temporary directory, each file flushed to disk, then renamed into
+/// place, so a crash leaves either the whole checkpoint or none; hashes are verified on load.
+/// </summary>
+public static class TrainingCheckpoint
+{
+    /// <summary>Directory name prefix (Hugging Face's).</summary>
+    public const string Prefix = "checkpoint-";
+
+    /// <summary>File of the optimizer state.</summary>
+    public const string OptimizerFile = "optimizer.safetensors";
+
+    /// <summary>File of the step and hashes; written last.</summary>
+    public const string StateFile = "trainer_state.json";
+
+    /// <summary>Writes the checkpoint of <paramref name="state"/> under <paramref name="outputDir"/>; returns its path.</summary>
+    public static string Save(string outputDir, GptLmHeadModel model, AdamW optimizer, TrainerState state)
+    {
+        string final = Path.Combine(outputDir, Prefix + state.GlobalStep.ToString(CultureInfo.InvariantCulture));
+        string temp = Path.Combine(outputDir, $".{Prefix}{state.GlobalStep}.tmp-{Environment.ProcessId}");
+        if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
+        Directory.CreateDirectory(temp);
+        ModelCheckpoint.Save(model, temp);
+        AtomicFile.Write(Path.Combine(temp, OptimizerFile), s => Safetensors.Write(s, optimizer.StateTensors(),
+            new Dictionary<string, string> { ["step_count"] = optimizer.StepCount.ToString(CultureInfo.InvariantCulture) }));
+        var files = new JsonObject();
+        foreach (string f in new[] { ModelCheckpoint.ConfigFile, ModelCheckpoint.WeightsFile, OptimizerFile })
+            files[f] = AtomicFile.Sha256(Path.Combine(temp, f));
+        var json = new JsonObject
+        {
+            ["global_step"] = state.GlobalStep,
+            ["total_steps"] = state.TotalSteps,
+            ["dataset_fingerprint"] = state.DatasetFingerprint,
+            ["files"] = files,
+        };
+        AtomicFile.WriteText(Path.Combine(temp, StateFile), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
+        Directory.Move(temp, final);
+        return final;
+    }
+
+    /// <summary>The newest complete checkpoint in <paramref name="outputDir"/>, or null.</summary>
+    public static string? Latest(string outputDir) => List(outputDir).LastOrDefault().Path;
+
+    /// <summary>Complete checkpoints in <paramref name="outputDir"/>, oldest first.</summary>
+    public static IReadOnlyList<(int Step, string Path)> List(string outputDir)
+    {
+        if (!Directory.Exists(outputDir)) return [];
+        return Directory.GetDirectories(outputDir, Prefix + "*")
+            .Select(d => (ok: int.TryParse(Path.GetFileName(d).AsSpan(Prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out int s), s, d))
+            .Where(x => x.ok && File.Exists(Path.Combine(x.d, StateFile)))
+            .OrderBy(x => x.s)
+            .Select(x => (x.s, x.d))
+            .ToList();
+    }
+
+    /// <summary>Deletes the oldest checkpoints so at most <paramref name="keep"/> remain.</summary>
+    public static void Prune(string outputDir, int keep)
+    {
+        var all = List(outputDir);
+        for (int i = 0; i < all.Count - keep; i++) Directory.Delete(all[i].Path, recursive: true);
+    }
+
+    /// <summary>Reads the state of a checkpoint after verifying every file's hash.</summary>
+    /// <exception cref="InvalidDataException">A file is missing or its content does not match the recorded hash.</exception>
+    public static TrainerState ReadVerified(string dir)
+    {
+        string statePath = Path.Combine(dir, StateFile);
+        if (!File.Exists(statePath)) throw new InvalidDataException($"{dir}: not a training checkpoint (no {StateFile})");
+        JsonNode root = JsonNode.Parse(File.ReadAllText(statePath)) ?? throw new InvalidDataException($"{statePath}: empty");
+        foreach (var (file, hash) in root["files"]!.AsObject())
+        {
+            string path = Path.Combine(dir, file);
+            if (!File.Exists(path)) throw new InvalidDataException($"{dir}: {file} missing");
+            string actual = AtomicFile.Sha256(path);
+            if (actual != hash!.GetValue<string>())
+                throw new InvalidDataException($"{path}: content hash {actual[..12]}… does not match the recorded {hash.GetValue<string>()[..12]}… (corrupt or modified checkpoint)");
+        }
+        return new TrainerState(root["global_step"]!.GetValue<int>(), root["dataset_fingerprint"]!.GetValue<string>(), root["total_steps"]!.GetValue<int>());
+    }
+
+    /// <summary>Loads weights and optimizer state of a verified checkpoint into <paramref name="model"/> and <paramref name="optimizer"/>.</summary>
+    public static TrainerState Restore(string dir, GptLmHeadModel model, AdamW optimizer)
+    {
+        TrainerState state = ReadVerified(dir);
+        GptConfig saved = ModelCheckpoint.LoadConfig(dir);
+        if (saved != model.Config) throw new InvalidDataException($"{dir}: model config {saved} differs from the run's {model.Config}");
+        ModelCheckpoint.LoadWeights(model, Path.Combine(dir, ModelCheckpoint.WeightsFile));
+        Safetensors.Contents opt = Safetensors.Read(Path.Combine(dir, OptimizerFile));
+        try
+        {
+            optimizer.LoadState(long.Parse(opt.Metadata["step_count"], CultureInfo.InvariantCulture), opt.Tensors);
+        }
+        finally
+        {
+            foreach (Tensor t in opt.Tensors.Values) t.Dispose();
+        }
+        return state;
+    }
+}

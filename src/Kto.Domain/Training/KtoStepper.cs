@@ -1,0 +1,92 @@
+using Kto.Domain.Loss;
+using Kto.Domain.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Kto.Domain.Training;
+
+/// <summary>
+/// The KTO training step on one shard of a micro-batch, in the two phases a distributed step needs:
+/// <list type="number">
+/// <item><see cref="KlPartial"/>: policy log-probs of the shard's KL pairs, without gradient, minus the
+/// reference's, as a (sum, count) partial. The caller adds the partials of all shards of the micro-batch and
+/// takes <see cref="Loss.KlPartial.Clamped"/> as the global KL.</item>
+/// <item><see cref="ForwardBackward"/>: the loss of the shard's examples against that global KL, scaled so that
+/// the gradients of all shards add up to the gradient of the micro-batch's mean loss (divided by the number of
+/// micro-batches in the step); gradients accumulate into the policy's <c>.grad</c>.</item>
+/// </list>
+/// In one process the single shard is the whole micro-batch. The optimizer step is separate
+/// (<see cref="AdamW"/>), so the caller can reduce gradients across processes in between.
+/// </summary>
+public sealed class KtoStepper
+{
+    private readonly GptLmHeadModel _policy;
+    private readonly IReferenceModel _reference;
+    private readonly KtoLossOptions _loss;
+    private readonly int _padId;
+    private readonly Device _device;
+
+    /// <summary>Creates a stepper for <paramref name="policy"/> (not owned) and <paramref name="reference"/> (not owned).</summary>
+    public KtoStepper(GptLmHeadModel policy, IReferenceModel reference, KtoLossOptions loss, int padId, Device device)
+    {
+        _policy = policy;
+        _reference = reference;
+        _loss = loss;
+        _padId = padId;
+        _device = device;
+    }
+
+    /// <summary>The shard's reference log-probs, which both phases use; get them once per shard.</summary>
+    public ReferenceLogps[] Reference(IReadOnlyList<TrainItem> shard) => _reference.Score(shard);
+
+    /// <summary>Phase 1: Σ (policy − reference) log-probs over the shard's KL pairs, no gradient.</summary>
+    public KlPartial KlPartial(IReadOnlyList<TrainItem> shard, ReferenceLogps[] reference)
+    {
+        if (!_loss.LossType.UsesKl() || shard.Count == 0) return Loss.KlPartial.Empty;
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        using SequenceBatch kl = SequenceBatch.Collate(shard.Select(i => (i.KlPromptIds, i.KlCompletionIds)).ToList(), _padId, _device);
+        double[] policy = SequenceLogProbs.Compute(_policy, kl).Sum.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
+        double sum = 0;
+        for (int i = 0; i < policy.Length; i++) sum += policy[i] - reference[i].Kl;
+        return new KlPartial(sum, policy.Length);
+    }
+
+    /// <summary>Phase 2: forward and backward of the shard's examples; returns the shard's metric sums.</summary>
+    /// <param name="shard">The shard's items.</param>
+    /// <param name="reference">Their reference log-probs.</param>
+    /// <param name="kl">The micro-batch's global KL (the clamped estimate), and its raw value for the log.</param>
+    /// <param name="microBatchSize">Examples in the whole micro-batch (all shards).</param>
+    /// <param name="microBatchesInStep">Micro-batches accumulated into this optimizer step.</param>
+    public StepMetrics ForwardBackward(IReadOnlyList<TrainItem> shard, ReferenceLogps[] reference, KlPartial kl, int microBatchSize, int microBatchesInStep)
+    {
+        if (shard.Count == 0) return StepMetrics.Zero;
+        using var scope = torch.NewDisposeScope();
+        using SequenceBatch batch = SequenceBatch.Collate(shard.Select(i => (i.Example.PromptIds, i.Example.CompletionIds)).ToList(), _padId, _device);
+        SequenceLogProbs.Result policy = SequenceLogProbs.Compute(_policy, batch);
+        Tensor refLogps = torch.tensor(reference.Select(r => (float)r.Completion).ToArray(), device: _device);
+        Tensor desirable = torch.tensor(shard.Select(i => i.Example.Label).ToArray(), device: _device);
+        KtoLossOutput output = KtoLoss.Compute(policy.Sum, refLogps, desirable, kl.Clamped, _loss);
+
+        // Σ over the shard / micro-batch size = this shard's part of the micro-batch mean.
+        Tensor shardLoss = output.Losses.sum() / microBatchSize;
+        (shardLoss / microBatchesInStep).backward();
+
+        double[] rewards = output.Rewards.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
+        double[] logps = policy.Sum.detach().to_type(ScalarType.Float64).cpu().data<double>().ToArray();
+        double[] logits = policy.LogitSum.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
+        double[] tokens = policy.TokenCount.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
+        var m = new StepMetrics { LossSum = shardLoss.item<float>(), Tokens = shard.Sum(i => (long)i.TokenCount) };
+        for (int i = 0; i < shard.Count; i++)
+        {
+            bool chosen = shard[i].Example.Label;
+            m = m + (chosen
+                ? new StepMetrics { ChosenCount = 1, ChosenRewardSum = rewards[i], ChosenLogpSum = logps[i], ChosenLogitSum = logits[i], ChosenTokens = (long)tokens[i] }
+                : new StepMetrics { RejectedCount = 1, RejectedRewardSum = rewards[i], RejectedLogpSum = logps[i], RejectedLogitSum = logits[i], RejectedTokens = (long)tokens[i] });
+        }
+        return m;
+    }
+
+    /// <summary>The per-micro-batch KL entries of the metrics (added once per micro-batch, not per shard).</summary>
+    public static StepMetrics MicroBatchMetrics(KlPartial kl) => new() { MicroBatches = 1, KlSum = kl.Clamped, KlRawSum = kl.Raw };
+}

@@ -1,0 +1,55 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace Kto.Domain.Training;
+
+/// <summary>
+/// <c>metrics.jsonl</c>: one JSON object per logging step with TRL's metric names, appended and flushed line by
+/// line. On resume, lines past the checkpoint's step are dropped first, so a resumed run's log reads like an
+/// uninterrupted one.
+/// </summary>
+public sealed class MetricsLog
+{
+    /// <summary>File name inside output_dir.</summary>
+    public const string FileName = "metrics.jsonl";
+
+    private readonly string _path;
+
+    /// <summary>Opens (creating if needed) the log in <paramref name="outputDir"/>.</summary>
+    public MetricsLog(string outputDir) => _path = Path.Combine(outputDir, FileName);
+
+    /// <summary>The file's path.</summary>
+    public string FilePath => _path;
+
+    /// <summary>Keeps only lines whose step is at most <paramref name="step"/>.</summary>
+    public void TruncateAfter(int step)
+    {
+        if (!File.Exists(_path)) return;
+        var kept = File.ReadAllLines(_path).Where(l =>
+        {
+            try
+            {
+                using var doc = JsonDocument.Parse(l);
+                return doc.RootElement.GetProperty("step").GetInt32() <= step;
+            }
+            catch (JsonException)
+            {
+                return false; // a line cut short by a crash
+            }
+        }).ToArray();
+        Checkpoints.AtomicFile.WriteText(_path, kept.Length == 0 ? "" : string.Join('\n', kept) + "\n");
+    }
+
+    /// <summary>Appends one line: the step, the epoch, then the metrics in the given order.</summary>
+    public void Append(int step, double epoch, IEnumerable<KeyValuePair<string, double>> metrics)
+    {
+        var sb = new StringBuilder();
+        sb.Append(CultureInfo.InvariantCulture, $"{{\"step\":{step},\"epoch\":{Num(epoch)}");
+        foreach (var (k, v) in metrics) sb.Append(CultureInfo.InvariantCulture, $",\"{k}\":{Num(v)}");
+        sb.Append("}\n");
+        File.AppendAllText(_path, sb.ToString());
+    }
+
+    private static string Num(double v) => double.IsFinite(v) ? v.ToString("R", CultureInfo.InvariantCulture) : "null";
+}

@@ -1,0 +1,129 @@
+using Kto.Domain.Checkpoints;
+using Kto.Domain.Data;
+using Kto.Domain.Devices;
+using Kto.Domain.Loss;
+using Kto.Domain.Model;
+using Kto.Domain.Options;
+using Kto.Domain.Tokenization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Kto.Domain.Training;
+
+/// <summary>Everything a run needs before its first step: device, data, policy, reference. Built by <see cref="Prepare"/>.</summary>
+public sealed class TrainingSetup : IDisposable
+{
+    private TrainingSetup(KtoConfig config, Device device, ITextTokenizer tokenizer, GptLmHeadModel policy, TrainingData data, IReferenceModel reference)
+    {
+        Config = config;
+        Device = device;
+        Tokenizer = tokenizer;
+        Policy = policy;
+        Data = data;
+        Reference = reference;
+    }
+
+    /// <summary>The run config.</summary>
+    public KtoConfig Config { get; }
+    /// <summary>Where tensors live.</summary>
+    public Device Device { get; }
+    /// <summary>The checkpoint's tokenizer.</summary>
+    public ITextTokenizer Tokenizer { get; }
+    /// <summary>The policy at its starting weights.</summary>
+    public GptLmHeadModel Policy { get; }
+    /// <summary>Paired, fingerprinted examples.</summary>
+    public TrainingData Data { get; }
+    /// <summary>Live reference model or precomputed log-probs.</summary>
+    public IReferenceModel Reference { get; }
+
+    /// <summary>Applies num_threads and the seed; call before creating tensors.</summary>
+    public static void ConfigureTorch(KtoConfig config)
+    {
+        if (config.NumThreads > 0) torch.set_num_threads(config.NumThreads);
+        torch.manual_seed(config.Seed);
+    }
+
+    /// <summary>Loads and checks everything; reports warnings (imbalance, single class, drops) to <paramref name="observer"/>.</summary>
+    public static TrainingSetup Prepare(KtoConfig config, ITrainingObserver observer)
+    {
+        ConfigureTorch(config);
+        Device device = DeviceSpec.Resolve(config.Device);
+        GptConfig modelConfig = ModelCheckpoint.LoadConfig(config.ModelNameOrPath);
+        ITextTokenizer tokenizer = TokenizerRegistry.Get(modelConfig.Tokenizer);
+        if (tokenizer.VocabSize > modelConfig.VocabSize)
+            throw new InvalidDataException($"{config.ModelNameOrPath}: vocab_size {modelConfig.VocabSize} is smaller than the {tokenizer.Name} tokenizer's {tokenizer.VocabSize}");
+
+        DatasetLoadOptions lengths = EffectiveLengths(config, modelConfig, observer);
+        LoadedDataset dataset = KtoDatasetLoader.Load(config.DatasetPath, tokenizer, lengths);
+        foreach (string w in dataset.Warnings) observer.Warn(w);
+        if (dataset.DroppedNoRoom > 0)
+            observer.Warn($"{dataset.DroppedNoRoom} example(s) dropped: their prompt left no room for a completion within max_length {lengths.MaxLength}");
+        observer.Info($"dataset: {dataset.Examples.Count} examples ({dataset.DesirableCount} desirable, {dataset.UndesirableCount} undesirable), format {dataset.Format}");
+        string? imbalance = ClassImbalance.Check(dataset.DesirableCount, dataset.UndesirableCount, config.DesirableWeight, config.UndesirableWeight);
+        if (imbalance != null) observer.Warn(imbalance);
+        if (config.LossType.UsesKl() && dataset.Examples.Count < 2)
+            throw new InvalidDataException($"{config.DatasetPath}: loss_type \"kto\" needs at least two examples to form KL pairs");
+
+        TrainingData data = TrainingData.Build(dataset.Examples, config.PerDeviceTrainBatchSize, lengths);
+        GptLmHeadModel policy = ModelCheckpoint.Load(config.ModelNameOrPath, device);
+        IReferenceModel reference = CreateReference(config, modelConfig, tokenizer, data, device, observer);
+        return new TrainingSetup(config, device, tokenizer, policy, data, reference);
+    }
+
+    /// <summary>max_length capped at the model's n_positions; max_prompt_length as configured.</summary>
+    public static DatasetLoadOptions EffectiveLengths(KtoConfig config, GptConfig model, ITrainingObserver observer)
+    {
+        int maxLength = config.MaxLength;
+        if (maxLength > model.NPositions)
+        {
+            observer.Info($"max_length {maxLength} exceeds the model's n_positions; using {model.NPositions}");
+            maxLength = model.NPositions;
+        }
+        return new DatasetLoadOptions(maxLength, config.MaxPromptLength, config.MaxCompletionLength);
+    }
+
+    private static IReferenceModel CreateReference(KtoConfig config, GptConfig policyConfig, ITextTokenizer tokenizer, TrainingData data, Device device, ITrainingObserver observer)
+    {
+        string refDir = config.RefModelNameOrPath ?? config.ModelNameOrPath;
+        GptConfig refConfig = ModelCheckpoint.LoadConfig(refDir);
+        if (refConfig.Tokenizer != policyConfig.Tokenizer || refConfig.VocabSize != policyConfig.VocabSize)
+            throw new InvalidDataException($"{refDir}: the reference model's tokenizer/vocabulary ({refConfig.Tokenizer}, {refConfig.VocabSize}) differs from the policy's ({policyConfig.Tokenizer}, {policyConfig.VocabSize})");
+        bool kl = config.LossType.UsesKl();
+        if (!config.PrecomputeRefLogProbs)
+            return new LiveReference(ModelCheckpoint.Load(refDir, device), tokenizer.EosTokenId, device, kl);
+
+        string refHash = AtomicFile.Sha256(Path.Combine(refDir, ModelCheckpoint.WeightsFile));
+        string cachePath = ReferenceLogpsCache.PathFor(Path.Combine(config.OutputDir, "cache"), data.Fingerprint, refHash);
+        ReferenceLogps[]? cached = ReferenceLogpsCache.TryRead(cachePath, data.Fingerprint, refHash, data.Items.Count);
+        if (cached != null)
+        {
+            observer.Info($"reference log-probs: reusing {cachePath}");
+            return new PrecomputedReference(cached);
+        }
+        observer.Info($"reference log-probs: one pass over {data.Items.Count} examples with {refDir}");
+        using (GptLmHeadModel refModel = ModelCheckpoint.Load(refDir, device))
+        {
+            int batch = Math.Max(1, config.PerDeviceTrainBatchSize);
+            var items = data.Items;
+            double[] completion = SequenceLogProbs.Score(refModel, items.Select(i => (i.Example.PromptIds, i.Example.CompletionIds)).ToList(),
+                tokenizer.EosTokenId, batch, device, n => observer.Progress(new ProgressUpdate("precompute", n, items.Count * (kl ? 2 : 1), EmptyFigures)));
+            double[] klLogps = kl
+                ? SequenceLogProbs.Score(refModel, items.Select(i => (i.KlPromptIds, i.KlCompletionIds)).ToList(),
+                    tokenizer.EosTokenId, batch, device, n => observer.Progress(new ProgressUpdate("precompute", items.Count + n, items.Count * 2, EmptyFigures)))
+                : new double[items.Count];
+            var values = completion.Select((c, i) => new ReferenceLogps(c, klLogps[i])).ToArray();
+            ReferenceLogpsCache.Write(cachePath, data.Fingerprint, refHash, values);
+            observer.Info($"reference log-probs cached in {cachePath}; the reference model is not kept in memory");
+            return new PrecomputedReference(values);
+        }
+    }
+
+    private static readonly IReadOnlyDictionary<string, double> EmptyFigures = new Dictionary<string, double>();
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Reference.Dispose();
+        Policy.Dispose();
+    }
+}
