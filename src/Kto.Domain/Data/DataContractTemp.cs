@@ -25,3 +25,8 @@ public static class Truncation
         return (prompt, completion.Length > room ? completion[..room] : completion);
     }
 }
+/// <summary>tmp</summary>
+public sealed class DataException : Exception { /// <summary>tmp</summary>
+public DataException(string m) : base(m) { } /// <summary>tmp</summary>
+public DataException() { } /// <summary>tmp</summary>
+public DataException(string m, Exception e) : base(m, e) { } }

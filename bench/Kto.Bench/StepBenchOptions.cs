@@ -1,0 +1,28 @@
+namespace Kto.Bench;
+
+/// <summary>What <see cref="StepBenchmark"/> measures; defaults are the `kto bench step` defaults.</summary>
+public sealed record StepBenchOptions
+{
+    /// <summary>n_layer.</summary>
+    public int Layers { get; init; } = 4;
+    /// <summary>n_head.</summary>
+    public int Heads { get; init; } = 4;
+    /// <summary>n_embd.</summary>
+    public int Width { get; init; } = 256;
+    /// <summary>vocab_size.</summary>
+    public int Vocab { get; init; } = 4096;
+    /// <summary>Tokens per example (prompt + completion).</summary>
+    public int Tokens { get; init; } = 64;
+    /// <summary>Examples per step.</summary>
+    public int Batch { get; init; } = 16;
+    /// <summary>CPU threads for tensor math.</summary>
+    public int Threads { get; init; } = 1;
+    /// <summary>Measured steps per side (after warm-up).</summary>
+    public int Steps { get; init; } = 10;
+    /// <summary>Unmeasured steps per side first.</summary>
+    public int WarmupSteps { get; init; } = 2;
+    /// <summary>Use precomputed reference log-probs instead of a live reference model.</summary>
+    public bool PrecomputedRef { get; init; }
+    /// <summary>Device.</summary>
+    public string Device { get; init; } = "cpu";
+}

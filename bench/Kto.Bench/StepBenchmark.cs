@@ -1,0 +1,195 @@
+using System.Diagnostics;
+using Kto.Domain.Data;
+using Kto.Domain.Devices;
+using Kto.Domain.Loss;
+using Kto.Domain.Model;
+using Kto.Domain.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Kto.Bench;
+
+/// <summary>Timings of one side of the comparison.</summary>
+/// <param name="MedianStepMs">Median wall time of one optimizer step.</param>
+/// <param name="ExamplesPerSecond">Batch / median step time.</param>
+public sealed record StepTiming(double MedianStepMs, double ExamplesPerSecond);
+
+/// <summary>Both sides of <c>kto bench step</c>.</summary>
+/// <param name="Kto">The product's step: <see cref="KtoStepper"/> + clipping + <see cref="AdamW"/>.</param>
+/// <param name="Bare">A bare TorchSharp loop doing the same work on pre-built tensors with torch.optim.AdamW.</param>
+public sealed record StepBenchResult(StepTiming Kto, StepTiming Bare);
+
+/// <summary>
+/// Times one KTO training step of a configurable GPT against a bare TorchSharp loop doing the same work
+/// (KL forward without gradient, reference forwards unless precomputed, policy forward/backward, clipping,
+/// AdamW), alternating the two step by step so machine noise hits both alike.
+/// </summary>
+public static class StepBenchmark
+{
+    /// <summary>Runs the comparison.</summary>
+    public static StepBenchResult Run(StepBenchOptions o)
+    {
+        torch.set_num_threads(o.Threads);
+        Device device = DeviceSpec.Resolve(o.Device);
+        var config = new GptConfig(o.Vocab, o.Tokens, o.Width, o.Layers, o.Heads, Tokenizer: "bench");
+        List<TrainItem> items = SyntheticItems(o);
+        var lossOptions = new KtoLossOptions(0.1, KtoLossType.Kto, 1, 1);
+
+        using var kto = new KtoSide(config, items, lossOptions, o, device);
+        using var bare = new BareSide(config, items, o, device);
+        for (int i = 0; i < o.WarmupSteps; i++) { kto.Step(); bare.Step(); }
+        var ktoMs = new List<double>();
+        var bareMs = new List<double>();
+        for (int i = 0; i < o.Steps; i++)
+        {
+            ktoMs.Add(Time(kto.Step));
+            bareMs.Add(Time(bare.Step));
+        }
+        return new StepBenchResult(Timing(ktoMs, o.Batch), Timing(bareMs, o.Batch));
+    }
+
+    private static double Time(Action step)
+    {
+        var sw = Stopwatch.StartNew();
+        step();
+        return sw.Elapsed.TotalMilliseconds;
+    }
+
+    private static StepTiming Timing(List<double> ms, int batch)
+    {
+        double median = ms.Order().ElementAt(ms.Count / 2);
+        return new StepTiming(median, batch / (median / 1000));
+    }
+
+    /// <summary>Random prompts and completions (half the tokens each), alternating labels, KL pairs rotated by one.</summary>
+    internal static List<TrainItem> SyntheticItems(StepBenchOptions o)
+    {
+        var rng = new SplitMix64(12345);
+        int promptLen = o.Tokens / 2, completionLen = o.Tokens - promptLen;
+        int[] Ids(int n) => Enumerable.Range(0, n).Select(_ => (int)rng.NextBelow((ulong)o.Vocab - 1)).ToArray();
+        var examples = Enumerable.Range(0, o.Batch).Select(i => new KtoExample(Ids(promptLen), Ids(completionLen), i % 2 == 0, i + 1)).ToList();
+        return examples.Select((e, i) => new TrainItem(i, e, e.PromptIds, examples[(i + 1) % examples.Count].CompletionIds)).ToList();
+    }
+
+    private sealed class KtoSide : IDisposable
+    {
+        private readonly GptLmHeadModel _policy;
+        private readonly IReferenceModel _reference;
+        private readonly AdamW _optimizer;
+        private readonly KtoStepper _stepper;
+        private readonly List<TrainItem> _items;
+
+        public KtoSide(GptConfig config, List<TrainItem> items, KtoLossOptions loss, StepBenchOptions o, Device device)
+        {
+            _items = items;
+            _policy = NewModel(config, device);
+            if (o.PrecomputedRef)
+            {
+                using GptLmHeadModel refModel = NewModel(config, device);
+                using var live = new LiveReference(refModel, config.VocabSize - 1, device, scoreKl: true);
+                _reference = new PrecomputedReference(live.Score(items));
+            }
+            else
+            {
+                _reference = new LiveReference(NewModel(config, device), config.VocabSize - 1, device, scoreKl: true);
+            }
+            _optimizer = new AdamW(_policy.named_parameters().Select(p => (p.name, p.parameter)), 0.9, 0.999, 1e-8, 0);
+            _stepper = new KtoStepper(_policy, _reference, loss, config.VocabSize - 1, device);
+        }
+
+        public void Step()
+        {
+            _optimizer.ZeroGrad();
+            ReferenceLogps[] reference = _stepper.Reference(_items);
+            KlPartial kl = _stepper.KlPartial(_items, reference);
+            _stepper.ForwardBackward(_items, reference, kl, _items.Count, 1);
+            GradientClipping.ClipGlobalNorm(_policy.parameters(), 1.0);
+            _optimizer.Step(1e-5);
+        }
+
+        public void Dispose()
+        {
+            _optimizer.Dispose();
+            _reference.Dispose();
+            _policy.Dispose();
+        }
+    }
+
+    private sealed class BareSide : IDisposable
+    {
+        private readonly GptLmHeadModel _policy;
+        private readonly GptLmHeadModel? _reference;
+        private readonly optim.Optimizer _optimizer;
+        private readonly Tensor _ids, _mask, _klIds, _klMask, _labels;
+        private readonly Tensor? _refLogps, _refKl;
+
+        public BareSide(GptConfig config, List<TrainItem> items, StepBenchOptions o, Device device)
+        {
+            _policy = NewModel(config, device);
+            using (var main = SequenceBatch.Collate(items.Select(i => (i.Example.PromptIds, i.Example.CompletionIds)).ToList(), config.VocabSize - 1, device))
+            using (var kl = SequenceBatch.Collate(items.Select(i => (i.KlPromptIds, i.KlCompletionIds)).ToList(), config.VocabSize - 1, device))
+            {
+                _ids = main.Ids.clone(); _mask = main.LabelMask.clone();
+                _klIds = kl.Ids.clone(); _klMask = kl.LabelMask.clone();
+            }
+            _labels = torch.tensor(items.Select(i => i.Example.Label).ToArray(), device: device);
+            var reference = NewModel(config, device);
+            if (o.PrecomputedRef)
+            {
+                using (torch.no_grad())
+                {
+                    _refLogps = LogProbs(reference, _ids, _mask).detach().clone();
+                    _refKl = LogProbs(reference, _klIds, _klMask).detach().clone();
+                }
+                reference.Dispose();
+            }
+            else
+            {
+                _reference = reference;
+            }
+            _optimizer = optim.AdamW(_policy.parameters(), 1e-5, 0.9, 0.999, 1e-8, 0);
+        }
+
+        public void Step()
+        {
+            using var scope = torch.NewDisposeScope();
+            _optimizer.zero_grad();
+            Tensor refLogps, refKl, policyKl;
+            using (torch.no_grad())
+            {
+                refLogps = _refLogps ?? LogProbs(_reference!, _ids, _mask);
+                refKl = _refKl ?? LogProbs(_reference!, _klIds, _klMask);
+                policyKl = LogProbs(_policy, _klIds, _klMask);
+            }
+            Tensor kl = (policyKl - refKl).mean().clamp_min(0);
+            Tensor r = LogProbs(_policy, _ids, _mask) - refLogps;
+            Tensor loss = torch.where(_labels, 1 - torch.sigmoid(0.1 * (r - kl)), 1 - torch.sigmoid(0.1 * (kl - r))).mean();
+            loss.backward();
+            nn.utils.clip_grad_norm_(_policy.parameters(), 1.0);
+            _optimizer.step();
+        }
+
+        private static Tensor LogProbs(GptLmHeadModel model, Tensor ids, Tensor mask)
+        {
+            Tensor logits = model.forward(ids);
+            long t = logits.shape[1];
+            return (logits.narrow(1, 0, t - 1).log_softmax(-1).gather(-1, ids.narrow(1, 1, t - 1).unsqueeze(-1)).squeeze(-1) * mask).sum(1);
+        }
+
+        public void Dispose()
+        {
+            _optimizer.Dispose();
+            _reference?.Dispose();
+            _policy.Dispose();
+            foreach (var t in new[] { _ids, _mask, _klIds, _klMask, _labels, _refLogps, _refKl }) t?.Dispose();
+        }
+    }
+
+    private static GptLmHeadModel NewModel(GptConfig config, Device device)
+    {
+        using var g = new Generator(7);
+        var model = new GptLmHeadModel(config, g);
+        model.to(device);
+        return model;
+    }
+}

@@ -1,0 +1,36 @@
+using System.CommandLine;
+
+namespace Kto.Cluster.Cmd.Commands;
+
+/// <summary>Options several commands share.</summary>
+internal static class CommonOptions
+{
+    /// <summary><c>--device cpu|cuda[:n]</c>.</summary>
+    public static Option<string> Device() => new("--device")
+    {
+        Description = "where tensors live: cpu, cuda or cuda:N (CUDA needs a build with -p:KtoTorchBackend=cuda)",
+        DefaultValueFactory = _ => "cpu",
+    };
+
+    /// <summary><c>--threads N</c>.</summary>
+    public static Option<int> Threads(int defaultValue) => new("--threads")
+    {
+        Description = "CPU threads for tensor math (0 = library default)",
+        DefaultValueFactory = _ => defaultValue,
+    };
+
+    /// <summary>Runs <paramref name="body"/>, turning expected failures into a one-line error and exit code 1.</summary>
+    public static int Guard(Func<int> body)
+    {
+        try
+        {
+            return body();
+        }
+        catch (Exception e) when (e is Kto.Domain.Options.ConfigException or Kto.Domain.Data.DataException
+            or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException or InvalidOperationException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+}

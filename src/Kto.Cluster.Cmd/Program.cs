@@ -1,0 +1,21 @@
+using System.CommandLine;
+using Kto.Cluster.Cmd.Commands;
+
+namespace Kto.Cluster.Cmd;
+
+/// <summary>Entry point of the <c>kto</c> tool.</summary>
+public static class Program
+{
+    /// <summary>Parses the command line and runs the chosen command; returns the exit code.</summary>
+    public static int Main(string[] args)
+    {
+        var root = new RootCommand("kto — KTO training for language models from thumbs-up/down feedback")
+        {
+            TrainCommand.Create(),
+            ScoreCommand.Create(),
+            BenchCommands.Create(),
+            ModelCommands.Create(),
+        };
+        return root.Parse(args).Invoke();
+    }
+}
