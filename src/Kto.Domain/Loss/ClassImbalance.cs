@@ -74,6 +74,10 @@ public static class ClassImbalance
             "weights on these examples do not balance them: desirable_weight * n_desirable / (undesirable_weight * " +
             "n_undesirable) should lie in [1, 4/3]. Recommended: desirable_weight in [{2}, {3}] or undesirable_weight " +
             "in [{4}, {5}] (see the KTO paper, Eq. 8).",
-            desirable, undesirable, r.DesirableMin, r.DesirableMax, r.UndesirableMin, r.UndesirableMax);
+            desirable, undesirable,
+            PythonFloat(r.DesirableMin), PythonFloat(r.DesirableMax), PythonFloat(r.UndesirableMin), PythonFloat(r.UndesirableMax));
     }
+
+    /// <summary>A bound as Python prints a float rounded to 2 decimals: 4.0, 0.3, 0.33 (never a bare "4").</summary>
+    private static string PythonFloat(double value) => value.ToString("0.0#", CultureInfo.InvariantCulture);
 }
