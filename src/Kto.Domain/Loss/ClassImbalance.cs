@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Numerics;
 
 namespace Kto.Domain.Loss;
 
@@ -24,8 +25,37 @@ public static class ClassImbalance
         double dMin = undesirable * undesirableWeight / desirable;
         double uMax = desirable * desirableWeight / undesirable;
         return new Ranges(
-            Math.Round(dMin, 2), Math.Round(UpperRatio * dMin, 2),
-            Math.Round(uMax / UpperRatio, 2), Math.Round(uMax, 2));
+            RoundHalfEven(dMin, 2), RoundHalfEven(UpperRatio * dMin, 2),
+            RoundHalfEven(uMax / UpperRatio, 2), RoundHalfEven(uMax, 2));
+    }
+
+    /// <summary>
+    /// Python's <c>round(value, digits)</c>, which TRL uses for the bounds: the exact binary value of
+    /// <paramref name="value"/> rounded to the nearest multiple of 10^−digits, ties to even.
+    /// </summary>
+    /// <remarks>
+    /// <see cref="Math.Round(double, int)"/> differs: it rounds the already-rounded product value·10^digits, so
+    /// 0.665 (stored as 0.66500000000000004) gives 0.66 where Python gives 0.67, and 0.995 (stored as
+    /// 0.99499999999999999) gives 1.0 where Python gives 0.99. At a range boundary that flips the warning.
+    /// </remarks>
+    internal static double RoundHalfEven(double value, int digits)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(digits);
+        if (!double.IsFinite(value) || value == 0) return value;
+        long bits = BitConverter.DoubleToInt64Bits(value);
+        int biased = (int)((bits >> 52) & 0x7FF);
+        long fraction = bits & 0xF_FFFF_FFFF_FFFF;
+        long mantissa = biased == 0 ? fraction : fraction | (1L << 52);
+        int exponent = (biased == 0 ? 1 : biased) - 1075;    // |value| = mantissa · 2^exponent exactly
+        if (exponent >= 0) return value;                      // already an integer
+        // |value|·10^digits = numerator / denominator exactly; round that quotient half to even.
+        BigInteger numerator = mantissa * BigInteger.Pow(10, digits);
+        BigInteger denominator = BigInteger.One << -exponent;
+        BigInteger quotient = BigInteger.DivRem(numerator, denominator, out BigInteger remainder);
+        int half = (remainder * 2).CompareTo(denominator);
+        if (half > 0 || (half == 0 && !quotient.IsEven)) quotient += 1;
+        double magnitude = (double)quotient / Math.Pow(10, digits);  // correctly rounded division: the nearest double
+        return bits < 0 ? -magnitude : magnitude;
     }
 
     /// <summary>
@@ -44,6 +74,10 @@ public static class ClassImbalance
             "weights on these examples do not balance them: desirable_weight * n_desirable / (undesirable_weight * " +
             "n_undesirable) should lie in [1, 4/3]. Recommended: desirable_weight in [{2}, {3}] or undesirable_weight " +
             "in [{4}, {5}] (see the KTO paper, Eq. 8).",
-            desirable, undesirable, r.DesirableMin, r.DesirableMax, r.UndesirableMin, r.UndesirableMax);
+            desirable, undesirable,
+            PythonFloat(r.DesirableMin), PythonFloat(r.DesirableMax), PythonFloat(r.UndesirableMin), PythonFloat(r.UndesirableMax));
     }
+
+    /// <summary>A bound as Python prints a float rounded to 2 decimals: 4.0, 0.3, 0.33 (never a bare "4").</summary>
+    private static string PythonFloat(double value) => value.ToString("0.0#", CultureInfo.InvariantCulture);
 }
