@@ -162,7 +162,7 @@ namespace Kto.Build
 
         public override bool Execute()
         {
-            string? system = Array.Find(LibstdcxxCandidates, File.Exists);
+            var system = Array.Find(LibstdcxxCandidates, File.Exists);
             if (system != null && GlibcxxVersionPatch.Defines(system))
             {
                 Log.LogMessage(Microsoft.Build.Framework.MessageImportance.Low,
