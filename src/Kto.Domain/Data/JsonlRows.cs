@@ -81,7 +81,9 @@ internal static class JsonlRows
         }
         catch (JsonException e)
         {
-            throw DataErrors.Row(at, "a JSON object", $"malformed JSON ({e.Message})", e);
+            string reason = e.Message.Split(" LineNumber:", 2)[0].TrimEnd();
+            string where = e.BytePositionInLine is long b ? $" at byte {b}" : "";
+            throw DataErrors.Row(at, "a JSON object", $"malformed JSON{where} ({reason})", e);
         }
         using (document)
         {

@@ -66,18 +66,24 @@ internal sealed class RowParser
     /// <exception cref="DataException">The row has the fields of no format.</exception>
     public static RowParser Detect(SourceRecord first, ITextTokenizer tokenizer)
     {
+        (string? format, bool conversational) = Sniff(first.Fields);
+        if (format is not null) return new RowParser(tokenizer, format, conversational, first.At);
         IReadOnlyDictionary<string, DataValue> f = first.Fields;
-        if (f.ContainsKey(PromptIdsField) || f.ContainsKey(CompletionIdsField))
-            return new RowParser(tokenizer, DatasetFormats.Tokenized, false, first.At);
-        if (f.ContainsKey(ChosenField) || f.ContainsKey(RejectedField))
-            return new RowParser(tokenizer, DatasetFormats.Paired, IsList(f, PromptField, ChosenField), first.At);
+        string found = f.Count == 0 ? "no fields" : $"only the fields {string.Join(", ", f.Keys.Order(StringComparer.Ordinal))}";
+        throw DataErrors.Row(first.At, ExpectedFields, found);
+    }
+
+    /// <summary>The format whose fields <paramref name="f"/> has (null if none) and whether its text is conversational.</summary>
+    private static (string? Format, bool Conversational) Sniff(IReadOnlyDictionary<string, DataValue> f)
+    {
+        if (f.ContainsKey(PromptIdsField) || f.ContainsKey(CompletionIdsField)) return (DatasetFormats.Tokenized, false);
+        if (f.ContainsKey(ChosenField) || f.ContainsKey(RejectedField)) return (DatasetFormats.Paired, IsList(f, PromptField, ChosenField));
         if (f.ContainsKey(PromptField) || f.ContainsKey(CompletionField) || f.ContainsKey(LabelField))
         {
             bool conversational = IsList(f, PromptField, CompletionField);
-            return new RowParser(tokenizer, conversational ? DatasetFormats.Conversational : DatasetFormats.Standard, conversational, first.At);
+            return (conversational ? DatasetFormats.Conversational : DatasetFormats.Standard, conversational);
         }
-        string found = f.Count == 0 ? "no fields" : $"only the fields {string.Join(", ", f.Keys.Order(StringComparer.Ordinal))}";
-        throw DataErrors.Row(first.At, ExpectedFields, found);
+        return (null, false);
     }
 
     /// <summary>Whether the first of the fields present (in order) holds a list.</summary>
@@ -186,8 +192,13 @@ internal sealed class RowParser
         return ids;
     }
 
-    private DataValue Get(SourceRecord row, string field, string expected) =>
-        row.Fields.TryGetValue(field, out DataValue? value) ? value : throw Mismatch(row, field, expected, "no such field");
+    private DataValue Get(SourceRecord row, string field, string expected)
+    {
+        if (row.Fields.TryGetValue(field, out DataValue? value)) return value;
+        string? other = Sniff(row.Fields).Format;
+        string hint = other is not null && other != Format ? $" (the row has the fields of the {other} format)" : "";
+        throw Mismatch(row, field, expected, "no such field" + hint);
+    }
 
     /// <summary>A field error; on rows after the first it also names the format the first row set.</summary>
     private DataException Mismatch(SourceRecord row, string field, string expected, string found)
