@@ -96,8 +96,7 @@ internal static class JsonlRows
 
     private static DataValue Convert(JsonElement e) => e.ValueKind switch
     {
-        JsonValueKind.Object => new ObjectValue(e.EnumerateObject().GroupBy(p => p.Name)
-            .ToDictionary(g => g.Key, g => Convert(g.Last().Value))),
+        JsonValueKind.Object => new ObjectValue(Fields(e)),
         JsonValueKind.Array => new ListValue([.. e.EnumerateArray().Select(Convert)]),
         JsonValueKind.String => new StringValue(e.GetString()!),
         JsonValueKind.Number => e.TryGetInt64(out long n) ? new IntegerValue(n) : new NumberValue(e.GetRawText()),
@@ -105,4 +104,12 @@ internal static class JsonlRows
         JsonValueKind.False => new BoolValue(false),
         _ => NullValue.Instance,
     };
+
+    /// <summary>The members of an object; of repeated names the last wins, as in most JSON readers.</summary>
+    private static Dictionary<string, DataValue> Fields(JsonElement e)
+    {
+        var fields = new Dictionary<string, DataValue>(StringComparer.Ordinal);
+        foreach (JsonProperty p in e.EnumerateObject()) fields[p.Name] = Convert(p.Value);
+        return fields;
+    }
 }

@@ -10,8 +10,10 @@ namespace Kto.Domain.Data;
 internal static class ParquetRows
 {
     /// <summary>The rows of <paramref name="path"/> with the columns named in <paramref name="columns"/> that it has.</summary>
+    /// <remarks>Parquet.Net reads asynchronously; the read runs on the thread pool so that blocking on it cannot
+    /// deadlock a caller that has a synchronization context.</remarks>
     public static IReadOnlyList<SourceRecord> Read(string path, IReadOnlySet<string> columns) =>
-        ReadAsync(path, columns).GetAwaiter().GetResult();
+        Task.Run(() => ReadAsync(path, columns)).GetAwaiter().GetResult();
 
     private static async Task<IReadOnlyList<SourceRecord>> ReadAsync(string path, IReadOnlySet<string> columns)
     {
