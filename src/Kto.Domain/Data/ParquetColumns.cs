@@ -32,6 +32,7 @@ internal static class ParquetColumns
             case ListField { Item: DataField item } list when item.MaxRepetitionLevel == 1:
             {
                 Leaf leaf = await ReadLeafAsync(group, item, rowCount).ConfigureAwait(false);
+                if (leaf.Integers is not null) return IntegerLists(leaf, rowCount, list.MaxDefinitionLevel - 1);
                 List<DataValue>?[] rows = Lists(leaf, rowCount, list.MaxDefinitionLevel - 1, leaf.MaxDefinition, NullValue.Instance);
                 return [.. rows.Select(r => r is null ? (DataValue)NullValue.Instance : new ListValue(r))];
             }
@@ -70,7 +71,7 @@ internal static class ParquetColumns
         var values = new DataValue[rowCount];
         int next = 0;
         for (int i = 0; i < rowCount; i++)
-            values[i] = i < leaf.Definition.Length && leaf.Definition[i] == leaf.MaxDefinition ? leaf.Values[next++] : NullValue.Instance;
+            values[i] = i < leaf.Definition.Length && leaf.Definition[i] == leaf.MaxDefinition ? leaf.ValueAt(next++) : NullValue.Instance;
         return values;
     }
 
@@ -92,9 +93,45 @@ internal static class ParquetColumns
                 if (level == listDefined) continue;
             }
             if (row < 0) throw new InvalidDataException("the column's first value continues a list");
-            rows[row]!.Add(level < elementDefined ? nullElement : level < leaf.MaxDefinition ? NullValue.Instance : leaf.Values[next++]);
+            rows[row]!.Add(level < elementDefined ? nullElement : level < leaf.MaxDefinition ? NullValue.Instance : leaf.ValueAt(next++));
         }
         return rows;
+    }
+
+    /// <summary>
+    /// Lists of whole numbers: a list with no null element keeps its numbers unboxed (<see cref="IntegerItems"/>);
+    /// one with null elements is built item by item.
+    /// </summary>
+    private static DataValue[] IntegerLists(Leaf leaf, int rowCount, int listDefined)
+    {
+        long[] numbers = leaf.Integers!;
+        int[] definition = leaf.Definition, repetition = leaf.Repetition;
+        var values = new DataValue[rowCount];
+        Array.Fill(values, NullValue.Instance);
+        int row = -1, next = 0;
+        for (int i = 0; i < definition.Length;)
+        {
+            if (repetition[i] != 0) throw new InvalidDataException("a list continues without a start");
+            if (++row >= rowCount) throw new InvalidDataException($"the column has more than the row group's {rowCount} rows");
+            int end = i + 1;
+            while (end < definition.Length && repetition[end] != 0) end++;
+            if (definition[i] < listDefined) values[row] = NullValue.Instance;
+            else if (definition[i] == listDefined) values[row] = new ListValue([]);
+            else if (definition.AsSpan(i, end - i).ContainsAnyExcept(leaf.MaxDefinition))
+            {
+                var items = new List<DataValue>(end - i);
+                for (int k = i; k < end; k++)
+                    items.Add(definition[k] == leaf.MaxDefinition ? new IntegerValue(numbers[next++]) : NullValue.Instance);
+                values[row] = new ListValue(items);
+            }
+            else
+            {
+                values[row] = new ListValue(new IntegerItems(new ArraySegment<long>(numbers, next, end - i)));
+                next += end - i;
+            }
+            i = end;
+        }
+        return values;
     }
 
     private static DataValue[] StructLists(DataField[] children, List<DataValue>?[][] assembled, int rowCount)
@@ -131,8 +168,15 @@ internal static class ParquetColumns
         return values;
     }
 
-    /// <summary>A leaf column: levels per entry, and the defined values in order.</summary>
-    private sealed record Leaf(int[] Definition, int[] Repetition, int MaxDefinition, DataValue[] Values);
+    /// <summary>
+    /// A leaf column: levels per entry and the defined values in order, as <see cref="DataValue"/>s or, for a column
+    /// of whole numbers, unboxed in <paramref name="Integers"/> (then <paramref name="Values"/> is empty).
+    /// </summary>
+    private sealed record Leaf(int[] Definition, int[] Repetition, int MaxDefinition, DataValue[] Values, long[]? Integers)
+    {
+        /// <summary>The <paramref name="index"/>-th defined value.</summary>
+        public DataValue ValueAt(int index) => Integers is null ? Values[index] : new IntegerValue(Integers[index]);
+    }
 
     private static async Task<Leaf> ReadLeafAsync(ParquetRowGroupReader group, DataField field, int rowCount)
     {
@@ -150,21 +194,37 @@ internal static class ParquetColumns
             ? raw.RepetitionLevels[..Math.Min(definition.Length, raw.RepetitionLevels.Length)].ToArray()
             : new int[definition.Length];
         int defined = definition.Count(l => l == maxDefinition);
-        return new Leaf(definition, repetition, maxDefinition, Values(raw, field, defined));
+        long[]? integers = Integers(raw, defined);
+        return integers is null
+            ? new Leaf(definition, repetition, maxDefinition, Values(raw, field, defined), null)
+            : new Leaf(definition, repetition, maxDefinition, [], integers);
     }
 
-    /// <summary>The first <paramref name="count"/> (defined) values of the leaf as <see cref="DataValue"/>s.</summary>
+    /// <summary>The first <paramref name="count"/> values of an integer leaf (up to 64 bits, signed), else null.</summary>
+    private static long[]? Integers(RawColumnData raw, int count) => raw switch
+    {
+        RawColumnData<sbyte> n => Widen(n.Values, count, v => v),
+        RawColumnData<byte> n => Widen(n.Values, count, v => v),
+        RawColumnData<short> n => Widen(n.Values, count, v => v),
+        RawColumnData<ushort> n => Widen(n.Values, count, v => v),
+        RawColumnData<int> n => Widen(n.Values, count, v => v),
+        RawColumnData<uint> n => Widen(n.Values, count, v => v),
+        RawColumnData<long> n => n.Values[..count].ToArray(),
+        _ => null,
+    };
+
+    private static long[] Widen<T>(Span<T> values, int count, Func<T, long> widen)
+    {
+        var wide = new long[count];
+        for (int i = 0; i < count; i++) wide[i] = widen(values[i]);
+        return wide;
+    }
+
+    /// <summary>The first <paramref name="count"/> (defined) values of a leaf that is not of integers (see <see cref="Integers"/>).</summary>
     private static DataValue[] Values(RawColumnData raw, DataField field, int count) => raw switch
     {
         RawColumnData<ReadOnlyMemory<char>> s => Map(s.Values, count, v => new StringValue(v.ToString())),
         RawColumnData<bool> b => Map(b.Values, count, v => new BoolValue(v)),
-        RawColumnData<sbyte> n => Map(n.Values, count, v => new IntegerValue(v)),
-        RawColumnData<byte> n => Map(n.Values, count, v => new IntegerValue(v)),
-        RawColumnData<short> n => Map(n.Values, count, v => new IntegerValue(v)),
-        RawColumnData<ushort> n => Map(n.Values, count, v => new IntegerValue(v)),
-        RawColumnData<int> n => Map(n.Values, count, v => new IntegerValue(v)),
-        RawColumnData<uint> n => Map(n.Values, count, v => new IntegerValue(v)),
-        RawColumnData<long> n => Map(n.Values, count, v => new IntegerValue(v)),
         RawColumnData<ulong> n => Map(n.Values, count, v => v <= long.MaxValue ? new IntegerValue((long)v) : new NumberValue(v.ToString())),
         RawColumnData<float> x => Map(x.Values, count, v => new NumberValue(v.ToString("R"))),
         RawColumnData<double> x => Map(x.Values, count, v => new NumberValue(v.ToString("R"))),

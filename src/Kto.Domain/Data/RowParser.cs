@@ -182,6 +182,7 @@ internal sealed class RowParser
         string expected = allowEmpty ? "a list of token ids" : "a non-empty list of token ids";
         DataValue value = Get(row, field, expected);
         if (value is not ListValue list || (!allowEmpty && list.Items.Count == 0)) throw Mismatch(row, field, expected, value.Describe());
+        if (list.Items is IntegerItems numbers && InVocabulary(numbers.Values)) return [.. numbers.Values.Select(v => (int)v)];
         var ids = new int[list.Items.Count];
         for (int i = 0; i < ids.Length; i++)
         {
@@ -190,6 +191,13 @@ internal sealed class RowParser
             ids[i] = (int)id.Value;
         }
         return ids;
+    }
+
+    private bool InVocabulary(ArraySegment<long> ids)
+    {
+        foreach (long id in ids)
+            if (id < 0 || id >= _tokenizer.VocabSize) return false;
+        return true;
     }
 
     private DataValue Get(SourceRecord row, string field, string expected)

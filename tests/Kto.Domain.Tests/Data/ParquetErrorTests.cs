@@ -70,6 +70,20 @@ public sealed class ParquetErrorTests : IDisposable
             "ids.parquet:row 2:", "field \"completion_ids\"", "expected token ids in [0, 257)", "found integer 300 at index 2");
 
     [Fact]
+    public void NullTokenId() =>
+        FailsOn(_dir.Parquet("null-id.parquet", new[]
+            {
+                new NullableIdsRow { PromptIds = [1], CompletionIds = [2, 3], Label = true },
+                new NullableIdsRow { PromptIds = [1], CompletionIds = [2, null, 4], Label = false },
+            }),
+            "null-id.parquet:row 2:", "field \"completion_ids\"", "found null at index 1");
+
+    [Fact]
+    public void NullTokenIdList() =>
+        FailsOn(_dir.Parquet("null-ids.parquet", new[] { new TokenizedRow { PromptIds = null, CompletionIds = [2], Label = true } }),
+            "null-ids.parquet:row 1:", "field \"prompt_ids\"", "expected a list of token ids", "found null");
+
+    [Fact]
     public void EmptyCompletionIds() =>
         FailsOn(_dir.Parquet("noids.parquet", new[] { new TokenizedRow { PromptIds = [1], CompletionIds = [], Label = true } }),
             "noids.parquet:row 1:", "field \"completion_ids\"", "expected a non-empty list of token ids");

@@ -76,3 +76,10 @@ public sealed class NoLabelRow
     [JsonPropertyName("prompt")] public string? Prompt { get; set; }
     [JsonPropertyName("completion")] public string? Completion { get; set; }
 }
+
+public sealed class NullableIdsRow
+{
+    [JsonPropertyName("prompt_ids")] public List<long>? PromptIds { get; set; }
+    [JsonPropertyName("completion_ids")] public List<long?>? CompletionIds { get; set; }
+    [JsonPropertyName("label")] public bool Label { get; set; }
+}
