@@ -55,7 +55,7 @@ internal static class ParquetColumns
             case MapField:
                 return Fill(rowCount, new OtherValue("map"));
             default:
-                return Fill(rowCount, new OtherValue($"{field.SchemaType} column"));
+                return Fill(rowCount, new OtherValue("repeated field"));
         }
     }
 
@@ -81,6 +81,7 @@ internal static class ParquetColumns
         var rows = new List<DataValue>?[rowCount];
         int row = -1;
         int next = 0;
+        bool seemsEmpty = false;
         for (int i = 0; i < leaf.Definition.Length; i++)
         {
             int level = leaf.Definition[i];
@@ -88,11 +89,22 @@ internal static class ParquetColumns
             {
                 row++;
                 if (row >= rowCount) throw new InvalidDataException($"the column has more than the row group's {rowCount} rows");
+                seemsEmpty = false;
                 if (level < listDefined) continue;
                 rows[row] = [];
-                if (level == listDefined) continue;
+                if (level == listDefined)
+                {
+                    seemsEmpty = true;
+                    continue;
+                }
             }
-            if (row < 0) throw new InvalidDataException("the column's first value continues a list");
+            else if (row < 0 || rows[row] is null) throw new InvalidDataException("a list continues without a start");
+            else if (seemsEmpty)
+            {
+                // An "empty" list that goes on held a null first element (Parquet.Net writes one at the list's level).
+                rows[row]!.Add(nullElement);
+                seemsEmpty = false;
+            }
             rows[row]!.Add(level < elementDefined ? nullElement : level < leaf.MaxDefinition ? NullValue.Instance : leaf.ValueAt(next++));
         }
         return rows;
@@ -116,7 +128,7 @@ internal static class ParquetColumns
             int end = i + 1;
             while (end < definition.Length && repetition[end] != 0) end++;
             if (definition[i] < listDefined) values[row] = NullValue.Instance;
-            else if (definition[i] == listDefined) values[row] = new ListValue([]);
+            else if (definition[i] == listDefined && end == i + 1) values[row] = new ListValue([]);
             else if (definition.AsSpan(i, end - i).ContainsAnyExcept(leaf.MaxDefinition))
             {
                 var items = new List<DataValue>(end - i);

@@ -79,6 +79,24 @@ public sealed class ParquetErrorTests : IDisposable
             "null-id.parquet:row 2:", "field \"completion_ids\"", "found null at index 1");
 
     [Fact]
+    public void NullFirstTokenId() =>
+        FailsOn(_dir.Parquet("null-first-id.parquet", new[] { new NullableIdsRow { PromptIds = [1], CompletionIds = [null, 4], Label = false } }),
+            "null-first-id.parquet:row 1:", "field \"completion_ids\"", "found null at index 0");
+
+    [Fact]
+    public void NullMessages()
+    {
+        foreach ((int index, List<MessageCell> prompt) in new[] { (0, new List<MessageCell> { null!, MessageCell.Of("user", "x") }), (1, [MessageCell.Of("user", "x"), null!]) })
+        {
+            string path = _dir.Parquet($"null-message-{index}.parquet", new[]
+            {
+                new ConversationalRow { Prompt = prompt, Completion = [MessageCell.Of("assistant", "y")], Label = true },
+            });
+            FailsOn(path, $"null-message-{index}.parquet:row 1:", $"field \"prompt[{index}]\"", "expected a message object", "found null");
+        }
+    }
+
+    [Fact]
     public void NullTokenIdList() =>
         FailsOn(_dir.Parquet("null-ids.parquet", new[] { new TokenizedRow { PromptIds = null, CompletionIds = [2], Label = true } }),
             "null-ids.parquet:row 1:", "field \"prompt_ids\"", "expected a list of token ids", "found null");
