@@ -1,0 +1,17 @@
+namespace Kto.Domain.Data;
+
+/// <summary>Token budgets applied to every example while loading; see <see cref="Truncation"/>.</summary>
+/// <param name="MaxLength">Most tokens of prompt plus completion (≥ 1).</param>
+/// <param name="MaxPromptLength">Most prompt tokens kept when an example is too long (≥ 0); the prompt's end is kept.</param>
+/// <param name="MaxCompletionLength">When set (≥ 1), the completion is first cut to this many tokens.</param>
+public sealed record DatasetLoadOptions(int MaxLength, int MaxPromptLength, int? MaxCompletionLength)
+{
+    /// <summary>Throws when a budget is out of range.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A budget is out of range.</exception>
+    public void Validate()
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxLength, 1, nameof(MaxLength));
+        ArgumentOutOfRangeException.ThrowIfNegative(MaxPromptLength, nameof(MaxPromptLength));
+        if (MaxCompletionLength is int c) ArgumentOutOfRangeException.ThrowIfLessThan(c, 1, nameof(MaxCompletionLength));
+    }
+}

@@ -1,0 +1,221 @@
+using Kto.Domain.Tokenization;
+
+namespace Kto.Domain.Data;
+
+/// <summary>
+/// Checks each row against the format detected on the first row and turns it into token ids: text is tokenized
+/// (conversations rendered with <see cref="ChatTemplate"/> first) with EOS appended to the completion; pre-tokenized
+/// ids are checked against the vocabulary and used as given.
+/// </summary>
+internal sealed class RowParser
+{
+    /// <summary>Field holding the prompt (text formats).</summary>
+    public const string PromptField = "prompt";
+
+    /// <summary>Field holding the completion (standard and conversational formats).</summary>
+    public const string CompletionField = "completion";
+
+    /// <summary>Field holding the label (unpaired formats).</summary>
+    public const string LabelField = "label";
+
+    /// <summary>Field holding the desirable completion (paired format).</summary>
+    public const string ChosenField = "chosen";
+
+    /// <summary>Field holding the undesirable completion (paired format).</summary>
+    public const string RejectedField = "rejected";
+
+    /// <summary>Field holding the prompt's token ids (tokenized format).</summary>
+    public const string PromptIdsField = "prompt_ids";
+
+    /// <summary>Field holding the completion's token ids (tokenized format).</summary>
+    public const string CompletionIdsField = "completion_ids";
+
+    /// <summary>Field of a chat message naming its speaker.</summary>
+    public const string RoleField = "role";
+
+    /// <summary>Field of a chat message holding its text.</summary>
+    public const string ContentField = "content";
+
+    /// <summary>Every field some format reads; other fields are ignored.</summary>
+    public static IReadOnlySet<string> KnownFields { get; } = new HashSet<string>(StringComparer.Ordinal)
+    {
+        PromptField, CompletionField, LabelField, ChosenField, RejectedField, PromptIdsField, CompletionIdsField,
+    };
+
+    private const string ExpectedFields =
+        "the fields of a KTO format (prompt, completion, label; prompt, chosen, rejected; or prompt_ids, completion_ids, label)";
+
+    private readonly ITextTokenizer _tokenizer;
+    private readonly bool _conversational;
+    private readonly int _firstRow;
+    private readonly string _unit;
+
+    private RowParser(ITextTokenizer tokenizer, string format, bool conversational, RowRef first)
+    {
+        _tokenizer = tokenizer;
+        Format = format;
+        _conversational = conversational;
+        _firstRow = first.Number;
+        _unit = first.Unit;
+    }
+
+    /// <summary>The detected format, one of <see cref="DatasetFormats"/>.</summary>
+    public string Format { get; }
+
+    /// <summary>A parser for the format of <paramref name="first"/>, the file's first row.</summary>
+    /// <exception cref="DataException">The row has the fields of no format.</exception>
+    public static RowParser Detect(SourceRecord first, ITextTokenizer tokenizer)
+    {
+        (string? format, bool conversational) = Sniff(first.Fields);
+        if (format is not null) return new RowParser(tokenizer, format, conversational, first.At);
+        IReadOnlyDictionary<string, DataValue> f = first.Fields;
+        string found = f.Count == 0 ? "no fields" : $"only the fields {string.Join(", ", f.Keys.Order(StringComparer.Ordinal))}";
+        throw DataErrors.Row(first.At, ExpectedFields, found);
+    }
+
+    /// <summary>The format whose fields <paramref name="f"/> has (null if none) and whether its text is conversational.</summary>
+    private static (string? Format, bool Conversational) Sniff(IReadOnlyDictionary<string, DataValue> f)
+    {
+        if (f.ContainsKey(PromptIdsField) || f.ContainsKey(CompletionIdsField)) return (DatasetFormats.Tokenized, false);
+        if (f.ContainsKey(ChosenField) || f.ContainsKey(RejectedField)) return (DatasetFormats.Paired, IsList(f, PromptField, ChosenField));
+        if (f.ContainsKey(PromptField) || f.ContainsKey(CompletionField) || f.ContainsKey(LabelField))
+        {
+            bool conversational = IsList(f, PromptField, CompletionField);
+            return (conversational ? DatasetFormats.Conversational : DatasetFormats.Standard, conversational);
+        }
+        return (null, false);
+    }
+
+    /// <summary>Whether the first of the fields present (in order) holds a list.</summary>
+    private static bool IsList(IReadOnlyDictionary<string, DataValue> fields, string name, string fallback) =>
+        (fields.TryGetValue(name, out DataValue? v) ? v : fields.GetValueOrDefault(fallback)) is ListValue;
+
+    /// <summary>Adds the examples of <paramref name="row"/> to <paramref name="sink"/>: one, or two for paired rows (chosen first).</summary>
+    /// <exception cref="DataException">The row does not follow the format.</exception>
+    public void Parse(SourceRecord row, List<TokenizedPair> sink)
+    {
+        switch (Format)
+        {
+            case DatasetFormats.Tokenized:
+            {
+                int[] prompt = Ids(row, PromptIdsField, allowEmpty: true);
+                int[] completion = Ids(row, CompletionIdsField, allowEmpty: false);
+                sink.Add(new TokenizedPair(prompt, completion, Label(row)));
+                break;
+            }
+            case DatasetFormats.Paired:
+            {
+                int[] prompt = _tokenizer.Encode(PromptText(row));
+                int[] chosen = CompletionIds(CompletionText(row, ChosenField));
+                int[] rejected = CompletionIds(CompletionText(row, RejectedField));
+                sink.Add(new TokenizedPair(prompt, chosen, true));
+                sink.Add(new TokenizedPair(prompt, rejected, false));
+                break;
+            }
+            default:
+            {
+                int[] prompt = _tokenizer.Encode(PromptText(row));
+                int[] completion = CompletionIds(CompletionText(row, CompletionField));
+                sink.Add(new TokenizedPair(prompt, completion, Label(row)));
+                break;
+            }
+        }
+    }
+
+    private int[] CompletionIds(string text) => [.. _tokenizer.Encode(text), _tokenizer.EosTokenId];
+
+    private string PromptText(SourceRecord row) => _conversational
+        ? ChatTemplate.RenderPrompt(Messages(row, PromptField, Get(row, PromptField, "a list of messages")))
+        : Text(row, PromptField, allowEmpty: true);
+
+    private string CompletionText(SourceRecord row, string field)
+    {
+        if (!_conversational) return Text(row, field, allowEmpty: false);
+        DataValue value = Get(row, field, "a non-empty list of messages");
+        IReadOnlyList<ChatMessage> messages = Messages(row, field, value);
+        if (messages.Count == 0) throw Mismatch(row, field, "a non-empty list of messages", value.Describe());
+        if (messages[0].Role != ChatTemplate.AssistantRole)
+            throw Mismatch(row, $"{field}[0].{RoleField}", $"\"{ChatTemplate.AssistantRole}\" (a completion starts with the assistant's message)", new StringValue(messages[0].Role).Describe());
+        string text = ChatTemplate.RenderCompletion(messages);
+        if (text.Length == 0) throw Mismatch(row, field, "a non-empty completion", "a completion that renders to empty text");
+        return text;
+    }
+
+    private string Text(SourceRecord row, string field, bool allowEmpty)
+    {
+        string expected = allowEmpty ? "a string" : "a non-empty string";
+        DataValue value = Get(row, field, expected);
+        if (value is not StringValue s || (!allowEmpty && s.Value.Length == 0)) throw Mismatch(row, field, expected, value.Describe());
+        return s.Value;
+    }
+
+    private List<ChatMessage> Messages(SourceRecord row, string field, DataValue value)
+    {
+        const string ExpectedMessage = "a message object with string fields \"role\" and \"content\"";
+        if (value is not ListValue list) throw Mismatch(row, field, "a list of messages", value.Describe());
+        var messages = new List<ChatMessage>(list.Items.Count);
+        for (int i = 0; i < list.Items.Count; i++)
+        {
+            string at = $"{field}[{i}]";
+            if (list.Items[i] is not ObjectValue message) throw Mismatch(row, at, ExpectedMessage, list.Items[i].Describe());
+            messages.Add(new ChatMessage(MessagePart(row, at, message, RoleField), MessagePart(row, at, message, ContentField)));
+        }
+        return messages;
+    }
+
+    private string MessagePart(SourceRecord row, string at, ObjectValue message, string part)
+    {
+        if (!message.Fields.TryGetValue(part, out DataValue? value)) throw Mismatch(row, $"{at}.{part}", "a string", "no such field");
+        if (value is not StringValue s) throw Mismatch(row, $"{at}.{part}", "a string", value.Describe());
+        return s.Value;
+    }
+
+    private bool Label(SourceRecord row)
+    {
+        const string Expected = "a boolean (true or false)";
+        DataValue value = Get(row, LabelField, Expected);
+        return value is BoolValue b ? b.Value : throw Mismatch(row, LabelField, Expected, value.Describe());
+    }
+
+    private int[] Ids(SourceRecord row, string field, bool allowEmpty)
+    {
+        string expected = allowEmpty ? "a list of token ids" : "a non-empty list of token ids";
+        DataValue value = Get(row, field, expected);
+        if (value is not ListValue list || (!allowEmpty && list.Items.Count == 0)) throw Mismatch(row, field, expected, value.Describe());
+        if (list.Items is IntegerItems numbers && InVocabulary(numbers.Values)) return [.. numbers.Values.Select(v => (int)v)];
+        var ids = new int[list.Items.Count];
+        for (int i = 0; i < ids.Length; i++)
+        {
+            if (list.Items[i] is not IntegerValue { Value: >= 0 } id || id.Value >= _tokenizer.VocabSize)
+                throw Mismatch(row, field, $"token ids in [0, {_tokenizer.VocabSize}) for tokenizer \"{_tokenizer.Name}\"", $"{list.Items[i].Describe()} at index {i}");
+            ids[i] = (int)id.Value;
+        }
+        return ids;
+    }
+
+    private bool InVocabulary(ArraySegment<long> ids)
+    {
+        foreach (long id in ids)
+            if (id < 0 || id >= _tokenizer.VocabSize) return false;
+        return true;
+    }
+
+    private DataValue Get(SourceRecord row, string field, string expected)
+    {
+        if (row.Fields.TryGetValue(field, out DataValue? value)) return value;
+        string? other = Sniff(row.Fields).Format;
+        string hint = other is not null && other != Format ? $" (the row has the fields of the {other} format)" : "";
+        throw Mismatch(row, field, expected, "no such field" + hint);
+    }
+
+    /// <summary>A field error; on rows after the first it also names the format the first row set.</summary>
+    private DataException Mismatch(SourceRecord row, string field, string expected, string found)
+    {
+        if (row.At.Number != _firstRow)
+        {
+            string format = Format == DatasetFormats.Paired && _conversational ? "conversational paired" : Format;
+            expected += $" (the {format} format, as detected on {_unit} {_firstRow})";
+        }
+        return DataErrors.Field(row.At, field, expected, found);
+    }
+}
