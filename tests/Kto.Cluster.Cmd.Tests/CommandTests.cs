@@ -1,0 +1,85 @@
+using System.Text.Json;
+
+namespace Kto.Cluster.Cmd.Tests;
+
+public sealed class CommandTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("kto-cmd-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    /// <summary>The shipped example, copied so the run writes into a temp folder.</summary>
+    private string CopyExample()
+    {
+        string src = Path.Combine(KtoProcess.RepoRoot(), "examples", "tiny");
+        string dst = Path.Combine(_dir, "tiny");
+        foreach (string f in Directory.GetFiles(src, "*", SearchOption.AllDirectories))
+        {
+            string target = Path.Combine(dst, Path.GetRelativePath(src, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(f, target);
+        }
+        string run = File.ReadAllText(Path.Combine(dst, "run.json")).Replace("\"../../runs/tiny\"", "\"out\"", StringComparison.Ordinal);
+        File.WriteAllText(Path.Combine(dst, "run.json"), run);
+        return dst;
+    }
+
+    [Fact]
+    public void TrainOnTheShippedExampleRunsToTheEndWithFallingLoss()
+    {
+        string ex = CopyExample();
+        var r = KtoProcess.Run(ex, "train", "--config", "run.json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("checkpoint:", r.Stdout);
+        var lines = File.ReadAllLines(Path.Combine(ex, "out", "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.True(lines.Count >= 4);
+        foreach (string key in new[] { "loss", "kl", "rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen", "logps/rejected" })
+            Assert.True(lines[^1].TryGetProperty(key, out _), key);
+        Assert.True(lines[^1].GetProperty("loss").GetDouble() < lines[0].GetProperty("loss").GetDouble(), "loss did not fall");
+        Assert.True(Directory.Exists(Path.Combine(ex, "out", "checkpoint-" + lines[^1].GetProperty("step").GetInt32())));
+    }
+
+    [Fact]
+    public void ScoreWritesOneLinePerExampleInDatasetOrder()
+    {
+        string ex = CopyExample();
+        string output = Path.Combine(_dir, "scores.jsonl");
+        var r = KtoProcess.Run(ex, "score", "--model", "model", "--data", "feedback.jsonl", "--out", output);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var rows = File.ReadAllLines(output).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(File.ReadAllLines(Path.Combine(ex, "feedback.jsonl")).Length, rows.Count);
+        Assert.Equal(Enumerable.Range(1, rows.Count), rows.Select(x => x.GetProperty("source_row").GetInt32()));
+        Assert.All(rows, x => Assert.True(x.GetProperty("logp").GetDouble() < 0));
+    }
+
+    [Fact]
+    public void BenchStepPrintsItsFiguresAgainstTheBareLoop()
+    {
+        var r = KtoProcess.Run(_dir, "bench", "step", "--layers", "1", "--width", "32", "--heads", "2", "--vocab", "64", "--tokens", "16", "--batch", "4", "--steps", "2");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var json = JsonDocument.Parse(r.Stdout.Trim()).RootElement;
+        Assert.True(json.GetProperty("examples_per_s").GetDouble() > 0);
+        Assert.True(json.GetProperty("step_ms").GetDouble() > 0);
+        Assert.True(json.GetProperty("bare_step_ms").GetDouble() > 0);
+    }
+
+    [Fact]
+    public void ABadConfigFailsWithTheKeyAndLine()
+    {
+        string path = Path.Combine(_dir, "bad.json");
+        File.WriteAllText(path, "{\n  \"model_name_or_path\": \"m\",\n  \"dataset_path\": \"d.jsonl\",\n  \"bta\": 0.1\n}");
+        var r = KtoProcess.Run(_dir, "train", "--config", path);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("bad.json:4", r.Stderr);
+        Assert.Contains("did you mean \"beta\"", r.Stderr);
+    }
+
+    [Fact]
+    public void CudaOnACpuBuildIsAClearError()
+    {
+        string ex = CopyExample();
+        var r = KtoProcess.Run(ex, "score", "--model", "model", "--data", "feedback.jsonl", "--device", "cuda");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("CUDA is not available", r.Stderr);
+    }
+}
