@@ -30,11 +30,21 @@ public sealed class GptLmHeadModel : nn.Module<Tensor, Tensor>
     /// <summary>Logits for every position.</summary>
     /// <param name="ids">(B, T) int64 token ids, T ≤ n_positions.</param>
     /// <returns>(B, T, V) logits.</returns>
-    public override Tensor forward(Tensor ids)
-    {
-        Tensor h = _transformer.forward(ids);                               // (B, T, C)
-        return nn.functional.linear(h, _transformer.TokenEmbedding);        // tied head: (B, T, V)
-    }
+    public override Tensor forward(Tensor ids) => Logits(HiddenStates(ids));
+
+    /// <summary>The final hidden states, after ln_f.</summary>
+    /// <param name="ids">(B, T) int64 token ids, T ≤ n_positions.</param>
+    /// <returns>(B, T, C).</returns>
+    public Tensor HiddenStates(Tensor ids) => _transformer.forward(ids);
+
+    /// <summary>The tied output head: logits of hidden states <paramref name="h"/> (…, C) → (…, V).</summary>
+    public Tensor Logits(Tensor h) => nn.functional.linear(h, _transformer.TokenEmbedding);
+
+    /// <summary>
+    /// The mean over the vocabulary of the logits of <paramref name="h"/> (…, C) → (…), without forming the logits:
+    /// mean_v (h · e_v) = h · mean_v e_v.
+    /// </summary>
+    public Tensor MeanLogit(Tensor h) => h.matmul(_transformer.TokenEmbedding.mean([0]));
 
     private void Initialise(Generator? generator)
     {

@@ -19,9 +19,8 @@ public static class GradientClipping
         if (grads.Count == 0) return 0;
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        double sq = 0;
-        foreach (Tensor g in grads) sq += g.to_type(ScalarType.Float64).pow(2).sum().item<double>();
-        double norm = Math.Sqrt(sq);
+        // Per-tensor norms on the device, one host read: sqrt(Σ ‖g‖²).
+        double norm = torch.stack(grads.Select(g => g.norm())).to_type(ScalarType.Float64).norm().item<double>();
         if (maxNorm > 0)
         {
             double coef = maxNorm / (norm + Epsilon);

@@ -46,7 +46,7 @@ public sealed class KtoStepper
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         using SequenceBatch kl = SequenceBatch.Collate(shard.Select(i => (i.KlPromptIds, i.KlCompletionIds)).ToList(), _padId, _device);
-        double[] policy = SequenceLogProbs.Compute(_policy, kl).Sum.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
+        double[] policy = SequenceLogProbs.Compute(_policy, kl, withLogits: false).Sum.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
         double sum = 0;
         for (int i = 0; i < policy.Length; i++) sum += policy[i] - reference[i].Kl;
         return new KlPartial(sum, policy.Length);

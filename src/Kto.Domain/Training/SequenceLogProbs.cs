@@ -14,15 +14,21 @@ public static class SequenceLogProbs
     public sealed record Result(Tensor Sum, Tensor LogitSum, Tensor TokenCount);
 
     /// <summary>Runs <paramref name="model"/> on <paramref name="batch"/> and sums completion log-probs.</summary>
-    public static Result Compute(GptLmHeadModel model, SequenceBatch batch)
+    /// <param name="model">The causal LM.</param>
+    /// <param name="batch">Right-padded sequences and their completion mask.</param>
+    /// <param name="withLogits">Also compute the mean-logit sums (for the logits/* metrics).</param>
+    public static Result Compute(GptLmHeadModel model, SequenceBatch batch, bool withLogits = true)
     {
-        Tensor logits = model.forward(batch.Ids);                          // (B, T, V)
-        long t = logits.shape[1];
-        Tensor predicting = logits.narrow(1, 0, t - 1);                     // (B, T−1, V): position j predicts token j+1
+        Tensor h = model.HiddenStates(batch.Ids);                           // (B, T, C)
+        long t = h.shape[1];
+        Tensor predicting = h.narrow(1, 0, t - 1);                          // (B, T−1, C): position j predicts token j+1
+        Tensor logits = model.Logits(predicting);                           // (B, T−1, V); the last position is never needed
         Tensor targets = batch.Ids.narrow(1, 1, t - 1).unsqueeze(-1);      // (B, T−1, 1)
-        Tensor tokenLogps = predicting.log_softmax(-1).gather(-1, targets).squeeze(-1); // (B, T−1)
+        Tensor tokenLogps = logits.log_softmax(-1).gather(-1, targets).squeeze(-1); // (B, T−1)
         Tensor sum = (tokenLogps * batch.LabelMask).sum(1);                // (B)
-        Tensor logitSum = (predicting.detach().mean([-1]) * batch.LabelMask).sum(1);
+        Tensor logitSum = withLogits
+            ? (model.MeanLogit(predicting.detach()).detach() * batch.LabelMask).sum(1)
+            : torch.zeros_like(sum);
         return new Result(sum, logitSum, batch.LabelMask.sum(1));
     }
 
@@ -38,7 +44,7 @@ public static class SequenceLogProbs
             var slice = new (int[], int[])[n];
             for (int i = 0; i < n; i++) slice[i] = sequences[start + i];
             using SequenceBatch batch = SequenceBatch.Collate(slice, padId, device);
-            double[] sums = Compute(model, batch).Sum.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
+            double[] sums = Compute(model, batch, withLogits: false).Sum.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
             Array.Copy(sums, 0, result, start, n);
             progress?.Invoke(start + n);
         }
