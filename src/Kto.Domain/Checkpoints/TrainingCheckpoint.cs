@@ -12,7 +12,9 @@ namespace Kto.Domain.Checkpoints;
 /// <param name="GlobalStep">Optimizer steps completed.</param>
 /// <param name="DatasetFingerprint">The data it was trained on (resume refuses other data).</param>
 /// <param name="TotalSteps">Planned steps of the run.</param>
-public sealed record TrainerState(int GlobalStep, string DatasetFingerprint, int TotalSteps);
+/// <param name="Epoch">Passes over the data completed, fractional (for people; the data position follows from
+/// <paramref name="GlobalStep"/> because the batch plan is a pure function).</param>
+public sealed record TrainerState(int GlobalStep, string DatasetFingerprint, int TotalSteps, double Epoch = 0);
 
 /// <summary>
 /// A resumable checkpoint: a directory <c>checkpoint-STEP</c> holding the model (HF layout, loadable on its own),
@@ -48,6 +50,7 @@ public static class TrainingCheckpoint
         {
             ["global_step"] = state.GlobalStep,
             ["total_steps"] = state.TotalSteps,
+            ["epoch"] = state.Epoch,
             ["dataset_fingerprint"] = state.DatasetFingerprint,
             ["files"] = files,
         };
@@ -94,7 +97,8 @@ public static class TrainingCheckpoint
             if (actual != hash!.GetValue<string>())
                 throw new InvalidDataException($"{path}: content hash {actual[..12]}… does not match the recorded {hash.GetValue<string>()[..12]}… (corrupt or modified checkpoint)");
         }
-        return new TrainerState(root["global_step"]!.GetValue<int>(), root["dataset_fingerprint"]!.GetValue<string>(), root["total_steps"]!.GetValue<int>());
+        return new TrainerState(root["global_step"]!.GetValue<int>(), root["dataset_fingerprint"]!.GetValue<string>(), root["total_steps"]!.GetValue<int>(),
+            root["epoch"]?.GetValue<double>() ?? 0);
     }
 
     /// <summary>Loads weights and optimizer state of a verified checkpoint into <paramref name="model"/> and <paramref name="optimizer"/>.</summary>

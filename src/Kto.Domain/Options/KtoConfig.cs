@@ -110,6 +110,9 @@ public sealed record KtoConfig
     /// <summary><c>save_total_limit</c>: keep at most this many checkpoints (oldest deleted); null keeps all.</summary>
     public int? SaveTotalLimit { get; init; }
 
+    /// <summary><c>overwrite_output_dir</c>: start afresh even though output_dir holds checkpoints of an earlier run.</summary>
+    public bool OverwriteOutputDir { get; init; }
+
     /// <summary><c>resume_from_checkpoint</c>: a checkpoint directory, or "latest" for the newest in output_dir.</summary>
     public string? ResumeFromCheckpoint { get; init; }
 

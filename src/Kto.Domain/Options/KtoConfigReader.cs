@@ -46,6 +46,7 @@ public static class KtoConfigReader
         ["logging_steps"] = (c, v, w) => c with { LoggingSteps = Int(v, w) },
         ["save_steps"] = (c, v, w) => c with { SaveSteps = Int(v, w) },
         ["save_total_limit"] = (c, v, w) => c with { SaveTotalLimit = NullableInt(v, w) },
+        ["overwrite_output_dir"] = (c, v, w) => c with { OverwriteOutputDir = Bool(v, w) },
         ["resume_from_checkpoint"] = (c, v, w) => c with { ResumeFromCheckpoint = NullableStr(v, w) },
         ["device"] = (c, v, w) => c with { Device = Str(v, w) },
         ["num_threads"] = (c, v, w) => c with { NumThreads = Int(v, w) },
@@ -211,6 +212,7 @@ public static class KtoConfigReader
             w.WriteNumber("logging_steps", c.LoggingSteps);
             w.WriteNumber("save_steps", c.SaveSteps);
             if (c.SaveTotalLimit is int stl) w.WriteNumber("save_total_limit", stl); else w.WriteNull("save_total_limit");
+            w.WriteBoolean("overwrite_output_dir", c.OverwriteOutputDir);
             if (c.ResumeFromCheckpoint is null) w.WriteNull("resume_from_checkpoint"); else w.WriteString("resume_from_checkpoint", c.ResumeFromCheckpoint);
             w.WriteString("device", c.Device);
             w.WriteNumber("num_threads", c.NumThreads);

@@ -74,11 +74,11 @@ public sealed class KtoTrainer
                 clock.Restart();
             }
             if (step % c.SaveSteps == 0 || step == total)
-                lastCheckpoint = SaveCheckpoint(c, optimizer, step, total);
+                lastCheckpoint = SaveCheckpoint(c, optimizer, step, total, plan);
         }
         if (step < total)
         {
-            lastCheckpoint = SaveCheckpoint(c, optimizer, step, total);
+            lastCheckpoint = SaveCheckpoint(c, optimizer, step, total, plan);
             _observer.Info($"stopped at step {step}; resume with resume_from_checkpoint \"{KtoConfigReader.ResumeLatest}\"");
         }
         return new TrainResult(step, lastCheckpoint ?? TrainingCheckpoint.Latest(c.OutputDir) ?? "", last);
@@ -106,6 +106,12 @@ public sealed class KtoTrainer
     {
         if (c.ResumeFromCheckpoint is null)
         {
+            string? earlier = TrainingCheckpoint.Latest(c.OutputDir);
+            if (earlier != null && !c.OverwriteOutputDir)
+                throw new InvalidOperationException(
+                    $"{c.OutputDir} already holds checkpoints of a run (newest: {Path.GetFileName(earlier)}). Resume it (--resume, or " +
+                    $"resume_from_checkpoint \"{KtoConfigReader.ResumeLatest}\"), choose another output_dir, or set overwrite_output_dir to true to start afresh.");
+            foreach (var (_, old) in TrainingCheckpoint.List(c.OutputDir)) Directory.Delete(old, recursive: true);
             if (File.Exists(log.FilePath)) File.Delete(log.FilePath);
             return 0;
         }
@@ -124,9 +130,10 @@ public sealed class KtoTrainer
         return state.GlobalStep;
     }
 
-    private string SaveCheckpoint(KtoConfig c, AdamW optimizer, int step, int total)
+    private string SaveCheckpoint(KtoConfig c, AdamW optimizer, int step, int total, BatchPlan plan)
     {
-        string path = TrainingCheckpoint.Save(c.OutputDir, _setup.Policy, optimizer, new TrainerState(step, _setup.Data.Fingerprint, total));
+        var state = new TrainerState(step, _setup.Data.Fingerprint, total, (double)step / plan.StepsPerEpoch);
+        string path = TrainingCheckpoint.Save(c.OutputDir, _setup.Policy, optimizer, state);
         if (c.SaveTotalLimit is int keep) TrainingCheckpoint.Prune(c.OutputDir, keep);
         return path;
     }

@@ -101,7 +101,7 @@ public sealed class TrainerTests : IDisposable
         string cacheDir = Path.Combine(_f.Config("pre").OutputDir, "cache");
         Assert.Single(Directory.GetFiles(cacheDir, "ref_logps-*.bin"));
         var again = new RecordingObserver();
-        TrainingFixture.Train(_f.Config("pre", c => c with { PrecomputeRefLogProbs = true }), observer: again);
+        TrainingFixture.Train(_f.Config("pre", c => c with { PrecomputeRefLogProbs = true, OverwriteOutputDir = true }), observer: again);
         Assert.Contains(again.Infos, m => m.Contains("reusing", StringComparison.Ordinal));
     }
 
@@ -155,5 +155,34 @@ public sealed class TrainerTests : IDisposable
         var c = _f.Config("limit", c => c with { MaxSteps = 6, SaveSteps = 1, SaveTotalLimit = 2 });
         TrainingFixture.Train(c);
         Assert.Equal([5, 6], TrainingCheckpoint.List(c.OutputDir).Select(x => x.Step));
+    }
+
+    [Fact]
+    public void AnEarlierRunIsNotOverwrittenByAccident()
+    {
+        var c = _f.Config("twice", c => c with { MaxSteps = 2 });
+        TrainingFixture.Train(c);
+        var e = Assert.Throws<InvalidOperationException>(() => TrainingFixture.Train(c));
+        Assert.Contains("already holds checkpoints", e.Message);
+        Assert.Equal(2, TrainingFixture.Metrics(c).Count); // the first run's log is intact
+        var again = TrainingFixture.Train(c with { OverwriteOutputDir = true, MaxSteps = 1 });
+        Assert.Equal(1, again.GlobalStep);
+        Assert.Equal([1], TrainingCheckpoint.List(c.OutputDir).Select(x => x.Step));
+    }
+
+    [Fact]
+    public void ASeparateReferenceCheckpointIsUsed()
+    {
+        // Reference = a differently initialised model: at the first step r ≠ 0, so the loss is not 0.5.
+        string refDir = Path.Combine(_f.Dir, "ref");
+        using (var g = new TorchSharp.torch.Generator(99))
+        using (var m = new Kto.Domain.Model.GptLmHeadModel(Kto.Domain.Checkpoints.ModelCheckpoint.LoadConfig(_f.ModelDir), g))
+            Kto.Domain.Checkpoints.ModelCheckpoint.Save(m, refDir);
+        var same = _f.Config("same", c => c with { MaxSteps = 1 });
+        var other = _f.Config("other", c => c with { MaxSteps = 1, RefModelNameOrPath = refDir });
+        TrainingFixture.Train(same);
+        TrainingFixture.Train(other);
+        Assert.Equal(0.5, TrainingFixture.Metrics(same)[0]["loss"]!.Value, 6);
+        Assert.NotEqual(0.5, TrainingFixture.Metrics(other)[0]["loss"]!.Value, 3);
     }
 }
