@@ -12,12 +12,15 @@ internal static class TrainCommand
     {
         var config = new Option<FileInfo>("--config") { Description = "run config (TRL KTOConfig names, snake_case JSON)", Required = true };
         var resume = new Option<bool>("--resume") { Description = "resume from the newest checkpoint in output_dir (same as resume_from_checkpoint: \"latest\")" };
+        var overwrite = new Option<bool>("--overwrite") { Description = "start afresh even if output_dir holds an earlier run (same as overwrite_output_dir: true)" };
         var device = new Option<string?>("--device") { Description = "override the config's device: cpu, cuda or cuda:N" };
-        var cmd = new Command("train", "train a policy with KTO in this process") { config, resume, device };
+        var cmd = new Command("train", "train a policy with KTO in this process") { config, resume, overwrite, device };
         cmd.SetAction(parse => CommonOptions.Guard(() =>
         {
             KtoConfig c = KtoConfigReader.Load(parse.GetValue(config)!.FullName);
             if (parse.GetValue(resume)) c = c with { ResumeFromCheckpoint = KtoConfigReader.ResumeLatest };
+            if (parse.GetValue(overwrite)) c = c with { OverwriteOutputDir = true };
+            if (parse.GetValue(resume) && parse.GetValue(overwrite)) throw new ArgumentException("--resume and --overwrite exclude each other");
             if (parse.GetValue(device) is string d) c = c with { Device = d };
             return Run(c);
         }));

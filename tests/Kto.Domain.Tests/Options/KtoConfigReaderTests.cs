@@ -153,3 +153,38 @@ public class KtoConfigReaderTests
         }
     }
 }
+
+public class ShippedConfigTests
+{
+    private static string RepoFile(params string[] parts)
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir != null && !File.Exists(Path.Combine(dir.FullName, "Kto.Cluster.sln"))) dir = dir.Parent;
+        return Path.Combine([dir!.FullName, .. parts]);
+    }
+
+    [Fact]
+    public void TheDefaultsFileListsEveryKeyWithItsDefault()
+    {
+        string path = RepoFile("config", "run.defaults.json");
+        KtoConfig c = KtoConfigReader.Load(path);
+        string dir = Path.GetDirectoryName(path)!;
+        var expected = new KtoConfig
+        {
+            ModelNameOrPath = Path.Combine(dir, "path", "to", "checkpoint"),
+            DatasetPath = Path.Combine(dir, "path", "to", "feedback.jsonl"),
+            OutputDir = Path.Combine(dir, "runs", "kto"),
+        };
+        Assert.Equal(expected, c);
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
+        Assert.Equal(KtoConfigReader.Keys.Order(), doc.RootElement.EnumerateObject().Select(p => p.Name).Order());
+    }
+
+    [Fact]
+    public void TheExampleRunConfigIsValid()
+    {
+        KtoConfig c = KtoConfigReader.Load(RepoFile("examples", "tiny", "run.json"));
+        Assert.True(Directory.Exists(c.ModelNameOrPath));
+        Assert.True(File.Exists(c.DatasetPath));
+    }
+}
