@@ -4,7 +4,10 @@ namespace Kto.Domain.Data;
 /// <param name="MaxLength">Most tokens of prompt plus completion (≥ 1).</param>
 /// <param name="MaxPromptLength">Most prompt tokens kept when an example is too long (≥ 0); the prompt's end is kept.</param>
 /// <param name="MaxCompletionLength">When set (≥ 1), the completion is first cut to this many tokens.</param>
-public sealed record DatasetLoadOptions(int MaxLength, int MaxPromptLength, int? MaxCompletionLength)
+/// <param name="LabelOptional">Rows of the standard, conversational and tokenized formats may omit <c>label</c>
+/// (it then counts as desirable): the prompt/completion data of supervised fine-tuning. A label that is present must
+/// still be a boolean.</param>
+public sealed record DatasetLoadOptions(int MaxLength, int MaxPromptLength, int? MaxCompletionLength, bool LabelOptional = false)
 {
     /// <summary>Throws when a budget is out of range.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A budget is out of range.</exception>

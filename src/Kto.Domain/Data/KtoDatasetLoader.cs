@@ -41,7 +41,7 @@ public static class KtoDatasetLoader
         int parsed = 0, dropped = 0, desirable = 0;
         foreach (SourceRecord row in rows)
         {
-            parser ??= RowParser.Detect(row, tokenizer);
+            parser ??= RowParser.Detect(row, tokenizer, options.LabelOptional);
             pairs.Clear();
             parser.Parse(row, pairs);
             foreach (TokenizedPair pair in pairs)
@@ -74,7 +74,7 @@ public static class KtoDatasetLoader
         var warnings = new List<string>();
         if (dropped > 0)
             warnings.Add($"{path}: {dropped} of {parsed} examples dropped: no completion token fits {Budget(options)}");
-        if (undesirable == 0 || desirable == 0)
+        if (!options.LabelOptional && (undesirable == 0 || desirable == 0))
         {
             (string present, string missing, bool label) = undesirable == 0 ? ("desirable", "undesirable", true) : ("undesirable", "desirable", false);
             warnings.Add($"{path}: single-class dataset: all {desirable + undesirable} examples are {present} (label {(label ? "true" : "false")}) " +

@@ -49,9 +49,11 @@ internal sealed class RowParser
     private readonly bool _conversational;
     private readonly int _firstRow;
     private readonly string _unit;
+    private readonly bool _labelOptional;
 
-    private RowParser(ITextTokenizer tokenizer, string format, bool conversational, RowRef first)
+    private RowParser(ITextTokenizer tokenizer, string format, bool conversational, RowRef first, bool labelOptional)
     {
+        _labelOptional = labelOptional;
         _tokenizer = tokenizer;
         Format = format;
         _conversational = conversational;
@@ -64,10 +66,10 @@ internal sealed class RowParser
 
     /// <summary>A parser for the format of <paramref name="first"/>, the file's first row.</summary>
     /// <exception cref="DataException">The row has the fields of no format.</exception>
-    public static RowParser Detect(SourceRecord first, ITextTokenizer tokenizer)
+    public static RowParser Detect(SourceRecord first, ITextTokenizer tokenizer, bool labelOptional = false)
     {
         (string? format, bool conversational) = Sniff(first.Fields);
-        if (format is not null) return new RowParser(tokenizer, format, conversational, first.At);
+        if (format is not null) return new RowParser(tokenizer, format, conversational, first.At, labelOptional);
         IReadOnlyDictionary<string, DataValue> f = first.Fields;
         string found = f.Count == 0 ? "no fields" : $"only the fields {string.Join(", ", f.Keys.Order(StringComparer.Ordinal))}";
         throw DataErrors.Row(first.At, ExpectedFields, found);
@@ -173,6 +175,7 @@ internal sealed class RowParser
     private bool Label(SourceRecord row)
     {
         const string Expected = "a boolean (true or false)";
+        if (_labelOptional && !row.Fields.ContainsKey(LabelField)) return true;
         DataValue value = Get(row, LabelField, Expected);
         return value is BoolValue b ? b.Value : throw Mismatch(row, LabelField, Expected, value.Describe());
     }

@@ -4,7 +4,7 @@ namespace Kto.Domain.Training;
 /// Sums behind the logged metrics, added over shards, micro-batches and steps; turned into TRL-named means by
 /// <see cref="ToDictionary"/>. Sums (not means) so that any split of the work adds up to the same figures.
 /// </summary>
-public sealed record StepMetrics
+public sealed record StepMetrics : IWindowMetrics<StepMetrics>
 {
     /// <summary>Σ of the micro-batch mean losses (each already divided over its micro-batch).</summary>
     public double LossSum { get; init; }

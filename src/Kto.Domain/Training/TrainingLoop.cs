@@ -1,0 +1,140 @@
+using System.Diagnostics;
+using Kto.Domain.Checkpoints;
+using Kto.Domain.Model;
+using Kto.Domain.Options;
+
+namespace Kto.Domain.Training;
+
+/// <summary>The outcome of a training run.</summary>
+/// <param name="GlobalStep">Steps completed.</param>
+/// <param name="FinalCheckpoint">The checkpoint written at the end.</param>
+/// <param name="LastMetrics">Metrics of the last logging window.</param>
+public sealed record TrainResult(int GlobalStep, string FinalCheckpoint, IReadOnlyDictionary<string, double> LastMetrics);
+
+/// <summary>
+/// What every objective's training shares: the batch plan, the learning-rate schedule, gradient clipping,
+/// <see cref="AdamW"/>, <c>metrics.jsonl</c>, periodic atomic checkpoints, resume, and stopping at a step boundary.
+/// The objective only runs forward and backward over a step's micro-batches (see <see cref="Run{TMetrics}"/>).
+/// </summary>
+public sealed class TrainingLoop
+{
+    private readonly KtoConfig _config;
+    private readonly GptLmHeadModel _policy;
+    private readonly string _fingerprint;
+    private readonly ITrainingObserver _observer;
+    private readonly BatchPlan _plan;
+
+    /// <summary>Creates the loop for <paramref name="policy"/> (not owned) over <paramref name="exampleCount"/> examples.</summary>
+    public TrainingLoop(KtoConfig config, GptLmHeadModel policy, string dataFingerprint, int exampleCount, ITrainingObserver observer)
+    {
+        _config = config;
+        _policy = policy;
+        _fingerprint = dataFingerprint;
+        _observer = observer;
+        _plan = new BatchPlan(exampleCount, config.EffectiveDataSeed, config.Shuffle, config.PerDeviceTrainBatchSize, config.GradientAccumulationSteps);
+    }
+
+    /// <summary>The batch plan the loop follows.</summary>
+    public BatchPlan Plan => _plan;
+
+    /// <summary>Trains to the configured end (resuming first when asked); stops early at a step boundary on <paramref name="cancel"/>.</summary>
+    /// <param name="forwardBackward">Runs forward and backward over a step's micro-batches (lists of dataset indices),
+    /// accumulating gradients, and returns the step's metric sums.</param>
+    /// <param name="describe">One line about the objective, for the start-up message.</param>
+    /// <param name="cancel">Stops the run after the current step (a checkpoint is written).</param>
+    public TrainResult Run<TMetrics>(Func<IReadOnlyList<int[]>, TMetrics> forwardBackward, string describe, CancellationToken cancel = default)
+        where TMetrics : IWindowMetrics<TMetrics>
+    {
+        KtoConfig c = _config;
+        Directory.CreateDirectory(c.OutputDir);
+        int total = _plan.TotalSteps(c.NumTrainEpochs, c.MaxSteps);
+        LrSchedule schedule = LrSchedule.For(c, total);
+        using var optimizer = new AdamW(_policy.named_parameters().Select(p => (p.name, p.parameter)), c.AdamBeta1, c.AdamBeta2, c.AdamEpsilon, c.WeightDecay);
+        var log = new MetricsLog(c.OutputDir);
+        int step = Resume(optimizer, log);
+        _observer.Info($"training: {total} steps ({_plan.StepsPerEpoch} per epoch), batch {c.PerDeviceTrainBatchSize} × {c.GradientAccumulationSteps} accumulation, {describe}");
+
+        _policy.train();
+        TMetrics window = TMetrics.Zero;
+        var clock = Stopwatch.StartNew();
+        int windowExamples = 0;
+        string? lastCheckpoint = null;
+        IReadOnlyDictionary<string, double> last = new Dictionary<string, double>();
+        while (step < total && !cancel.IsCancellationRequested)
+        {
+            IReadOnlyList<int[]> microBatches = _plan.Step(step);
+            double lr = schedule.At(step);
+            optimizer.ZeroGrad();
+            TMetrics m = forwardBackward(microBatches);
+            double gradNorm = GradientClipping.ClipGlobalNorm(_policy.parameters(), c.MaxGradNorm);
+            optimizer.Step(lr);
+            window += m;
+            windowExamples += microBatches.Sum(b => b.Length);
+            step++;
+
+            var figures = m.ToDictionary();
+            figures["grad_norm"] = gradNorm;
+            figures["learning_rate"] = lr;
+            _observer.Progress(new ProgressUpdate("train", step, total, figures));
+            if (step % c.LoggingSteps == 0 || step == total)
+            {
+                double seconds = Math.Max(1e-9, clock.Elapsed.TotalSeconds);
+                var metrics = window.ToDictionary();
+                metrics["grad_norm"] = gradNorm;
+                metrics["learning_rate"] = lr;
+                metrics["examples/s"] = windowExamples / seconds;
+                metrics["tokens/s"] = window.Tokens / seconds;
+                log.Append(step, (double)step / _plan.StepsPerEpoch, metrics);
+                last = metrics;
+                window = TMetrics.Zero;
+                windowExamples = 0;
+                clock.Restart();
+            }
+            if (step % c.SaveSteps == 0 || step == total)
+                lastCheckpoint = SaveCheckpoint(optimizer, step, total);
+        }
+        if (step < total)
+        {
+            lastCheckpoint = SaveCheckpoint(optimizer, step, total);
+            _observer.Info($"stopped at step {step}; resume with --resume (resume_from_checkpoint \"{KtoConfigReader.ResumeLatest}\")");
+        }
+        return new TrainResult(step, lastCheckpoint ?? TrainingCheckpoint.Latest(c.OutputDir) ?? "", last);
+    }
+
+    private int Resume(AdamW optimizer, MetricsLog log)
+    {
+        KtoConfig c = _config;
+        if (c.ResumeFromCheckpoint is null)
+        {
+            string? earlier = TrainingCheckpoint.Latest(c.OutputDir);
+            if (earlier != null && !c.OverwriteOutputDir)
+                throw new InvalidOperationException(
+                    $"{c.OutputDir} already holds checkpoints of a run (newest: {Path.GetFileName(earlier)}). Resume it (--resume, or " +
+                    $"resume_from_checkpoint \"{KtoConfigReader.ResumeLatest}\"), choose another output_dir, or set overwrite_output_dir to true to start afresh.");
+            foreach (var (_, old) in TrainingCheckpoint.List(c.OutputDir)) Directory.Delete(old, recursive: true);
+            if (File.Exists(log.FilePath)) File.Delete(log.FilePath);
+            return 0;
+        }
+        string? dir = c.ResumeFromCheckpoint == KtoConfigReader.ResumeLatest ? TrainingCheckpoint.Latest(c.OutputDir) : c.ResumeFromCheckpoint;
+        if (dir is null)
+        {
+            _observer.Info($"resume_from_checkpoint \"latest\": no checkpoint in {c.OutputDir} yet, starting from step 0");
+            if (File.Exists(log.FilePath)) File.Delete(log.FilePath);
+            return 0;
+        }
+        TrainerState state = TrainingCheckpoint.Restore(dir, _policy, optimizer);
+        if (state.DatasetFingerprint != _fingerprint)
+            throw new InvalidDataException($"{dir}: was trained on different data (fingerprint {state.DatasetFingerprint[..12]}…, now {_fingerprint[..12]}…)");
+        log.TruncateAfter(state.GlobalStep);
+        _observer.Info($"resumed from {dir} at step {state.GlobalStep}");
+        return state.GlobalStep;
+    }
+
+    private string SaveCheckpoint(AdamW optimizer, int step, int total)
+    {
+        var state = new TrainerState(step, _fingerprint, total, (double)step / _plan.StepsPerEpoch);
+        string path = TrainingCheckpoint.Save(_config.OutputDir, _policy, optimizer, state);
+        if (_config.SaveTotalLimit is int keep) TrainingCheckpoint.Prune(_config.OutputDir, keep);
+        return path;
+    }
+}
