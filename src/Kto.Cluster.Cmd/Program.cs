@@ -12,6 +12,7 @@ public static class Program
         var root = new RootCommand("kto — KTO training for language models from thumbs-up/down feedback")
         {
             TrainCommand.Create(),
+            SftCommand.Create(),
             ScoreCommand.Create(),
             BenchCommands.Create(),
             ModelCommands.Create(),

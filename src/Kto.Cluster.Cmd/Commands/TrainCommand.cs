@@ -18,44 +18,15 @@ internal static class TrainCommand
         cmd.SetAction(parse => CommonOptions.Guard(() =>
         {
             KtoConfig c = KtoConfigReader.Load(parse.GetValue(config)!.FullName);
-            if (parse.GetValue(resume)) c = c with { ResumeFromCheckpoint = KtoConfigReader.ResumeLatest };
-            if (parse.GetValue(overwrite)) c = c with { OverwriteOutputDir = true };
-            if (parse.GetValue(resume) && parse.GetValue(overwrite)) throw new ArgumentException("--resume and --overwrite exclude each other");
-            if (parse.GetValue(device) is string d) c = c with { Device = d };
-            return Run(c);
+            c = RunOverrides.Apply(c, parse.GetValue(resume), parse.GetValue(overwrite), parse.GetValue(device));
+            var observer = new ConsoleObserver();
+            using var cancel = CancelOnCtrlC.Install(observer);
+            using TrainingSetup setup = TrainingSetup.Prepare(c, observer);
+            TrainResult result = new KtoTrainer(setup, observer).Run(cancel.Token);
+            observer.Done();
+            RunOverrides.PrintResult(result, c, ["loss", "kl", "rewards/chosen", "rewards/rejected", "rewards/margins"]);
+            return cancel.IsCancellationRequested ? 130 : 0;
         }));
         return cmd;
     }
-
-    private static int Run(KtoConfig config)
-    {
-        var observer = new ConsoleObserver();
-        using var cancel = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            if (cancel.IsCancellationRequested) return; // second Ctrl+C: let the process end now
-            e.Cancel = true;
-            cancel.Cancel();
-            observer.Warn("stopping after this step and writing a checkpoint (Ctrl+C again to abort)");
-        };
-        Console.CancelKeyPress += onCancel;
-        try
-        {
-            using TrainingSetup setup = TrainingSetup.Prepare(config, observer);
-            TrainResult result = new KtoTrainer(setup, observer).Run(cancel.Token);
-            observer.Done();
-            Console.WriteLine($"step {result.GlobalStep}: {Summary(result.LastMetrics)}");
-            Console.WriteLine($"checkpoint: {result.FinalCheckpoint}");
-            Console.WriteLine($"metrics:    {Path.Combine(config.OutputDir, MetricsLog.FileName)}");
-            return cancel.IsCancellationRequested ? 130 : 0;
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
-        }
-    }
-
-    private static string Summary(IReadOnlyDictionary<string, double> m)
-        => string.Join("  ", new[] { "loss", "kl", "rewards/chosen", "rewards/rejected", "rewards/margins" }
-            .Where(m.ContainsKey).Select(k => $"{k} {m[k]:0.0000}"));
 }

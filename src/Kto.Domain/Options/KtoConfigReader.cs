@@ -52,23 +52,32 @@ public static class KtoConfigReader
         ["num_threads"] = (c, v, w) => c with { NumThreads = Int(v, w) },
     };
 
+    /// <summary>Keys that only KTO runs read; an SFT config rejects them.</summary>
+    public static readonly IReadOnlySet<string> KtoOnlyKeys = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "ref_model_name_or_path", "beta", "desirable_weight", "undesirable_weight", "loss_type", "precompute_ref_log_probs",
+    };
+
     /// <summary>The keys a run config may contain.</summary>
     public static IReadOnlyCollection<string> Keys => Fields.Keys;
 
+    /// <summary>The keys a config of <paramref name="kind"/> may contain.</summary>
+    public static IEnumerable<string> KeysFor(RunKind kind) => kind == RunKind.Kto ? Fields.Keys : Fields.Keys.Where(k => !KtoOnlyKeys.Contains(k));
+
     /// <summary>Reads, resolves and validates the config at <paramref name="path"/>.</summary>
     /// <exception cref="ConfigException">The file is missing, malformed or holds an invalid value.</exception>
-    public static KtoConfig Load(string path)
+    public static KtoConfig Load(string path, RunKind kind = RunKind.Kto)
     {
         if (!File.Exists(path)) throw new ConfigException($"{path}: run config not found");
         string baseDir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        KtoConfig config = Parse(File.ReadAllBytes(path), path);
+        KtoConfig config = Parse(File.ReadAllBytes(path), path, kind);
         return ResolvePaths(config, baseDir);
     }
 
     /// <summary>Parses and validates a config held in memory; <paramref name="source"/> names it in errors.</summary>
-    public static KtoConfig Parse(byte[] utf8Json, string source)
+    public static KtoConfig Parse(byte[] utf8Json, string source, RunKind kind = RunKind.Kto)
     {
-        var config = new KtoConfig();
+        var config = kind == RunKind.Kto ? new KtoConfig() : SftDefaults.Config;
         var seen = new HashSet<string>(StringComparer.Ordinal);
         JsonDocument doc;
         try
@@ -92,12 +101,14 @@ public static class KtoConfigReader
                 string where = $"{source}:{line}: \"{p.Name}\"";
                 if (!Fields.TryGetValue(p.Name, out Setter? set))
                     throw new ConfigException($"{where}: unknown setting{Suggest(p.Name)}");
+                if (kind == RunKind.Sft && KtoOnlyKeys.Contains(p.Name))
+                    throw new ConfigException($"{where}: a KTO setting; supervised fine-tuning (kto sft) does not use it");
                 if (!seen.Add(p.Name))
                     throw new ConfigException($"{where}: set twice");
                 config = set(config, p.Value, where);
             }
         }
-        KtoConfigValidation.Validate(config, source);
+        KtoConfigValidation.Validate(config, source, kind);
         return config;
     }
 

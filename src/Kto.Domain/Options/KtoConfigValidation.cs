@@ -9,7 +9,7 @@ public static class KtoConfigValidation
     public static readonly IReadOnlyList<string> Schedulers = ["linear", "cosine", "constant", "constant_with_warmup"];
 
     /// <summary>Throws a <see cref="ConfigException"/> naming every problem found.</summary>
-    public static void Validate(KtoConfig c, string source)
+    public static void Validate(KtoConfig c, string source, RunKind kind = RunKind.Kto)
     {
         var errors = new List<string>();
         void Require(bool ok, string key, string message) { if (!ok) errors.Add($"\"{key}\" {message}"); }
@@ -34,7 +34,7 @@ public static class KtoConfigValidation
         Require(c.AdamEpsilon > 0, "adam_epsilon", $"must be positive, got {c.AdamEpsilon}");
         Require(c.MaxGradNorm >= 0, "max_grad_norm", $"must be ≥ 0 (0 turns clipping off), got {c.MaxGradNorm}");
         Require(c.PerDeviceTrainBatchSize >= 1, "per_device_train_batch_size", $"must be at least 1, got {c.PerDeviceTrainBatchSize}");
-        Require(c.PerDeviceTrainBatchSize > 1 || !c.LossType.UsesKl(), "per_device_train_batch_size",
+        Require(kind == RunKind.Sft || c.PerDeviceTrainBatchSize > 1 || !c.LossType.UsesKl(), "per_device_train_batch_size",
             "is 1, but batch size must be > 1 for loss_type \"kto\": the KL reference point pairs each prompt with another example's completion (use 8–128, or loss_type \"apo_zero_unpaired\")");
         Require(c.GradientAccumulationSteps >= 1, "gradient_accumulation_steps", $"must be at least 1, got {c.GradientAccumulationSteps}");
         Require(c.MaxSteps > 0 || c.NumTrainEpochs > 0, "num_train_epochs", $"must be positive when max_steps is not set, got {c.NumTrainEpochs}");
