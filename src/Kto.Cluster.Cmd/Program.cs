@@ -15,6 +15,7 @@ public static class Program
             ScoreCommand.Create(),
             BenchCommands.Create(),
             ModelCommands.Create(),
+            PlotCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }
