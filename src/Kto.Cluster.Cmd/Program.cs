@@ -16,6 +16,7 @@ public static class Program
             ScoreCommand.Create(),
             BenchCommands.Create(),
             ModelCommands.Create(),
+            PlotCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }
