@@ -15,6 +15,8 @@ public static class Program
             ScoreCommand.Create(),
             BenchCommands.Create(),
             ModelCommands.Create(),
+            GenerateCommand.Create(),
+            DataCommands.Create(),
         };
         return root.Parse(args).Invoke();
     }
