@@ -12,7 +12,8 @@ namespace Kto.Domain.Generation;
 /// for the last position only.
 /// </summary>
 /// <remarks>
-/// Token choice happens on the host, from the last position's logits, with one <see cref="SplitMix64"/> stream per
+/// Greedy decoding takes the argmax on the device (the lowest id among equal logits). Sampling draws on the host
+/// from the probabilities at the temperature (computed on the device), with one <see cref="SplitMix64"/> stream per
 /// (seed, prompt index, sample index). So a completion does not depend on the batch size or on which other
 /// sequences share its batch: results are identical across batch sizes, except where the float rounding of a
 /// differently shaped forward pass tips a choice that sits on a tie (an argmax between two equal logits, or a draw
@@ -112,12 +113,14 @@ public static class Sampler
         for (int step = 0; step < budget && active.Count > 0; step++)
         {
             int length = promptLength + step;
-            float[] logits = LastLogits(model, Prefixes(prompts, batch, generated, active, length), active.Count, length, device);
+            long[] ids = Prefixes(prompts, batch, generated, active, length);
+            long[]? greedy = options.IsGreedy ? GreedyTokens(model, ids, active.Count, length, device) : null;
+            float[]? probs = options.IsGreedy ? null : Probabilities(model, ids, active.Count, length, options.Temperature, device);
             var still = new List<int>(active.Count);
             for (int a = 0; a < active.Count; a++)
             {
                 int r = active[a];
-                int token = chooser.Choose(logits.AsSpan(a * vocab, vocab), ref streams[r]);
+                int token = greedy is not null ? (int)greedy[a] : chooser.Choose(probs.AsSpan(a * vocab, vocab), ref streams[r]);
                 if (token == eosId) continue;
                 generated[r].Add(token);
                 still.Add(r);
@@ -142,13 +145,28 @@ public static class Sampler
         return ids;
     }
 
-    /// <summary>Runs the model on (rows, length) ids and returns the last position's logits, (rows × V) on the host.</summary>
-    private static float[] LastLogits(GptLmHeadModel model, long[] ids, int rows, int length, Device device)
+    /// <summary>The last position's logits of (rows, length) ids: (rows, V), on the device.</summary>
+    private static Tensor LastLogits(GptLmHeadModel model, long[] ids, int rows, int length, Device device)
+    {
+        Tensor x = torch.tensor(ids, [rows, length], ScalarType.Int64, device);
+        return model.Logits(model.HiddenStates(x).select(1, length - 1));
+    }
+
+    /// <summary>The argmax of each row's last logits (torch returns the first of equal maxima).</summary>
+    private static long[] GreedyTokens(GptLmHeadModel model, long[] ids, int rows, int length, Device device)
     {
         using var scope = torch.NewDisposeScope();
-        Tensor x = torch.tensor(ids, [rows, length], ScalarType.Int64, device);
-        Tensor last = model.HiddenStates(x).select(1, length - 1);           // (rows, C)
-        Tensor logits = model.Logits(last).to_type(ScalarType.Float32).cpu(); // (rows, V)
-        return logits.data<float>().ToArray();
+        return LastLogits(model, ids, rows, length, device).argmax(-1).cpu().data<long>().ToArray();
+    }
+
+    /// <summary>softmax(last logits / temperature) of each row, on the host as (rows × V).</summary>
+    private static float[] Probabilities(GptLmHeadModel model, long[] ids, int rows, int length, double temperature, Device device)
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor logits = LastLogits(model, ids, rows, length, device).to_type(ScalarType.Float64);
+        // In double and shifted by the row maximum: any positive temperature divides without overflow.
+        Tensor probs = ((logits - logits.amax([-1], keepdim: true)) / temperature).softmax(-1);
+        // Flattened first: TorchSharp copies a 1-D tensor out far faster than a 2-D one.
+        return probs.to_type(ScalarType.Float32).flatten().cpu().data<float>().ToArray();
     }
 }

@@ -3,22 +3,16 @@ using Kto.Domain.Training;
 namespace Kto.Domain.Generation;
 
 /// <summary>
-/// Picks the next token of one sequence from its logits, on the host: argmax when greedy; otherwise temperature,
-/// then top-k, then top-p (nucleus), then one draw from the sequence's own stream. Holds scratch buffers, so one
+/// Samples the next token of one sequence on the host, from the probabilities at the temperature (computed on the
+/// device): top-k, then top-p (nucleus), then one draw from the sequence's own stream. Neither cut sorts the
+/// vocabulary: top-k is one pass with a heap of k, top-p a linear-time selection. Holds scratch buffers, so one
 /// instance serves one thread.
 /// </summary>
 internal sealed class TokenChooser
 {
-    /// <summary>
-    /// The nucleus search first looks only at tokens at least this many times less likely than the best one,
-    /// widening the net by this factor until the kept mass reaches top_p, so it rarely sorts the whole vocabulary.
-    /// </summary>
-    private const double NucleusWidening = 16;
-
     private readonly SamplingOptions _options;
     private readonly int[] _index;
     private readonly double[] _prob;
-    private readonly PriorityQueue<int, (float Logit, int Index)> _heap;
 
     /// <summary>Creates a chooser for a vocabulary of <paramref name="vocabSize"/> tokens.</summary>
     public TokenChooser(SamplingOptions options, int vocabSize)
@@ -26,72 +20,36 @@ internal sealed class TokenChooser
         _options = options;
         _index = new int[vocabSize];
         _prob = new double[vocabSize];
-        _heap = new PriorityQueue<int, (float, int)>(Comparer<(float Logit, int Index)>.Create((a, b) => Rank(b.Logit, b.Index, a.Logit, a.Index)));
     }
 
-    /// <summary>The next token given the last position's <paramref name="logits"/>.</summary>
-    public int Choose(ReadOnlySpan<float> logits, ref SplitMix64 rng)
-        => _options.IsGreedy ? ArgMax(logits) : Sample(logits, ref rng);
-
-    /// <summary>The index of the largest logit; the lowest index among equals.</summary>
-    public static int ArgMax(ReadOnlySpan<float> logits)
+    /// <summary>The next token given the last position's probabilities, softmax(logits / temperature).</summary>
+    public int Choose(ReadOnlySpan<float> probabilities, ref SplitMix64 rng)
     {
-        int best = 0;
-        for (int i = 1; i < logits.Length; i++)
-            if (Rank(logits[i], i, logits[best], best) < 0) best = i;
-        return best;
-    }
+        double u = SampleStream.NextUnit(ref rng);
+        int v = probabilities.Length;
+        bool cutK = _options.TopK > 0 && _options.TopK < v, cutP = _options.TopP < 1;
+        if (!cutK && !cutP) return DrawFrom(probabilities, u);
 
-    private int Sample(ReadOnlySpan<float> logits, ref SplitMix64 rng)
-    {
-        int v = logits.Length;
         int n;
-        bool sorted;
-        if (_options.TopK > 0 && _options.TopK < v)
+        double total;
+        if (cutK)
         {
-            n = TopK(logits, _options.TopK);
-            sorted = true;
+            n = TopK(probabilities, _options.TopK, out total);
         }
         else
         {
-            for (int i = 0; i < v; i++) _index[i] = i;
-            n = v;
-            sorted = false;
-        }
-
-        // Softmax over the candidates at the temperature, in double precision.
-        double max = double.NegativeInfinity;
-        for (int j = 0; j < n; j++) max = Math.Max(max, logits[_index[j]]);
-        double z = 0;
-        for (int j = 0; j < n; j++)
-        {
-            _prob[j] = Math.Exp((logits[_index[j]] - max) / _options.Temperature);
-            z += _prob[j];
-        }
-        for (int j = 0; j < n; j++) _prob[j] /= z;
-
-        if (_options.TopP < 1)
-        {
-            if (!sorted) n = SortLikeliest(n);
-            double mass = 0;
-            int kept = 0;
-            while (kept < n)
+            total = 0;
+            for (int i = 0; i < v; i++)
             {
-                mass += _prob[kept++];
-                if (mass >= _options.TopP) break;
+                _index[i] = i;
+                _prob[i] = Usable(probabilities[i]);
+                total += _prob[i];
             }
-            n = kept;
+            n = v;
         }
-        return Draw(n, SampleStream.NextUnit(ref rng));
-    }
+        if (cutP) n = Nucleus(n, _options.TopP * total, out total);
 
-    /// <summary>Walks the first <paramref name="n"/> candidates' probabilities to the one <paramref name="u"/> lands in.</summary>
-    private int Draw(int n, double u)
-    {
-        double total = 0;
-        for (int j = 0; j < n; j++) total += _prob[j];
-        double target = u * total;
-        double acc = 0;
+        double target = u * total, acc = 0;
         int last = 0;
         for (int j = 0; j < n; j++)
         {
@@ -103,63 +61,133 @@ internal sealed class TokenChooser
         return _index[last];
     }
 
-    /// <summary>Puts the <paramref name="k"/> best tokens into <c>_index</c>, best first; returns k.</summary>
-    private int TopK(ReadOnlySpan<float> logits, int k)
+    /// <summary>A draw from the whole distribution, straight from the device's probabilities.</summary>
+    private static int DrawFrom(ReadOnlySpan<float> probabilities, double u)
     {
-        _heap.Clear();
-        for (int i = 0; i < logits.Length; i++)
+        double total = 0;
+        foreach (float p in probabilities) total += Usable(p);
+        double target = u * total, acc = 0;
+        int last = 0;
+        for (int i = 0; i < probabilities.Length; i++)
         {
-            if (_heap.Count < k)
+            double p = Usable(probabilities[i]);
+            if (p <= 0) continue;
+            acc += p;
+            last = i;
+            if (target < acc) return i;
+        }
+        return last;
+    }
+
+    /// <summary>A probability as drawn: NaN and negatives count as 0.</summary>
+    private static double Usable(float p) => p > 0 ? p : 0;
+
+    /// <summary>
+    /// Puts the <paramref name="k"/> likeliest tokens (the lower id among equals) into the first k slots, in heap
+    /// order, in one pass: a min-heap of the best so far whose root, the worst kept, is the bar a newcomer must
+    /// beat. Returns k and their mass.
+    /// </summary>
+    private int TopK(ReadOnlySpan<float> probabilities, int k, out double mass)
+    {
+        int size = 0;
+        for (int i = 0; i < probabilities.Length; i++)
+        {
+            double p = Usable(probabilities[i]);
+            if (size < k)
             {
-                _heap.Enqueue(i, (logits[i], i));
+                _prob[size] = p;
+                _index[size] = i;
+                for (int j = size++; j > 0 && Worse(j, (j - 1) / 2); j = (j - 1) / 2) Swap(j, (j - 1) / 2);
             }
-            else
+            else if (p > _prob[0]) // ids rise as we scan, so an equal newcomer never beats a kept token
             {
-                _heap.TryPeek(out _, out var worst);
-                if (Rank(logits[i], i, worst.Logit, worst.Index) < 0) _heap.DequeueEnqueue(i, (logits[i], i));
+                _prob[0] = p;
+                _index[0] = i;
+                for (int j = 0; ;)
+                {
+                    int worst = j, left = 2 * j + 1, right = left + 1;
+                    if (left < k && Worse(left, worst)) worst = left;
+                    if (right < k && Worse(right, worst)) worst = right;
+                    if (worst == j) break;
+                    Swap(j, worst);
+                    j = worst;
+                }
             }
         }
-        for (int j = k - 1; j >= 0; j--) _index[j] = _heap.Dequeue();
+        mass = Sum(0, k);
         return k;
     }
 
+    /// <summary>Whether the token in slot <paramref name="a"/> ranks below the one in slot <paramref name="b"/>.</summary>
+    private bool Worse(int a, int b) => _prob[a] < _prob[b] || (_prob[a] == _prob[b] && _index[a] > _index[b]);
+
     /// <summary>
-    /// Sorts candidates best first, keeping only a prefix certain to contain the nucleus: the tokens whose
-    /// probability is at least a cut-off c, for the largest c of the widening sequence whose tokens hold top_p
-    /// of the mass (that set is a prefix of the sorted order, so the nucleus lies inside it). Returns its size.
+    /// Rearranges the first <paramref name="n"/> candidates so that the first c of them are the nucleus: the
+    /// shortest best-first run (higher probability first, lower id among equals) whose mass reaches
+    /// <paramref name="target"/>. Returns c (at least 1, so the likeliest token always stays) and the run's mass.
+    /// Quickselect-style: each round splits the undecided range around a pivot into more likely, equally likely
+    /// and less likely candidates, keeps or drops whole parts, and resolves the part the boundary falls in; expected
+    /// time linear in n.
     /// </summary>
-    private int SortLikeliest(int n)
+    private int Nucleus(int n, double target, out double mass)
     {
-        double best = 0;
-        for (int j = 0; j < n; j++) best = Math.Max(best, _prob[j]);
-        double cut = best;
-        int count;
-        while (true)
+        // [0, lo) is in, with mass `mass`; [hi, n) is out; the boundary lies in [lo, hi).
+        int lo = 0, hi = n;
+        mass = 0;
+        while (lo < hi)
         {
-            cut /= NucleusWidening;
-            double mass = 0;
-            count = 0;
-            for (int j = 0; j < n; j++)
+            double pivot = MedianOfThree(_prob[lo], _prob[lo + (hi - lo) / 2], _prob[hi - 1]);
+            var (greaterEnd, equalEnd) = Partition(lo, hi, pivot);
+            double greater = Sum(lo, greaterEnd), equal = Sum(greaterEnd, equalEnd);
+            if (mass + greater >= target && greaterEnd > lo)
             {
-                if (_prob[j] < cut) continue;
-                mass += _prob[j];
-                count++;
+                hi = greaterEnd;
+                continue;
             }
-            if (mass >= _options.TopP || count == n || cut == 0) break;
+            if (mass + greater + equal >= target)
+            {
+                // The boundary is among equals: take them by increasing id until the target is reached.
+                Array.Sort(_index, greaterEnd, equalEnd - greaterEnd);
+                mass += greater;
+                int end = greaterEnd;
+                while (end < equalEnd && (end == 0 || mass < target))
+                {
+                    mass += pivot;
+                    end++;
+                }
+                return Math.Max(end, 1);
+            }
+            mass += greater + equal;
+            lo = equalEnd;
         }
-        var keep = new (double P, int Index)[count];
-        int m = 0;
-        for (int j = 0; j < n; j++)
-            if (_prob[j] >= cut) keep[m++] = (_prob[j], _index[j]);
-        Array.Sort(keep, static (a, b) => a.P != b.P ? b.P.CompareTo(a.P) : a.Index.CompareTo(b.Index));
-        for (int j = 0; j < count; j++) (_prob[j], _index[j]) = keep[j];
-        return count;
+        return Math.Max(lo, 1); // rounding left the target out of reach: everything undecided is out
     }
 
-    /// <summary>Negative when token (a, ia) ranks before token (b, ib): higher logit first, then lower index.</summary>
-    private static int Rank(float a, int ia, float b, int ib)
+    /// <summary>Three-way partition of [lo, hi) by probability: &gt; pivot, = pivot, &lt; pivot. Returns the ends of the first two parts.</summary>
+    private (int GreaterEnd, int EqualEnd) Partition(int lo, int hi, double pivot)
     {
-        int byValue = b.CompareTo(a);
-        return byValue != 0 ? byValue : ia.CompareTo(ib);
+        int lt = lo, i = lo, gt = hi;
+        while (i < gt)
+        {
+            if (_prob[i] > pivot) Swap(lt++, i++);
+            else if (_prob[i] < pivot) Swap(i, --gt);
+            else i++;
+        }
+        return (lt, gt);
     }
+
+    private void Swap(int a, int b)
+    {
+        (_prob[a], _prob[b]) = (_prob[b], _prob[a]);
+        (_index[a], _index[b]) = (_index[b], _index[a]);
+    }
+
+    private double Sum(int from, int to)
+    {
+        double s = 0;
+        for (int j = from; j < to; j++) s += _prob[j];
+        return s;
+    }
+
+    private static double MedianOfThree(double a, double b, double c) => Math.Max(Math.Min(a, b), Math.Min(Math.Max(a, b), c));
 }

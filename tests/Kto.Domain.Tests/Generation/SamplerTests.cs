@@ -103,6 +103,13 @@ public sealed class SamplerTests : IDisposable
     }
 
     [Fact]
+    public void ATinyTemperatureEqualsGreedy()
+    {
+        Assert.Equal(Run(Greedy(samples: 2)), Run(new SamplingOptions(8, 1e-6, 0, 1.0, 3, 2)));
+        Assert.Equal(Run(Greedy(samples: 2)), Run(new SamplingOptions(8, 1e-300, 0, 1.0, 3, 2)));
+    }
+
+    [Fact]
     public void GenerationStopsAtEosAndLeavesItOut()
     {
         // Use as "EOS" the token the unrestricted run produces first at position j (the last new token, or the
