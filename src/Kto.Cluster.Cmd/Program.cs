@@ -17,6 +17,8 @@ public static class Program
             BenchCommands.Create(),
             ModelCommands.Create(),
             PlotCommand.Create(),
+            GenerateCommand.Create(),
+            DataCommands.Create(),
         };
         return root.Parse(args).Invoke();
     }

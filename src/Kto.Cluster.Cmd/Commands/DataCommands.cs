@@ -1,0 +1,13 @@
+using System.CommandLine;
+
+namespace Kto.Cluster.Cmd.Commands;
+
+/// <summary><c>kto data …</c>: synthetic task data and program-checked feedback.</summary>
+internal static class DataCommands
+{
+    public static Command Create() => new("data", "synthetic task data and feedback labelling")
+    {
+        new Command("synth", "write synthetic prompts or supervised rows of a verifiable task") { SynthCommand.Addition() },
+        LabelCommand.Create(),
+    };
+}

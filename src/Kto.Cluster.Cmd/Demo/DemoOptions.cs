@@ -1,0 +1,45 @@
+using Kto.Domain.Loss;
+
+namespace Kto.Cluster.Cmd.Demo;
+
+/// <summary>Knobs of <c>kto demo</c>; the defaults are the published run (docs/demo.md).</summary>
+internal sealed record DemoOptions
+{
+    /// <summary>Where everything is written.</summary>
+    public string OutputDir { get; init; } = "runs/demo";
+    /// <summary>The SFT reference checkpoint; null = the one shipped in models/addition-ref.</summary>
+    public string? Reference { get; init; }
+    /// <summary>Training prompts sampled for feedback.</summary>
+    public int FeedbackPrompts { get; init; } = DefaultFeedbackPrompts;
+    /// <summary>Completions sampled per feedback prompt.</summary>
+    public int SamplesPerPrompt { get; init; } = 2;
+    /// <summary>Share of desirable rows kept in the feedback (real feedback is imbalanced).</summary>
+    public double DesirableShare { get; init; } = 0.3;
+    /// <summary>Recommended class weights (TRL's rule) or both 1.0.</summary>
+    public bool RecommendedWeights { get; init; } = true;
+    /// <summary>The loss.</summary>
+    public KtoLossType LossType { get; init; } = KtoLossType.Kto;
+    /// <summary>Precompute reference log-probs.</summary>
+    public bool PrecomputeRef { get; init; }
+    /// <summary>β.</summary>
+    public double Beta { get; init; } = 0.1;
+    /// <summary>Peak learning rate.</summary>
+    public double LearningRate { get; init; } = 1e-3;
+    /// <summary>Passes over the feedback.</summary>
+    public double Epochs { get; init; } = 2;
+    /// <summary>Examples per step.</summary>
+    public int BatchSize { get; init; } = 32;
+    /// <summary>Held-out prompts for evaluation.</summary>
+    public int EvalPrompts { get; init; } = DefaultEvalPrompts;
+    /// <summary>Seed of prompts, sampling and training.</summary>
+    public int Seed { get; init; } = 1;
+    /// <summary>CPU threads.</summary>
+    public int Threads { get; init; }
+    /// <summary>Device.</summary>
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>Default number of feedback prompts.</summary>
+    public const int DefaultFeedbackPrompts = 1500;
+    /// <summary>Default number of held-out prompts.</summary>
+    public const int DefaultEvalPrompts = 400;
+}
