@@ -148,10 +148,11 @@ public sealed class AdditionTask : IVerifiableTask
     }
 
     /// <summary>
-    /// Supervised rows (prompt, completion) for <paramref name="count"/> distinct train problems with a controlled
-    /// share of wrong answers: among the problems with a carry, round(<paramref name="wrongShare"/> × their number),
-    /// picked by <paramref name="seed"/>, are answered with <see cref="CarryDroppedAnswer"/>; every other problem gets
-    /// the right answer. A systematic mistake, so a model trained with <paramref name="wrongShare"/> above 0.5 learns
+    /// Supervised rows (prompt, completion) for <paramref name="count"/> train problems with a controlled share of wrong
+    /// answers: among the rows with a carry, round(<paramref name="wrongShare"/> × their number), picked by
+    /// <paramref name="seed"/>, are answered with <see cref="CarryDroppedAnswer"/>; every other row gets the right answer.
+    /// Problems are distinct until the split is used up; beyond that they repeat in fresh orders (pass k draws with
+    /// seed + k), so a problem seen twice may be answered right once and wrong once, as in noisy real data. A systematic mistake, so a model trained with <paramref name="wrongShare"/> above 0.5 learns
     /// to drop carries under greedy decoding.
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="wrongShare"/> is not in [0, 1], or <paramref name="count"/> is out of range.</exception>
@@ -159,13 +160,29 @@ public sealed class AdditionTask : IVerifiableTask
     {
         if (!(wrongShare >= 0 && wrongShare <= 1))
             throw new ArgumentException($"the share of wrong answers must lie in [0, 1], got {wrongShare}");
-        IReadOnlyList<(int A, int B)> problems = Problems(TaskSplit.Train, count, seed);
+        if (count < 0) throw new ArgumentException($"the number of rows must be ≥ 0, got {count}");
+        int available = SplitCapacity(TaskSplit.Train);
+        var problems = new List<(int A, int B)>(count);
+        for (long pass = 0; problems.Count < count; pass++)
+            problems.AddRange(Problems(TaskSplit.Train, Math.Min(count - problems.Count, available), seed + pass));
         int[] carrying = [.. Enumerable.Range(0, problems.Count).Where(i => HasCarry(problems[i].A, problems[i].B))];
         int wrong = (int)Math.Round(wrongShare * carrying.Length, MidpointRounding.AwayFromZero);
         var rng = new SplitMix64(new SplitMix64((ulong)seed ^ MistakeDomain ^ (ulong)Digits).Next());
         PartialShuffle(carrying, wrong, ref rng);
         var mistaken = new HashSet<int>(carrying.Take(wrong));
         return [.. problems.Select((p, i) => (Prompt(p.A, p.B), mistaken.Contains(i) ? CarryDroppedAnswer(p.A, p.B) : Answer(p.A, p.B)))];
+    }
+
+    /// <summary>How many distinct problems <see cref="Problems"/> can return for <paramref name="split"/>.</summary>
+    public int SplitCapacity(TaskSplit split)
+    {
+        if (PairCount > EnumerationLimit)
+            return (int)Math.Min(int.MaxValue, (split == TaskSplit.Eval ? PairCount / EvalOneIn : PairCount - PairCount / EvalOneIn) / 2);
+        int n = 0;
+        for (int a = Lowest; a <= Highest; a++)
+            for (int b = Lowest; b <= Highest; b++)
+                if (SplitOf(a, b) == split) n++;
+        return n;
     }
 
     private List<(int A, int B)> Listed(TaskSplit split, int count, ref SplitMix64 rng)

@@ -60,4 +60,16 @@ public class SftRowsTests
     {
         Assert.Throws<ArgumentException>(() => _task.SftRows(10, share, 0));
     }
+
+    [Fact]
+    public void BeyondTheSplitProblemsRepeatInFreshOrders()
+    {
+        int capacity = _task.SplitCapacity(TaskSplit.Train);
+        Assert.Equal(7253, capacity);
+        var rows = _task.SftRows(capacity + 500, 0.7, 3);
+        Assert.Equal(capacity + 500, rows.Count);
+        Assert.Equal(capacity, rows.Take(capacity).Select(r => r.Prompt).Distinct().Count());
+        Assert.Equal(500, rows.Skip(capacity).Select(r => r.Prompt).Distinct().Count());
+        Assert.All(rows, r => Assert.Equal(TaskSplit.Train, _task.SplitOf(int.Parse(r.Prompt.Split('+')[0]), int.Parse(r.Prompt.Split('+')[1].TrimEnd('=')))));
+    }
 }
