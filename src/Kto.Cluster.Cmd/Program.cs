@@ -11,6 +11,7 @@ public static class Program
     {
         var root = new RootCommand("kto — KTO training for language models from thumbs-up/down feedback")
         {
+            DemoCommand.Create(),
             TrainCommand.Create(),
             SftCommand.Create(),
             ScoreCommand.Create(),
@@ -19,6 +20,7 @@ public static class Program
             PlotCommand.Create(),
             GenerateCommand.Create(),
             DataCommands.Create(),
+            EvalCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

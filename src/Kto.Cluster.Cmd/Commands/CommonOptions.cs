@@ -27,7 +27,7 @@ internal static class CommonOptions
             return body();
         }
         catch (Exception e) when (e is Kto.Domain.Options.ConfigException or Kto.Domain.Data.DataException
-            or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException or InvalidOperationException)
+            or InvalidDataException or OperationCanceledException or FileNotFoundException or DirectoryNotFoundException or ArgumentException or InvalidOperationException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;

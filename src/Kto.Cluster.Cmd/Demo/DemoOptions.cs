@@ -24,9 +24,9 @@ internal sealed record DemoOptions
     /// <summary>β.</summary>
     public double Beta { get; init; } = 0.1;
     /// <summary>Peak learning rate.</summary>
-    public double LearningRate { get; init; } = 1e-3;
+    public double LearningRate { get; init; } = 5e-4;
     /// <summary>Passes over the feedback.</summary>
-    public double Epochs { get; init; } = 2;
+    public double Epochs { get; init; } = 4;
     /// <summary>Examples per step.</summary>
     public int BatchSize { get; init; } = 32;
     /// <summary>Held-out prompts for evaluation.</summary>
@@ -38,6 +38,10 @@ internal sealed record DemoOptions
     /// <summary>Device.</summary>
     public string Device { get; init; } = "cpu";
 
+    /// <summary>Where the shipped SFT reference lives, relative to the repository root.</summary>
+    public const string ShippedReference = "models/addition-ref";
+    /// <summary>A metrics line every this many steps: enough points for the curves.</summary>
+    public const int LoggingSteps = 5;
     /// <summary>Default number of feedback prompts.</summary>
     public const int DefaultFeedbackPrompts = 1500;
     /// <summary>Default number of held-out prompts.</summary>

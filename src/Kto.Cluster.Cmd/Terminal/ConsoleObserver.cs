@@ -40,7 +40,7 @@ internal sealed class ConsoleObserver : ITrainingObserver
         if (_interactive && !last && _lastPrint.Elapsed.TotalMilliseconds < 100) return;
         _lastPrint.Restart();
 
-        double frac = u.Total == 0 ? 1 : (double)u.Done / u.Total;
+        double frac = u.Total <= 0 ? 1 : Math.Clamp((double)u.Done / u.Total, 0, 1);
         double rate = (u.Done - _phaseStartDone) / Math.Max(1e-9, _phaseClock.Elapsed.TotalSeconds);
         TimeSpan eta = TimeSpan.FromSeconds(rate > 0 ? (u.Total - u.Done) / rate : 0);
         int filled = (int)(frac * BarWidth);

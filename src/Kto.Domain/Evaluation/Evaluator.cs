@@ -35,7 +35,7 @@ public static class Evaluator
         int correct = prompts.Where((p, i) => task.IsCorrect(p, tokenizer.Decode(greedy[i][0]))).Count();
 
         var sampling = new SamplingOptions(options.MaxNewTokens, options.Temperature, 0, 1.0, options.Seed, options.SamplesPerPrompt);
-        int[][][] sampled = Sampler.Generate(model, promptIds, sampling, eos, options.BatchSize, device, n => progress?.Invoke("sample", n, prompts.Count));
+        int[][][] sampled = Sampler.Generate(model, promptIds, sampling, eos, options.BatchSize, device, n => progress?.Invoke("sample", n, prompts.Count * options.SamplesPerPrompt));
         var flat = new List<(int[] Prompt, int[] Completion, bool Good)>();
         for (int i = 0; i < prompts.Count; i++)
             foreach (int[] completion in sampled[i])

@@ -80,4 +80,20 @@ public static class ClassImbalance
 
     /// <summary>A bound as Python prints a float rounded to 2 decimals: 4.0, 0.3, 0.33 (never a bare "4").</summary>
     private static string PythonFloat(double value) => value.ToString("0.0#", CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// Weights that satisfy the rule with room on both sides: the minority class's weight at the middle of its
+    /// recommended range (1.165 × the balancing ratio), the majority's at 1.0. Equal classes get (1, 1).
+    /// </summary>
+    public static (double Desirable, double Undesirable) RecommendedWeights(long desirable, long undesirable)
+    {
+        if (desirable <= 0 || undesirable <= 0 || desirable == undesirable) return (1.0, 1.0);
+        if (desirable < undesirable)
+        {
+            double r = (double)undesirable / desirable;                     // desirable_weight range [r, 1.33 r]
+            return (RoundHalfEven(r * (1 + UpperRatio) / 2, 2), 1.0);
+        }
+        double q = (double)desirable / undesirable;                         // undesirable_weight range [q / 1.33, q]
+        return (1.0, RoundHalfEven(q * (1 / UpperRatio + 1) / 2, 2));
+    }
 }

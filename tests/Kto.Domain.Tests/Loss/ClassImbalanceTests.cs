@@ -146,3 +146,28 @@ public class ClassImbalanceTests
         Assert.Equal(expected, ClassImbalance.RoundHalfEven(value, 2));
     }
 }
+
+public class RecommendedWeightsTests
+{
+    [Theory]
+    [InlineData(300, 700)]
+    [InlineData(689, 1608)]
+    [InlineData(800, 200)]
+    [InlineData(1, 9)]
+    [InlineData(51, 49)]
+    public void RecommendedWeightsPassTheImbalanceRule(long desirable, long undesirable)
+    {
+        var (dw, uw) = ClassImbalance.RecommendedWeights(desirable, undesirable);
+        Assert.Null(ClassImbalance.Check(desirable, undesirable, dw, uw));
+        double ratio = dw * desirable / (uw * undesirable);
+        Assert.InRange(ratio, 1.0, 4.0 / 3);
+    }
+
+    [Fact]
+    public void HandComputedValues()
+    {
+        Assert.Equal((2.72, 1.0), ClassImbalance.RecommendedWeights(300, 700));   // 7/3 · 1.165 = 2.7183
+        Assert.Equal((1.0, 3.5), ClassImbalance.RecommendedWeights(800, 200));    // 4 · (1/1.33 + 1)/2 = 3.5038
+        Assert.Equal((1.0, 1.0), ClassImbalance.RecommendedWeights(5, 5));
+    }
+}
