@@ -1,0 +1,65 @@
+using Kto.Domain.Cluster;
+
+namespace Kto.Domain.Tests.Cluster;
+
+public class RunStateTests
+{
+    internal static readonly RunSpec Spec = new("run-1", "fp", ExampleCount: 10, Seed: 3, Shuffle: true, GlobalBatchSize: 4, Accumulation: 1, TotalSteps: 6, ConfigJson: "{}");
+
+    private static StepCommitted Commit(int step, long generation) => new(step, generation, ["a", "b"], 42);
+
+    [Fact]
+    public void StepsCommitInOrderExactlyOnce()
+    {
+        var s = RunState.Replay([new RunStarted(Spec), new CoordinatorIncarnated(1), Commit(0, GenerationNumbers.First(1)), Commit(1, GenerationNumbers.First(1) + 1)]);
+        Assert.Equal(2, s.CommittedSteps);
+        Assert.Equal(RunPhase.Running, s.Phase);
+        Assert.True(s.AcceptsSteps);
+        Assert.Throws<InvalidOperationException>(() => s.Apply(Commit(1, GenerationNumbers.First(1) + 2)));   // twice
+        Assert.Throws<InvalidOperationException>(() => s.Apply(Commit(3, GenerationNumbers.First(1) + 2)));   // skipping 2
+        Assert.Throws<InvalidOperationException>(() => s.Apply(Commit(2, GenerationNumbers.First(1))));       // stale generation
+    }
+
+    [Fact]
+    public void NothingHappensBeforeTheRunStartsAndItStartsOnce()
+    {
+        Assert.Throws<InvalidOperationException>(() => RunState.Empty.Apply(Commit(0, 1)));
+        Assert.Throws<InvalidOperationException>(() => RunState.Empty.Apply(new RunPaused()));
+        var s = RunState.Empty.Apply(new RunStarted(Spec));
+        Assert.Throws<InvalidOperationException>(() => s.Apply(new RunStarted(Spec)));
+    }
+
+    [Fact]
+    public void PauseResumeStopAndComplete()
+    {
+        var s = RunState.Empty.Apply(new RunStarted(Spec)).Apply(new RunPaused());
+        Assert.False(s.AcceptsSteps);
+        Assert.Throws<InvalidOperationException>(() => s.Apply(Commit(0, 1)));
+        s = s.Apply(new RunResumed());
+        for (int i = 0; i < Spec.TotalSteps; i++) s = s.Apply(Commit(i, i + 1));
+        Assert.False(s.AcceptsSteps);
+        Assert.Throws<InvalidOperationException>(() => s.Apply(new RunCompleted(5)));
+        s = s.Apply(new RunCompleted(6));
+        Assert.Equal(RunPhase.Completed, s.Phase);
+        Assert.Throws<InvalidOperationException>(() => s.Apply(new RunStopped()));
+    }
+
+    [Fact]
+    public void CheckpointsFollowCommittedSteps()
+    {
+        var s = RunState.Empty.Apply(new RunStarted(Spec)).Apply(Commit(0, 1)).Apply(Commit(1, 2));
+        s = s.Apply(new CheckpointSaved(2, "/c/checkpoint-2", "h"));
+        Assert.Equal(2, s.LatestCheckpoint!.Step);
+        Assert.Throws<InvalidOperationException>(() => s.Apply(new CheckpointSaved(3, "/c/checkpoint-3", "h")));  // not committed yet
+        Assert.Throws<InvalidOperationException>(() => s.Apply(new CheckpointSaved(1, "/c/checkpoint-1", "h")));  // older than newest
+    }
+
+    [Fact]
+    public void IncarnationsOnlyGrowAndNumberGenerations()
+    {
+        var s = RunState.Empty.Apply(new CoordinatorIncarnated(1)).Apply(new CoordinatorIncarnated(2));
+        Assert.Throws<InvalidOperationException>(() => s.Apply(new CoordinatorIncarnated(2)));
+        Assert.True(GenerationNumbers.First(3) > GenerationNumbers.Next(GenerationNumbers.First(2) + 1000));
+        Assert.Equal(3, GenerationNumbers.IncarnationOf(GenerationNumbers.Next(GenerationNumbers.First(3))));
+    }
+}
