@@ -1,9 +1,9 @@
 namespace Kto.Cluster.Coordinator;
 
 /// <summary>
-/// Host of the <c>coordinator</c> role. Not implemented yet: the run coordinator singleton, its journal and the
-/// step protocol are planned (see docs/architecture.md). Until then this host only says so, and training runs in
-/// one process with <c>kto train</c>.
+/// Host of the <c>coordinator</c> role. What exists today: the event-sourced <c>RunCoordinatorActor</c> and its
+/// persistence (tested in-process against SQLite files). The cluster host, the step protocol and the trainer nodes
+/// are not built yet, so this program only says so and exits.
 /// </summary>
 public static class Program
 {
@@ -13,7 +13,7 @@ public static class Program
     /// <summary>Prints the host's status and exits.</summary>
     public static int Main()
     {
-        Console.Error.WriteLine("Kto.Cluster.Coordinator: the cluster coordinator is not implemented yet; use `kto train --config <run.json>` for single-process training.");
+        Console.Error.WriteLine("Kto.Cluster.Coordinator: the cluster host is not implemented yet; use `kto train --config <run.json>` for single-process training.");
         return NotImplemented;
     }
 }

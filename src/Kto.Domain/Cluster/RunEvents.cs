@@ -1,16 +1,28 @@
+using MessagePack;
+
 namespace Kto.Domain.Cluster;
 
 /// <summary>An event of a run's journal. The coordinator persists these; <see cref="RunState.Apply"/> folds them.</summary>
-public interface IRunEvent;
+[Union(0, typeof(RunStarted))]
+[Union(1, typeof(CoordinatorIncarnated))]
+[Union(2, typeof(StepCommitted))]
+[Union(3, typeof(CheckpointSaved))]
+[Union(4, typeof(RunPaused))]
+[Union(5, typeof(RunResumed))]
+[Union(6, typeof(RunStopped))]
+[Union(7, typeof(RunCompleted))]
+public interface IRunEvent : IKtoMessage;
 
 /// <summary>The run was created with <paramref name="Spec"/>.</summary>
-public sealed record RunStarted(RunSpec Spec) : IRunEvent;
+[MessagePackObject]
+public sealed record RunStarted([property: Key(0)] RunSpec Spec) : IRunEvent;
 
 /// <summary>
 /// A coordinator took charge of the run (after start or after recovering from the journal). Generations of steps are
 /// numbered within an incarnation, so a restarted coordinator never reuses a generation a trainer may still hold.
 /// </summary>
-public sealed record CoordinatorIncarnated(int Incarnation) : IRunEvent;
+[MessagePackObject]
+public sealed record CoordinatorIncarnated([property: Key(0)] int Incarnation) : IRunEvent;
 
 /// <summary>
 /// Every member of the step's membership reported the same reduced-gradient checksum for <paramref name="Step"/>; the
@@ -20,19 +32,25 @@ public sealed record CoordinatorIncarnated(int Incarnation) : IRunEvent;
 /// <param name="Generation">The attempt that succeeded.</param>
 /// <param name="Members">Trainer ids of the step's membership, in ring order.</param>
 /// <param name="Checksum">Checksum of the reduced gradients all members agreed on.</param>
-public sealed record StepCommitted(int Step, long Generation, IReadOnlyList<string> Members, ulong Checksum) : IRunEvent;
+[MessagePackObject]
+public sealed record StepCommitted([property: Key(0)] int Step, [property: Key(1)] long Generation, [property: Key(2)] IReadOnlyList<string> Members, [property: Key(3)] ulong Checksum) : IRunEvent;
 
 /// <summary>A replica wrote an atomic checkpoint after <paramref name="Step"/> steps.</summary>
-public sealed record CheckpointSaved(int Step, string Path, string Sha256) : IRunEvent;
+[MessagePackObject]
+public sealed record CheckpointSaved([property: Key(0)] int Step, [property: Key(1)] string Path, [property: Key(2)] string Sha256) : IRunEvent;
 
 /// <summary>The operator paused the run (no new step starts until resumed).</summary>
+[MessagePackObject]
 public sealed record RunPaused : IRunEvent;
 
 /// <summary>The operator resumed a paused run.</summary>
+[MessagePackObject]
 public sealed record RunResumed : IRunEvent;
 
 /// <summary>The operator stopped the run for good.</summary>
+[MessagePackObject]
 public sealed record RunStopped : IRunEvent;
 
 /// <summary>All planned steps are committed.</summary>
-public sealed record RunCompleted(int Steps) : IRunEvent;
+[MessagePackObject]
+public sealed record RunCompleted([property: Key(0)] int Steps) : IRunEvent;

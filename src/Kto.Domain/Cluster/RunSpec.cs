@@ -1,3 +1,5 @@
+using MessagePack;
+
 namespace Kto.Domain.Cluster;
 
 /// <summary>
@@ -13,9 +15,11 @@ namespace Kto.Domain.Cluster;
 /// <param name="Accumulation">Micro-batches per optimizer step.</param>
 /// <param name="TotalSteps">Optimizer steps in the run.</param>
 /// <param name="ConfigJson">The run config as snake_case JSON.</param>
+[MessagePackObject]
 public sealed record RunSpec(
-    string RunId, string DatasetFingerprint, int ExampleCount, int Seed, bool Shuffle,
-    int GlobalBatchSize, int Accumulation, int TotalSteps, string ConfigJson)
+    [property: Key(0)] string RunId, [property: Key(1)] string DatasetFingerprint, [property: Key(2)] int ExampleCount,
+    [property: Key(3)] int Seed, [property: Key(4)] bool Shuffle, [property: Key(5)] int GlobalBatchSize,
+    [property: Key(6)] int Accumulation, [property: Key(7)] int TotalSteps, [property: Key(8)] string ConfigJson)
 {
     /// <summary>The batch plan of this run: a pure function of the spec, independent of the number of trainers.</summary>
     public Training.BatchPlan Plan() => new(ExampleCount, Seed, Shuffle, GlobalBatchSize, Accumulation);

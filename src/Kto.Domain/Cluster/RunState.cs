@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using MessagePack;
 
 namespace Kto.Domain.Cluster;
 
@@ -21,7 +22,8 @@ public enum RunPhase
 /// <param name="Step">Steps completed when it was written.</param>
 /// <param name="Path">Its directory.</param>
 /// <param name="Sha256">Hash of its trainer_state.json (which holds the hashes of every other file).</param>
-public sealed record CheckpointRecord(int Step, string Path, string Sha256);
+[MessagePackObject]
+public sealed record CheckpointRecord([property: Key(0)] int Step, [property: Key(1)] string Path, [property: Key(2)] string Sha256);
 
 /// <summary>
 /// The durable truth of a distributed run, as an immutable record folded from <see cref="IRunEvent"/>s. The

@@ -1,0 +1,97 @@
+using Akka.Actor;
+using Akka.Persistence;
+using Kto.Domain.Cluster;
+
+namespace Kto.Cluster.Coordinator.Actors;
+
+/// <summary>
+/// The event-sourced owner of a run's truth. Thin by design: every command becomes at most one
+/// <see cref="IRunEvent"/>, checked against <see cref="RunState.Apply"/> before it is persisted, applied after, and
+/// answered; decisions live in the pure <see cref="RunState"/>. After recovery it persists a new
+/// <see cref="CoordinatorIncarnated"/>, so step generations of this incarnation exceed every earlier one.
+/// </summary>
+public sealed class RunCoordinatorActor : ReceivePersistentActor
+{
+    /// <summary>A snapshot every this many events: recovery replays at most this many events after the last snapshot.</summary>
+    public const int DefaultSnapshotInterval = 200;
+
+    private readonly int _snapshotInterval;
+    private RunState _state = RunState.Empty;
+    private bool _incarnated;
+
+    /// <summary>Creates the coordinator of run <paramref name="runId"/>.</summary>
+    public RunCoordinatorActor(string runId, int snapshotInterval = DefaultSnapshotInterval)
+    {
+        PersistenceId = PersistenceIdOf(runId);
+        _snapshotInterval = snapshotInterval;
+
+        Recover<SnapshotOffer>(offer =>
+        {
+            if (offer.Snapshot is RunSnapshot s) _state = s.ToState();
+        });
+        Recover<IRunEvent>(e => _state = _state.Apply(e));
+        Recover<RecoveryCompleted>(_ => Incarnate());
+
+        Command<StartRun>(c =>
+        {
+            if (_state.Spec is { } existing)
+            {
+                if (existing == c.Spec) Sender.Tell(new RunStateReply(_state));
+                else Sender.Tell(new CommandRejected($"run {existing.RunId} already started with another spec"));
+                return;
+            }
+            PersistAndReply(new RunStarted(c.Spec));
+        });
+        Command<CommitStep>(c => PersistAndReply(c.Commit));
+        Command<RecordCheckpoint>(c => PersistAndReply(c.Checkpoint));
+        Command<PauseRun>(_ => PersistAndReply(new RunPaused()));
+        Command<ResumeRun>(_ => PersistAndReply(new RunResumed()));
+        Command<StopRun>(_ => PersistAndReply(new RunStopped()));
+        Command<GetRunState>(_ => Sender.Tell(new RunStateReply(_state)));
+        Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
+        Command<SaveSnapshotFailure>(_ => { });
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(_ => { });
+    }
+
+    /// <summary>The journal id of a run.</summary>
+    public static string PersistenceIdOf(string runId) => "kto-run-" + runId;
+
+    /// <inheritdoc />
+    public override string PersistenceId { get; }
+
+    /// <summary>Props of the coordinator of <paramref name="runId"/>.</summary>
+    public static Props Props(string runId, int snapshotInterval = DefaultSnapshotInterval)
+        => Akka.Actor.Props.Create(() => new RunCoordinatorActor(runId, snapshotInterval));
+
+    /// <summary>Claims the next incarnation once the journal is replayed (commands wait until it is persisted).</summary>
+    private void Incarnate()
+    {
+        if (_incarnated) return;
+        _incarnated = true;
+        Persist(new CoordinatorIncarnated(_state.Incarnation + 1), persisted => _state = _state.Apply(persisted));
+    }
+
+    private void PersistAndReply(IRunEvent e)
+    {
+        RunState next;
+        try
+        {
+            next = _state.Apply(e);
+        }
+        catch (InvalidOperationException rejected)
+        {
+            Sender.Tell(new CommandRejected(rejected.Message));
+            return;
+        }
+        IActorRef sender = Sender;
+        Persist(e, _ =>
+        {
+            _state = next;
+            if (_state.Spec is { } spec && _state.Phase == RunPhase.Running && _state.CommittedSteps == spec.TotalSteps)
+                Persist(new RunCompleted(spec.TotalSteps), done => _state = _state.Apply(done));
+            if (LastSequenceNr % _snapshotInterval == 0) SaveSnapshot(RunSnapshot.Of(_state));
+            DeferAsync(0, _ => sender.Tell(new RunStateReply(_state)));
+        });
+    }
+}

@@ -1,0 +1,17 @@
+namespace Kto.Cluster.Core;
+
+/// <summary>Role and actor names, in one place.</summary>
+public static class ClusterRoles
+{
+    /// <summary>Hosts the run coordinator singleton.</summary>
+    public const string Coordinator = "coordinator";
+
+    /// <summary>Holds a policy replica and trains shards.</summary>
+    public const string Trainer = "trainer";
+
+    /// <summary>Holds the frozen reference model and scores ahead of training.</summary>
+    public const string Scorer = "scorer";
+
+    /// <summary>The actor system's name (all members of one cluster share it).</summary>
+    public const string SystemName = "kto";
+}
