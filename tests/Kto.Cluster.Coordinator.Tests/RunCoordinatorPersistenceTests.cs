@@ -5,17 +5,19 @@ using Kto.Domain.Cluster;
 
 namespace Kto.Cluster.Coordinator.Tests;
 
-/// <summary>The run coordinator on a real SQLite journal file: persist, stop the actor system, recover in a new one.</summary>
-public sealed class RunCoordinatorPersistenceTests : IDisposable
+/// <summary>
+/// The run coordinator on a real journal: persist, stop the actor system, recover in a new one. Run against a SQLite
+/// file (<see cref="SqliteRunCoordinatorTests"/>) and a PostgreSQL server (<see cref="PostgresRunCoordinatorTests"/>).
+/// </summary>
+public abstract class RunCoordinatorPersistenceTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
-    private static readonly RunSpec Spec = new("demo", "fp", ExampleCount: 10, Seed: 3, Shuffle: true, GlobalBatchSize: 4, Accumulation: 1, TotalSteps: 6, ConfigJson: "{}");
-    private readonly string _dir = Directory.CreateTempSubdirectory("kto-journal-").FullName;
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    /// <summary>A fresh run id per test, so tests sharing one database never share a journal.</summary>
+    private readonly RunSpec Spec = new("run-" + Guid.NewGuid().ToString("N")[..12], "fp", ExampleCount: 10, Seed: 3, Shuffle: true, GlobalBatchSize: 4, Accumulation: 1, TotalSteps: 6, ConfigJson: "{}");
 
-    private ActorSystem NewSystem() => ActorSystem.Create("kto-test",
-        PersistenceConfig.Hocon(PersistenceConfig.SqliteConnectionString(Path.Combine(_dir, PersistenceConfig.DefaultSqliteFile)), PersistenceConfig.SqliteProvider));
+    /// <summary>A new actor system on the backend's journal.</summary>
+    protected abstract ActorSystem NewSystem();
 
     private static async Task<RunState> Ok(IActorRef coordinator, object command)
     {
@@ -25,8 +27,7 @@ public sealed class RunCoordinatorPersistenceTests : IDisposable
 
     private static StepCommitted Commit(RunState s) => new(s.CommittedSteps, GenerationNumbers.First(s.Incarnation) + s.CommittedSteps, ["t1", "t2"], 99);
 
-    [Fact]
-    public async Task StateSurvivesAnActorSystemRestartAndIncarnationsGrow()
+    protected async Task StateSurvivesAnActorSystemRestartAndIncarnationsGrow()
     {
         using (ActorSystem system = NewSystem())
         {
@@ -58,8 +59,7 @@ public sealed class RunCoordinatorPersistenceTests : IDisposable
         }
     }
 
-    [Fact]
-    public async Task TheRunCompletesAfterItsLastStepAndRecoversFromSnapshots()
+    protected async Task TheRunCompletesAfterItsLastStepAndRecoversFromSnapshots()
     {
         using (ActorSystem system = NewSystem())
         {
@@ -81,8 +81,7 @@ public sealed class RunCoordinatorPersistenceTests : IDisposable
         }
     }
 
-    [Fact]
-    public async Task AnotherSpecCannotTakeOverAStartedRun()
+    protected async Task AnotherSpecCannotTakeOverAStartedRun()
     {
         using ActorSystem system = NewSystem();
         IActorRef c = system.ActorOf(RunCoordinatorActor.Props(Spec.RunId), "run");
@@ -95,5 +94,50 @@ public sealed class RunCoordinatorPersistenceTests : IDisposable
         Assert.IsType<CommandRejected>(await c.Ask(new CommitStep(Commit(paused)), Timeout));
         Assert.Equal(RunPhase.Running, (await Ok(c, new ResumeRun())).Phase);
         await system.Terminate();
+    }
+}
+
+/// <summary>The coordinator's journal on a SQLite file in a temporary run directory (the default backend).</summary>
+public sealed class SqliteRunCoordinatorTests : RunCoordinatorPersistenceTests, IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("kto-journal-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    protected override ActorSystem NewSystem() => ActorSystem.Create("kto-test",
+        PersistenceConfig.Hocon(PersistenceConfig.SqliteConnectionString(Path.Combine(_dir, PersistenceConfig.DefaultSqliteFile)), PersistenceConfig.SqliteProvider));
+
+    [Fact] public Task RestartRecovers() => StateSurvivesAnActorSystemRestartAndIncarnationsGrow();
+    [Fact] public Task CompletesAndRecoversFromSnapshots() => TheRunCompletesAfterItsLastStepAndRecoversFromSnapshots();
+    [Fact] public Task SpecIsFixed() => AnotherSpecCannotTakeOverAStartedRun();
+}
+
+/// <summary>
+/// The coordinator's journal on a real PostgreSQL server given by <c>KTO_TEST_POSTGRES</c> (a Npgsql connection
+/// string). <c>.ci/run</c> installs and starts PostgreSQL and sets it; without it these tests report as skipped.
+/// </summary>
+public sealed class PostgresRunCoordinatorTests : RunCoordinatorPersistenceTests
+{
+    protected override ActorSystem NewSystem() => ActorSystem.Create("kto-test",
+        PersistenceConfig.Hocon(PostgresFactAttribute.ConnectionString!, PersistenceConfig.PostgresProvider));
+
+    [PostgresFact] public Task RestartRecovers() => StateSurvivesAnActorSystemRestartAndIncarnationsGrow();
+    [PostgresFact] public Task CompletesAndRecoversFromSnapshots() => TheRunCompletesAfterItsLastStepAndRecoversFromSnapshots();
+    [PostgresFact] public Task SpecIsFixed() => AnotherSpecCannotTakeOverAStartedRun();
+}
+
+/// <summary>A fact that needs the PostgreSQL server named by <c>KTO_TEST_POSTGRES</c>; skipped (visibly) without it.</summary>
+public sealed class PostgresFactAttribute : FactAttribute
+{
+    /// <summary>The environment variable holding the connection string.</summary>
+    public const string Variable = "KTO_TEST_POSTGRES";
+
+    /// <summary>The connection string, or null.</summary>
+    public static string? ConnectionString => Environment.GetEnvironmentVariable(Variable) is { Length: > 0 } s ? s : null;
+
+    /// <summary>Sets Skip when no server is configured.</summary>
+    public PostgresFactAttribute()
+    {
+        if (ConnectionString is null) Skip = $"no PostgreSQL server: set {Variable} (bash .ci/run starts one and sets it)";
     }
 }
