@@ -1,0 +1,20 @@
+namespace Kto.Domain.Cluster;
+
+/// <summary>
+/// Element-wise sum across the members of one step, in place. Every member calls it with buffers of equal length and
+/// gets bit-identical results (the sum of each element is formed once, in a fixed order, and copied).
+/// </summary>
+public interface IAllReduce
+{
+    /// <summary>This member's position in the step's membership.</summary>
+    int Rank { get; }
+
+    /// <summary>Members taking part.</summary>
+    int Size { get; }
+
+    /// <summary>Sums <paramref name="data"/> across members.</summary>
+    void SumInPlace(float[] data);
+
+    /// <summary>Sums <paramref name="data"/> across members (small vectors: KL sums and counts, metric sums).</summary>
+    void SumInPlace(double[] data);
+}

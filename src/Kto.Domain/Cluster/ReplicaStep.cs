@@ -1,0 +1,69 @@
+using Kto.Domain.Loss;
+using Kto.Domain.Model;
+using Kto.Domain.Training;
+using TorchSharp;
+
+namespace Kto.Domain.Cluster;
+
+/// <summary>
+/// One optimizer step as a member of a data-parallel group: the same <see cref="KtoStepper"/> as
+/// <c>kto train</c>, on this member's shard of each global micro-batch, with the two reductions the protocol adds —
+/// the KL reference point (global sum and count, then mean, then clamp) and the summed gradients. After
+/// <see cref="Run"/> every member holds the same reduced gradients and, after <see cref="Apply"/>, the same weights.
+/// </summary>
+public sealed class ReplicaStep
+{
+    private readonly GptLmHeadModel _policy;
+    private readonly KtoStepper _stepper;
+    private readonly IReadOnlyList<TrainItem> _items;
+    private readonly List<TorchSharp.Modules.Parameter> _parameters;
+
+    /// <summary>Creates the step runner for <paramref name="policy"/> (not owned).</summary>
+    public ReplicaStep(GptLmHeadModel policy, KtoStepper stepper, IReadOnlyList<TrainItem> items)
+    {
+        _policy = policy;
+        _stepper = stepper;
+        _items = items;
+        _parameters = [.. policy.parameters()];
+        GradientLength = _parameters.Sum(p => (int)p.numel());
+    }
+
+    /// <summary>Floats in the flat gradient buffer.</summary>
+    public int GradientLength { get; }
+
+    /// <summary>
+    /// Forward and backward over this member's shards of the step's micro-batches, then the gradient all-reduce.
+    /// Returns the metric sums of the whole group (reduced too) and the checksum of the reduced gradients.
+    /// </summary>
+    public (StepMetrics Metrics, ulong Checksum) Run(IReadOnlyList<int[]> microBatches, IAllReduce group)
+    {
+        foreach (var p in _parameters) p.grad?.zero_();
+        StepMetrics local = StepMetrics.Zero;
+        foreach (int[] micro in microBatches)
+        {
+            var shard = ShardPlan.Shard(micro, group.Size, group.Rank).Select(i => _items[i]).ToList();
+            ReferenceLogps[] reference = _stepper.Reference(shard);
+            KlPartial mine = _stepper.KlPartial(shard, reference);
+            double[] kl = [mine.Sum, mine.Count];
+            group.SumInPlace(kl);                                             // global Σ and count, then mean, then clamp
+            var global = new KlPartial(kl[0], (long)kl[1]);
+            local += _stepper.ForwardBackward(shard, reference, global, micro.Length, microBatches.Count);
+            if (group.Rank == 0) local += KtoStepper.MicroBatchMetrics(global); // once per micro-batch, not per member
+        }
+        float[] grads = new float[GradientLength];
+        GradientCopy.ToBuffer(_parameters, grads);
+        group.SumInPlace(grads);
+        GradientCopy.FromBuffer(grads, _parameters);
+        double[] m = MetricVector.From(local);
+        group.SumInPlace(m);
+        return (MetricVector.To(m), GradientCopy.Checksum(grads));
+    }
+
+    /// <summary>Clips and applies the reduced gradients (call once the step is committed); returns the gradient norm.</summary>
+    public double Apply(AdamW optimizer, double learningRate, double maxGradNorm)
+    {
+        double norm = GradientClipping.ClipGlobalNorm(_parameters, maxGradNorm);
+        optimizer.Step(learningRate);
+        return norm;
+    }
+}

@@ -1,0 +1,119 @@
+using Kto.Domain.Cluster;
+using Kto.Domain.Options;
+using Kto.Domain.Tests.Training;
+using Kto.Domain.Training;
+using TorchSharp;
+
+namespace Kto.Domain.Tests.Cluster;
+
+/// <summary>
+/// N replicas, each on its shard and reducing KL and gradients, reach the weights of one process training the same
+/// global batches. In-process (threads and an in-memory all-reduce); the multi-process version runs over TCP.
+/// </summary>
+public sealed class ReplicaStepTests : IDisposable
+{
+    private readonly TrainingFixture _f = new(examples: 30, desirableShare: 0.4, seed: 13);
+
+    public void Dispose() => _f.Dispose();
+
+    /// <summary>All-reduce among threads: every member deposits its buffer, rank 0 sums in rank order, all copy.</summary>
+    private sealed class InMemoryGroup(int size)
+    {
+        private readonly Barrier _barrier = new(size);
+        private readonly Array?[] _slots = new Array?[size];
+        private Array? _sum;
+
+        public IAllReduce Member(int rank) => new GroupMember(this, rank, size);
+
+        private void Reduce<T>(int rank, T[] data, Func<T, T, T> add)
+        {
+            _slots[rank] = data;
+            _barrier.SignalAndWait();
+            if (rank == 0)
+            {
+                var sum = (T[])((T[])_slots[0]!).Clone();
+                for (int r = 1; r < size; r++)
+                {
+                    var other = (T[])_slots[r]!;
+                    for (int i = 0; i < sum.Length; i++) sum[i] = add(sum[i], other[i]);
+                }
+                _sum = sum;
+            }
+            _barrier.SignalAndWait();
+            Array.Copy(_sum!, data, data.Length);
+            _barrier.SignalAndWait();
+        }
+
+        private sealed class GroupMember(InMemoryGroup group, int rank, int size) : IAllReduce
+        {
+            public int Rank => rank;
+            public int Size => size;
+            public void SumInPlace(float[] data) => group.Reduce(rank, data, (a, b) => a + b);
+            public void SumInPlace(double[] data) => group.Reduce(rank, data, (a, b) => a + b);
+        }
+    }
+
+    private KtoConfig Config(string name) => _f.Config(name, c => c with
+    {
+        MaxSteps = 20, PerDeviceTrainBatchSize = 6, GradientAccumulationSteps = 2, LearningRate = 3e-3, WarmupSteps = 2, LrSchedulerType = "cosine",
+    });
+
+    private static Dictionary<string, float[]> Weights(Kto.Domain.Model.GptLmHeadModel m)
+        => m.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().cpu().data<float>().ToArray());
+
+    private static double RelativeL2(Dictionary<string, float[]> a, Dictionary<string, float[]> b)
+    {
+        double diff = 0, norm = 0;
+        foreach (var (k, v) in a)
+            for (int i = 0; i < v.Length; i++)
+            {
+                diff += Math.Pow(v[i] - b[k][i], 2);
+                norm += (double)v[i] * v[i];
+            }
+        return Math.Sqrt(diff / norm);
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void ReplicasMatchOneProcess(int replicas)
+    {
+        TrainResult single = TrainingFixture.Train(Config("single"));
+        Dictionary<string, float[]> expected = TrainingFixture.Weights(single.FinalCheckpoint);
+
+        var group = new InMemoryGroup(replicas);
+        var results = new Dictionary<string, float[]>[replicas];
+        var checksums = new List<ulong>[replicas];
+        var threads = Enumerable.Range(0, replicas).Select(rank => new Thread(() =>
+        {
+            KtoConfig c = Config($"replica{rank}");
+            using TrainingSetup setup = TrainingSetup.Prepare(c, NullObserver.Instance);
+            var plan = new BatchPlan(setup.Data.Items.Count, c.EffectiveDataSeed, c.Shuffle, c.PerDeviceTrainBatchSize, c.GradientAccumulationSteps);
+            int total = plan.TotalSteps(c.NumTrainEpochs, c.MaxSteps);
+            LrSchedule schedule = LrSchedule.For(c, total);
+            var stepper = new KtoStepper(setup.Policy, setup.Reference, c.LossOptions, setup.Tokenizer.EosTokenId, setup.Device);
+            var replica = new ReplicaStep(setup.Policy, stepper, setup.Data.Items);
+            using var optimizer = new AdamW(setup.Policy.named_parameters().Select(p => (p.name, p.parameter)), c.AdamBeta1, c.AdamBeta2, c.AdamEpsilon, c.WeightDecay);
+            IAllReduce member = group.Member(rank);
+            checksums[rank] = [];
+            setup.Policy.train();
+            for (int step = 0; step < total; step++)
+            {
+                var (_, checksum) = replica.Run(plan.Step(step), member);
+                checksums[rank].Add(checksum);
+                replica.Apply(optimizer, schedule.At(step), c.MaxGradNorm);
+            }
+            results[rank] = Weights(setup.Policy);
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+
+        for (int r = 1; r < replicas; r++)
+        {
+            Assert.Equal(checksums[0], checksums[r]);                     // same reduced gradients every step
+            Assert.Equal(0.0, RelativeL2(results[0], results[r]));        // bit-identical replicas
+        }
+        double rel = RelativeL2(expected, results[0]);
+        Assert.True(rel < 1e-5, $"relative L2 distance to the single-process weights: {rel:E2}");
+    }
+}
