@@ -1,19 +1,49 @@
+using System.CommandLine;
+using System.Net;
+using Kto.Domain.Options;
+
 namespace Kto.Cluster.GpuNode;
 
 /// <summary>
-/// Host of the <c>trainer</c> and <c>scorer</c> roles. Not implemented yet: trainer replicas, reference scorers
-/// and the gradient exchange are planned (see docs/architecture.md). The step they will run already exists as
-/// <c>Kto.Domain.Training.KtoStepper</c>, used today by <c>kto train</c>.
+/// Host of the node roles. The Akka node (trainer and scorer actors joining the coordinator's cluster) is not built
+/// yet. What runs today is <c>ring-train</c>: data-parallel training on a fixed ring of processes, without
+/// elasticity (see <see cref="StaticRingTrainer"/>).
 /// </summary>
 public static class Program
 {
     /// <summary>Exit code for "this role cannot run yet".</summary>
     public const int NotImplemented = 3;
 
-    /// <summary>Prints the host's status and exits.</summary>
-    public static int Main()
+    /// <summary>Parses the command line and runs the chosen mode.</summary>
+    public static int Main(string[] args)
     {
-        Console.Error.WriteLine("Kto.Cluster.GpuNode: trainer and scorer nodes are not implemented yet; use `kto train --config <run.json>` for single-process training.");
-        return NotImplemented;
+        var config = new Option<FileInfo>("--config") { Description = "run config (kto train's keys)", Required = true };
+        var rank = new Option<int>("--rank") { Description = "this member's position in --members", Required = true };
+        var members = new Option<string>("--members") { Description = "comma-separated host:port of every member, in ring order", Required = true };
+        var output = new Option<DirectoryInfo>("--out") { Description = "where the final model is written", Required = true };
+        var ringTrain = new Command("ring-train", "train on a fixed ring of processes (no coordinator, no elasticity)") { config, rank, members, output };
+        ringTrain.SetAction(async (parse, cancel) =>
+        {
+            try
+            {
+                KtoConfig c = KtoConfigReader.Load(parse.GetValue(config)!.FullName);
+                IPEndPoint[] ring = [.. parse.GetValue(members)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(IPEndPoint.Parse)];
+                int r = parse.GetValue(rank);
+                if (r < 0 || r >= ring.Length) throw new ArgumentException($"--rank {r} is not a position in the {ring.Length} members");
+                return await StaticRingTrainer.RunAsync(c, r, ring, parse.GetValue(output)!.FullName, cancel);
+            }
+            catch (Exception e) when (e is ConfigException or ArgumentException or FormatException or InvalidDataException or IOException)
+            {
+                Console.Error.WriteLine($"error: {e.Message}");
+                return 1;
+            }
+        });
+        var root = new RootCommand("Kto.Cluster node host") { ringTrain };
+        root.SetAction(_ =>
+        {
+            Console.Error.WriteLine("Kto.Cluster.GpuNode: the cluster node (trainer/scorer actors) is not implemented yet; `ring-train` runs a fixed ring without a coordinator.");
+            return NotImplemented;
+        });
+        return root.Parse(args).Invoke();
     }
 }

@@ -1,0 +1,112 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Kto.Domain.Checkpoints;
+using Kto.Domain.Model;
+using Kto.Domain.Options;
+using Kto.Domain.Training;
+using TorchSharp;
+
+namespace Kto.Cluster.GpuNode.Tests;
+
+/// <summary>
+/// Separate trainer processes on loopback, reducing KL and gradients over the TCP ring, end with the weights of one
+/// process training the same config.
+/// </summary>
+public sealed class RingTrainTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("kto-ring-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private string WriteRun()
+    {
+        string model = Path.Combine(_dir, "model");
+        using (var g = new torch.Generator(3))
+        using (var m = new GptLmHeadModel(new GptConfig(257, 24, 16, 1, 2, Tokenizer: "byte"), g))
+            ModelCheckpoint.Save(m, model);
+        var rng = new Random(17);
+        File.WriteAllLines(Path.Combine(_dir, "data.jsonl"), Enumerable.Range(0, 30).Select(_ =>
+        {
+            int a = rng.Next(1, 30), b = rng.Next(1, 30);
+            bool good = rng.NextDouble() < 0.4;
+            return JsonSerializer.Serialize(new { prompt = $"{a}+{b}=", completion = (good ? a + b : a + b + rng.Next(1, 9)).ToString(), label = good });
+        }));
+        string config = Path.Combine(_dir, "run.json");
+        File.WriteAllText(config, """
+            {"model_name_or_path": "model", "dataset_path": "data.jsonl", "output_dir": "single",
+             "learning_rate": 0.003, "lr_scheduler_type": "cosine", "warmup_steps": 2, "per_device_train_batch_size": 6,
+             "gradient_accumulation_steps": 2, "max_steps": 20, "max_length": 16, "max_prompt_length": 8,
+             "logging_steps": 5, "save_steps": 1000, "num_threads": 1, "seed": 7}
+            """);
+        return config;
+    }
+
+    private static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    private static Dictionary<string, float[]> Weights(string dir)
+    {
+        var c = Safetensors.Read(Path.Combine(dir, ModelCheckpoint.WeightsFile));
+        var w = c.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.data<float>().ToArray());
+        foreach (var t in c.Tensors.Values) t.Dispose();
+        return w;
+    }
+
+    private static double RelativeL2(Dictionary<string, float[]> a, Dictionary<string, float[]> b)
+    {
+        double diff = 0, norm = 0;
+        foreach (var (k, v) in a)
+            for (int i = 0; i < v.Length; i++) { diff += Math.Pow(v[i] - b[k][i], 2); norm += (double)v[i] * v[i]; }
+        return Math.Sqrt(diff / norm);
+    }
+
+    [Fact]
+    public async Task TwoTrainerProcessesMatchOneProcess()
+    {
+        string config = WriteRun();
+        KtoConfig c = KtoConfigReader.Load(config);
+        using (TrainingSetup setup = TrainingSetup.Prepare(c, NullObserver.Instance))
+            new KtoTrainer(setup, NullObserver.Instance).Run();
+        var expected = Weights(TrainingCheckpoint.Latest(c.OutputDir)!);
+
+        const int n = 2;
+        string members = string.Join(',', Enumerable.Range(0, n).Select(_ => $"127.0.0.1:{FreePort()}"));
+        var processes = Enumerable.Range(0, n).Select(rank =>
+        {
+            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "Kto.Cluster.GpuNode.dll"), "ring-train", "--config", config,
+                         "--rank", rank.ToString(), "--members", members, "--out", Path.Combine(_dir, $"rank{rank}") })
+                psi.ArgumentList.Add(a);
+            return Process.Start(psi)!;
+        }).ToList();
+        var outputs = processes.Select(p => (Out: p.StandardOutput.ReadToEndAsync(), Err: p.StandardError.ReadToEndAsync())).ToList();
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+            foreach (var p in processes) await p.WaitForExitAsync(timeout.Token);
+        }
+        finally
+        {
+            foreach (var p in processes.Where(p => !p.HasExited)) p.Kill(entireProcessTree: true);
+        }
+        string[] stdout = await Task.WhenAll(outputs.Select(o => o.Out));
+        string[] stderr = await Task.WhenAll(outputs.Select(o => o.Err));
+        for (int r = 0; r < n; r++)
+            Assert.True(processes[r].ExitCode == 0, $"rank {r}: {stderr[r]}");
+
+        // Same reduced-gradient checksum on every member at every step, bit-identical final replicas.
+        string[][] checksums = [.. stdout.Select(o => o.Split('\n').Where(l => l.StartsWith("step ", StringComparison.Ordinal)).Select(l => l.Split(' ')[^1]).ToArray())];
+        Assert.Equal(20, checksums[0].Length);
+        Assert.Equal(checksums[0], checksums[1]);
+        var w0 = Weights(Path.Combine(_dir, "rank0"));
+        Assert.Equal(0.0, RelativeL2(w0, Weights(Path.Combine(_dir, "rank1"))));
+        double rel = RelativeL2(expected, w0);
+        Assert.True(rel < 1e-5, $"relative L2 distance to the single-process weights: {rel:E2}");
+    }
+}
