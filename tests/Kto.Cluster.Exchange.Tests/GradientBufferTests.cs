@@ -1,3 +1,4 @@
+using Kto.Domain.Cluster;
 using TorchSharp;
 using static TorchSharp.torch;
 

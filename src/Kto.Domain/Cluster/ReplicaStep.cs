@@ -25,7 +25,7 @@ public sealed class ReplicaStep
         _stepper = stepper;
         _items = items;
         _parameters = [.. policy.parameters()];
-        GradientLength = _parameters.Sum(p => (int)p.numel());
+        GradientLength = GradientBuffer.Length(_parameters);
     }
 
     /// <summary>Floats in the flat gradient buffer.</summary>
@@ -51,12 +51,12 @@ public sealed class ReplicaStep
             if (group.Rank == 0) local += KtoStepper.MicroBatchMetrics(global); // once per micro-batch, not per member
         }
         float[] grads = new float[GradientLength];
-        GradientCopy.ToBuffer(_parameters, grads);
+        GradientBuffer.CopyGradientsTo(_parameters, grads);
         group.SumInPlace(grads);
-        GradientCopy.FromBuffer(grads, _parameters);
+        GradientBuffer.CopyGradientsFrom(grads, _parameters);
         double[] m = MetricVector.From(local);
         group.SumInPlace(m);
-        return (MetricVector.To(m), GradientCopy.Checksum(grads));
+        return (MetricVector.To(m), GradientBuffer.Checksum(grads));
     }
 
     /// <summary>Clips and applies the reduced gradients (call once the step is committed); returns the gradient norm.</summary>

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Kto.Cluster.Exchange;
+namespace Kto.Domain.Cluster;
 
 /// <summary>
 /// Moves TorchSharp gradients in and out of one flat float buffer, parameter after parameter in the order given
@@ -78,7 +78,7 @@ public static class GradientBuffer
     /// A 64-bit hash of the raw bytes of <paramref name="data"/>: equal on replicas holding bit-identical values,
     /// different (with overwhelming odds) otherwise. Not cryptographic.
     /// </summary>
-    public static ulong Checksum(ReadOnlySpan<float> data) => Fingerprint64.Of(MemoryMarshal.AsBytes(data));
+    public static ulong Checksum(ReadOnlySpan<float> data) => System.IO.Hashing.XxHash64.HashToUInt64(MemoryMarshal.AsBytes(data));
 
     private static Span<float> Slice(float[] buffer, int offset, TorchSharp.Modules.Parameter p)
     {
