@@ -9,7 +9,7 @@ namespace Kto.Bench;
 /// </summary>
 internal sealed class BenchChannel : IDisposable
 {
-    /// <summary>1 MiB writes: the write size of the raw loopback figures in PLATFORM-FACTS, and of the ring's default chunk.</summary>
+    /// <summary>1 MiB writes: the write size of the design's raw loopback figures (2.8–3.1 GB/s), and of the ring's default chunk.</summary>
     public const int WriteBytes = 1 << 20;
 
     /// <summary>Signal: go ahead with the next phase.</summary>
