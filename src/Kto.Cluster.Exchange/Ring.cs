@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using System.Numerics;
 using Kto.Cluster.Exchange.Reduction;
 using Kto.Cluster.Exchange.Wire;
@@ -116,13 +117,13 @@ public sealed class Ring : IAsyncDisposable
             int read = await outgoing.ReceiveSomeAsync(probe, _broken.Token);
             reason = read == 0 ? $"rank {successor} closed its connection" : $"rank {successor} wrote on a link that carries data the other way";
         }
-        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException
+            || e is SocketException { SocketErrorCode: SocketError.OperationAborted or SocketError.Interrupted })
         {
-            return; // This side closed the ring.
+            return; // This side closed the link (broken, disposed, or an all-reduce that failed and says why itself).
         }
-        catch (System.Net.Sockets.SocketException e)
+        catch (SocketException e)
         {
-            if (IsBroken) return;
             reason = $"the connection to rank {successor} failed ({e.SocketErrorCode})";
         }
         Break(reason, successor);

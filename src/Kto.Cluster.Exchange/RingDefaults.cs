@@ -4,8 +4,8 @@ namespace Kto.Cluster.Exchange;
 public static class RingDefaults
 {
     /// <summary>
-    /// 1 MiB: the write size at which raw loopback TCP reaches its plateau here (2.8–3.1 GB/s, see
-    /// PLATFORM-FACTS), while a 16 MiB gradient still splits into enough frames per ring segment for the
+    /// 1 MiB: the write size at which raw loopback TCP reaches its plateau here (2.8–3.1 GB/s in the
+    /// design's platform facts), while a 16 MiB gradient still splits into enough frames per ring segment for the
     /// chunk-level pipeline (a member forwards a chunk as soon as it has added it) to keep both directions busy.
     /// </summary>
     public const int MaxChunkBytes = 1 << 20;

@@ -253,11 +253,11 @@ public sealed class RingEndpoint : IAsyncDisposable
     /// <summary>Reads the newcomer's hello and hands the connection to the join it belongs to, parks or refuses it.</summary>
     private async Task IntroduceAsync(Socket socket)
     {
-        socket.NoDelay = true;
         var link = new RingLink(socket);
         Hello hello;
         try
         {
+            socket.NoDelay = true;
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_life.Token);
             timeout.CancelAfter(_options.HelloTimeout);
             hello = await link.ReceiveMessageAsync<Hello>(timeout.Token);

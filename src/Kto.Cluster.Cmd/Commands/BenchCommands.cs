@@ -7,7 +7,10 @@ namespace Kto.Cluster.Cmd.Commands;
 /// <summary><c>kto bench …</c>: benchmarks that print their figures next to a baseline measured in the same run.</summary>
 internal static class BenchCommands
 {
-    public static Command Create() => new("bench", "benchmarks (each prints one JSON line)") { Step() };
+    public static Command Create() => new("bench", "benchmarks (each prints one JSON line)")
+    {
+        Step(), BenchAllReduceCommand.Create(), BenchAllReduceCommand.CreatePeer(),
+    };
 
     private static Command Step()
     {

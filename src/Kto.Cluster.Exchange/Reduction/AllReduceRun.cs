@@ -66,7 +66,9 @@ internal sealed class AllReduceRun<T> where T : unmanaged, IAdditionOperators<T,
         cts.CancelAfter(_options.ProgressTimeout);
         using var forwardable = new SemaphoreSlim(0);
         using var bytes = new PinnedArrayBytes<T>(data);
-        byte[] scratch = ArrayPool<byte>.Shared.Rent(perChunk * elementSize);
+        // A frame never exceeds a chunk or a segment (⌈L/N⌉ elements), whichever is smaller.
+        long largestSegment = (data.Length + _size - 1) / _size;
+        byte[] scratch = ArrayPool<byte>.Shared.Rent((int)Math.Min(perChunk, Math.Max(1, largestSegment)) * elementSize);
         try
         {
             Task send = GuardAsync(SendAllAsync(schedule, data.Length, bytes.Memory, forwardable, cts), Successor, cts);
