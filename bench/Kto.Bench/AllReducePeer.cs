@@ -1,3 +1,4 @@
+using Kto.Domain.Cluster;
 using System.Net;
 using System.Net.Sockets;
 using Kto.Cluster.Exchange;
