@@ -22,23 +22,16 @@ public static class StaticRingTrainer
     public static async Task<int> RunAsync(KtoConfig config, int rank, IReadOnlyList<IPEndPoint> members, string outputDir, CancellationToken cancel)
     {
         using TrainingSetup setup = TrainingSetup.Prepare(config, NullObserver.Instance);
-        var plan = new BatchPlan(setup.Data.Items.Count, config.EffectiveDataSeed, config.Shuffle, config.PerDeviceTrainBatchSize, config.GradientAccumulationSteps);
-        int total = plan.TotalSteps(config.NumTrainEpochs, config.MaxSteps);
-        LrSchedule schedule = LrSchedule.For(config, total);
-        var stepper = new KtoStepper(setup.Policy, setup.Reference, config.LossOptions, setup.Tokenizer.EosTokenId, setup.Device);
-        var replica = new ReplicaStep(setup.Policy, stepper, setup.Data.Items);
-        using var optimizer = new AdamW(setup.Policy.named_parameters().Select(p => (p.name, p.parameter)), config.AdamBeta1, config.AdamBeta2, config.AdamEpsilon, config.WeightDecay);
-
+        using var replica = new ReplicaTrainer(setup);
         await using RingEndpoint endpoint = await RingEndpoint.ListenAsync(members[rank].Address, members[rank].Port, cancel);
         await using Ring ring = await endpoint.JoinAsync(members, rank, generation: 1, JoinTimeout, cancel);
         var group = new RingAllReduce(ring, cancel);
-        setup.Policy.train();
-        for (int step = 0; step < total; step++)
+        for (int step = 0; step < replica.TotalSteps; step++)
         {
-            var (metrics, checksum) = replica.Run(plan.Step(step), group);
-            double norm = replica.Apply(optimizer, schedule.At(step), config.MaxGradNorm);
+            var (metrics, checksum) = replica.Reduce(step, group);
+            double norm = replica.Apply(step);
             var m = metrics.ToDictionary();
-            Console.WriteLine(FormattableString.Invariant($"step {step + 1}/{total} loss {m["loss"]:0.000000} grad_norm {norm:0.000000} checksum {checksum:x16}"));
+            Console.WriteLine(FormattableString.Invariant($"step {step + 1}/{replica.TotalSteps} loss {m["loss"]:0.000000} grad_norm {norm:0.000000} checksum {checksum:x16}"));
         }
         ModelCheckpoint.Save(setup.Policy, outputDir);
         return 0;

@@ -88,20 +88,14 @@ public sealed class ReplicaStepTests : IDisposable
         {
             KtoConfig c = Config($"replica{rank}");
             using TrainingSetup setup = TrainingSetup.Prepare(c, NullObserver.Instance);
-            var plan = new BatchPlan(setup.Data.Items.Count, c.EffectiveDataSeed, c.Shuffle, c.PerDeviceTrainBatchSize, c.GradientAccumulationSteps);
-            int total = plan.TotalSteps(c.NumTrainEpochs, c.MaxSteps);
-            LrSchedule schedule = LrSchedule.For(c, total);
-            var stepper = new KtoStepper(setup.Policy, setup.Reference, c.LossOptions, setup.Tokenizer.EosTokenId, setup.Device);
-            var replica = new ReplicaStep(setup.Policy, stepper, setup.Data.Items);
-            using var optimizer = new AdamW(setup.Policy.named_parameters().Select(p => (p.name, p.parameter)), c.AdamBeta1, c.AdamBeta2, c.AdamEpsilon, c.WeightDecay);
+            using var replica = new ReplicaTrainer(setup);
             IAllReduce member = group.Member(rank);
             checksums[rank] = [];
-            setup.Policy.train();
-            for (int step = 0; step < total; step++)
+            for (int step = 0; step < replica.TotalSteps; step++)
             {
-                var (_, checksum) = replica.Run(plan.Step(step), member);
+                var (_, checksum) = replica.Reduce(step, member);
                 checksums[rank].Add(checksum);
-                replica.Apply(optimizer, schedule.At(step), c.MaxGradNorm);
+                replica.Apply(step);
             }
             results[rank] = Weights(setup.Policy);
         })).ToList();
