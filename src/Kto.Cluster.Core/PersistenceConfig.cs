@@ -41,6 +41,10 @@ public static class PersistenceConfig
                   auto-initialize = true
                 }
               }
+              query.journal.sql {
+                connection-string = {{conn}}
+                provider-name = "{{providerName}}"
+              }
               snapshot-store {
                 plugin = "akka.persistence.snapshot-store.sql"
                 sql {
@@ -50,7 +54,8 @@ public static class PersistenceConfig
                 }
               }
             }
-            """).WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
+            """).WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration)
+             .WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultQueryConfiguration);
     }
 
     private static string Quote(string s) => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";

@@ -141,3 +141,45 @@ public sealed class PostgresFactAttribute : FactAttribute
         if (ConnectionString is null) Skip = $"no PostgreSQL server: set {Variable} (bash .ci/run starts one and sets it)";
     }
 }
+
+/// <summary>The exactly-once audit, read from the journal a coordinator wrote (SQLite file), across a restart.</summary>
+public sealed class JournalAuditTests : IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+    private readonly string _dir = Directory.CreateTempSubdirectory("kto-audit-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private ActorSystem NewSystem() => ActorSystem.Create("kto-audit",
+        PersistenceConfig.Hocon(PersistenceConfig.SqliteConnectionString(Path.Combine(_dir, PersistenceConfig.DefaultSqliteFile)), PersistenceConfig.SqliteProvider));
+
+    [Fact]
+    public async Task EveryStepOfEveryEpochIsCommittedExactlyOnce()
+    {
+        // 10 examples, batches of 4: 3 steps per epoch, 6 steps = 2 full epochs; a coordinator restart half way.
+        var spec = new RunSpec("audit", "fp", 10, 3, true, 4, 1, 6, "{}");
+        async Task CommitUntil(ActorSystem system, int until)
+        {
+            IActorRef c = system.ActorOf(RunCoordinatorActor.Props(spec.RunId), "run");
+            var s = Assert.IsType<RunStateReply>(await c.Ask(new StartRun(spec), Timeout)).State;
+            while (s.CommittedSteps < until)
+                s = Assert.IsType<RunStateReply>(await c.Ask(new CommitStep(new StepCommitted(s.CommittedSteps, GenerationNumbers.First(s.Incarnation) + s.CommittedSteps, ["t"], 1)), Timeout)).State;
+        }
+        using (ActorSystem system = NewSystem())
+        {
+            await CommitUntil(system, 4);
+            await system.Terminate();
+        }
+        using (ActorSystem system = NewSystem())
+        {
+            await CommitUntil(system, 6);
+            IReadOnlyList<IRunEvent> events = await JournalReader.ReadAsync(system, spec.RunId);
+            Assert.Equal(6, events.OfType<StepCommitted>().Count());
+            Assert.Equal(2, events.OfType<CoordinatorIncarnated>().Count());
+            AuditReport audit = JournalAudit.Check(events, requireComplete: true);
+            Assert.True(audit.Ok, string.Join("; ", audit.Problems));
+            Assert.Equal(6, audit.Committed);
+            await system.Terminate();
+        }
+    }
+}
