@@ -14,6 +14,9 @@ public static class Program
     /// <summary>Exit code for "this role cannot run yet".</summary>
     public const int NotImplemented = 3;
 
+    /// <summary>Exit code of <c>ring-train</c> when a member of the ring was lost.</summary>
+    public const int RingBroken = 4;
+
     /// <summary>Parses the command line and runs the chosen mode.</summary>
     public static int Main(string[] args)
     {
@@ -31,6 +34,12 @@ public static class Program
                 int r = parse.GetValue(rank);
                 if (r < 0 || r >= ring.Length) throw new ArgumentException($"--rank {r} is not a position in the {ring.Length} members");
                 return await StaticRingTrainer.RunAsync(c, r, ring, parse.GetValue(output)!.FullName, cancel);
+            }
+            catch (Kto.Cluster.Exchange.RingBrokenException e)
+            {
+                // A fixed ring cannot continue without a member; the elastic cluster retries with the survivors instead.
+                Console.Error.WriteLine($"error: the ring broke: {e.Message}");
+                return RingBroken;
             }
             catch (Exception e) when (e is ConfigException or ArgumentException or FormatException or InvalidDataException or IOException)
             {

@@ -109,4 +109,38 @@ public sealed class RingTrainTests : IDisposable
         double rel = RelativeL2(expected, w0);
         Assert.True(rel < 1e-5, $"relative L2 distance to the single-process weights: {rel:E2}");
     }
+
+    [Fact]
+    public async Task AKilledTrainerEndsTheFixedRingWithAClearErrorInsteadOfAHang()
+    {
+        string config = WriteRun();
+        File.WriteAllText(config, File.ReadAllText(config).Replace("\"max_steps\": 20", "\"max_steps\": 100000", StringComparison.Ordinal));
+        string members = $"127.0.0.1:{FreePort()},127.0.0.1:{FreePort()}";
+        var processes = Enumerable.Range(0, 2).Select(rank =>
+        {
+            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "Kto.Cluster.GpuNode.dll"), "ring-train", "--config", config,
+                         "--rank", rank.ToString(), "--members", members, "--out", Path.Combine(_dir, $"rank{rank}") })
+                psi.ArgumentList.Add(a);
+            return Process.Start(psi)!;
+        }).ToList();
+        try
+        {
+            // Wait until the ring is training, then kill -9 rank 1.
+            string? line;
+            while ((line = await processes[1].StandardOutput.ReadLineAsync()) is not null && !line.StartsWith("step 3/", StringComparison.Ordinal)) { }
+            Assert.NotNull(line);
+            processes[1].Kill();
+            Task<string> err = processes[0].StandardError.ReadToEndAsync();
+            _ = processes[0].StandardOutput.ReadToEndAsync();
+            using var guard = new CancellationTokenSource(TimeSpan.FromMinutes(2)); // a hang fails the test instead of blocking the suite
+            await processes[0].WaitForExitAsync(guard.Token);
+            Assert.Equal(Program.RingBroken, processes[0].ExitCode);
+            Assert.Contains("the ring broke", await err);
+        }
+        finally
+        {
+            foreach (var p in processes.Where(p => !p.HasExited)) p.Kill(entireProcessTree: true);
+        }
+    }
 }
