@@ -69,7 +69,12 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
     {
         if (_incarnated) return;
         _incarnated = true;
-        Persist(new CoordinatorIncarnated(_state.Incarnation + 1), persisted => _state = _state.Apply(persisted));
+        Persist(new CoordinatorIncarnated(_state.Incarnation + 1), persisted =>
+        {
+            _state = _state.Apply(persisted);
+            Akka.Event.LoggingExtensions.Info(Akka.Event.Logging.GetLogger(Context), "coordinator ready: run {0}, {1} committed steps, incarnation {2}",
+                PersistenceId, _state.CommittedSteps, _state.Incarnation);
+        });
     }
 
     private void PersistAndReply(IRunEvent e)
