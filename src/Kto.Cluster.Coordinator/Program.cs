@@ -11,7 +11,7 @@ namespace Kto.Cluster.Coordinator;
 /// <summary>
 /// Host of the <c>coordinator</c> role: joins the cluster from a host config (<c>config/coordinator.json</c>) and
 /// runs the run coordinator of <c>--run-id</c> as a cluster singleton on its journal (SQLite in the run directory by
-/// default). What it does not do yet: drive training steps — trainers cannot register, so no run advances.
+/// default). Trainer nodes register with it; what it does not do yet is drive training steps, so no run advances.
 /// </summary>
 public static class Program
 {

@@ -18,6 +18,7 @@ public sealed class KtoMessageSerializer(ExtendedActorSystem system) : Serialize
     /// <summary>Manifests: the message family a payload belongs to.</summary>
     private const string EventManifest = "E";
     private const string SnapshotManifest = "S";
+    private const string NodeManifest = "N";
 
     private static readonly MessagePackSerializerOptions Options =
         MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
@@ -30,6 +31,7 @@ public sealed class KtoMessageSerializer(ExtendedActorSystem system) : Serialize
     {
         IRunEvent => EventManifest,
         RunSnapshot => SnapshotManifest,
+        INodeMessage => NodeManifest,
         _ => throw new ArgumentException($"{o.GetType()} is not a Kto protocol message", nameof(o)),
     };
 
@@ -38,6 +40,7 @@ public sealed class KtoMessageSerializer(ExtendedActorSystem system) : Serialize
     {
         IRunEvent e => MessagePackSerializer.Serialize(e, Options),
         RunSnapshot s => MessagePackSerializer.Serialize(s, Options),
+        INodeMessage n => MessagePackSerializer.Serialize(n, Options),
         _ => throw new ArgumentException($"{obj.GetType()} is not a Kto protocol message", nameof(obj)),
     };
 
@@ -46,6 +49,7 @@ public sealed class KtoMessageSerializer(ExtendedActorSystem system) : Serialize
     {
         EventManifest => MessagePackSerializer.Deserialize<IRunEvent>(bytes, Options),
         SnapshotManifest => MessagePackSerializer.Deserialize<RunSnapshot>(bytes, Options),
+        NodeManifest => MessagePackSerializer.Deserialize<INodeMessage>(bytes, Options),
         _ => throw new System.Runtime.Serialization.SerializationException($"unknown Kto manifest \"{manifest}\""),
     };
 }

@@ -24,14 +24,7 @@ public static class PersistenceConfig
     public static Config Hocon(string connectionString, string providerName)
     {
         string conn = Quote(connectionString);
-        string serializer = typeof(KtoMessageSerializer).AssemblyQualifiedName!.Split(", Version", 2)[0];
-        string marker = typeof(Kto.Domain.Cluster.IKtoMessage).AssemblyQualifiedName!.Split(", Version", 2)[0];
         return ConfigurationFactory.ParseString($$"""
-            akka.actor {
-              serializers.kto = "{{serializer}}"
-              serialization-bindings { "{{marker}}" = kto }
-              serialization-identifiers { "{{serializer}}" = {{KtoMessageSerializer.Id}} }
-            }
             akka.persistence {
               journal {
                 plugin = "akka.persistence.journal.sql"
@@ -54,8 +47,23 @@ public static class PersistenceConfig
                 }
               }
             }
-            """).WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration)
+            """).WithFallback(SerializerHocon())
+             .WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration)
              .WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultQueryConfiguration);
+    }
+
+    /// <summary>HOCON binding <see cref="KtoMessageSerializer"/> to the protocol marker (every host needs it).</summary>
+    public static Config SerializerHocon()
+    {
+        string serializer = typeof(KtoMessageSerializer).AssemblyQualifiedName!.Split(", Version", 2)[0];
+        string marker = typeof(Kto.Domain.Cluster.IKtoMessage).AssemblyQualifiedName!.Split(", Version", 2)[0];
+        return ConfigurationFactory.ParseString($$"""
+            akka.actor {
+              serializers.kto = "{{serializer}}"
+              serialization-bindings { "{{marker}}" = kto }
+              serialization-identifiers { "{{serializer}}" = {{KtoMessageSerializer.Id}} }
+            }
+            """);
     }
 
     private static string Quote(string s) => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";

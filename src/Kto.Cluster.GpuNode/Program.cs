@@ -47,7 +47,27 @@ public static class Program
                 return 1;
             }
         });
-        var root = new RootCommand("Kto.Cluster node host") { ringTrain };
+        var hostConfig = new Option<FileInfo>("--config") { Description = "host config (hostname, port, seed_nodes, roles)", Required = true };
+        var trainerId = new Option<string>("--trainer-id") { Description = "stable id of this trainer", Required = true };
+        var dataEndpoint = new Option<string>("--data-endpoint") { Description = "host:port of this trainer's ring endpoint", DefaultValueFactory = _ => "127.0.0.1:0" };
+        var node = new Command("node", "join the cluster as a trainer node and register with the run coordinator (steps are not driven yet)") { hostConfig, trainerId, dataEndpoint };
+        node.SetAction(async (parse, cancel) =>
+        {
+            Kto.Cluster.Core.HostConfig c;
+            try
+            {
+                c = Kto.Cluster.Core.HostConfig.Load(parse.GetValue(hostConfig)!.FullName);
+                if (!c.Roles.Contains(Kto.Cluster.Core.ClusterRoles.Trainer)) throw new InvalidDataException($"{parse.GetValue(hostConfig)!.FullName}: \"roles\" must include \"trainer\" for a trainer node");
+            }
+            catch (InvalidDataException e)
+            {
+                Console.Error.WriteLine($"error: {e.Message}");
+                return 2;
+            }
+            await NodeHost.RunAsync(c, parse.GetValue(trainerId)!, parse.GetValue(dataEndpoint)!, cancel);
+            return 0;
+        });
+        var root = new RootCommand("Kto.Cluster node host") { ringTrain, node };
         root.SetAction(_ =>
         {
             Console.Error.WriteLine("Kto.Cluster.GpuNode: the cluster node (trainer/scorer actors) is not implemented yet; `ring-train` runs a fixed ring without a coordinator.");

@@ -23,6 +23,8 @@ public sealed class SerializerTests : IDisposable
         new RunResumed(),
         new RunStopped(),
         new RunCompleted(6),
+        new RegisterTrainer("t1", "127.0.0.1:7001", -1),
+        new TrainerRegistered("t1", 4, 2, 3),
     ];
 
     [Theory]

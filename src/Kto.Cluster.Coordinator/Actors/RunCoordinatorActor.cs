@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Event;
 using Akka.Persistence;
 using Kto.Domain.Cluster;
 
@@ -18,6 +19,9 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
     private readonly int _snapshotInterval;
     private RunState _state = RunState.Empty;
     private bool _incarnated;
+
+    /// <summary>Registered trainers (transient: after a restart they re-register).</summary>
+    private readonly Dictionary<string, (IActorRef Actor, string DataEndpoint, int HeldStep)> _trainers = new(StringComparer.Ordinal);
 
     /// <summary>Creates the coordinator of run <paramref name="runId"/>.</summary>
     public RunCoordinatorActor(string runId, int snapshotInterval = DefaultSnapshotInterval)
@@ -48,6 +52,14 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
         Command<ResumeRun>(_ => PersistAndReply(new RunResumed()));
         Command<StopRun>(_ => PersistAndReply(new RunStopped()));
         Command<GetRunState>(_ => Sender.Tell(new RunStateReply(_state)));
+        Command<RegisterTrainer>(Register);
+        Command<Terminated>(t =>
+        {
+            string? lost = _trainers.FirstOrDefault(kv => kv.Value.Actor.Equals(t.ActorRef)).Key;
+            if (lost is null) return;
+            _trainers.Remove(lost);
+            Log.Info("trainer {0} lost ({1} trainers)", lost, _trainers.Count);
+        });
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(_ => { });
         Command<DeleteSnapshotsSuccess>(_ => { });
@@ -64,6 +76,15 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
     public static Props Props(string runId, int snapshotInterval = DefaultSnapshotInterval)
         => Akka.Actor.Props.Create(() => new RunCoordinatorActor(runId, snapshotInterval));
 
+    private void Register(RegisterTrainer r)
+    {
+        if (_trainers.TryGetValue(r.TrainerId, out var old) && !old.Actor.Equals(Sender)) Context.Unwatch(old.Actor);
+        _trainers[r.TrainerId] = (Sender, r.DataEndpoint, r.HeldStep);
+        Context.Watch(Sender);
+        Log.Info("trainer {0} registered at {1} holding step {2} ({3} trainers)", r.TrainerId, r.DataEndpoint, r.HeldStep, _trainers.Count);
+        Sender.Tell(new TrainerRegistered(r.TrainerId, _state.CommittedSteps, _state.Incarnation, _trainers.Count));
+    }
+
     /// <summary>Claims the next incarnation once the journal is replayed (commands wait until it is persisted).</summary>
     private void Incarnate()
     {
@@ -72,7 +93,7 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
         Persist(new CoordinatorIncarnated(_state.Incarnation + 1), persisted =>
         {
             _state = _state.Apply(persisted);
-            Akka.Event.LoggingExtensions.Info(Akka.Event.Logging.GetLogger(Context), "coordinator ready: run {0}, {1} committed steps, incarnation {2}",
+            Log.Info("coordinator ready: run {0}, {1} committed steps, incarnation {2}",
                 PersistenceId, _state.CommittedSteps, _state.Incarnation);
         });
     }

@@ -1,0 +1,66 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Kto.Cluster.GpuNode.Tests;
+
+/// <summary>A coordinator process and a trainer node process form a cluster on loopback; the node registers.</summary>
+public sealed class NodeRegistrationTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("kto-nodes-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    private static Process Start(string dll, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, dll));
+        foreach (string a in args) psi.ArgumentList.Add(a);
+        return Process.Start(psi)!;
+    }
+
+    private static async Task<string> WaitForLine(Process p, string fragment, CancellationToken guard)
+    {
+        string? line;
+        while ((line = await p.StandardOutput.ReadLineAsync(guard)) is not null)
+            if (line.Contains(fragment, StringComparison.Ordinal)) return line;
+        throw new InvalidOperationException($"process ended without printing \"{fragment}\"");
+    }
+
+    [Fact]
+    public async Task ATrainerNodeJoinsTheClusterAndRegistersWithTheCoordinatorSingleton()
+    {
+        int port = FreePort();
+        string seeds = $"[\"akka.tcp://kto@127.0.0.1:{port}\"]";
+        string coordinatorConfig = Path.Combine(_dir, "coordinator.json");
+        File.WriteAllText(coordinatorConfig, $$$"""{"hostname": "127.0.0.1", "port": {{{port}}}, "seed_nodes": {{{seeds}}}, "roles": ["coordinator"], "run_dir": "run"}""");
+        string nodeConfig = Path.Combine(_dir, "node.json");
+        File.WriteAllText(nodeConfig, $$$"""{"hostname": "127.0.0.1", "port": 0, "seed_nodes": {{{seeds}}}, "roles": ["trainer"]}""");
+
+        using var guard = new CancellationTokenSource(TimeSpan.FromMinutes(2)); // a hang fails the test instead of blocking the suite
+        using Process coordinator = Start("Kto.Cluster.Coordinator.dll", "--config", coordinatorConfig, "--run-id", "demo");
+        Process? node = null;
+        try
+        {
+            await WaitForLine(coordinator, "coordinator ready", guard.Token);
+            node = Start("Kto.Cluster.GpuNode.dll", "node", "--config", nodeConfig, "--trainer-id", "t1", "--data-endpoint", "127.0.0.1:7001");
+            string registered = await WaitForLine(node, "registered with the coordinator", guard.Token);
+            Assert.Contains("1 trainers", registered);
+            string seen = await WaitForLine(coordinator, "trainer t1 registered", guard.Token);
+            Assert.Contains("127.0.0.1:7001", seen);
+        }
+        finally
+        {
+            if (node is { HasExited: false }) node.Kill(entireProcessTree: true);
+            if (!coordinator.HasExited) coordinator.Kill(entireProcessTree: true);
+            node?.Dispose();
+        }
+    }
+}
