@@ -48,7 +48,7 @@ public static class Program
         HostApplicationBuilder builder = Host.CreateApplicationBuilder();
         builder.Services.AddAkka(ClusterRoles.SystemName, (akka, _) =>
         {
-            akka.AddHocon(PersistenceConfig.Hocon(connection, provider), HoconAddMode.Prepend)
+            akka.AddHocon(PersistenceConfig.Hocon(connection, provider).WithFallback(FailureDetection.Hocon()), HoconAddMode.Prepend)
                 .WithRemoting(config.Hostname, config.Port)
                 .WithClustering(new ClusterOptions { Roles = [.. config.Roles], SeedNodes = [.. config.SeedNodes] })
                 .WithSingleton<RunCoordinatorActor>(SingletonName, RunCoordinatorActor.Props(runId), new ClusterSingletonOptions { Role = ClusterRoles.Coordinator }, createProxyToo: false);

@@ -20,7 +20,7 @@ public static class NodeHost
         HostApplicationBuilder builder = Host.CreateApplicationBuilder();
         builder.Services.AddAkka(ClusterRoles.SystemName, (akka, _) =>
         {
-            akka.AddHocon(PersistenceConfig.SerializerHocon(), HoconAddMode.Prepend)
+            akka.AddHocon(PersistenceConfig.SerializerHocon().WithFallback(FailureDetection.Hocon()), HoconAddMode.Prepend)
                 .WithRemoting(config.Hostname, config.Port)
                 .WithClustering(new ClusterOptions { Roles = [.. config.Roles], SeedNodes = [.. config.SeedNodes] })
                 .WithSingletonProxy<CoordinatorKey>(CoordinatorSingleton, new ClusterSingletonOptions { Role = ClusterRoles.Coordinator })

@@ -5,7 +5,7 @@ using System.Net.Sockets;
 namespace Kto.Cluster.GpuNode.Tests;
 
 /// <summary>A coordinator process and a trainer node process form a cluster on loopback; the node registers.</summary>
-public sealed class NodeRegistrationTests : IDisposable
+public sealed class NodeRegistrationTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("kto-nodes-").FullName;
 
@@ -29,9 +29,13 @@ public sealed class NodeRegistrationTests : IDisposable
     private static async Task<string> WaitForLine(Process p, string fragment, CancellationToken guard)
     {
         string? line;
+        var seen = new System.Text.StringBuilder();
         while ((line = await p.StandardOutput.ReadLineAsync(guard)) is not null)
+        {
             if (line.Contains(fragment, StringComparison.Ordinal)) return line;
-        throw new InvalidOperationException($"process ended without printing \"{fragment}\"");
+            seen.AppendLine(line);
+        }
+        throw new InvalidOperationException($"process ended without printing \"{fragment}\"; it printed:\n{seen}");
     }
 
     [Fact]
@@ -55,6 +59,14 @@ public sealed class NodeRegistrationTests : IDisposable
             Assert.Contains("1 trainers", registered);
             string seen = await WaitForLine(coordinator, "trainer t1 registered", guard.Token);
             Assert.Contains("127.0.0.1:7001", seen);
+
+            // kill -9 the node: the coordinator drops it from step membership once the failure detector reports it
+            // unreachable, without waiting for the cluster to down it. (Time is reported, not asserted.)
+            var clock = Stopwatch.StartNew();
+            node.Kill();
+            string excluded = await WaitForLine(coordinator, "trainer t1 unreachable: excluded", guard.Token);
+            output.WriteLine($"kill -9 to exclusion: {clock.Elapsed.TotalSeconds:0.0} s");
+            Assert.Contains("0 usable trainers", excluded);
         }
         finally
         {

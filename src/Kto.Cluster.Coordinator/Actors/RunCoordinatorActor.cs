@@ -23,6 +23,9 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
     /// <summary>Registered trainers (transient: after a restart they re-register).</summary>
     private readonly Dictionary<string, (IActorRef Actor, string DataEndpoint, int HeldStep)> _trainers = new(StringComparer.Ordinal);
 
+    /// <summary>Registered trainers the failure detector currently reports unreachable.</summary>
+    private readonly HashSet<string> _unreachable = new(StringComparer.Ordinal);
+
     /// <summary>Creates the coordinator of run <paramref name="runId"/>.</summary>
     public RunCoordinatorActor(string runId, int snapshotInterval = DefaultSnapshotInterval)
     {
@@ -53,11 +56,16 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
         Command<StopRun>(_ => PersistAndReply(new RunStopped()));
         Command<GetRunState>(_ => Sender.Tell(new RunStateReply(_state)));
         Command<RegisterTrainer>(Register);
+        Command<Akka.Cluster.ClusterEvent.UnreachableMember>(u => MarkAddress(u.Member.Address, reachable: false));
+        Command<Akka.Cluster.ClusterEvent.ReachableMember>(r => MarkAddress(r.Member.Address, reachable: true));
+        Command<Akka.Cluster.ClusterEvent.IMemberEvent>(_ => { });
+        Command<Akka.Cluster.ClusterEvent.CurrentClusterState>(_ => { });
         Command<Terminated>(t =>
         {
             string? lost = _trainers.FirstOrDefault(kv => kv.Value.Actor.Equals(t.ActorRef)).Key;
             if (lost is null) return;
             _trainers.Remove(lost);
+            _unreachable.Remove(lost);
             Log.Info("trainer {0} lost ({1} trainers)", lost, _trainers.Count);
         });
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
@@ -75,6 +83,35 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
     /// <summary>Props of the coordinator of <paramref name="runId"/>.</summary>
     public static Props Props(string runId, int snapshotInterval = DefaultSnapshotInterval)
         => Akka.Actor.Props.Create(() => new RunCoordinatorActor(runId, snapshotInterval));
+
+    /// <inheritdoc />
+    protected override void PreStart()
+    {
+        base.PreStart();
+        // Step membership reacts to reachability at once, without waiting for the cluster to down a member.
+        if (Context.System.Settings.ProviderClass.Contains("Cluster", StringComparison.Ordinal))
+            Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, Akka.Cluster.ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+                typeof(Akka.Cluster.ClusterEvent.IReachabilityEvent));
+    }
+
+    /// <inheritdoc />
+    protected override void PostStop()
+    {
+        if (Context.System.Settings.ProviderClass.Contains("Cluster", StringComparison.Ordinal))
+            Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+        base.PostStop();
+    }
+
+    private void MarkAddress(Address address, bool reachable)
+    {
+        foreach (var (id, t) in _trainers.Where(kv => kv.Value.Actor.Path.Address.Equals(address)).ToList())
+        {
+            if (reachable) _unreachable.Remove(id);
+            else _unreachable.Add(id);
+            Log.Info(reachable ? "trainer {0} reachable again ({1} usable trainers)" : "trainer {0} unreachable: excluded from step membership ({1} usable trainers)",
+                id, _trainers.Count - _unreachable.Count);
+        }
+    }
 
     private void Register(RegisterTrainer r)
     {
