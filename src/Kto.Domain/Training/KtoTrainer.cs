@@ -24,8 +24,6 @@ public sealed class KtoTrainer
     public TrainResult Run(CancellationToken cancel = default)
     {
         KtoConfig c = _setup.Config;
-        Directory.CreateDirectory(c.OutputDir);
-        AtomicFile.WriteText(Path.Combine(c.OutputDir, "run_config.json"), KtoConfigReader.ToJson(c));
         var stepper = new KtoStepper(_setup.Policy, _setup.Reference, c.LossOptions, _setup.Tokenizer.EosTokenId, _setup.Device);
         var loop = new TrainingLoop(c, _setup.Policy, _setup.Data.Fingerprint, _setup.Data.Items.Count, _observer);
         return loop.Run(microBatches => ForwardBackward(stepper, microBatches), $"loss {c.LossType.ToName()}, β {c.Beta}", cancel);

@@ -53,8 +53,6 @@ public sealed class SftTrainer : IDisposable
     /// <summary>Trains to the configured end; see <see cref="TrainingLoop"/>.</summary>
     public TrainResult Run(CancellationToken cancel = default)
     {
-        Directory.CreateDirectory(_config.OutputDir);
-        AtomicFile.WriteText(Path.Combine(_config.OutputDir, "run_config.json"), KtoConfigReader.ToJson(_config));
         var loop = new TrainingLoop(_config, _policy, _fingerprint, _examples.Count, _observer);
         return loop.Run(ForwardBackward, "supervised fine-tuning, loss on completion tokens", cancel);
     }

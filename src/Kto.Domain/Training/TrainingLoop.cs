@@ -34,6 +34,9 @@ public sealed class TrainingLoop
         _plan = new BatchPlan(exampleCount, config.EffectiveDataSeed, config.Shuffle, config.PerDeviceTrainBatchSize, config.GradientAccumulationSteps);
     }
 
+    /// <summary>The resolved run config, written into output_dir at the start of every run.</summary>
+    public const string RunConfigFile = "run_config.json";
+
     /// <summary>The batch plan the loop follows.</summary>
     public BatchPlan Plan => _plan;
 
@@ -47,6 +50,7 @@ public sealed class TrainingLoop
     {
         KtoConfig c = _config;
         Directory.CreateDirectory(c.OutputDir);
+        AtomicFile.WriteText(Path.Combine(c.OutputDir, RunConfigFile), KtoConfigReader.ToJson(c));
         int total = _plan.TotalSteps(c.NumTrainEpochs, c.MaxSteps);
         LrSchedule schedule = LrSchedule.For(c, total);
         using var optimizer = new AdamW(_policy.named_parameters().Select(p => (p.name, p.parameter)), c.AdamBeta1, c.AdamBeta2, c.AdamEpsilon, c.WeightDecay);
