@@ -3,6 +3,10 @@ using Akka.Hosting;
 using Akka.Remote.Hosting;
 using Kto.Cluster.Coordinator.Actors;
 using Kto.Cluster.Core;
+using Kto.Domain.Checkpoints;
+using Kto.Domain.Cluster;
+using Kto.Domain.Options;
+using Kto.Domain.Training;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -11,7 +15,9 @@ namespace Kto.Cluster.Coordinator;
 /// <summary>
 /// Host of the <c>coordinator</c> role: joins the cluster from a host config (<c>config/coordinator.json</c>) and
 /// runs the run coordinator of <c>--run-id</c> as a cluster singleton on its journal (SQLite in the run directory by
-/// default). Trainer nodes register with it; what it does not do yet is drive training steps, so no run advances.
+/// default). With <c>--run-config</c> it starts that run when the journal holds none yet; trainer nodes register and the
+/// coordinator drives the run's steps. <c>--exit-when-done</c> stops the host once the run is complete (its final
+/// checkpoint recorded) or stopped.
 /// </summary>
 public static class Program
 {
@@ -26,18 +32,28 @@ public static class Program
     {
         string? configPath = Arg(args, "--config");
         string? runId = Arg(args, "--run-id");
+        string? runConfigPath = Arg(args, "--run-config");
+        bool exitWhenDone = args.Contains("--exit-when-done");
         if (configPath is null || runId is null)
         {
-            Console.Error.WriteLine("usage: Kto.Cluster.Coordinator --config config/coordinator.json --run-id NAME");
+            Console.Error.WriteLine("usage: Kto.Cluster.Coordinator --config config/coordinator.json --run-id NAME [--run-config run.json] [--exit-when-done]");
             return BadConfig;
         }
         HostConfig config;
+        RunSpec? spec = null;
         try
         {
             config = HostConfig.Load(configPath);
             if (!config.Roles.Contains(ClusterRoles.Coordinator)) throw new InvalidDataException($"{configPath}: \"roles\" must include \"{ClusterRoles.Coordinator}\" for the coordinator host");
+            if (runConfigPath is not null)
+            {
+                KtoConfig run = KtoConfigReader.Load(runConfigPath);
+                spec = RunSpec.FromConfig(runId, run, new StderrObserver());
+                Directory.CreateDirectory(run.OutputDir);
+                AtomicFile.WriteText(Path.Combine(run.OutputDir, TrainingLoop.RunConfigFile), KtoConfigReader.ToJson(run));
+            }
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (e is InvalidDataException or ConfigException or IOException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return BadConfig;
@@ -46,16 +62,29 @@ public static class Program
         var (connection, provider) = config.Journal;
 
         HostApplicationBuilder builder = Host.CreateApplicationBuilder();
-        builder.Services.AddAkka(ClusterRoles.SystemName, (akka, _) =>
+        builder.Services.AddAkka(ClusterRoles.SystemName, (akka, services) =>
         {
+            var lifetime = services.GetRequiredService<IHostApplicationLifetime>();
+            Action<RunState>? onFinished = exitWhenDone ? _ => lifetime.StopApplication() : null;
             akka.AddHocon(PersistenceConfig.Hocon(connection, provider).WithFallback(FailureDetection.Hocon()), HoconAddMode.Prepend)
                 .WithRemoting(config.Hostname, config.Port)
                 .WithClustering(new ClusterOptions { Roles = [.. config.Roles], SeedNodes = [.. config.SeedNodes] })
-                .WithSingleton<RunCoordinatorActor>(SingletonName, RunCoordinatorActor.Props(runId), new ClusterSingletonOptions { Role = ClusterRoles.Coordinator }, createProxyToo: false);
+                .WithSingleton<RunCoordinatorActor>(SingletonName, RunCoordinatorActor.Props(runId, startSpec: spec, onFinished: onFinished), new ClusterSingletonOptions { Role = ClusterRoles.Coordinator }, createProxyToo: false);
         });
         using IHost host = builder.Build();
         await host.RunAsync();
         return 0;
+    }
+
+    private sealed class StderrObserver : ITrainingObserver
+    {
+        public void Info(string message) => Console.Error.WriteLine(message);
+
+        public void Warn(string message) => Console.Error.WriteLine($"warning: {message}");
+
+        public void Progress(ProgressUpdate update)
+        {
+        }
     }
 
     private static string? Arg(string[] args, string name)

@@ -23,6 +23,9 @@ public static class FailureDetection
         }
         # Downing decisions count coordinators only: a partition never downs the side holding the coordinator
         # in favour of trainers (with 1 coordinator and 1 trainer, plain keep-majority could down either).
+        # A side that lost every coordinator downs itself after 5 s (default 20 s); its trainers then join again and
+        # keep their replicas, so a restarted coordinator finds them.
+        akka.cluster.split-brain-resolver.stable-after = 5s
         akka.cluster.split-brain-resolver.active-strategy = keep-majority
         akka.cluster.split-brain-resolver.keep-majority.role = "coordinator"
         """);

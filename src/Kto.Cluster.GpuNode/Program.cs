@@ -5,9 +5,9 @@ using Kto.Domain.Options;
 namespace Kto.Cluster.GpuNode;
 
 /// <summary>
-/// Host of the node roles. The Akka node (trainer and scorer actors joining the coordinator's cluster) is not built
-/// yet. What runs today is <c>ring-train</c>: data-parallel training on a fixed ring of processes, without
-/// elasticity (see <see cref="StaticRingTrainer"/>).
+/// Host of the node roles. <c>node</c> joins the coordinator's cluster as a trainer replica (see
+/// <see cref="NodeHost"/>). <c>ring-train</c> runs data-parallel training on a fixed ring of processes without a
+/// coordinator or elasticity (see <see cref="StaticRingTrainer"/>).
 /// </summary>
 public static class Program
 {
@@ -50,7 +50,7 @@ public static class Program
         var hostConfig = new Option<FileInfo>("--config") { Description = "host config (hostname, port, seed_nodes, roles)", Required = true };
         var trainerId = new Option<string>("--trainer-id") { Description = "stable id of this trainer", Required = true };
         var dataEndpoint = new Option<string>("--data-endpoint") { Description = "host:port of this trainer's ring endpoint", DefaultValueFactory = _ => "127.0.0.1:0" };
-        var node = new Command("node", "join the cluster as a trainer node and register with the run coordinator (steps are not driven yet)") { hostConfig, trainerId, dataEndpoint };
+        var node = new Command("node", "join the cluster as a trainer replica of the run the coordinator drives") { hostConfig, trainerId, dataEndpoint };
         node.SetAction(async (parse, cancel) =>
         {
             Kto.Cluster.Core.HostConfig c;
@@ -70,7 +70,7 @@ public static class Program
         var root = new RootCommand("Kto.Cluster node host") { ringTrain, node };
         root.SetAction(_ =>
         {
-            Console.Error.WriteLine("Kto.Cluster.GpuNode: the cluster node (trainer/scorer actors) is not implemented yet; `ring-train` runs a fixed ring without a coordinator.");
+            Console.Error.WriteLine("usage: Kto.Cluster.GpuNode node --config config/node.json --trainer-id ID | ring-train ...");
             return NotImplemented;
         });
         return root.Parse(args).Invoke();

@@ -6,31 +6,36 @@ using Kto.Domain.Cluster;
 namespace Kto.Cluster.Coordinator.Actors;
 
 /// <summary>
-/// The event-sourced owner of a run's truth. Thin by design: every command becomes at most one
-/// <see cref="IRunEvent"/>, checked against <see cref="RunState.Apply"/> before it is persisted, applied after, and
-/// answered; decisions live in the pure <see cref="RunState"/>. After recovery it persists a new
-/// <see cref="CoordinatorIncarnated"/>, so step generations of this incarnation exceed every earlier one.
+/// The event-sourced owner of a run's truth, and the driver of its steps. Durable decisions are thin: every command
+/// becomes at most one <see cref="IRunEvent"/>, checked against <see cref="RunState.Apply"/> before it is persisted,
+/// applied after, and answered. After recovery it persists a new <see cref="CoordinatorIncarnated"/>, so step
+/// generations of this incarnation exceed every earlier one. The step driver (the other part of this class) keeps
+/// transient membership and one <see cref="StepRound"/> at a time, and persists <see cref="StepCommitted"/> before
+/// any replica is told to apply it.
 /// </summary>
-public sealed class RunCoordinatorActor : ReceivePersistentActor
+public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithTimers
 {
     /// <summary>A snapshot every this many events: recovery replays at most this many events after the last snapshot.</summary>
     public const int DefaultSnapshotInterval = 200;
 
     private readonly int _snapshotInterval;
+    private readonly RunSpec? _startSpec;
+    private readonly Action<RunState>? _onFinished;
     private RunState _state = RunState.Empty;
     private bool _incarnated;
-
-    /// <summary>Registered trainers (transient: after a restart they re-register).</summary>
-    private readonly Dictionary<string, (IActorRef Actor, string DataEndpoint, int HeldStep)> _trainers = new(StringComparer.Ordinal);
-
-    /// <summary>Registered trainers the failure detector currently reports unreachable.</summary>
-    private readonly HashSet<string> _unreachable = new(StringComparer.Ordinal);
+    private bool _ready;
 
     /// <summary>Creates the coordinator of run <paramref name="runId"/>.</summary>
-    public RunCoordinatorActor(string runId, int snapshotInterval = DefaultSnapshotInterval)
+    /// <param name="runId">The run (and journal) id.</param>
+    /// <param name="snapshotInterval">Events between snapshots.</param>
+    /// <param name="startSpec">The run to start once recovered, if the journal holds none yet.</param>
+    /// <param name="onFinished">Called once the run is complete (final checkpoint recorded) or stopped.</param>
+    public RunCoordinatorActor(string runId, int snapshotInterval = DefaultSnapshotInterval, RunSpec? startSpec = null, Action<RunState>? onFinished = null)
     {
         PersistenceId = PersistenceIdOf(runId);
         _snapshotInterval = snapshotInterval;
+        _startSpec = startSpec;
+        _onFinished = onFinished;
 
         Recover<SnapshotOffer>(offer =>
         {
@@ -55,19 +60,8 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
         Command<ResumeRun>(_ => PersistAndReply(new RunResumed()));
         Command<StopRun>(_ => PersistAndReply(new RunStopped()));
         Command<GetRunState>(_ => Sender.Tell(new RunStateReply(_state)));
-        Command<RegisterTrainer>(Register);
-        Command<Akka.Cluster.ClusterEvent.UnreachableMember>(u => MarkAddress(u.Member.Address, reachable: false));
-        Command<Akka.Cluster.ClusterEvent.ReachableMember>(r => MarkAddress(r.Member.Address, reachable: true));
-        Command<Akka.Cluster.ClusterEvent.IMemberEvent>(_ => { });
-        Command<Akka.Cluster.ClusterEvent.CurrentClusterState>(_ => { });
-        Command<Terminated>(t =>
-        {
-            string? lost = _trainers.FirstOrDefault(kv => kv.Value.Actor.Equals(t.ActorRef)).Key;
-            if (lost is null) return;
-            _trainers.Remove(lost);
-            _unreachable.Remove(lost);
-            Log.Info("trainer {0} lost ({1} trainers)", lost, _trainers.Count);
-        });
+        Command<GetClusterStatus>(_ => Sender.Tell(Status()));
+        StepCommands();
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(_ => { });
         Command<DeleteSnapshotsSuccess>(_ => { });
@@ -80,47 +74,32 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
     /// <inheritdoc />
     public override string PersistenceId { get; }
 
+    /// <inheritdoc />
+    public ITimerScheduler Timers { get; set; } = null!;
+
     /// <summary>Props of the coordinator of <paramref name="runId"/>.</summary>
-    public static Props Props(string runId, int snapshotInterval = DefaultSnapshotInterval)
-        => Akka.Actor.Props.Create(() => new RunCoordinatorActor(runId, snapshotInterval));
+    public static Props Props(string runId, int snapshotInterval = DefaultSnapshotInterval, RunSpec? startSpec = null, Action<RunState>? onFinished = null)
+        => Akka.Actor.Props.Create(() => new RunCoordinatorActor(runId, snapshotInterval, startSpec, onFinished));
 
     /// <inheritdoc />
     protected override void PreStart()
     {
         base.PreStart();
         // Step membership reacts to reachability at once, without waiting for the cluster to down a member.
-        if (Context.System.Settings.ProviderClass.Contains("Cluster", StringComparison.Ordinal))
+        if (InCluster)
             Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, Akka.Cluster.ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                 typeof(Akka.Cluster.ClusterEvent.IReachabilityEvent));
+        Timers.StartPeriodicTimer(HousekeepingTimer, Housekeeping.Instance, HousekeepingInterval);
     }
 
     /// <inheritdoc />
     protected override void PostStop()
     {
-        if (Context.System.Settings.ProviderClass.Contains("Cluster", StringComparison.Ordinal))
-            Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+        if (InCluster) Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
         base.PostStop();
     }
 
-    private void MarkAddress(Address address, bool reachable)
-    {
-        foreach (var (id, t) in _trainers.Where(kv => kv.Value.Actor.Path.Address.Equals(address)).ToList())
-        {
-            if (reachable) _unreachable.Remove(id);
-            else _unreachable.Add(id);
-            Log.Info(reachable ? "trainer {0} reachable again ({1} usable trainers)" : "trainer {0} unreachable: excluded from step membership ({1} usable trainers)",
-                id, _trainers.Count - _unreachable.Count);
-        }
-    }
-
-    private void Register(RegisterTrainer r)
-    {
-        if (_trainers.TryGetValue(r.TrainerId, out var old) && !old.Actor.Equals(Sender)) Context.Unwatch(old.Actor);
-        _trainers[r.TrainerId] = (Sender, r.DataEndpoint, r.HeldStep);
-        Context.Watch(Sender);
-        Log.Info("trainer {0} registered at {1} holding step {2} ({3} trainers)", r.TrainerId, r.DataEndpoint, r.HeldStep, _trainers.Count);
-        Sender.Tell(new TrainerRegistered(r.TrainerId, _state.CommittedSteps, _state.Incarnation, _trainers.Count));
-    }
+    private bool InCluster => Context.System.Settings.ProviderClass.Contains("Cluster", StringComparison.Ordinal);
 
     /// <summary>Claims the next incarnation once the journal is replayed (commands wait until it is persisted).</summary>
     private void Incarnate()
@@ -130,8 +109,22 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
         Persist(new CoordinatorIncarnated(_state.Incarnation + 1), persisted =>
         {
             _state = _state.Apply(persisted);
+            _generation = GenerationNumbers.First(_state.Incarnation);
             Log.Info("coordinator ready: run {0}, {1} committed steps, incarnation {2}",
                 PersistenceId, _state.CommittedSteps, _state.Incarnation);
+            if (_startSpec is { } spec && _state.Spec is null)
+            {
+                Persist(new RunStarted(spec), started =>
+                {
+                    _state = _state.Apply(started);
+                    Log.Info("run {0} started: {1} examples, {2} steps of {3} × {4} examples", spec.RunId, spec.ExampleCount, spec.TotalSteps, spec.GlobalBatchSize, spec.Accumulation);
+                    OnReady();
+                });
+                return;
+            }
+            if (_startSpec is { } given && _state.Spec is { } journal && given != journal)
+                Log.Warning("the journal's run {0} was started with another config or data than given now; the journal's spec is kept", journal.RunId);
+            OnReady();
         });
     }
 
@@ -150,11 +143,23 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
         IActorRef sender = Sender;
         Persist(e, _ =>
         {
-            _state = next;
-            if (_state.Spec is { } spec && _state.Phase == RunPhase.Running && _state.CommittedSteps == spec.TotalSteps)
-                Persist(new RunCompleted(spec.TotalSteps), done => _state = _state.Apply(done));
-            if (LastSequenceNr % _snapshotInterval == 0) SaveSnapshot(RunSnapshot.Of(_state));
+            Applied(next);
             DeferAsync(0, _ => sender.Tell(new RunStateReply(_state)));
+            Pump();
         });
+    }
+
+    /// <summary>Takes over a state whose event was just persisted; completes the run and snapshots when due.</summary>
+    private void Applied(RunState next)
+    {
+        _state = next;
+        if (_state.Spec is { } spec && _state.Phase == RunPhase.Running && _state.CommittedSteps == spec.TotalSteps)
+            Persist(new RunCompleted(spec.TotalSteps), done =>
+            {
+                _state = _state.Apply(done);
+                CheckFinished();
+            });
+        if (LastSequenceNr % _snapshotInterval == 0) SaveSnapshot(RunSnapshot.Of(_state));
+        CheckFinished();
     }
 }

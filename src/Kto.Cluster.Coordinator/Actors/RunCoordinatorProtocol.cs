@@ -31,3 +31,24 @@ public sealed record RunStateReply(RunState State);
 
 /// <summary>The command was not valid in the run's state; nothing was persisted.</summary>
 public sealed record CommandRejected(string Reason);
+
+/// <summary>Ask for the run state plus the transient membership and the step attempt in flight.</summary>
+public sealed record GetClusterStatus : IRunCommand;
+
+/// <summary>A registered trainer as the coordinator sees it.</summary>
+/// <param name="TrainerId">Its id.</param>
+/// <param name="Address">Its Akka address.</param>
+/// <param name="DataEndpoint">Its ring endpoint.</param>
+/// <param name="HeldStep">Committed steps its weights include (-1: no run loaded).</param>
+/// <param name="Reachable">Whether the failure detector reports it reachable.</param>
+/// <param name="Leaving">Whether it asked to leave.</param>
+/// <param name="CatchingUp">Whether it is loading a checkpoint or taking over a peer's state.</param>
+public sealed record TrainerStatus(string TrainerId, string Address, string DataEndpoint, int HeldStep, bool Reachable, bool Leaving, bool CatchingUp);
+
+/// <summary>Answer to <see cref="GetClusterStatus"/>.</summary>
+/// <param name="State">The run's durable state.</param>
+/// <param name="Trainers">Registered trainers by id.</param>
+/// <param name="RoundStep">The step of the attempt in flight, if any.</param>
+/// <param name="RoundGeneration">Its generation.</param>
+/// <param name="RoundMembers">Its members.</param>
+public sealed record ClusterStatus(RunState State, IReadOnlyList<TrainerStatus> Trainers, int? RoundStep, long? RoundGeneration, IReadOnlyList<string> RoundMembers);

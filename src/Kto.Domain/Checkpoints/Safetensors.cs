@@ -62,9 +62,12 @@ public static class Safetensors
 
     /// <summary>Reads every tensor of the file at <paramref name="path"/>.</summary>
     /// <exception cref="InvalidDataException">The file is truncated or its header is inconsistent.</exception>
-    public static Contents Read(string path)
+    public static Contents Read(string path) => Read(File.ReadAllBytes(path), path);
+
+    /// <summary>Reads every tensor of a safetensors image held in memory; <paramref name="path"/> names it in errors.</summary>
+    /// <exception cref="InvalidDataException">The image is truncated or its header is inconsistent.</exception>
+    public static Contents Read(byte[] all, string path)
     {
-        byte[] all = File.ReadAllBytes(path);
         if (all.Length < 8) throw new InvalidDataException($"{path}: too short to be a safetensors file");
         ulong headerLen = BinaryPrimitives.ReadUInt64LittleEndian(all);
         if (headerLen > MaxHeaderBytes || 8 + headerLen > (ulong)all.Length)

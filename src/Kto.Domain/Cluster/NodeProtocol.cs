@@ -2,22 +2,125 @@ using MessagePack;
 
 namespace Kto.Domain.Cluster;
 
-/// <summary>Messages between trainer nodes and the run coordinator (over Akka.Remote; gradients never travel here).</summary>
+/// <summary>
+/// Messages between trainer nodes and the run coordinator, and between trainers for state transfer (over Akka.Remote;
+/// gradients never travel here, and nothing here is larger than one <see cref="StateChunk"/>).
+/// </summary>
 [Union(0, typeof(RegisterTrainer))]
 [Union(1, typeof(TrainerRegistered))]
+[Union(2, typeof(StepStart))]
+[Union(3, typeof(StepReduced))]
+[Union(4, typeof(StepFailed))]
+[Union(5, typeof(StepApply))]
+[Union(6, typeof(StepAbort))]
+[Union(7, typeof(CheckpointWritten))]
+[Union(8, typeof(LoadCheckpoint))]
+[Union(9, typeof(FetchState))]
+[Union(10, typeof(StateRequest))]
+[Union(11, typeof(StateChunk))]
+[Union(12, typeof(Reregister))]
+[Union(13, typeof(TrainerLeaving))]
+[Union(14, typeof(LeaveGranted))]
 public interface INodeMessage : IKtoMessage;
 
-/// <summary>A trainer announces itself: its id, its data-plane (ring) endpoint and the step its weights hold.</summary>
+/// <summary>
+/// A trainer announces itself: its id, its data-plane (ring) endpoint and the committed steps its weights include.
+/// Sent on start (until answered), after its state changed outside a step (prepared, checkpoint loaded, state
+/// received), and when a restarted coordinator asks (<see cref="Reregister"/>).
+/// </summary>
 /// <param name="TrainerId">Stable id of the trainer process.</param>
 /// <param name="DataEndpoint">host:port of its ring endpoint.</param>
-/// <param name="HeldStep">Committed steps its weights include (-1: no weights yet).</param>
+/// <param name="HeldStep">Committed steps its weights include; <see cref="NoState"/> while it has no run loaded.</param>
 [MessagePackObject]
-public sealed record RegisterTrainer([property: Key(0)] string TrainerId, [property: Key(1)] string DataEndpoint, [property: Key(2)] int HeldStep) : INodeMessage;
+public sealed record RegisterTrainer([property: Key(0)] string TrainerId, [property: Key(1)] string DataEndpoint, [property: Key(2)] int HeldStep) : INodeMessage
+{
+    /// <summary>The <see cref="HeldStep"/> of a trainer that has not loaded the run yet.</summary>
+    public const int NoState = -1;
+}
 
-/// <summary>The coordinator's answer: the run's committed steps and its incarnation.</summary>
+/// <summary>The coordinator's answer: the run's committed steps, its incarnation and the run to load.</summary>
 /// <param name="TrainerId">The trainer it answers.</param>
 /// <param name="CommittedSteps">Steps the journal holds.</param>
 /// <param name="Incarnation">The coordinator's incarnation (generations of this incarnation start at incarnation &lt;&lt; 32).</param>
 /// <param name="Trainers">Trainers registered now, this one included.</param>
+/// <param name="Spec">The run (null before it starts): a trainer without state loads it and registers again.</param>
 [MessagePackObject]
-public sealed record TrainerRegistered([property: Key(0)] string TrainerId, [property: Key(1)] int CommittedSteps, [property: Key(2)] int Incarnation, [property: Key(3)] int Trainers) : INodeMessage;
+public sealed record TrainerRegistered([property: Key(0)] string TrainerId, [property: Key(1)] int CommittedSteps, [property: Key(2)] int Incarnation,
+    [property: Key(3)] int Trainers, [property: Key(4)] RunSpec? Spec = null) : INodeMessage;
+
+/// <summary>Compute step <paramref name="Step"/> as a member of this attempt.</summary>
+/// <param name="Step">0-based optimizer step.</param>
+/// <param name="Generation">The attempt; also the ring's generation.</param>
+/// <param name="Members">Trainer ids in ring order.</param>
+/// <param name="Endpoints">Their ring endpoints (host:port), same order.</param>
+/// <param name="RingGeneration">The generation the ring of these members was formed at: members keep the ring of an
+/// earlier attempt while the membership holds and nothing failed, and form a new one when this differs from theirs.</param>
+[MessagePackObject]
+public sealed record StepStart([property: Key(0)] int Step, [property: Key(1)] long Generation, [property: Key(2)] string[] Members, [property: Key(3)] string[] Endpoints,
+    [property: Key(4)] long RingGeneration) : INodeMessage;
+
+/// <summary>A member finished the all-reduce of an attempt; every member of a good attempt reports the same values.</summary>
+/// <param name="TrainerId">The reporting member.</param>
+/// <param name="Step">Step.</param>
+/// <param name="Generation">Attempt.</param>
+/// <param name="Checksum">Checksum of the reduced gradients.</param>
+/// <param name="Metrics">The group's metric sums (<see cref="MetricVector"/>).</param>
+/// <param name="GradNorm">Global L2 norm of the reduced gradients, before clipping.</param>
+[MessagePackObject]
+public sealed record StepReduced([property: Key(0)] string TrainerId, [property: Key(1)] int Step, [property: Key(2)] long Generation,
+    [property: Key(3)] ulong Checksum, [property: Key(4)] double[] Metrics, [property: Key(5)] double GradNorm) : INodeMessage;
+
+/// <summary>A member could not finish an attempt (the ring broke, a neighbour never came, or it was aborted).</summary>
+[MessagePackObject]
+public sealed record StepFailed([property: Key(0)] string TrainerId, [property: Key(1)] int Step, [property: Key(2)] long Generation, [property: Key(3)] string Reason) : INodeMessage;
+
+/// <summary>
+/// The attempt is committed (already persisted): apply its reduced gradients. When <paramref name="CheckpointDir"/> is
+/// set, write a training checkpoint there afterwards and answer with <see cref="CheckpointWritten"/>.
+/// </summary>
+[MessagePackObject]
+public sealed record StepApply([property: Key(0)] int Step, [property: Key(1)] long Generation, [property: Key(2)] string? CheckpointDir,
+    [property: Key(3)] int SaveTotalLimit = 0) : INodeMessage;
+
+/// <summary>Drop the attempt: its gradients will never be applied (a member was lost, or the members disagreed).</summary>
+[MessagePackObject]
+public sealed record StepAbort([property: Key(0)] int Step, [property: Key(1)] long Generation) : INodeMessage;
+
+/// <summary>A replica wrote an atomic checkpoint after <paramref name="Step"/> steps.</summary>
+[MessagePackObject]
+public sealed record CheckpointWritten([property: Key(0)] string TrainerId, [property: Key(1)] int Step, [property: Key(2)] string Path, [property: Key(3)] string Sha256) : INodeMessage;
+
+/// <summary>Load weights and optimizer state from a checkpoint (no replica holds the run's state), then register again.</summary>
+[MessagePackObject]
+public sealed record LoadCheckpoint([property: Key(0)] string Path, [property: Key(1)] int Step) : INodeMessage;
+
+/// <summary>Fetch weights and optimizer state for <paramref name="Step"/> from the synced replica at <paramref name="SourcePath"/>, then register again.</summary>
+[MessagePackObject]
+public sealed record FetchState([property: Key(0)] int Step, [property: Key(1)] string SourcePath) : INodeMessage;
+
+/// <summary>Asks a synced replica for chunk <paramref name="Index"/> of its state at <paramref name="Step"/>.</summary>
+[MessagePackObject]
+public sealed record StateRequest([property: Key(0)] int Step, [property: Key(1)] int Index) : INodeMessage;
+
+/// <summary>
+/// One chunk of a replica's state (safetensors image of weights and optimizer moments). <paramref name="Count"/> is 0
+/// when the source does not hold <paramref name="Step"/> (yet): ask again later.
+/// </summary>
+[MessagePackObject]
+public sealed record StateChunk([property: Key(0)] int Step, [property: Key(1)] int Index, [property: Key(2)] int Count, [property: Key(3)] byte[] Data) : INodeMessage
+{
+    /// <summary>Chunk payload size: well below Akka.Remote's default 128000-byte frame.</summary>
+    public const int MaxBytes = 64 * 1024;
+}
+
+/// <summary>A (restarted) coordinator asks every trainer to register again.</summary>
+[MessagePackObject]
+public sealed record Reregister([property: Key(0)] int Incarnation) : INodeMessage;
+
+/// <summary>A trainer wants to leave; the coordinator lets it finish a step it is part of, then grants it.</summary>
+[MessagePackObject]
+public sealed record TrainerLeaving([property: Key(0)] string TrainerId) : INodeMessage;
+
+/// <summary>The trainer is out of every future step's membership and may stop.</summary>
+[MessagePackObject]
+public sealed record LeaveGranted([property: Key(0)] string TrainerId) : INodeMessage;

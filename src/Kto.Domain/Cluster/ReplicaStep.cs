@@ -35,7 +35,7 @@ public sealed class ReplicaStep
     /// Forward and backward over this member's shards of the step's micro-batches, then the gradient all-reduce.
     /// Returns the metric sums of the whole group (reduced too) and the checksum of the reduced gradients.
     /// </summary>
-    public (StepMetrics Metrics, ulong Checksum) Run(IReadOnlyList<int[]> microBatches, IAllReduce group)
+    public ReducedStep Run(IReadOnlyList<int[]> microBatches, IAllReduce group)
     {
         foreach (var p in _parameters) p.grad?.zero_();
         StepMetrics local = StepMetrics.Zero;
@@ -56,7 +56,9 @@ public sealed class ReplicaStep
         GradientBuffer.CopyGradientsFrom(grads, _parameters);
         double[] m = MetricVector.From(local);
         group.SumInPlace(m);
-        return (MetricVector.To(m), GradientBuffer.Checksum(grads));
+        double squares = 0;
+        foreach (float g in grads) squares += (double)g * g;
+        return new ReducedStep(MetricVector.To(m), GradientBuffer.Checksum(grads), Math.Sqrt(squares));
     }
 
     /// <summary>Clips and applies the reduced gradients (call once the step is committed); returns the gradient norm.</summary>
@@ -65,5 +67,19 @@ public sealed class ReplicaStep
         double norm = GradientClipping.ClipGlobalNorm(_parameters, maxGradNorm);
         optimizer.Step(learningRate);
         return norm;
+    }
+}
+
+/// <summary>What a member holds after the all-reduce of a step; identical on every member of the group.</summary>
+/// <param name="Metrics">The group's metric sums.</param>
+/// <param name="Checksum">Checksum of the reduced gradients (what the member reports).</param>
+/// <param name="GradNorm">Global L2 norm of the reduced gradients before clipping, formed in double precision.</param>
+public sealed record ReducedStep(StepMetrics Metrics, ulong Checksum, double GradNorm)
+{
+    /// <summary>Metrics and checksum.</summary>
+    public void Deconstruct(out StepMetrics metrics, out ulong checksum)
+    {
+        metrics = Metrics;
+        checksum = Checksum;
     }
 }

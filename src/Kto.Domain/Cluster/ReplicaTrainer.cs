@@ -1,12 +1,19 @@
+using System.Globalization;
+using Kto.Domain.Checkpoints;
+using Kto.Domain.Model;
 using Kto.Domain.Options;
 using Kto.Domain.Training;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Kto.Domain.Cluster;
 
 /// <summary>
 /// A trainer replica's state for a run: the plan, schedule, optimizer and <see cref="ReplicaStep"/> around a prepared
-/// <see cref="TrainingSetup"/>. Each step is two calls: <see cref="Reduce"/> (compute and all-reduce; the result is
-/// what the member reports) and, once the step is committed, <see cref="Apply"/>.
+/// <see cref="TrainingSetup"/>, and the number of committed steps its weights include (<see cref="HeldStep"/>). Each
+/// step is two calls: <see cref="Reduce(int, long, IAllReduce)"/> (compute and all-reduce; the result is what the member reports) and, once
+/// the step is committed, <see cref="Apply(int, long)"/>. Its whole state (weights, optimizer moments, step) moves between
+/// replicas with <see cref="ExportState"/> / <see cref="ImportState"/>, and to disk as a training checkpoint.
 /// </summary>
 public sealed class ReplicaTrainer : IDisposable
 {
@@ -14,11 +21,16 @@ public sealed class ReplicaTrainer : IDisposable
     private readonly LrSchedule _schedule;
     private readonly ReplicaStep _step;
     private readonly AdamW _optimizer;
+    private readonly GptLmHeadModel _policy;
+    private readonly string _fingerprint;
+    private (int Step, long Generation)? _reduced;
 
-    /// <summary>Wraps <paramref name="setup"/> (not owned).</summary>
+    /// <summary>Wraps <paramref name="setup"/> (not owned); the replica holds step 0 (the initial weights).</summary>
     public ReplicaTrainer(TrainingSetup setup)
     {
         _config = setup.Config;
+        _policy = setup.Policy;
+        _fingerprint = setup.Data.Fingerprint;
         Plan = new BatchPlan(setup.Data.Items.Count, _config.EffectiveDataSeed, _config.Shuffle, _config.PerDeviceTrainBatchSize, _config.GradientAccumulationSteps);
         TotalSteps = Plan.TotalSteps(_config.NumTrainEpochs, _config.MaxSteps);
         _schedule = LrSchedule.For(_config, TotalSteps);
@@ -34,12 +46,106 @@ public sealed class ReplicaTrainer : IDisposable
     /// <summary>Optimizer steps in the run.</summary>
     public int TotalSteps { get; }
 
+    /// <summary>Committed steps the weights include.</summary>
+    public int HeldStep { get; private set; }
+
     /// <summary>Computes step <paramref name="step"/> as a member of <paramref name="group"/>; see <see cref="ReplicaStep.Run"/>.</summary>
-    public (StepMetrics Metrics, ulong Checksum) Reduce(int step, IAllReduce group) => _step.Run(Plan.Step(step), group);
+    public ReducedStep Reduce(int step, IAllReduce group) => Reduce(step, 0, group);
+
+    /// <summary>As <see cref="Reduce(int, IAllReduce)"/>, remembering the attempt so that only its commit is applied.</summary>
+    /// <exception cref="InvalidOperationException">The replica does not hold step <paramref name="step"/>.</exception>
+    public ReducedStep Reduce(int step, long generation, IAllReduce group)
+    {
+        if (step != HeldStep) throw new InvalidOperationException($"asked to compute step {step}, but this replica holds {HeldStep} committed steps");
+        _reduced = null;
+        ReducedStep result = _step.Run(Plan.Step(step), group);
+        _reduced = (step, generation);
+        return result;
+    }
 
     /// <summary>Applies the reduced gradients of <paramref name="step"/>; returns the gradient norm before clipping.</summary>
-    public double Apply(int step) => _step.Apply(_optimizer, _schedule.At(step), _config.MaxGradNorm);
+    public double Apply(int step) => Apply(step, 0);
+
+    /// <summary>Applies the reduced gradients of attempt <paramref name="generation"/> of <paramref name="step"/>.</summary>
+    /// <exception cref="InvalidOperationException">That attempt is not the one this replica last reduced.</exception>
+    public double Apply(int step, long generation)
+    {
+        if (_reduced != (step, generation))
+            throw new InvalidOperationException($"step {step} generation {generation} was committed, but this replica holds the gradients of {(_reduced is { } r ? $"step {r.Step} generation {r.Generation}" : "no attempt")}");
+        _reduced = null;
+        double norm = _step.Apply(_optimizer, _schedule.At(step), _config.MaxGradNorm);
+        HeldStep = step + 1;
+        return norm;
+    }
+
+    /// <summary>Forgets a reduced attempt that will not be committed.</summary>
+    public void Discard() => _reduced = null;
+
+    /// <summary>Writes an atomic training checkpoint of the held step under <paramref name="outputDir"/>; returns its path.</summary>
+    public string SaveCheckpoint(string outputDir) =>
+        TrainingCheckpoint.Save(outputDir, _policy, _optimizer, new TrainerState(HeldStep, _fingerprint, TotalSteps, (double)HeldStep / Plan.StepsPerEpoch));
+
+    /// <summary>Loads a verified checkpoint of this run's data; the replica then holds its step.</summary>
+    /// <exception cref="InvalidDataException">The checkpoint is corrupt or belongs to other data or another model.</exception>
+    public void RestoreCheckpoint(string dir)
+    {
+        TrainerState state = TrainingCheckpoint.Restore(dir, _policy, _optimizer);
+        if (state.DatasetFingerprint != _fingerprint)
+            throw new InvalidDataException($"{dir}: was trained on different data (fingerprint {state.DatasetFingerprint[..12]}…, this run {_fingerprint[..12]}…)");
+        _reduced = null;
+        HeldStep = state.GlobalStep;
+    }
+
+    /// <summary>The replica's whole state (weights, optimizer moments and step count, held step) as a safetensors image.</summary>
+    public byte[] ExportState()
+    {
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, p) in _policy.named_parameters()) tensors[ModelPrefix + name] = p.detach();
+        foreach (var (name, t) in _optimizer.StateTensors()) tensors[OptimizerPrefix + name] = t;
+        var metadata = new Dictionary<string, string>
+        {
+            ["held_step"] = HeldStep.ToString(CultureInfo.InvariantCulture),
+            ["step_count"] = _optimizer.StepCount.ToString(CultureInfo.InvariantCulture),
+            ["dataset_fingerprint"] = _fingerprint,
+        };
+        using var stream = new MemoryStream();
+        Safetensors.Write(stream, tensors, metadata);
+        return stream.ToArray();
+    }
+
+    /// <summary>Takes over a state made by <see cref="ExportState"/> on a replica of the same run.</summary>
+    /// <exception cref="InvalidDataException">The image is damaged or belongs to another run or model.</exception>
+    public void ImportState(byte[] image)
+    {
+        Safetensors.Contents contents = Safetensors.Read(image, "transferred replica state");
+        try
+        {
+            if (!contents.Metadata.TryGetValue("dataset_fingerprint", out string? fp) || fp != _fingerprint)
+                throw new InvalidDataException("transferred replica state belongs to other data");
+            using (no_grad())
+            {
+                foreach (var (name, p) in _policy.named_parameters())
+                {
+                    if (!contents.Tensors.TryGetValue(ModelPrefix + name, out Tensor? t) || !t.shape.SequenceEqual(p.shape))
+                        throw new InvalidDataException($"transferred replica state: tensor \"{name}\" missing or of another shape");
+                    p.copy_(t);
+                }
+            }
+            var optimizer = contents.Tensors.Where(kv => kv.Key.StartsWith(OptimizerPrefix, StringComparison.Ordinal))
+                .ToDictionary(kv => kv.Key[OptimizerPrefix.Length..], kv => kv.Value, StringComparer.Ordinal);
+            _optimizer.LoadState(long.Parse(contents.Metadata["step_count"], CultureInfo.InvariantCulture), optimizer);
+            HeldStep = int.Parse(contents.Metadata["held_step"], CultureInfo.InvariantCulture);
+            _reduced = null;
+        }
+        finally
+        {
+            foreach (Tensor t in contents.Tensors.Values) t.Dispose();
+        }
+    }
 
     /// <inheritdoc />
     public void Dispose() => _optimizer.Dispose();
+
+    private const string ModelPrefix = "model.";
+    private const string OptimizerPrefix = "optimizer.";
 }

@@ -1,3 +1,9 @@
+using Kto.Domain.Checkpoints;
+using Kto.Domain.Data;
+using Kto.Domain.Model;
+using Kto.Domain.Options;
+using Kto.Domain.Tokenization;
+using Kto.Domain.Training;
 using MessagePack;
 
 namespace Kto.Domain.Cluster;
@@ -22,5 +28,25 @@ public sealed record RunSpec(
     [property: Key(6)] int Accumulation, [property: Key(7)] int TotalSteps, [property: Key(8)] string ConfigJson)
 {
     /// <summary>The batch plan of this run: a pure function of the spec, independent of the number of trainers.</summary>
-    public Training.BatchPlan Plan() => new(ExampleCount, Seed, Shuffle, GlobalBatchSize, Accumulation);
+    public BatchPlan Plan() => new(ExampleCount, Seed, Shuffle, GlobalBatchSize, Accumulation);
+
+    /// <summary>The run config the trainers load.</summary>
+    public KtoConfig Config() => KtoConfigReader.Parse(System.Text.Encoding.UTF8.GetBytes(ConfigJson), $"run {RunId} config");
+
+    /// <summary>
+    /// The spec of a run of <paramref name="config"/> (paths already resolved): tokenizes the dataset as every trainer
+    /// will, to fix its fingerprint and size. <c>per_device_train_batch_size</c> is the global batch: the cluster
+    /// splits it among however many trainers a step has.
+    /// </summary>
+    public static RunSpec FromConfig(string runId, KtoConfig config, ITrainingObserver observer)
+    {
+        GptConfig model = ModelCheckpoint.LoadConfig(config.ModelNameOrPath);
+        ITextTokenizer tokenizer = TokenizerRegistry.Get(model.Tokenizer);
+        DatasetLoadOptions lengths = TrainingSetup.EffectiveLengths(config, model, observer);
+        LoadedDataset dataset = KtoDatasetLoader.Load(config.DatasetPath, tokenizer, lengths);
+        TrainingData data = TrainingData.Build(dataset.Examples, config.PerDeviceTrainBatchSize, lengths);
+        var plan = new BatchPlan(data.Items.Count, config.EffectiveDataSeed, config.Shuffle, config.PerDeviceTrainBatchSize, config.GradientAccumulationSteps);
+        return new RunSpec(runId, data.Fingerprint, data.Items.Count, config.EffectiveDataSeed, config.Shuffle, config.PerDeviceTrainBatchSize,
+            config.GradientAccumulationSteps, plan.TotalSteps(config.NumTrainEpochs, config.MaxSteps), KtoConfigReader.ToJson(config));
+    }
 }

@@ -1,0 +1,384 @@
+using System.Diagnostics;
+using System.Globalization;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using Kto.Cluster.Core;
+using Kto.Domain.Cluster;
+using Kto.Domain.Options;
+using Kto.Domain.Training;
+
+namespace Kto.Cluster.Coordinator.Actors;
+
+/// <summary>The step driver: membership, rounds, commits, joins by state transfer, leaves and checkpoints.</summary>
+public sealed partial class RunCoordinatorActor
+{
+    /// <summary>How long a trainer may take to load a checkpoint or take over a peer's state before it is left out.</summary>
+    public static readonly TimeSpan CatchUpTimeout = TimeSpan.FromMinutes(5);
+
+    /// <summary>Pause before retrying a step whose attempt failed without a member being reported lost.</summary>
+    public static readonly TimeSpan RetryDelay = TimeSpan.FromMilliseconds(300);
+
+    private const string HousekeepingTimer = "housekeeping";
+    private const string RetryTimer = "retry";
+    private static readonly TimeSpan HousekeepingInterval = TimeSpan.FromSeconds(1);
+
+    private readonly Dictionary<string, TrainerEntry> _trainers = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _unreachable = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DateTime> _catchingUp = new(StringComparer.Ordinal);
+    private StepRound? _round;
+    private bool _replay;
+    private bool _committing;
+    private bool _retryPending;
+    private bool _finishedAnnounced;
+    private long _generation;
+    private (long Generation, string Layout)? _ring;
+    private StepReduced? _lastReport;
+    private KtoConfig? _config;
+    private MetricsLog? _metrics;
+    private StepMetrics _window = StepMetrics.Zero;
+    private int _windowExamples;
+    private readonly Stopwatch _windowClock = new();
+    private readonly Stopwatch _stepClock = new();
+
+    private sealed class TrainerEntry(IActorRef actor, string endpoint, int heldStep)
+    {
+        public IActorRef Actor { get; set; } = actor;
+        public string Endpoint { get; set; } = endpoint;
+        public int HeldStep { get; set; } = heldStep;
+        public bool Leaving { get; set; }
+    }
+
+    private void StepCommands()
+    {
+        Command<RegisterTrainer>(Register);
+        Command<StepReduced>(OnReduced);
+        Command<StepFailed>(f =>
+        {
+            if (_round is not { } r || _committing || r.Step != f.Step || r.Generation != f.Generation) return;
+            Log.Info("step {0} generation {1}: {2} failed ({3}); retrying", f.Step, f.Generation, f.TrainerId, f.Reason);
+            Abort(r);
+            _retryPending = true;
+            Timers.StartSingleTimer(RetryTimer, Retry.Instance, RetryDelay);
+        });
+        Command<Retry>(_ =>
+        {
+            _retryPending = false;
+            Pump();
+        });
+        Command<CheckpointWritten>(OnCheckpointWritten);
+        Command<TrainerLeaving>(l =>
+        {
+            if (!_trainers.TryGetValue(l.TrainerId, out var t)) return;
+            t.Leaving = true;
+            Log.Info("trainer {0} is leaving{1}", l.TrainerId, _round?.Needs(l.TrainerId) == true ? " after the current step" : "");
+            Pump();
+        });
+        Command<Housekeeping>(_ =>
+        {
+            foreach (var (id, deadline) in _catchingUp.Where(kv => kv.Value < DateTime.UtcNow).ToList())
+            {
+                _catchingUp.Remove(id);
+                Log.Warning("trainer {0} did not catch up within {1}; left out until it registers again", id, CatchUpTimeout);
+                if (_trainers.TryGetValue(id, out var t)) t.HeldStep = RegisterTrainer.NoState;
+            }
+            Pump();
+        });
+        Command<ClusterEvent.UnreachableMember>(u => MarkAddress(u.Member.Address, reachable: false));
+        Command<ClusterEvent.ReachableMember>(r => MarkAddress(r.Member.Address, reachable: true));
+        Command<ClusterEvent.IMemberEvent>(_ => { });
+        Command<ClusterEvent.CurrentClusterState>(_ => { });
+        Command<Terminated>(t =>
+        {
+            string? lost = _trainers.FirstOrDefault(kv => kv.Value.Actor.Equals(t.ActorRef)).Key;
+            if (lost is null) return;
+            _trainers.Remove(lost);
+            _unreachable.Remove(lost);
+            Log.Info("trainer {0} lost ({1} trainers)", lost, _trainers.Count);
+            Lost(lost);
+        });
+    }
+
+    /// <summary>After the incarnation (and the run's start) are persisted: ask trainers to register, start driving.</summary>
+    private void OnReady()
+    {
+        _ready = true;
+        if (InCluster)
+        {
+            var cluster = Akka.Cluster.Cluster.Get(Context.System);
+            foreach (Member m in cluster.State.Members.Where(m => m.HasRole(ClusterRoles.Trainer)))
+                Context.ActorSelection(new RootActorPath(m.Address) / "user" / "trainer").Tell(new Reregister(_state.Incarnation));
+        }
+        Pump();
+    }
+
+    private void Register(RegisterTrainer r)
+    {
+        if (_trainers.TryGetValue(r.TrainerId, out var known))
+        {
+            if (!known.Actor.Equals(Sender))
+            {
+                Context.Unwatch(known.Actor);
+                _unreachable.Remove(r.TrainerId);
+                if (_round?.Needs(r.TrainerId) == true && !_committing) Lost(r.TrainerId); // a restarted process cannot finish the old attempt
+            }
+            known.Actor = Sender;
+            known.Endpoint = r.DataEndpoint;
+            known.HeldStep = r.HeldStep;
+        }
+        else
+        {
+            _trainers[r.TrainerId] = new TrainerEntry(Sender, r.DataEndpoint, r.HeldStep);
+        }
+        _catchingUp.Remove(r.TrainerId);
+        Context.Watch(Sender);
+        Log.Info("trainer {0} registered at {1} holding step {2} ({3} trainers)", r.TrainerId, r.DataEndpoint, r.HeldStep, _trainers.Count);
+        Sender.Tell(new TrainerRegistered(r.TrainerId, _state.CommittedSteps, _state.Incarnation, _trainers.Count, _state.Spec));
+        Pump();
+    }
+
+    private void MarkAddress(Address address, bool reachable)
+    {
+        foreach (var (id, t) in _trainers.Where(kv => kv.Value.Actor.Path.Address.Equals(address)).ToList())
+        {
+            if (reachable) _unreachable.Remove(id);
+            else _unreachable.Add(id);
+            Log.Info(reachable ? "trainer {0} reachable again ({1} usable trainers)" : "trainer {0} unreachable: excluded from step membership ({1} usable trainers)",
+                id, _trainers.Count - _unreachable.Count);
+            if (!reachable) Lost(id);
+        }
+        Pump();
+    }
+
+    /// <summary>A trainer can no longer take part: an attempt that needs it is aborted and retried with the others.</summary>
+    private void Lost(string id)
+    {
+        _catchingUp.Remove(id);
+        if (_round is { } r && r.Needs(id) && !_committing)
+        {
+            Log.Info("step {0} generation {1}: member {2} lost; retrying with the survivors", r.Step, r.Generation, id);
+            Abort(r);
+        }
+        Pump();
+    }
+
+    private void Abort(StepRound r)
+    {
+        _ring = null; // after any failure the members form a new ring
+        foreach (string m in r.Members)
+            if (_trainers.TryGetValue(m, out var t)) t.Actor.Tell(new StepAbort(r.Step, r.Generation));
+        _round = null;
+    }
+
+    /// <summary>Starts whatever can start now: grants leaves, catches trainers up, or starts the next step attempt.</summary>
+    private void Pump()
+    {
+        if (!_ready || _committing) return;
+        GrantLeaves();
+        if (_round is not null || _retryPending || _catchingUp.Count > 0) return;
+        if (_state.Spec is not { } spec) return;
+        var usable = _trainers.Where(kv => !_unreachable.Contains(kv.Key) && !kv.Value.Leaving && kv.Value.HeldStep >= 0)
+            .OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
+        if (usable.Count == 0) return;
+        int committed = _state.CommittedSteps;
+        foreach (var (id, t) in usable.Where(kv => kv.Value.HeldStep > committed))
+            Log.Error("trainer {0} claims {1} steps, more than the journal's {2}: its weights cannot be trusted; it will be re-synced", id, t.HeldStep, committed);
+        var trusted = usable.Where(kv => kv.Value.HeldStep <= committed).ToList();
+        if (trusted.Count == 0) return;
+        int frontier = trusted.Max(kv => kv.Value.HeldStep);
+
+        if (_state.LatestCheckpoint is { } checkpoint && frontier < checkpoint.Step)
+        {
+            // No replica holds the run's newest state: every trainer loads the latest checkpoint, then the steps after
+            // it are replayed (the plan is a pure function, so the replay reaches the same weights).
+            foreach (var (id, t) in usable)
+            {
+                t.Actor.Tell(new LoadCheckpoint(checkpoint.Path, checkpoint.Step));
+                _catchingUp[id] = DateTime.UtcNow + CatchUpTimeout;
+            }
+            Log.Info("no trainer holds step {0} or later: loading checkpoint {1} on {2} trainers", checkpoint.Step, checkpoint.Path, usable.Count);
+            return;
+        }
+        var synced = trusted.Where(kv => kv.Value.HeldStep == frontier).ToList();
+        var behind = usable.Where(kv => kv.Value.HeldStep != frontier).ToList();
+        if (behind.Count > 0)
+        {
+            for (int i = 0; i < behind.Count; i++)
+            {
+                IActorRef source = synced[i % synced.Count].Value.Actor;
+                behind[i].Value.Actor.Tell(new FetchState(frontier, source.Path.ToStringWithAddress()));
+                _catchingUp[behind[i].Key] = DateTime.UtcNow + CatchUpTimeout;
+                Log.Info("trainer {0} holds step {1}: fetching the state of step {2} from {3}", behind[i].Key, behind[i].Value.HeldStep, frontier, synced[i % synced.Count].Key);
+            }
+            return;
+        }
+
+        _replay = frontier < committed;
+        if (!_replay && !_state.AcceptsSteps) return;
+        _generation = GenerationNumbers.Next(Math.Max(_generation, _state.LastCommit?.Generation ?? 0));
+        _round = StepRound.Start(frontier, _generation, synced.Select(kv => kv.Key));
+        _lastReport = null;
+        string[] ids = [.. synced.Select(kv => kv.Key)], endpoints = [.. synced.Select(kv => kv.Value.Endpoint)];
+        string layout = string.Join(",", ids.Zip(endpoints, (id, e) => id + "@" + e));
+        if (_ring is not { } ring || ring.Layout != layout) _ring = ring = (_generation, layout);
+        var start = new StepStart(frontier, _generation, ids, endpoints, ring.Generation);
+        foreach (var (_, t) in synced) t.Actor.Tell(start);
+        if (!_stepClock.IsRunning) _stepClock.Restart();
+    }
+
+    private void GrantLeaves()
+    {
+        foreach (var (id, t) in _trainers.Where(kv => kv.Value.Leaving && _round?.Needs(kv.Key) != true).ToList())
+        {
+            t.Actor.Tell(new LeaveGranted(id));
+            Context.Unwatch(t.Actor);
+            _trainers.Remove(id);
+            _unreachable.Remove(id);
+            _catchingUp.Remove(id);
+            Log.Info("trainer {0} left ({1} trainers)", id, _trainers.Count);
+        }
+    }
+
+    private void OnReduced(StepReduced report)
+    {
+        if (_round is not { } round || _committing) return;
+        var (next, outcome) = round.Report(report.TrainerId, report.Step, report.Generation, report.Checksum);
+        if (outcome == RoundOutcome.Stale) return;
+        _round = next;
+        _lastReport ??= report;
+        switch (outcome)
+        {
+            case RoundOutcome.Pending:
+                return;
+            case RoundOutcome.Mismatch:
+                Log.Error("step {0} generation {1}: members reduced different gradients ({2}); retrying", round.Step, round.Generation,
+                    string.Join(", ", next.Reports.Select(kv => $"{kv.Key} {kv.Value:x16}")));
+                Abort(next);
+                _retryPending = true;
+                Timers.StartSingleTimer(RetryTimer, Retry.Instance, RetryDelay);
+                return;
+        }
+        if (_replay)
+        {
+            Announce(next, checkpointDir: null);
+            Log.Info("step {0}/{1} replayed (committed before; generation {2}, members {3})", next.Step + 1, _state.Spec!.TotalSteps, next.Generation, string.Join(",", next.Members));
+            _round = null;
+            Pump();
+            return;
+        }
+        StepCommitted commit = next.ToCommit();
+        RunState committed = _state.Apply(commit);
+        _committing = true;
+        Persist(commit, _ =>
+        {
+            _committing = false;
+            Applied(committed);
+            KtoConfig c = Config;
+            int done = commit.Step + 1;
+            bool save = done % c.SaveSteps == 0 || done == _state.Spec!.TotalSteps;
+            Announce(next, save ? c.OutputDir : null);
+            Record(commit, _lastReport!);
+            _round = null;
+            Pump();
+        });
+    }
+
+    /// <summary>Tells the members to apply an attempt (the first member writes the checkpoint, if one is due).</summary>
+    private void Announce(StepRound round, string? checkpointDir)
+    {
+        for (int i = 0; i < round.Members.Length; i++)
+        {
+            if (!_trainers.TryGetValue(round.Members[i], out var t)) continue;
+            t.Actor.Tell(new StepApply(round.Step, round.Generation, i == 0 ? checkpointDir : null, Config.SaveTotalLimit ?? 0));
+            t.HeldStep = round.Step + 1;
+        }
+    }
+
+    /// <summary>Progress line and metrics.jsonl (TRL's names, summed over the group, averaged per logging window).</summary>
+    private void Record(StepCommitted commit, StepReduced report)
+    {
+        RunSpec spec = _state.Spec!;
+        KtoConfig c = Config;
+        int done = commit.Step + 1;
+        StepMetrics m = MetricVector.To(report.Metrics);
+        var figures = m.ToDictionary();
+        double seconds = _stepClock.Elapsed.TotalSeconds;
+        _stepClock.Restart();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"step {done}/{spec.TotalSteps} committed: loss {figures.GetValueOrDefault("loss"):0.000000} grad_norm {report.GradNorm:0.000000} members {string.Join(",", commit.Members)} generation {commit.Generation} checksum {commit.Checksum:x16} ({seconds:0.00} s)"));
+
+        if (_metrics is null)
+        {
+            Directory.CreateDirectory(c.OutputDir);
+            _metrics = new MetricsLog(c.OutputDir);
+            _metrics.TruncateAfter(commit.Step);
+            _windowClock.Restart();
+        }
+        _window += m;
+        _windowExamples += spec.GlobalBatchSize * spec.Accumulation;
+        if (done % c.LoggingSteps != 0 && done != spec.TotalSteps) return;
+        double windowSeconds = Math.Max(1e-9, _windowClock.Elapsed.TotalSeconds);
+        var metrics = _window.ToDictionary();
+        metrics["grad_norm"] = report.GradNorm;
+        metrics["learning_rate"] = LrSchedule.For(c, spec.TotalSteps).At(commit.Step);
+        metrics["examples/s"] = _windowExamples / windowSeconds;
+        metrics["tokens/s"] = _window.Tokens / windowSeconds;
+        metrics["trainers"] = commit.Members.Count;
+        _metrics.Append(done, (double)done / spec.Plan().StepsPerEpoch, metrics);
+        _window = StepMetrics.Zero;
+        _windowExamples = 0;
+        _windowClock.Restart();
+    }
+
+    private void OnCheckpointWritten(CheckpointWritten w)
+    {
+        var saved = new CheckpointSaved(w.Step, w.Path, w.Sha256);
+        RunState next;
+        try
+        {
+            next = _state.Apply(saved);
+        }
+        catch (InvalidOperationException e)
+        {
+            Log.Warning("checkpoint {0} not recorded: {1}", w.Path, e.Message);
+            return;
+        }
+        Persist(saved, _ =>
+        {
+            Applied(next);
+            Log.Info("checkpoint after step {0} recorded: {1}", w.Step, w.Path);
+            CheckFinished();
+            Pump();
+        });
+    }
+
+    /// <summary>Announces the end of the run once: complete with its final checkpoint recorded, or stopped.</summary>
+    private void CheckFinished()
+    {
+        if (_finishedAnnounced || _state.Spec is not { } spec) return;
+        bool complete = _state.Phase == RunPhase.Completed && _state.LatestCheckpoint?.Step == spec.TotalSteps;
+        if (!complete && _state.Phase != RunPhase.Stopped) return;
+        _finishedAnnounced = true;
+        Console.WriteLine(complete
+            ? $"run {spec.RunId} complete: {spec.TotalSteps} steps; final checkpoint {_state.LatestCheckpoint!.Path}"
+            : $"run {spec.RunId} stopped after {_state.CommittedSteps} steps");
+        _onFinished?.Invoke(_state);
+    }
+
+    private KtoConfig Config => _config ??= _state.Spec!.Config();
+
+    private ClusterStatus Status() => new(_state,
+        [.. _trainers.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => new TrainerStatus(kv.Key, kv.Value.Actor.Path.Address.ToString(), kv.Value.Endpoint,
+            kv.Value.HeldStep, Reachable: !_unreachable.Contains(kv.Key), kv.Value.Leaving, CatchingUp: _catchingUp.ContainsKey(kv.Key)))],
+        _round?.Step, _round?.Generation, _round is { } r ? [.. r.Members] : []);
+
+    private sealed class Retry
+    {
+        public static readonly Retry Instance = new();
+    }
+
+    private sealed class Housekeeping
+    {
+        public static readonly Housekeeping Instance = new();
+    }
+}

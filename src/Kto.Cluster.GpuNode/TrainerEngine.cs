@@ -1,0 +1,157 @@
+using System.Net;
+using Kto.Cluster.Exchange;
+using Kto.Domain.Checkpoints;
+using Kto.Domain.Cluster;
+using Kto.Domain.Training;
+
+namespace Kto.Cluster.GpuNode;
+
+/// <summary>
+/// What a trainer process holds across reconnections to the cluster: its ring endpoint and, once a run is loaded, the
+/// replica (policy, optimizer, held step). The actor system may be torn down and rebuilt (when the cluster downs this
+/// node after losing the coordinator) without losing the replica. Calls on the replica are made by one caller at a
+/// time (the trainer actor runs at most one task on it).
+/// </summary>
+public sealed class TrainerEngine : IAsyncDisposable
+{
+    /// <summary>How long the members of an attempt wait for each other to connect.</summary>
+    public static readonly TimeSpan RingJoinTimeout = TimeSpan.FromSeconds(8);
+
+    private readonly RingEndpoint _endpoint;
+    private TrainingSetup? _setup;
+    private ReplicaTrainer? _replica;
+    private Task _running = Task.CompletedTask;
+    private Ring? _ring;
+
+    private TrainerEngine(RingEndpoint endpoint, string advertised)
+    {
+        _endpoint = endpoint;
+        DataEndpoint = advertised;
+    }
+
+    /// <summary>host:port peers dial to reach this trainer's ring endpoint.</summary>
+    public string DataEndpoint { get; }
+
+    /// <summary>The loaded run, or null.</summary>
+    public RunSpec? Spec { get; private set; }
+
+    /// <summary>Committed steps the replica holds, or <see cref="RegisterTrainer.NoState"/> before a run is loaded.</summary>
+    public int HeldStep => _replica?.HeldStep ?? RegisterTrainer.NoState;
+
+    /// <summary>Listens on <paramref name="dataEndpoint"/> (host:port; port 0 picks a free one).</summary>
+    public static async Task<TrainerEngine> StartAsync(string dataEndpoint, CancellationToken cancel)
+    {
+        IPEndPoint bind = IPEndPoint.Parse(dataEndpoint);
+        RingEndpoint endpoint = await RingEndpoint.ListenAsync(bind.Address, bind.Port, cancel);
+        return new TrainerEngine(endpoint, endpoint.LocalEndPoint.ToString());
+    }
+
+    /// <summary>The task on the replica that is still running (an actor stopping mid-step waits for it).</summary>
+    public Task Running => _running;
+
+    /// <summary>Runs <paramref name="work"/> on the thread pool as the replica's only task.</summary>
+    public Task<T> Run<T>(Func<T> work)
+    {
+        if (!_running.IsCompleted) throw new InvalidOperationException("the replica is busy with another task");
+        Task<T> task = Task.Run(work);
+        _running = task;
+        return task;
+    }
+
+    /// <summary>Loads the run: data, policy, reference, optimizer (the replica then holds step 0).</summary>
+    /// <exception cref="InvalidDataException">This node's data or model differ from the coordinator's.</exception>
+    public void Load(RunSpec spec)
+    {
+        if (Spec is not null) throw new InvalidOperationException($"this trainer already holds run {Spec.RunId}");
+        var setup = TrainingSetup.Prepare(spec.Config(), NullObserver.Instance);
+        if (setup.Data.Fingerprint != spec.DatasetFingerprint || setup.Data.Items.Count != spec.ExampleCount)
+        {
+            setup.Dispose();
+            throw new InvalidDataException($"the dataset this node loads ({setup.Data.Items.Count} examples, fingerprint {setup.Data.Fingerprint[..12]}…) differs from the run's ({spec.ExampleCount}, {spec.DatasetFingerprint[..12]}…)");
+        }
+        var replica = new ReplicaTrainer(setup);
+        if (replica.TotalSteps != spec.TotalSteps)
+        {
+            replica.Dispose();
+            setup.Dispose();
+            throw new InvalidDataException($"this node plans {replica.TotalSteps} steps, the run {spec.TotalSteps}");
+        }
+        (_setup, _replica, Spec) = (setup, replica, spec);
+    }
+
+    /// <summary>
+    /// Computes the attempt's step on its ring, which is kept across attempts while the coordinator keeps its
+    /// generation (so a ring is only torn down once every member has finished with it); blocks until the reduction ends.
+    /// </summary>
+    /// <exception cref="RingBrokenException">A member was lost or never came.</exception>
+    /// <exception cref="OperationCanceledException">The attempt was aborted.</exception>
+    public ReducedStep Reduce(StepStart start, int rank, CancellationToken cancel)
+    {
+        ReplicaTrainer replica = Replica;
+        if (_ring is not { IsBroken: false } ring || ring.Generation != start.RingGeneration)
+        {
+            DropRing();
+            IPEndPoint[] members = [.. start.Endpoints.Select(IPEndPoint.Parse)];
+            ring = _endpoint.JoinAsync(members, rank, start.RingGeneration, RingJoinTimeout, cancel).GetAwaiter().GetResult();
+            _ring = ring;
+        }
+        try
+        {
+            return replica.Reduce(start.Step, start.Generation, new RingAllReduce(ring, cancel));
+        }
+        catch
+        {
+            DropRing();
+            throw;
+        }
+    }
+
+    private void DropRing()
+    {
+        _ring?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        _ring = null;
+    }
+
+    /// <summary>Applies a committed attempt.</summary>
+    public double Apply(int step, long generation) => Replica.Apply(step, generation);
+
+    /// <summary>Forgets reduced gradients that will not be committed.</summary>
+    public void Discard() => _replica?.Discard();
+
+    /// <summary>Writes a checkpoint of the held step under <paramref name="outputDir"/>; returns its path and the hash of its trainer_state.json.</summary>
+    public (string Path, string Sha256) SaveCheckpoint(string outputDir, int saveTotalLimit)
+    {
+        Directory.CreateDirectory(outputDir);
+        string path = Replica.SaveCheckpoint(outputDir);
+        if (saveTotalLimit > 0) TrainingCheckpoint.Prune(outputDir, saveTotalLimit);
+        return (path, AtomicFile.Sha256(Path.Combine(path, TrainingCheckpoint.StateFile)));
+    }
+
+    /// <summary>Loads a checkpoint of this run.</summary>
+    public void RestoreCheckpoint(string dir) => Replica.RestoreCheckpoint(dir);
+
+    /// <summary>The replica's state image (see <see cref="ReplicaTrainer.ExportState"/>).</summary>
+    public byte[] ExportState() => Replica.ExportState();
+
+    /// <summary>Takes over a state image from a synced replica.</summary>
+    public void ImportState(byte[] image) => Replica.ImportState(image);
+
+    private ReplicaTrainer Replica => _replica ?? throw new InvalidOperationException("no run is loaded on this trainer");
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await _running.ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // the task's outcome was reported (or no longer matters) when the node stops
+        }
+        DropRing();
+        _replica?.Dispose();
+        _setup?.Dispose();
+        await _endpoint.DisposeAsync();
+    }
+}
