@@ -34,9 +34,16 @@ public static class Program
         string? runId = Arg(args, "--run-id");
         string? runConfigPath = Arg(args, "--run-config");
         bool exitWhenDone = args.Contains("--exit-when-done");
+        string? minArg = Arg(args, "--min-trainers");
+        int minTrainers = 1;
+        if (minArg is not null && (!int.TryParse(minArg, System.Globalization.CultureInfo.InvariantCulture, out minTrainers) || minTrainers < 1))
+        {
+            Console.Error.WriteLine($"error: --min-trainers: expected a positive integer, found \"{minArg}\"");
+            return BadConfig;
+        }
         if (configPath is null || runId is null)
         {
-            Console.Error.WriteLine("usage: Kto.Cluster.Coordinator --config config/coordinator.json --run-id NAME [--run-config run.json] [--exit-when-done]");
+            Console.Error.WriteLine("usage: Kto.Cluster.Coordinator --config config/coordinator.json --run-id NAME [--run-config run.json] [--min-trainers N] [--exit-when-done]");
             return BadConfig;
         }
         HostConfig config;
@@ -69,7 +76,7 @@ public static class Program
             akka.AddHocon(PersistenceConfig.Hocon(connection, provider).WithFallback(FailureDetection.Hocon()), HoconAddMode.Prepend)
                 .WithRemoting(config.Hostname, config.Port)
                 .WithClustering(new ClusterOptions { Roles = [.. config.Roles], SeedNodes = [.. config.SeedNodes] })
-                .WithSingleton<RunCoordinatorActor>(SingletonName, RunCoordinatorActor.Props(runId, startSpec: spec, onFinished: onFinished), new ClusterSingletonOptions { Role = ClusterRoles.Coordinator }, createProxyToo: false);
+                .WithSingleton<RunCoordinatorActor>(SingletonName, RunCoordinatorActor.Props(runId, startSpec: spec, onFinished: onFinished, minTrainers: minTrainers), new ClusterSingletonOptions { Role = ClusterRoles.Coordinator }, createProxyToo: false);
         });
         using IHost host = builder.Build();
         await host.RunAsync();

@@ -1,4 +1,6 @@
+using System.Runtime.InteropServices;
 using Akka.Actor;
+using Akka.Configuration;
 using Akka.Cluster.Hosting;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
@@ -27,20 +29,28 @@ public static class NodeHost
     /// <summary>How long a leaving trainer waits for the coordinator's grant.</summary>
     public static readonly TimeSpan LeaveTimeout = TimeSpan.FromSeconds(20);
 
-    /// <summary>Runs until SIGTERM or Ctrl+C (or <paramref name="cancel"/>).</summary>
+    /// <summary>Runs until SIGTERM or Ctrl+C (then leaves gracefully) or until <paramref name="cancel"/> (then stops at once).</summary>
     public static async Task RunAsync(HostConfig config, string trainerId, string dataEndpoint, CancellationToken cancel)
     {
         await using TrainerEngine engine = await TrainerEngine.StartAsync(dataEndpoint, cancel);
         Console.WriteLine($"trainer {trainerId}: ring endpoint {engine.DataEndpoint}");
-        bool stopRequested = false;
-        while (!cancel.IsCancellationRequested && !stopRequested)
+        using var stop = new CancellationTokenSource();
+        void OnSignal(PosixSignalContext context)
+        {
+            context.Cancel = true; // the process ends once the trainer has left
+            stop.Cancel();
+        }
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        while (!cancel.IsCancellationRequested && !stop.IsCancellationRequested)
         {
             var granted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             HostApplicationBuilder builder = Host.CreateApplicationBuilder();
-            builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = LeaveTimeout + TimeSpan.FromSeconds(10));
+            builder.Services.AddSingleton<IHostLifetime, SignalFreeLifetime>(); // signals are handled here, as a graceful leave
             builder.Services.AddAkka(ClusterRoles.SystemName, (akka, _) =>
             {
-                akka.AddHocon(PersistenceConfig.SerializerHocon().WithFallback(FailureDetection.Hocon()), HoconAddMode.Prepend)
+                akka.AddHocon(ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off")
+                        .WithFallback(PersistenceConfig.SerializerHocon()).WithFallback(FailureDetection.Hocon()), HoconAddMode.Prepend)
                     .WithRemoting(config.Hostname, config.Port)
                     .WithClustering(new ClusterOptions { Roles = [.. config.Roles], SeedNodes = [.. config.SeedNodes] })
                     .WithSingletonProxy<CoordinatorKey>(CoordinatorSingleton, new ClusterSingletonOptions { Role = ClusterRoles.Coordinator })
@@ -51,25 +61,31 @@ public static class NodeHost
                     });
             });
             using IHost host = builder.Build();
-            var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
-            lifetime.ApplicationStopping.Register(() =>
+            await host.StartAsync(CancellationToken.None);
+            ActorSystem system = host.Services.GetRequiredService<ActorSystem>();
+            using var either = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, cancel);
+            await Task.WhenAny(system.WhenTerminated, Task.Delay(Timeout.Infinite, either.Token)).ContinueWith(_ => { }, TaskScheduler.Default);
+            if (stop.IsCancellationRequested && !system.WhenTerminated.IsCompleted && engine.Spec is not null)
             {
-                ActorSystem system = host.Services.GetRequiredService<ActorSystem>();
-                var cluster = Akka.Cluster.Cluster.Get(system);
-                if (cluster.IsTerminated || system.WhenTerminated.IsCompleted) return; // downed: not a stop request
-                stopRequested = true;
-                if (engine.Spec is null) return;
                 Console.WriteLine($"trainer {trainerId}: leaving; waiting for the coordinator to let it go");
                 system.ActorSelection("/user/" + TrainerActorName).Tell(new TrainerLeaving(trainerId));
-                if (!granted.Task.Wait(LeaveTimeout)) Console.WriteLine($"trainer {trainerId}: no leave grant within {LeaveTimeout.TotalSeconds:0} s; stopping anyway");
-            });
-            using var stopOnCancel = cancel.Register(lifetime.StopApplication);
-            _ = granted.Task.ContinueWith(_ => lifetime.StopApplication(), TaskScheduler.Default);
-            await host.RunAsync(CancellationToken.None);
-            if (cancel.IsCancellationRequested || stopRequested || granted.Task.IsCompleted) break;
+                Task done = await Task.WhenAny(granted.Task, system.WhenTerminated, Task.Delay(LeaveTimeout, cancel).ContinueWith(_ => { }, TaskScheduler.Default));
+                if (done != granted.Task) Console.WriteLine($"trainer {trainerId}: not let go within {LeaveTimeout.TotalSeconds:0} s; stopping anyway");
+            }
+            bool downed = system.WhenTerminated.IsCompleted;
+            await host.StopAsync(CancellationToken.None);
+            if (!downed || cancel.IsCancellationRequested || stop.IsCancellationRequested) break;
             Console.WriteLine($"trainer {trainerId}: removed from the cluster; joining again (holding step {engine.HeldStep})");
-            await Task.Delay(TimeSpan.FromSeconds(1), CancellationToken.None);
+            await Task.Delay(TimeSpan.FromSeconds(1), cancel).ContinueWith(_ => { }, TaskScheduler.Default);
         }
+    }
+
+    /// <summary>A host lifetime that leaves SIGTERM and Ctrl+C to <see cref="RunAsync"/>.</summary>
+    private sealed class SignalFreeLifetime : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     /// <summary>Registry key of the coordinator singleton proxy.</summary>

@@ -64,7 +64,7 @@ public static class Program
                 Console.Error.WriteLine($"error: {e.Message}");
                 return 2;
             }
-            await NodeHost.RunAsync(c, parse.GetValue(trainerId)!, parse.GetValue(dataEndpoint)!, cancel);
+            await NodeHost.RunAsync(c, parse.GetValue(trainerId)!, parse.GetValue(dataEndpoint)!, CancellationToken.None);
             return 0;
         });
         var root = new RootCommand("Kto.Cluster node host") { ringTrain, node };
@@ -73,6 +73,8 @@ public static class Program
             Console.Error.WriteLine("usage: Kto.Cluster.GpuNode node --config config/node.json --trainer-id ID | ring-train ...");
             return NotImplemented;
         });
-        return root.Parse(args).Invoke();
+        // The node handles SIGTERM and Ctrl+C itself (a graceful leave can outlast System.CommandLine's 2 s grace period).
+        ParseResult parsed = root.Parse(args);
+        return parsed.Invoke(parsed.CommandResult.Command == node ? new InvocationConfiguration { ProcessTerminationTimeout = null } : new InvocationConfiguration());
     }
 }

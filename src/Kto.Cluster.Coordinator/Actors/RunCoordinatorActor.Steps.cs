@@ -32,6 +32,7 @@ public sealed partial class RunCoordinatorActor
     private bool _retryPending;
     private bool _finishedAnnounced;
     private long _generation;
+    private int _minTrainers;
     private (long Generation, string Layout)? _ring;
     private StepReduced? _lastReport;
     private KtoConfig? _config;
@@ -179,7 +180,8 @@ public sealed partial class RunCoordinatorActor
         if (_state.Spec is not { } spec) return;
         var usable = _trainers.Where(kv => !_unreachable.Contains(kv.Key) && !kv.Value.Leaving && kv.Value.HeldStep >= 0)
             .OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
-        if (usable.Count == 0) return;
+        if (usable.Count == 0 || usable.Count < _minTrainers) return;
+        _minTrainers = 0; // waits only for the first step of this incarnation
         int committed = _state.CommittedSteps;
         foreach (var (id, t) in usable.Where(kv => kv.Value.HeldStep > committed))
             Log.Error("trainer {0} claims {1} steps, more than the journal's {2}: its weights cannot be trusted; it will be re-synced", id, t.HeldStep, committed);

@@ -30,8 +30,10 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
     /// <param name="snapshotInterval">Events between snapshots.</param>
     /// <param name="startSpec">The run to start once recovered, if the journal holds none yet.</param>
     /// <param name="onFinished">Called once the run is complete (final checkpoint recorded) or stopped.</param>
-    public RunCoordinatorActor(string runId, int snapshotInterval = DefaultSnapshotInterval, RunSpec? startSpec = null, Action<RunState>? onFinished = null)
+    /// <param name="minTrainers">Trainers that must be ready before this incarnation drives its first step.</param>
+    public RunCoordinatorActor(string runId, int snapshotInterval = DefaultSnapshotInterval, RunSpec? startSpec = null, Action<RunState>? onFinished = null, int minTrainers = 1)
     {
+        _minTrainers = minTrainers;
         PersistenceId = PersistenceIdOf(runId);
         _snapshotInterval = snapshotInterval;
         _startSpec = startSpec;
@@ -78,8 +80,8 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
     public ITimerScheduler Timers { get; set; } = null!;
 
     /// <summary>Props of the coordinator of <paramref name="runId"/>.</summary>
-    public static Props Props(string runId, int snapshotInterval = DefaultSnapshotInterval, RunSpec? startSpec = null, Action<RunState>? onFinished = null)
-        => Akka.Actor.Props.Create(() => new RunCoordinatorActor(runId, snapshotInterval, startSpec, onFinished));
+    public static Props Props(string runId, int snapshotInterval = DefaultSnapshotInterval, RunSpec? startSpec = null, Action<RunState>? onFinished = null, int minTrainers = 1)
+        => Akka.Actor.Props.Create(() => new RunCoordinatorActor(runId, snapshotInterval, startSpec, onFinished, minTrainers));
 
     /// <inheritdoc />
     protected override void PreStart()

@@ -1,0 +1,248 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Akka.Actor;
+using Kto.Cluster.Coordinator;
+using Kto.Cluster.Core;
+using Kto.Domain.Checkpoints;
+using Kto.Domain.Cluster;
+using Kto.Domain.Model;
+using Kto.Domain.Options;
+using Kto.Domain.Training;
+using TorchSharp;
+
+namespace Kto.Cluster.GpuNode.Tests;
+
+/// <summary>
+/// A coordinator process and trainer node processes on loopback, on a tiny run written into a temporary directory.
+/// Every process's output is collected line by line; tests wait for lines, kill processes with SIGKILL and start
+/// new ones. Disposing kills whatever still runs.
+/// </summary>
+public sealed class LocalCluster : IAsyncDisposable
+{
+    private readonly List<Proc> _all = [];
+    private readonly Xunit.Abstractions.ITestOutputHelper _output;
+
+    public LocalCluster(Xunit.Abstractions.ITestOutputHelper output, int maxSteps = 24, string? postgres = null, double learningRate = 3e-4)
+    {
+        _output = output;
+        Dir = Directory.CreateTempSubdirectory("kto-cluster-").FullName;
+        RunId = "run-" + Guid.NewGuid().ToString("N")[..8];
+        Port = FreePort();
+        string seeds = $"[\"akka.tcp://kto@127.0.0.1:{Port}\"]";
+        string journal = postgres is null ? "" : $", \"journal\": {{\"provider\": \"postgres\", \"connection_string\": {JsonSerializer.Serialize(postgres)}}}";
+        File.WriteAllText(CoordinatorConfig, $$"""{"hostname": "127.0.0.1", "port": {{Port}}, "seed_nodes": {{seeds}}, "roles": ["coordinator"], "run_dir": "run"{{journal}}}""");
+        File.WriteAllText(NodeConfig, $$"""{"hostname": "127.0.0.1", "port": 0, "seed_nodes": {{seeds}}, "roles": ["trainer"]}""");
+
+        using (var g = new torch.Generator(3))
+        using (var m = new GptLmHeadModel(new GptConfig(257, 24, 16, 1, 2, Tokenizer: "byte"), g))
+            ModelCheckpoint.Save(m, Path.Combine(Dir, "model"));
+        var rng = new Random(17);
+        File.WriteAllLines(Path.Combine(Dir, "data.jsonl"), Enumerable.Range(0, 30).Select(_ =>
+        {
+            int a = rng.Next(1, 30), b = rng.Next(1, 30);
+            bool good = rng.NextDouble() < 0.4;
+            return JsonSerializer.Serialize(new { prompt = $"{a}+{b}=", completion = (good ? a + b : a + b + rng.Next(1, 9)).ToString(), label = good });
+        }));
+        File.WriteAllText(RunConfig, $$"""
+            {"model_name_or_path": "model", "dataset_path": "data.jsonl", "output_dir": "out",
+             "learning_rate": {{learningRate.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}}, "lr_scheduler_type": "cosine", "warmup_steps": 2, "per_device_train_batch_size": 6,
+             "gradient_accumulation_steps": 2, "max_steps": {{maxSteps}}, "max_length": 16, "max_prompt_length": 8,
+             "logging_steps": 4, "save_steps": 8, "num_threads": 1, "seed": 7}
+            """);
+        MaxSteps = maxSteps;
+    }
+
+    public string Dir { get; }
+    public string RunId { get; }
+    public int Port { get; }
+    public int MaxSteps { get; }
+    public string CoordinatorConfig => Path.Combine(Dir, "coordinator.json");
+    public string NodeConfig => Path.Combine(Dir, "node.json");
+    public string RunConfig => Path.Combine(Dir, "run.json");
+    public string OutputDir => Path.Combine(Dir, "out");
+
+    /// <summary>A hang fails the test rather than blocking the suite.</summary>
+    public CancellationToken Guard { get; } = new CancellationTokenSource(TimeSpan.FromMinutes(4)).Token;
+
+    public Proc StartCoordinator(params string[] extra) => Start("coordinator", "Kto.Cluster.Coordinator.dll",
+        ["--config", CoordinatorConfig, "--run-id", RunId, "--run-config", RunConfig, "--exit-when-done", .. extra]);
+
+    public Proc StartTrainer(string id) => Start(id, "Kto.Cluster.GpuNode.dll", "node", "--config", NodeConfig, "--trainer-id", id, "--data-endpoint", "127.0.0.1:0");
+
+    private Proc Start(string name, string dll, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Dir };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, dll));
+        foreach (string a in args) psi.ArgumentList.Add(a);
+        var p = new Proc(name, Process.Start(psi)!);
+        _all.Add(p);
+        return p;
+    }
+
+    /// <summary>The weights of the same config trained by one process (kto train's loop).</summary>
+    public Dictionary<string, float[]> SingleProcessWeights()
+    {
+        KtoConfig c = KtoConfigReader.Load(RunConfig) with { OutputDir = Path.Combine(Dir, "single") };
+        using (TrainingSetup setup = TrainingSetup.Prepare(c, NullObserver.Instance))
+            new KtoTrainer(setup, NullObserver.Instance).Run();
+        return Weights(TrainingCheckpoint.Latest(c.OutputDir)!);
+    }
+
+    /// <summary>The final checkpoint the cluster wrote.</summary>
+    public Dictionary<string, float[]> ClusterWeights()
+    {
+        string dir = Path.Combine(OutputDir, TrainingCheckpoint.Prefix + MaxSteps);
+        TrainingCheckpoint.ReadVerified(dir);
+        return Weights(dir);
+    }
+
+    public static Dictionary<string, float[]> Weights(string dir)
+    {
+        var c = Safetensors.Read(Path.Combine(dir, ModelCheckpoint.WeightsFile));
+        var w = c.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.data<float>().ToArray());
+        foreach (var t in c.Tensors.Values) t.Dispose();
+        return w;
+    }
+
+    public static double RelativeL2(Dictionary<string, float[]> a, Dictionary<string, float[]> b)
+    {
+        double diff = 0, norm = 0;
+        foreach (var (k, v) in a)
+            for (int i = 0; i < v.Length; i++) { diff += Math.Pow(v[i] - b[k][i], 2); norm += (double)v[i] * v[i]; }
+        return Math.Sqrt(diff / norm);
+    }
+
+    /// <summary>The run's journal, read back through Akka.Persistence.Query.</summary>
+    public async Task<IReadOnlyList<IRunEvent>> JournalAsync(string? postgres = null)
+    {
+        var hocon = postgres is null
+            ? PersistenceConfig.Hocon(PersistenceConfig.SqliteConnectionString(Path.Combine(Dir, "run", PersistenceConfig.DefaultSqliteFile)), PersistenceConfig.SqliteProvider)
+            : PersistenceConfig.Hocon(postgres, PersistenceConfig.PostgresProvider);
+        using ActorSystem system = ActorSystem.Create("kto-audit", hocon);
+        try
+        {
+            return await JournalReader.ReadAsync(system, RunId, Guard);
+        }
+        finally
+        {
+            await system.Terminate();
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (Proc p in _all) p.Kill();
+        foreach (Proc p in _all)
+        {
+            _output.WriteLine($"===== {p.Name} (exit {(p.Process.HasExited ? p.Process.ExitCode.ToString() : "running")}) =====");
+            foreach (string line in p.Lines.Where(Interesting)) _output.WriteLine(line.Length > 300 ? line[..300] : line);
+            p.Process.Dispose();
+        }
+        await Task.Yield();
+        try
+        {
+            Directory.Delete(Dir, recursive: true);
+        }
+        catch (IOException)
+        {
+            // a process may still be letting go of a file; the temp folder is cleaned by the OS
+        }
+    }
+
+    private static bool Interesting(string line) =>
+        !line.StartsWith("[DEBUG]", StringComparison.Ordinal) && !line.Contains("ClusterSingletonProxy", StringComparison.Ordinal) && line.Trim().Length > 0;
+
+    /// <summary>A started process and the lines it printed so far (stdout and stderr).</summary>
+    public sealed class Proc
+    {
+        private readonly ConcurrentQueue<string> _lines = new();
+        private readonly SemaphoreSlim _signal = new(0);
+
+        public Proc(string name, Process process)
+        {
+            Name = name;
+            Process = process;
+            _ = Pump(process.StandardOutput);
+            _ = Pump(process.StandardError);
+        }
+
+        public string Name { get; }
+        public Process Process { get; }
+        public IReadOnlyCollection<string> Lines => _lines;
+
+        private async Task Pump(StreamReader reader)
+        {
+            string? line;
+            while ((line = await reader.ReadLineAsync()) is not null)
+            {
+                _lines.Enqueue(line);
+                _signal.Release();
+            }
+            _signal.Release();
+        }
+
+        /// <summary>Waits for a line (printed at any time, before or after the call) that satisfies <paramref name="match"/>.</summary>
+        public async Task<string> WaitFor(Func<string, bool> match, CancellationToken guard, string what)
+        {
+            while (true)
+            {
+                string? hit = _lines.FirstOrDefault(match);
+                if (hit is not null) return hit;
+                if (Process.HasExited && _signal.CurrentCount == 0)
+                {
+                    await Task.Delay(200, CancellationToken.None);
+                    hit = _lines.FirstOrDefault(match);
+                    if (hit is not null) return hit;
+                    throw new InvalidOperationException($"{Name} exited ({Process.ExitCode}) without printing {what}; last lines:\n{string.Join("\n", _lines.Where(Interesting).TakeLast(30))}");
+                }
+                try
+                {
+                    await _signal.WaitAsync(TimeSpan.FromMilliseconds(500), guard);
+                }
+                catch (OperationCanceledException)
+                {
+                    throw new TimeoutException($"{Name}: gave up waiting for {what}; last lines:\n{string.Join("\n", _lines.Where(Interesting).TakeLast(30))}");
+                }
+            }
+        }
+
+        public Task<string> WaitFor(string fragment, CancellationToken guard) => WaitFor(l => l.Contains(fragment, StringComparison.Ordinal), guard, $"\"{fragment}\"");
+
+        /// <summary>The committed steps a coordinator found in its journal when it became ready.</summary>
+    public static int CommittedAtReady(string readyLine) => int.Parse(readyLine.Split(", ")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Lines "step N/M committed: …" so far.</summary>
+        public IReadOnlyList<string> Commits => [.. _lines.Where(l => l.StartsWith("step ", StringComparison.Ordinal) && l.Contains(" committed:", StringComparison.Ordinal))];
+
+        public void Kill()
+        {
+            try
+            {
+                if (!Process.HasExited) Process.Kill(entireProcessTree: true);
+            }
+            catch (InvalidOperationException)
+            {
+                // already gone
+            }
+        }
+
+        /// <summary>SIGTERM (a graceful stop).</summary>
+        public void Terminate() => _ = Process.Start("kill", ["-TERM", Process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+
+        public async Task<int> WaitForExit(CancellationToken guard)
+        {
+            await Process.WaitForExitAsync(guard);
+            return Process.ExitCode;
+        }
+    }
+}
