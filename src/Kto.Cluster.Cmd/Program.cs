@@ -12,6 +12,7 @@ public static class Program
         var root = new RootCommand("kto — KTO training for language models from thumbs-up/down feedback")
         {
             DemoCommand.Create(),
+            UpCommand.Create(),
             TrainCommand.Create(),
             SftCommand.Create(),
             ScoreCommand.Create(),

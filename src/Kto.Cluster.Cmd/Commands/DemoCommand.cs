@@ -27,9 +27,10 @@ internal static class DemoCommand
         var seed = new Option<int>("--seed") { Description = "seed of prompts, sampling and training", DefaultValueFactory = _ => d.Seed };
         var threads = CommonOptions.Threads(d.Threads);
         var device = CommonOptions.Device();
+        var trainers = new Option<int>("--trainers") { Description = "trainer processes of the local cluster the KTO stage runs on (0 = train in this process)", DefaultValueFactory = _ => d.Trainers };
         var cmd = new Command("demo", "make feedback from the shipped reference with a checker, run KTO, evaluate before and after, plot")
         {
-            output, reference, prompts, samples, share, weights, lossType, precompute, beta, lr, epochs, batch, evalPrompts, seed, threads, device,
+            output, reference, prompts, samples, share, weights, lossType, precompute, beta, lr, epochs, batch, evalPrompts, seed, threads, device, trainers,
         };
         cmd.SetAction(parse => CommonOptions.Guard(() =>
         {
@@ -43,7 +44,9 @@ internal static class DemoCommand
                 RecommendedWeights = w == "recommended", LossType = type, PrecomputeRef = parse.GetValue(precompute), Beta = parse.GetValue(beta),
                 LearningRate = parse.GetValue(lr), Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batch),
                 EvalPrompts = parse.GetValue(evalPrompts), Seed = parse.GetValue(seed), Threads = parse.GetValue(threads), Device = parse.GetValue(device)!,
+                Trainers = parse.GetValue(trainers),
             };
+            if (o.Trainers < 0) throw new ArgumentException("--trainers must be 0 (in process) or more");
             var observer = new ConsoleObserver();
             using var cancel = CancelOnCtrlC.Install(observer);
             DemoResult result = new DemoPipeline(o, observer).Run(cancel.Token);

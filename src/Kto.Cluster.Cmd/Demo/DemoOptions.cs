@@ -33,8 +33,10 @@ internal sealed record DemoOptions
     public int EvalPrompts { get; init; } = DefaultEvalPrompts;
     /// <summary>Seed of prompts, sampling and training.</summary>
     public int Seed { get; init; } = 1;
-    /// <summary>CPU threads.</summary>
+    /// <summary>CPU threads (per trainer process when the KTO stage runs on a local cluster).</summary>
     public int Threads { get; init; }
+    /// <summary>Trainer processes of the local cluster the KTO stage runs on; 0 trains in this process.</summary>
+    public int Trainers { get; init; } = 2;
     /// <summary>Device.</summary>
     public string Device { get; init; } = "cpu";
 

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Kto.Cluster.Cmd.Cluster;
 using Kto.Cluster.Cmd.Reports;
 using Kto.Cluster.Cmd.Terminal;
 using Kto.Domain.Checkpoints;
@@ -76,9 +77,7 @@ internal sealed class DemoPipeline(DemoOptions o, ConsoleObserver observer)
         var (dw, uw) = o.RecommendedWeights ? ClassImbalance.RecommendedWeights(nD, nU) : (1.0, 1.0);
         KtoConfig kto = TrainingConfig(refDir, feedbackPath, outDir, dw, uw);
         Stage($"KTO ({kto.LossType.ToName()}, desirable_weight {dw}, undesirable_weight {uw}{(kto.PrecomputeRefLogProbs ? ", precomputed reference" : "")})");
-        TrainResult trained;
-        using (TrainingSetup setup = TrainingSetup.Prepare(kto, observer))
-            trained = new KtoTrainer(setup, observer).Run(cancel);
+        TrainResult trained = o.Trainers > 0 ? TrainOnLocalCluster(kto, outDir, cancel) : TrainInProcess(kto, cancel);
         observer.Done();
         if (cancel.IsCancellationRequested) throw new OperationCanceledException("demo stopped during training");
 
@@ -94,6 +93,37 @@ internal sealed class DemoPipeline(DemoOptions o, ConsoleObserver observer)
         string summary = WriteSummary(outDir, refDir, before, after, notes, plot);
         WriteJson(outDir, refDir, before, after, evalOptions, nD, nU, dw, uw, kto, trained);
         return new DemoResult(before, after, summary, plot);
+    }
+
+    private TrainResult TrainInProcess(KtoConfig kto, CancellationToken cancel)
+    {
+        using TrainingSetup setup = TrainingSetup.Prepare(kto, observer);
+        return new KtoTrainer(setup, observer).Run(cancel);
+    }
+
+    /// <summary>The KTO stage on a coordinator and <see cref="DemoOptions.Trainers"/> trainer processes on loopback.</summary>
+    private TrainResult TrainOnLocalCluster(KtoConfig kto, string outDir, CancellationToken cancel)
+    {
+        string clusterDir = Path.Combine(outDir, "cluster");
+        if (Directory.Exists(clusterDir)) Directory.Delete(clusterDir, recursive: true); // a fresh journal: the demo always starts over
+        if (Directory.Exists(kto.OutputDir)) Directory.Delete(kto.OutputDir, recursive: true);
+        Directory.CreateDirectory(clusterDir);
+        string runConfig = Path.Combine(clusterDir, "run.json");
+        File.WriteAllText(runConfig, KtoConfigReader.ToJson(kto with { NumThreads = Math.Max(1, o.Threads / o.Trainers) }));
+        int exit;
+        var launcher = LocalClusterLauncher.Start(new LocalClusterOptions(runConfig, "demo", o.Trainers, clusterDir), observer);
+        try
+        {
+            exit = launcher.WaitAsync(cancel).GetAwaiter().GetResult();
+        }
+        finally
+        {
+            launcher.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+        if (cancel.IsCancellationRequested) throw new OperationCanceledException("demo stopped during training");
+        string? final = TrainingCheckpoint.Latest(kto.OutputDir);
+        if (exit != 0 || final is null) throw new InvalidOperationException($"the local cluster ended with exit code {exit} and no final checkpoint; see {Path.Combine(clusterDir, "logs")}");
+        return new TrainResult(TrainingCheckpoint.ReadVerified(final).GlobalStep, final, new Dictionary<string, double>());
     }
 
     private void Stage(string what)
