@@ -27,7 +27,7 @@ public static class NodeHost
     public const string TrainerActorName = "trainer";
 
     /// <summary>How long a leaving trainer waits for the coordinator's grant.</summary>
-    public static readonly TimeSpan LeaveTimeout = TimeSpan.FromSeconds(20);
+    public static readonly TimeSpan LeaveTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>Runs until SIGTERM or Ctrl+C (then leaves gracefully) or until <paramref name="cancel"/> (then stops at once).</summary>
     public static async Task RunAsync(HostConfig config, string trainerId, string dataEndpoint, CancellationToken cancel)

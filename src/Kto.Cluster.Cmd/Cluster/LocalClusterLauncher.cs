@@ -35,11 +35,29 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
     private readonly List<(string Name, Process Process, StreamWriter Log)> _processes = [];
     private readonly ITrainingObserver _observer;
     private readonly object _gate = new();
+    private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly List<(TimeSpan At, string Line)> _commits = [];
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
 
     private LocalClusterLauncher(ITrainingObserver observer) => _observer = observer;
 
     /// <summary>The coordinator's address, for <c>kto HOST:PORT …</c> commands.</summary>
     public string CoordinatorAddress { get; private set; } = "";
+
+    /// <summary>The coordinator's commit lines so far, with the time (since start) each was read.</summary>
+    public IReadOnlyList<(TimeSpan At, string Line)> Commits
+    {
+        get
+        {
+            lock (_gate) return [.. _commits];
+        }
+    }
+
+    /// <summary>Time since the launcher started.</summary>
+    public TimeSpan Elapsed => _clock.Elapsed;
+
+    /// <summary>SIGKILLs trainer <paramref name="index"/> (1-based), as a crash would.</summary>
+    public void KillTrainer(int index) => _processes[index].Process.Kill(entireProcessTree: true);
 
     /// <summary>Starts the coordinator and the trainers.</summary>
     public static LocalClusterLauncher Start(LocalClusterOptions o, ITrainingObserver observer)
@@ -60,7 +78,7 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
         try
         {
             launcher.Spawn("coordinator", "Kto.Cluster.Coordinator.dll", logs, "--config", coordinatorConfig, "--run-id", o.RunId,
-                "--run-config", Path.GetFullPath(o.RunConfig), "--min-trainers", o.Trainers.ToString(CultureInfo.InvariantCulture), "--exit-when-done");
+                "--run-config", Path.GetFullPath(o.RunConfig), "--min-trainers", o.Trainers.ToString(CultureInfo.InvariantCulture));
             for (int i = 1; i <= o.Trainers; i++)
                 launcher.Spawn($"trainer-{i}", "Kto.Cluster.GpuNode.dll", logs, "node", "--config", nodeConfig, "--trainer-id", $"t{i}", "--data-endpoint", "127.0.0.1:0");
         }
@@ -73,20 +91,21 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
         return launcher;
     }
 
-    /// <summary>Waits for the run to end (the coordinator exits once it is complete), then stops the trainers; returns the coordinator's exit code.</summary>
+    /// <summary>
+    /// Waits for the run to end (complete with its final checkpoint, or stopped), then stops the trainers (which the
+    /// coordinator lets go at once) and the coordinator; returns 0, or the coordinator's exit code when it ended first.
+    /// </summary>
     public async Task<int> WaitAsync(CancellationToken cancel)
     {
         Process coordinator = _processes[0].Process;
-        try
-        {
-            await coordinator.WaitForExitAsync(cancel);
-        }
-        catch (OperationCanceledException)
-        {
+        Task exited = coordinator.WaitForExitAsync(CancellationToken.None);
+        await Task.WhenAny(exited, _finished.Task, Task.Delay(Timeout.Infinite, cancel)).ConfigureAwait(false);
+        bool finished = _finished.Task.IsCompleted;
+        if (cancel.IsCancellationRequested && !finished)
             _observer.Info("stopping the local cluster (the journal and checkpoints are kept; the same command resumes the run)");
-        }
+        else if (!finished) _observer.Warn($"the coordinator exited with code {coordinator.ExitCode} before the run ended");
         await StopAsync();
-        return coordinator.HasExited ? coordinator.ExitCode : 130;
+        return finished ? 0 : cancel.IsCancellationRequested ? 130 : coordinator.ExitCode;
     }
 
     /// <summary>SIGTERM to the trainers, then to the coordinator; kills what is left after <see cref="StopGrace"/>.</summary>
@@ -172,9 +191,12 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
             if (!coordinator) return;
             if (line.StartsWith("step ", StringComparison.Ordinal) && line.Contains(" committed:", StringComparison.Ordinal))
             {
+                _commits.Add((_clock.Elapsed, line));
                 ReportProgress(line);
                 return;
             }
+            if (line.StartsWith("run ", StringComparison.Ordinal) && (line.Contains(" complete: ", StringComparison.Ordinal) || line.Contains(" stopped after ", StringComparison.Ordinal)))
+                _finished.TrySetResult();
             if (line.StartsWith("[DEBUG]", StringComparison.Ordinal) || !Shown.Any(s => line.Contains(s, StringComparison.Ordinal))) return;
             string text = line.StartsWith('[') && line.LastIndexOf("] ", StringComparison.Ordinal) is int end and > 0 ? line[(end + 2)..] : line;
             if (line.StartsWith("[WARNING]", StringComparison.Ordinal) || line.StartsWith("[ERROR]", StringComparison.Ordinal)) _observer.Warn(text);

@@ -9,7 +9,7 @@ internal static class BenchCommands
 {
     public static Command Create() => new("bench", "benchmarks (each prints one JSON line)")
     {
-        Step(), BenchAllReduceCommand.Create(), BenchAllReduceCommand.CreatePeer(),
+        Step(), BenchAllReduceCommand.Create(), BenchAllReduceCommand.CreatePeer(), BenchClusterCommand.Create(),
     };
 
     private static Command Step()

@@ -1,0 +1,111 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Kto.Cluster.Cmd.Cluster;
+using Kto.Domain.Checkpoints;
+using Kto.Domain.Model;
+using Kto.Domain.Training;
+using TorchSharp;
+
+namespace Kto.Cluster.Cmd.Commands;
+
+/// <summary>
+/// <c>kto bench cluster</c>: step throughput of a local cluster with 1 and with 2 trainer processes (1 thread each) on
+/// the same run, and the time from a trainer's SIGKILL to the next committed step.
+/// </summary>
+internal static class BenchClusterCommand
+{
+    public static Command Create()
+    {
+        var layers = new Option<int>("--layers") { DefaultValueFactory = _ => 4, Description = "n_layer" };
+        var width = new Option<int>("--width") { DefaultValueFactory = _ => 256, Description = "n_embd (4 heads)" };
+        var vocab = new Option<int>("--vocab") { DefaultValueFactory = _ => 4096, Description = "vocab_size" };
+        var tokens = new Option<int>("--tokens") { DefaultValueFactory = _ => 64, Description = "tokens per example, half prompt" };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 16, Description = "global batch (examples per step)" };
+        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 20, Description = "measured steps per cluster size" };
+        var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 3, Description = "steps left out of the measurement" };
+        var cmd = new Command("cluster", "steps/s of a local cluster with 1 and 2 trainer processes (1 thread each), and kill -9 to the next commit")
+        {
+            layers, width, vocab, tokens, batch, steps, warmup,
+        };
+        cmd.SetAction(parse => CommonOptions.Guard(() =>
+        {
+            int n = parse.GetValue(steps), w = parse.GetValue(warmup);
+            if (n < 2 || w < 0) throw new ArgumentException("--steps must be at least 2 and --warmup not negative");
+            string dir = Directory.CreateTempSubdirectory("kto-bench-cluster-").FullName;
+            try
+            {
+                var observer = new Terminal.ConsoleObserver();
+                string config = WriteRun(dir, parse.GetValue(layers), parse.GetValue(width), parse.GetValue(vocab), parse.GetValue(tokens), parse.GetValue(batch), totalSteps: w + n + 15);
+                double one = Measure(dir, config, 1, w, n, killAfter: false, observer).StepsPerSecond;
+                var (two, failover) = Measure(dir, config, 2, w, n, killAfter: true, observer);
+                observer.Done();
+                int b = parse.GetValue(batch);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{{\"bench\":\"cluster\",\"batch\":{b},\"steps\":{n},\"trainers_1_steps_per_s\":{one:0.000},\"trainers_2_steps_per_s\":{two:0.000},\"speedup\":{two / one:0.000},\"speedup_goal\":1.8,\"kill_to_next_commit_s\":{failover:0.00},\"kill_goal_s\":10}}"));
+                return 0;
+            }
+            finally
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }));
+        return cmd;
+    }
+
+    /// <summary>Runs the config on <paramref name="trainers"/> trainers; steps/s over steps warmup…warmup+steps, and (when asked) SIGKILL of the last trainer then the seconds to the next commit.</summary>
+    private static (double StepsPerSecond, double Failover) Measure(string dir, string config, int trainers, int warmup, int steps, bool killAfter, Terminal.ConsoleObserver observer)
+    {
+        string runDir = Path.Combine(dir, $"cluster-{trainers}");
+        var launcher = LocalClusterLauncher.Start(new LocalClusterOptions(config, $"bench-{trainers}", trainers, runDir), observer);
+        try
+        {
+            while (launcher.Commits.Count < warmup + steps + 1) Thread.Sleep(50);
+            var commits = launcher.Commits;
+            double rate = steps / (commits[warmup + steps].At - commits[warmup].At).TotalSeconds;
+            double failover = double.NaN;
+            if (killAfter)
+            {
+                int before = launcher.Commits.Count;
+                TimeSpan killedAt = launcher.Elapsed;
+                launcher.KillTrainer(trainers);
+                while (true)
+                {
+                    var after = launcher.Commits.Skip(before).FirstOrDefault(c => !c.Line.Contains($"t{trainers}", StringComparison.Ordinal) && c.At > killedAt);
+                    if (after.Line is not null)
+                    {
+                        failover = (after.At - killedAt).TotalSeconds;
+                        break;
+                    }
+                    Thread.Sleep(20);
+                }
+            }
+            launcher.WaitAsync(CancellationToken.None).GetAwaiter().GetResult();
+            return (rate, failover);
+        }
+        finally
+        {
+            launcher.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+    }
+
+    private static string WriteRun(string dir, int layers, int width, int vocab, int tokens, int batch, int totalSteps)
+    {
+        string model = Path.Combine(dir, "model");
+        using (var g = new torch.Generator(1))
+        using (var m = new GptLmHeadModel(new GptConfig(vocab, Math.Max(tokens, 64), width, layers, 4, Tokenizer: "byte"), g))
+            ModelCheckpoint.Save(m, model);
+        var rng = new Random(5);
+        string Text(int length) => new([.. Enumerable.Range(0, length).Select(_ => (char)rng.Next('a', 'z' + 1))]);
+        int half = Math.Max(1, tokens / 2);
+        File.WriteAllLines(Path.Combine(dir, "data.jsonl"), Enumerable.Range(0, batch * 8).Select(i =>
+            JsonSerializer.Serialize(new { prompt = Text(half), completion = Text(half - 1), label = i % 3 != 0 })));
+        string config = Path.Combine(dir, "run.json");
+        File.WriteAllText(config, string.Create(CultureInfo.InvariantCulture, $$"""
+            {"model_name_or_path": "model", "dataset_path": "data.jsonl", "output_dir": "out", "learning_rate": 1e-5,
+             "per_device_train_batch_size": {{batch}}, "max_steps": {{totalSteps}}, "max_length": {{tokens}}, "max_prompt_length": {{half}},
+             "logging_steps": 1000, "save_steps": 100000, "num_threads": 1, "seed": 1}
+            """));
+        return config;
+    }
+}
