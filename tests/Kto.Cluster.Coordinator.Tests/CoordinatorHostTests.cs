@@ -43,6 +43,19 @@ public sealed class CoordinatorHostTests : IDisposable
     }
 
     [Fact]
+    public void TheShippedHostConfigsLoadAndPointTheNodeAtTheCoordinator()
+    {
+        string repo = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(repo, "Kto.Cluster.sln"))) repo = Path.GetDirectoryName(repo)!;
+        var coordinator = Kto.Cluster.Core.HostConfig.Load(Path.Combine(repo, "config", "coordinator.json"));
+        var node = Kto.Cluster.Core.HostConfig.Load(Path.Combine(repo, "config", "node.json"));
+        Assert.Equal(["coordinator"], coordinator.Roles);
+        Assert.Equal(["trainer"], node.Roles);
+        Assert.Equal(coordinator.SeedNodes, node.SeedNodes);
+        Assert.Equal($"akka.tcp://kto@{coordinator.Hostname}:{coordinator.Port}", coordinator.SeedNodes[0]);
+    }
+
+    [Fact]
     public async Task TheSingletonRecoversTheRunJournalAcrossHostRestarts()
     {
         int port = FreePort();
