@@ -25,6 +25,18 @@ public sealed class SerializerTests : IDisposable
         new RunCompleted(6),
         new RegisterTrainer("t1", "127.0.0.1:7001", -1),
         new TrainerRegistered("t1", 4, 2, 3),
+        new TrainerRegistered("t1", 4, 2, 3, Spec),
+        new StepFailed("t2", 5, (2L << 32) + 9, "the ring broke"),
+        new StepApply(5, (2L << 32) + 9, "/runs/out", 3),
+        new StepApply(5, (2L << 32) + 9, null),
+        new StepAbort(5, 7),
+        new CheckpointWritten("t1", 8, "/runs/out/checkpoint-8", "ab12"),
+        new LoadCheckpoint("/runs/out/checkpoint-8", 8),
+        new FetchState(12, "akka.tcp://kto@127.0.0.1:4000/user/trainer"),
+        new StateRequest(12, 3),
+        new Reregister(2),
+        new TrainerLeaving("t3"),
+        new LeaveGranted("t3"),
     ];
 
     [Theory]
@@ -56,6 +68,29 @@ public sealed class SerializerTests : IDisposable
         Assert.Equal(state.Incarnation, restored.Incarnation);
         Assert.Equal(state.Phase, restored.Phase);
         Assert.Equal(state.Checkpoints, restored.Checkpoints);
+    }
+
+    [Fact]
+    public void StepProtocolMessagesWithArraysRoundTrip()
+    {
+        IKtoMessage[] messages =
+        [
+            new StepStart(7, (3L << 32) + 1, ["t1", "t2"], ["127.0.0.1:7001", "127.0.0.1:7002"], 3L << 32),
+            new StepReduced("t2", 7, (3L << 32) + 1, 0xFEEDUL, [1.5, 2, -3.25], 0.75),
+            new StateChunk(12, 3, 40, [1, 2, 3, 255]),
+        ];
+        foreach (IKtoMessage m in messages)
+        {
+            var s = (KtoMessageSerializer)_system.Serialization.FindSerializerFor(m);
+            byte[] bytes = s.ToBinary(m);
+            object back = s.FromBinary(bytes, s.Manifest(m));
+            Assert.Equal(m.GetType(), back.GetType());
+            Assert.Equal(System.Text.Json.JsonSerializer.Serialize(m, m.GetType()), System.Text.Json.JsonSerializer.Serialize(back, back.GetType()));
+        }
+        // A full state chunk stays below Akka.Remote's default 128000-byte frame.
+        var chunk = new StateChunk(1, 0, 1, new byte[StateChunk.MaxBytes]);
+        var serializer = (KtoMessageSerializer)_system.Serialization.FindSerializerFor(chunk);
+        Assert.InRange(serializer.ToBinary(chunk).Length, StateChunk.MaxBytes, 128000 - 1024);
     }
 
     [Fact]
