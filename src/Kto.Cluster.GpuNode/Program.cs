@@ -11,7 +11,7 @@ namespace Kto.Cluster.GpuNode;
 /// </summary>
 public static class Program
 {
-    /// <summary>Exit code for "this role cannot run yet".</summary>
+    /// <summary>Exit code when no mode (node, ring-train) is given.</summary>
     public const int NotImplemented = 3;
 
     /// <summary>Exit code of <c>ring-train</c> when a member of the ring was lost.</summary>
