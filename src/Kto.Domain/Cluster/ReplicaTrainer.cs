@@ -31,7 +31,7 @@ public sealed class ReplicaTrainer : IDisposable
         _config = setup.Config;
         _policy = setup.Policy;
         _fingerprint = setup.Data.Fingerprint;
-        Plan = new BatchPlan(setup.Data.Items.Count, _config.EffectiveDataSeed, _config.Shuffle, _config.PerDeviceTrainBatchSize, _config.GradientAccumulationSteps);
+        Plan = BatchPlan.For(_config, setup.Data.Items.Count);
         TotalSteps = Plan.TotalSteps(_config.NumTrainEpochs, _config.MaxSteps);
         _schedule = LrSchedule.For(_config, TotalSteps);
         var stepper = new KtoStepper(setup.Policy, setup.Reference, _config.LossOptions, setup.Tokenizer.EosTokenId, setup.Device);

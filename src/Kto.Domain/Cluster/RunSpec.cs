@@ -45,7 +45,7 @@ public sealed record RunSpec(
         DatasetLoadOptions lengths = TrainingSetup.EffectiveLengths(config, model, observer);
         LoadedDataset dataset = KtoDatasetLoader.Load(config.DatasetPath, tokenizer, lengths);
         TrainingData data = TrainingData.Build(dataset.Examples, config.PerDeviceTrainBatchSize, lengths);
-        var plan = new BatchPlan(data.Items.Count, config.EffectiveDataSeed, config.Shuffle, config.PerDeviceTrainBatchSize, config.GradientAccumulationSteps);
+        var plan = BatchPlan.For(config, data.Items.Count);
         return new RunSpec(runId, data.Fingerprint, data.Items.Count, config.EffectiveDataSeed, config.Shuffle, config.PerDeviceTrainBatchSize,
             config.GradientAccumulationSteps, plan.TotalSteps(config.NumTrainEpochs, config.MaxSteps), KtoConfigReader.ToJson(config));
     }

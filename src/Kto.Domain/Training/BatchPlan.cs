@@ -15,6 +15,10 @@ public sealed class BatchPlan
     private readonly int _seed;
     private readonly bool _shuffle;
 
+    /// <summary>The plan a run config gives over <paramref name="exampleCount"/> examples (data seed, shuffle, batch size, accumulation).</summary>
+    public static BatchPlan For(Options.KtoConfig config, int exampleCount) =>
+        new(exampleCount, config.EffectiveDataSeed, config.Shuffle, config.PerDeviceTrainBatchSize, config.GradientAccumulationSteps);
+
     /// <summary>Creates the plan.</summary>
     public BatchPlan(int count, int seed, bool shuffle, int batchSize, int accumulation)
     {

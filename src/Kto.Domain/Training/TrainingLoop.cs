@@ -31,7 +31,7 @@ public sealed class TrainingLoop
         _policy = policy;
         _fingerprint = dataFingerprint;
         _observer = observer;
-        _plan = new BatchPlan(exampleCount, config.EffectiveDataSeed, config.Shuffle, config.PerDeviceTrainBatchSize, config.GradientAccumulationSteps);
+        _plan = BatchPlan.For(config, exampleCount);
     }
 
     /// <summary>The resolved run config, written into output_dir at the start of every run.</summary>
