@@ -11,13 +11,6 @@ public sealed class NodeRegistrationTests(Xunit.Abstractions.ITestOutputHelper o
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
-
     private static Process Start(string dll, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -41,7 +34,7 @@ public sealed class NodeRegistrationTests(Xunit.Abstractions.ITestOutputHelper o
     [Fact]
     public async Task ATrainerNodeJoinsTheClusterAndRegistersWithTheCoordinatorSingleton()
     {
-        int port = FreePort();
+        int port = LocalCluster.FreePort();
         string seeds = $"[\"akka.tcp://kto@127.0.0.1:{port}\"]";
         string coordinatorConfig = Path.Combine(_dir, "coordinator.json");
         File.WriteAllText(coordinatorConfig, $$$"""{"hostname": "127.0.0.1", "port": {{{port}}}, "seed_nodes": {{{seeds}}}, "roles": ["coordinator"], "run_dir": "run"}""");

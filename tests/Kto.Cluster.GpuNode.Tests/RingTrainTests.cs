@@ -43,29 +43,6 @@ public sealed class RingTrainTests : IDisposable
         return config;
     }
 
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
-
-    private static Dictionary<string, float[]> Weights(string dir)
-    {
-        var c = Safetensors.Read(Path.Combine(dir, ModelCheckpoint.WeightsFile));
-        var w = c.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.data<float>().ToArray());
-        foreach (var t in c.Tensors.Values) t.Dispose();
-        return w;
-    }
-
-    private static double RelativeL2(Dictionary<string, float[]> a, Dictionary<string, float[]> b)
-    {
-        double diff = 0, norm = 0;
-        foreach (var (k, v) in a)
-            for (int i = 0; i < v.Length; i++) { diff += Math.Pow(v[i] - b[k][i], 2); norm += (double)v[i] * v[i]; }
-        return Math.Sqrt(diff / norm);
-    }
-
     [Fact]
     public async Task TwoTrainerProcessesMatchOneProcess()
     {
@@ -73,10 +50,10 @@ public sealed class RingTrainTests : IDisposable
         KtoConfig c = KtoConfigReader.Load(config);
         using (TrainingSetup setup = TrainingSetup.Prepare(c, NullObserver.Instance))
             new KtoTrainer(setup, NullObserver.Instance).Run();
-        var expected = Weights(TrainingCheckpoint.Latest(c.OutputDir)!);
+        var expected = LocalCluster.Weights(TrainingCheckpoint.Latest(c.OutputDir)!);
 
         const int n = 2;
-        string members = string.Join(',', Enumerable.Range(0, n).Select(_ => $"127.0.0.1:{FreePort()}"));
+        string members = string.Join(',', Enumerable.Range(0, n).Select(_ => $"127.0.0.1:{LocalCluster.FreePort()}"));
         var processes = Enumerable.Range(0, n).Select(rank =>
         {
             var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -104,9 +81,9 @@ public sealed class RingTrainTests : IDisposable
         string[][] checksums = [.. stdout.Select(o => o.Split('\n').Where(l => l.StartsWith("step ", StringComparison.Ordinal)).Select(l => l.Split(' ')[^1]).ToArray())];
         Assert.Equal(20, checksums[0].Length);
         Assert.Equal(checksums[0], checksums[1]);
-        var w0 = Weights(Path.Combine(_dir, "rank0"));
-        Assert.Equal(0.0, RelativeL2(w0, Weights(Path.Combine(_dir, "rank1"))));
-        double rel = RelativeL2(expected, w0);
+        var w0 = LocalCluster.Weights(Path.Combine(_dir, "rank0"));
+        Assert.Equal(0.0, LocalCluster.RelativeL2(w0, LocalCluster.Weights(Path.Combine(_dir, "rank1"))));
+        double rel = LocalCluster.RelativeL2(expected, w0);
         Assert.True(rel < 1e-5, $"relative L2 distance to the single-process weights: {rel:E2}");
     }
 
@@ -115,7 +92,7 @@ public sealed class RingTrainTests : IDisposable
     {
         string config = WriteRun();
         File.WriteAllText(config, File.ReadAllText(config).Replace("\"max_steps\": 20", "\"max_steps\": 100000", StringComparison.Ordinal));
-        string members = $"127.0.0.1:{FreePort()},127.0.0.1:{FreePort()}";
+        string members = $"127.0.0.1:{LocalCluster.FreePort()},127.0.0.1:{LocalCluster.FreePort()}";
         var processes = Enumerable.Range(0, 2).Select(rank =>
         {
             var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
