@@ -34,6 +34,7 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
     private readonly Action? _onLeaveGranted;
     private CancellationTokenSource? _attempt;
     private (int Step, long Generation)? _attemptId;
+    /// <summary>The state image being served to a joiner (built on its first request, dropped when the replica moves on).</summary>
     private (int Step, byte[] Image)? _export;
     private Fetch? _fetch;
 
@@ -198,6 +199,7 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
         }
         _attemptId = null;
         _engine.Apply(a.Step, a.Generation);
+        _export = null; // the image served to joiners was of the previous step
         if (a.CheckpointDir is { } dir)
         {
             try

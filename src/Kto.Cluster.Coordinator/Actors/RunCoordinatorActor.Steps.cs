@@ -36,6 +36,7 @@ public sealed partial class RunCoordinatorActor
     private (long Generation, string Layout)? _ring;
     private StepReduced? _lastReport;
     private KtoConfig? _config;
+    private LrSchedule? _schedule;
     private MetricsLog? _metrics;
     private StepMetrics _window = StepMetrics.Zero;
     private int _windowExamples;
@@ -322,7 +323,7 @@ public sealed partial class RunCoordinatorActor
         double windowSeconds = Math.Max(1e-9, _windowClock.Elapsed.TotalSeconds);
         var metrics = _window.ToDictionary();
         metrics["grad_norm"] = report.GradNorm;
-        metrics["learning_rate"] = LrSchedule.For(c, spec.TotalSteps).At(commit.Step);
+        metrics["learning_rate"] = (_schedule ??= LrSchedule.For(c, spec.TotalSteps)).At(commit.Step);
         metrics["examples/s"] = _windowExamples / windowSeconds;
         metrics["tokens/s"] = _window.Tokens / windowSeconds;
         metrics["trainers"] = commit.Members.Count;
