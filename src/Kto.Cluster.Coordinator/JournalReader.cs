@@ -12,13 +12,20 @@ namespace Kto.Cluster.Coordinator;
 public static class JournalReader
 {
     /// <summary>Every event of run <paramref name="runId"/> in journal order.</summary>
-    public static async Task<IReadOnlyList<IRunEvent>> ReadAsync(ActorSystem system, string runId, CancellationToken cancel = default)
+    public static Task<IReadOnlyList<IRunEvent>> ReadAsync(ActorSystem system, string runId, CancellationToken cancel = default)
+        => ReadAsync<IRunEvent>(system, RunCoordinatorActor.PersistenceIdOf(runId), cancel);
+
+    /// <summary>The stored reference log-probs of a dataset under a reference, in journal order.</summary>
+    public static Task<IReadOnlyList<ScoresStored>> ReadScoresAsync(ActorSystem system, string datasetFingerprint, string referenceHash, CancellationToken cancel = default)
+        => ReadAsync<ScoresStored>(system, ReferenceScoresActor.PersistenceIdOf(datasetFingerprint, referenceHash), cancel);
+
+    private static async Task<IReadOnlyList<T>> ReadAsync<T>(ActorSystem system, string persistenceId, CancellationToken cancel)
     {
         var journal = PersistenceQuery.Get(system).ReadJournalFor<SqlReadJournal>(SqlReadJournal.Identifier);
-        var events = new List<IRunEvent>();
-        await journal.CurrentEventsByPersistenceId(RunCoordinatorActor.PersistenceIdOf(runId), 0, long.MaxValue)
+        var events = new List<T>();
+        await journal.CurrentEventsByPersistenceId(persistenceId, 0, long.MaxValue)
             .Select(e => e.Event)
-            .RunForeach(e => { if (e is IRunEvent run) events.Add(run); }, system.Materializer())
+            .RunForeach(e => { if (e is T t) events.Add(t); }, system.Materializer())
             .WaitAsync(cancel);
         return events;
     }

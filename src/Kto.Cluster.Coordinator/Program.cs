@@ -34,16 +34,11 @@ public static class Program
         string? runId = Arg(args, "--run-id");
         string? runConfigPath = Arg(args, "--run-config");
         bool exitWhenDone = args.Contains("--exit-when-done");
-        string? minArg = Arg(args, "--min-trainers");
-        int minTrainers = 1;
-        if (minArg is not null && (!int.TryParse(minArg, System.Globalization.CultureInfo.InvariantCulture, out minTrainers) || minTrainers < 1))
-        {
-            Console.Error.WriteLine($"error: --min-trainers: expected a positive integer, found \"{minArg}\"");
+        if (!PositiveArg(args, "--min-trainers", 1, out int minTrainers) || !PositiveArg(args, "--scoring-window", ReferenceScoresActor.DefaultWindow, out int scoringWindow))
             return BadConfig;
-        }
         if (configPath is null || runId is null)
         {
-            Console.Error.WriteLine("usage: Kto.Cluster.Coordinator --config config/coordinator.json --run-id NAME [--run-config run.json] [--min-trainers N] [--exit-when-done]");
+            Console.Error.WriteLine("usage: Kto.Cluster.Coordinator --config config/coordinator.json --run-id NAME [--run-config run.json] [--min-trainers N] [--scoring-window STEPS] [--exit-when-done]");
             return BadConfig;
         }
         HostConfig config;
@@ -76,7 +71,7 @@ public static class Program
             akka.AddHocon(PersistenceConfig.Hocon(connection, provider).WithFallback(FailureDetection.Hocon()), HoconAddMode.Prepend)
                 .WithRemoting(config.Hostname, config.Port)
                 .WithClustering(new ClusterOptions { Roles = [.. config.Roles], SeedNodes = [.. config.SeedNodes] })
-                .WithSingleton<RunCoordinatorActor>(SingletonName, RunCoordinatorActor.Props(runId, startSpec: spec, onFinished: onFinished, minTrainers: minTrainers), new ClusterSingletonOptions { Role = ClusterRoles.Coordinator }, createProxyToo: false);
+                .WithSingleton<RunCoordinatorActor>(SingletonName, RunCoordinatorActor.Props(runId, startSpec: spec, onFinished: onFinished, minTrainers: minTrainers, scoringWindow: scoringWindow), new ClusterSingletonOptions { Role = ClusterRoles.Coordinator }, createProxyToo: false);
         });
         using IHost host = builder.Build();
         await host.RunAsync();
@@ -92,6 +87,15 @@ public static class Program
         public void Progress(ProgressUpdate update)
         {
         }
+    }
+
+    private static bool PositiveArg(string[] args, string name, int fallback, out int value)
+    {
+        value = fallback;
+        if (Arg(args, name) is not { } text) return true;
+        if (int.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out value) && value >= 1) return true;
+        Console.Error.WriteLine($"error: {name}: expected a positive integer, found \"{text}\"");
+        return false;
     }
 
     private static string? Arg(string[] args, string name)

@@ -12,6 +12,12 @@ public static class ClusterRoles
     /// <summary>Holds the frozen reference model and scores ahead of training.</summary>
     public const string Scorer = "scorer";
 
+    /// <summary>Name of a node's trainer actor under /user.</summary>
+    public const string TrainerActor = "trainer";
+
+    /// <summary>Name of a node's scorer actor under /user.</summary>
+    public const string ScorerActor = "scorer";
+
     /// <summary>The actor system's name (all members of one cluster share it).</summary>
     public const string SystemName = "kto";
 }

@@ -19,6 +19,7 @@ public sealed class KtoMessageSerializer(ExtendedActorSystem system) : Serialize
     private const string EventManifest = "E";
     private const string SnapshotManifest = "S";
     private const string NodeManifest = "N";
+    private const string ScoreManifest = "R";
 
     private static readonly MessagePackSerializerOptions Options =
         MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
@@ -32,6 +33,7 @@ public sealed class KtoMessageSerializer(ExtendedActorSystem system) : Serialize
         IRunEvent => EventManifest,
         RunSnapshot => SnapshotManifest,
         INodeMessage => NodeManifest,
+        IScoreRecord => ScoreManifest,
         _ => throw new ArgumentException($"{o.GetType()} is not a Kto protocol message", nameof(o)),
     };
 
@@ -41,6 +43,7 @@ public sealed class KtoMessageSerializer(ExtendedActorSystem system) : Serialize
         IRunEvent e => MessagePackSerializer.Serialize(e, Options),
         RunSnapshot s => MessagePackSerializer.Serialize(s, Options),
         INodeMessage n => MessagePackSerializer.Serialize(n, Options),
+        IScoreRecord r => MessagePackSerializer.Serialize(r, Options),
         _ => throw new ArgumentException($"{obj.GetType()} is not a Kto protocol message", nameof(obj)),
     };
 
@@ -50,6 +53,7 @@ public sealed class KtoMessageSerializer(ExtendedActorSystem system) : Serialize
         EventManifest => MessagePackSerializer.Deserialize<IRunEvent>(bytes, Options),
         SnapshotManifest => MessagePackSerializer.Deserialize<RunSnapshot>(bytes, Options),
         NodeManifest => MessagePackSerializer.Deserialize<INodeMessage>(bytes, Options),
+        ScoreManifest => MessagePackSerializer.Deserialize<IScoreRecord>(bytes, Options),
         _ => throw new System.Runtime.Serialization.SerializationException($"unknown Kto manifest \"{manifest}\""),
     };
 }

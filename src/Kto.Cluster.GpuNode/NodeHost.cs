@@ -12,8 +12,9 @@ using Microsoft.Extensions.Hosting;
 namespace Kto.Cluster.GpuNode;
 
 /// <summary>
-/// The node host: joins the cluster from a host config and runs a <see cref="TrainerNodeActor"/> on a
-/// <see cref="TrainerEngine"/> that outlives the actor system. When the cluster downs this node (it lost the
+/// The node host: joins the cluster from a host config and runs, by the config's roles, a
+/// <see cref="TrainerNodeActor"/> on a <see cref="TrainerEngine"/> that outlives the actor system (role
+/// <c>trainer</c>) and a <see cref="ScorerNodeActor"/> (role <c>scorer</c>). When the cluster downs this node (it lost the
 /// coordinator for longer than the split-brain resolver waits), the host joins again with a fresh actor system and
 /// the replica it still holds; a restarted coordinator then finds it. SIGTERM or Ctrl+C leaves gracefully: the
 /// trainer asks the coordinator to leave, finishes a step it is part of, and stops once granted.
@@ -24,16 +25,24 @@ public static class NodeHost
     public const string CoordinatorSingleton = "run-coordinator";
 
     /// <summary>Name of the trainer actor under /user.</summary>
-    public const string TrainerActorName = "trainer";
+    public const string TrainerActorName = ClusterRoles.TrainerActor;
 
     /// <summary>How long a leaving trainer waits for the coordinator's grant.</summary>
     public static readonly TimeSpan LeaveTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>Runs until SIGTERM or Ctrl+C (then leaves gracefully) or until <paramref name="cancel"/> (then stops at once).</summary>
-    public static async Task RunAsync(HostConfig config, string trainerId, string dataEndpoint, CancellationToken cancel)
+    /// <param name="config">Host config; its roles say which actors run.</param>
+    /// <param name="nodeId">Stable id of this node (its trainer and scorer ids).</param>
+    /// <param name="dataEndpoint">host:port of the trainer's ring endpoint.</param>
+    /// <param name="cancel">Stops the node at once.</param>
+    public static async Task RunAsync(HostConfig config, string nodeId, string dataEndpoint, CancellationToken cancel)
     {
-        await using TrainerEngine engine = await TrainerEngine.StartAsync(dataEndpoint, cancel);
-        Console.WriteLine($"trainer {trainerId}: ring endpoint {engine.DataEndpoint}");
+        string trainerId = nodeId;
+        bool isTrainer = config.Roles.Contains(ClusterRoles.Trainer), isScorer = config.Roles.Contains(ClusterRoles.Scorer);
+        await using TrainerEngine? engine = isTrainer ? await TrainerEngine.StartAsync(dataEndpoint, cancel) : null;
+        using ScorerHolder scorer = new();
+        if (engine is not null) Console.WriteLine($"trainer {trainerId}: ring endpoint {engine.DataEndpoint}");
+        if (isScorer) Console.WriteLine($"scorer {nodeId}: ready to score for the coordinator");
         using var stop = new CancellationTokenSource();
         void OnSignal(PosixSignalContext context)
         {
@@ -57,7 +66,8 @@ public static class NodeHost
                     .WithActors((system, registry) =>
                     {
                         IActorRef coordinator = registry.Get<CoordinatorKey>();
-                        system.ActorOf(TrainerNodeActor.Props(coordinator, trainerId, engine, () => granted.TrySetResult()), TrainerActorName);
+                        if (engine is not null) system.ActorOf(TrainerNodeActor.Props(coordinator, trainerId, engine, () => granted.TrySetResult()), TrainerActorName);
+                        if (isScorer) system.ActorOf(ScorerNodeActor.Props(coordinator, nodeId, scorer), ClusterRoles.ScorerActor);
                     });
             });
             using IHost host = builder.Build();
@@ -65,7 +75,7 @@ public static class NodeHost
             ActorSystem system = host.Services.GetRequiredService<ActorSystem>();
             using var either = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, cancel);
             await Task.WhenAny(system.WhenTerminated, Task.Delay(Timeout.Infinite, either.Token)).ContinueWith(_ => { }, TaskScheduler.Default);
-            if (stop.IsCancellationRequested && !system.WhenTerminated.IsCompleted && engine.Spec is not null)
+            if (stop.IsCancellationRequested && !system.WhenTerminated.IsCompleted && engine?.Spec is not null)
             {
                 Console.WriteLine($"trainer {trainerId}: leaving; waiting for the coordinator to let it go");
                 system.ActorSelection("/user/" + TrainerActorName).Tell(new TrainerLeaving(trainerId));
@@ -75,7 +85,7 @@ public static class NodeHost
             bool downed = system.WhenTerminated.IsCompleted;
             await host.StopAsync(CancellationToken.None);
             if (!downed || cancel.IsCancellationRequested || stop.IsCancellationRequested) break;
-            Console.WriteLine($"trainer {trainerId}: removed from the cluster; joining again (holding step {engine.HeldStep})");
+            Console.WriteLine($"node {nodeId}: removed from the cluster; joining again{(engine is null ? "" : $" (holding step {engine.HeldStep})")}");
             await Task.Delay(TimeSpan.FromSeconds(1), cancel).ContinueWith(_ => { }, TaskScheduler.Default);
         }
     }

@@ -48,16 +48,17 @@ public static class Program
             }
         });
         var hostConfig = new Option<FileInfo>("--config") { Description = "host config (hostname, port, seed_nodes, roles)", Required = true };
-        var trainerId = new Option<string>("--trainer-id") { Description = "stable id of this trainer", Required = true };
+        var trainerId = new Option<string>("--node-id", "--trainer-id") { Description = "stable id of this node (its trainer and scorer id)", Required = true };
         var dataEndpoint = new Option<string>("--data-endpoint") { Description = "host:port of this trainer's ring endpoint", DefaultValueFactory = _ => "127.0.0.1:0" };
-        var node = new Command("node", "join the cluster as a trainer replica of the run the coordinator drives") { hostConfig, trainerId, dataEndpoint };
+        var node = new Command("node", "join the cluster as a trainer replica and/or reference scorer (by the config's roles) of the run the coordinator drives") { hostConfig, trainerId, dataEndpoint };
         node.SetAction(async (parse, cancel) =>
         {
             Kto.Cluster.Core.HostConfig c;
             try
             {
                 c = Kto.Cluster.Core.HostConfig.Load(parse.GetValue(hostConfig)!.FullName);
-                if (!c.Roles.Contains(Kto.Cluster.Core.ClusterRoles.Trainer)) throw new InvalidDataException($"{parse.GetValue(hostConfig)!.FullName}: \"roles\" must include \"trainer\" for a trainer node");
+                if (!c.Roles.Contains(Kto.Cluster.Core.ClusterRoles.Trainer) && !c.Roles.Contains(Kto.Cluster.Core.ClusterRoles.Scorer))
+                    throw new InvalidDataException($"{parse.GetValue(hostConfig)!.FullName}: \"roles\" must include \"trainer\" or \"scorer\" for a node");
             }
             catch (InvalidDataException e)
             {
@@ -70,7 +71,7 @@ public static class Program
         var root = new RootCommand("Kto.Cluster node host") { ringTrain, node };
         root.SetAction(_ =>
         {
-            Console.Error.WriteLine("usage: Kto.Cluster.GpuNode node --config config/node.json --trainer-id ID | ring-train ...");
+            Console.Error.WriteLine("usage: Kto.Cluster.GpuNode node --config config/node.json --node-id ID | ring-train ...");
             return NotImplemented;
         });
         // The node handles SIGTERM and Ctrl+C itself (a graceful leave can outlast System.CommandLine's 2 s grace period).

@@ -22,6 +22,7 @@ public sealed class TrainerEngine : IAsyncDisposable
     private ReplicaTrainer? _replica;
     private Task _running = Task.CompletedTask;
     private Ring? _ring;
+    private SuppliedReference? _supplied;
 
     private TrainerEngine(RingEndpoint endpoint, string advertised)
     {
@@ -58,12 +59,16 @@ public sealed class TrainerEngine : IAsyncDisposable
         return task;
     }
 
-    /// <summary>Loads the run: data, policy, reference, optimizer (the replica then holds step 0).</summary>
+    /// <summary>
+    /// Loads the run: data, policy, optimizer (the replica then holds step 0) and, unless the scorer pool supplies
+    /// reference log-probs (<see cref="RunSpec.UsesScorerPool"/>), the reference model.
+    /// </summary>
     /// <exception cref="InvalidDataException">This node's data or model differ from the coordinator's.</exception>
     public void Load(RunSpec spec)
     {
         if (Spec is not null) throw new InvalidOperationException($"this trainer already holds run {Spec.RunId}");
-        var setup = TrainingSetup.Prepare(spec.Config(), NullObserver.Instance);
+        SuppliedReference? supplied = spec.UsesScorerPool ? new SuppliedReference() : null;
+        var setup = TrainingSetup.Prepare(spec.Config(), NullObserver.Instance, supplied);
         if (setup.Data.Fingerprint != spec.DatasetFingerprint || setup.Data.Items.Count != spec.ExampleCount)
         {
             setup.Dispose();
@@ -76,8 +81,14 @@ public sealed class TrainerEngine : IAsyncDisposable
             setup.Dispose();
             throw new InvalidDataException($"this node plans {replica.TotalSteps} steps, the run {spec.TotalSteps}");
         }
-        (_setup, _replica, Spec) = (setup, replica, spec);
+        (_setup, _replica, _supplied, Spec) = (setup, replica, supplied, spec);
     }
+
+    /// <summary>Whether the loaded run's reference log-probs come from the scorer pool (the reference model is not loaded).</summary>
+    public bool ReferenceSupplied => _supplied is not null;
+
+    /// <summary>Takes reference log-probs the coordinator sends ahead of a step (ignored when the run has a live reference).</summary>
+    public void Supply(ReferenceScores scores) => _supplied?.Supply(scores.Indices, scores.Completion, scores.Kl);
 
     /// <summary>
     /// Computes the attempt's step on its ring, which is kept across attempts while the coordinator keeps its

@@ -91,6 +91,15 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
         {
             if (_attemptId == (a.Step, a.Generation)) _engine.Discard();
         });
+        Receive<WriteCheckpoint>(w =>
+        {
+            if (_engine.Spec is null || w.Step != _engine.HeldStep)
+            {
+                _log.Warning("asked for a checkpoint of step {0}, but this trainer holds step {1}", w.Step, _engine.HeldStep);
+                return;
+            }
+            SaveCheckpoint(w.Dir, w.SaveTotalLimit);
+        });
         Receive<LoadCheckpoint>(l => RunTask($"loading checkpoint {l.Path}", () => { _engine.RestoreCheckpoint(l.Path); return 0; }, _ => Register()));
         Receive<FetchState>(BeginFetch);
         Receive<StateChunk>(OnChunk);
@@ -134,6 +143,7 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
             Register();
         });
         Receive<StateRequest>(ServeState);
+        Receive<ReferenceScores>(_engine.Supply);
         Receive<LeaveGranted>(_ =>
         {
             _log.Info("leave granted: this trainer is out of every future step");
@@ -153,7 +163,8 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
         _log.Info("loading run {0}: {1} examples, {2} steps", spec.RunId, spec.ExampleCount, spec.TotalSteps);
         RunTask($"loading run {spec.RunId}", () => { _engine.Load(spec); return 0; }, _ =>
         {
-            _log.Info("run {0} loaded; holding step {1}", spec.RunId, _engine.HeldStep);
+            _log.Info("run {0} loaded; holding step {1}; {2}", spec.RunId, _engine.HeldStep,
+                _engine.ReferenceSupplied ? "reference log-probs come from the scorer pool (reference model not loaded)" : "live reference model loaded");
             Register();
         });
     }
@@ -200,17 +211,19 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
         _attemptId = null;
         _engine.Apply(a.Step, a.Generation);
         _export = null; // the image served to joiners was of the previous step
-        if (a.CheckpointDir is { } dir)
+        if (a.CheckpointDir is { } dir) SaveCheckpoint(dir, a.SaveTotalLimit);
+    }
+
+    private void SaveCheckpoint(string dir, int saveTotalLimit)
+    {
+        try
         {
-            try
-            {
-                var (path, sha) = _engine.SaveCheckpoint(dir, a.SaveTotalLimit);
-                _coordinator.Tell(new CheckpointWritten(_trainerId, _engine.HeldStep, path, sha));
-            }
-            catch (IOException e)
-            {
-                _log.Error("checkpoint after step {0} failed: {1}", _engine.HeldStep, e.Message);
-            }
+            var (path, sha) = _engine.SaveCheckpoint(dir, saveTotalLimit);
+            _coordinator.Tell(new CheckpointWritten(_trainerId, _engine.HeldStep, path, sha));
+        }
+        catch (IOException e)
+        {
+            _log.Error("checkpoint after step {0} failed: {1}", _engine.HeldStep, e.Message);
         }
     }
 

@@ -25,7 +25,8 @@ public sealed class LocalCluster : IAsyncDisposable
     private readonly List<Proc> _all = [];
     private readonly Xunit.Abstractions.ITestOutputHelper _output;
 
-    public LocalCluster(Xunit.Abstractions.ITestOutputHelper output, int maxSteps = 24, string? postgres = null, double learningRate = 3e-4)
+    public LocalCluster(Xunit.Abstractions.ITestOutputHelper output, int maxSteps = 24, string? postgres = null, double learningRate = 3e-4,
+        bool precompute = false, int examples = 30)
     {
         _output = output;
         Dir = Directory.CreateTempSubdirectory("kto-cluster-").FullName;
@@ -35,12 +36,13 @@ public sealed class LocalCluster : IAsyncDisposable
         string journal = postgres is null ? "" : $", \"journal\": {{\"provider\": \"postgres\", \"connection_string\": {JsonSerializer.Serialize(postgres)}}}";
         File.WriteAllText(CoordinatorConfig, $$"""{"hostname": "127.0.0.1", "port": {{Port}}, "seed_nodes": {{seeds}}, "roles": ["coordinator"], "run_dir": "run"{{journal}}}""");
         File.WriteAllText(NodeConfig, $$"""{"hostname": "127.0.0.1", "port": 0, "seed_nodes": {{seeds}}, "roles": ["trainer"]}""");
+        File.WriteAllText(ScorerConfig, $$"""{"hostname": "127.0.0.1", "port": 0, "seed_nodes": {{seeds}}, "roles": ["scorer"]}""");
 
         using (var g = new torch.Generator(3))
         using (var m = new GptLmHeadModel(new GptConfig(257, 24, 16, 1, 2, Tokenizer: "byte"), g))
             ModelCheckpoint.Save(m, Path.Combine(Dir, "model"));
         var rng = new Random(17);
-        File.WriteAllLines(Path.Combine(Dir, "data.jsonl"), Enumerable.Range(0, 30).Select(_ =>
+        File.WriteAllLines(Path.Combine(Dir, "data.jsonl"), Enumerable.Range(0, examples).Select(_ =>
         {
             int a = rng.Next(1, 30), b = rng.Next(1, 30);
             bool good = rng.NextDouble() < 0.4;
@@ -50,7 +52,7 @@ public sealed class LocalCluster : IAsyncDisposable
             {"model_name_or_path": "model", "dataset_path": "data.jsonl", "output_dir": "out",
              "learning_rate": {{learningRate.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}}, "lr_scheduler_type": "cosine", "warmup_steps": 2, "per_device_train_batch_size": 6,
              "gradient_accumulation_steps": 2, "max_steps": {{maxSteps}}, "max_length": 16, "max_prompt_length": 8,
-             "logging_steps": 4, "save_steps": 8, "num_threads": 1, "seed": 7}
+             "logging_steps": 4, "save_steps": 8, "num_threads": 1, "seed": 7, "precompute_ref_log_probs": {{(precompute ? "true" : "false")}}}
             """);
         MaxSteps = maxSteps;
     }
@@ -61,6 +63,7 @@ public sealed class LocalCluster : IAsyncDisposable
     public int MaxSteps { get; }
     public string CoordinatorConfig => Path.Combine(Dir, "coordinator.json");
     public string NodeConfig => Path.Combine(Dir, "node.json");
+    public string ScorerConfig => Path.Combine(Dir, "scorer.json");
     public string RunConfig => Path.Combine(Dir, "run.json");
     public string OutputDir => Path.Combine(Dir, "out");
 
@@ -71,6 +74,8 @@ public sealed class LocalCluster : IAsyncDisposable
         ["--config", CoordinatorConfig, "--run-id", RunId, "--run-config", RunConfig, "--exit-when-done", .. extra]);
 
     public Proc StartTrainer(string id) => Start(id, "Kto.Cluster.GpuNode.dll", "node", "--config", NodeConfig, "--trainer-id", id, "--data-endpoint", "127.0.0.1:0");
+
+    public Proc StartScorer(string id) => Start(id, "Kto.Cluster.GpuNode.dll", "node", "--config", ScorerConfig, "--node-id", id);
 
     private Proc Start(string name, string dll, params string[] args)
     {
@@ -116,7 +121,16 @@ public sealed class LocalCluster : IAsyncDisposable
     }
 
     /// <summary>The run's journal, read back through Akka.Persistence.Query.</summary>
-    public async Task<IReadOnlyList<IRunEvent>> JournalAsync(string? postgres = null)
+    public Task<IReadOnlyList<IRunEvent>> JournalAsync(string? postgres = null) => ReadJournal(postgres, system => JournalReader.ReadAsync(system, RunId, Guard));
+
+    /// <summary>The scorer pool's journal of this run's dataset and reference.</summary>
+    public Task<IReadOnlyList<ScoresStored>> ScoreJournalAsync(RunSpec spec, string? postgres = null)
+        => ReadJournal(postgres, system => JournalReader.ReadScoresAsync(system, spec.DatasetFingerprint, spec.ReferenceHash!, Guard));
+
+    /// <summary>The run's spec as the coordinator computes it.</summary>
+    public RunSpec Spec() => RunSpec.FromConfig(RunId, KtoConfigReader.Load(RunConfig), NullObserver.Instance);
+
+    private async Task<T> ReadJournal<T>(string? postgres, Func<ActorSystem, Task<T>> read)
     {
         var hocon = postgres is null
             ? PersistenceConfig.Hocon(PersistenceConfig.SqliteConnectionString(Path.Combine(Dir, "run", PersistenceConfig.DefaultSqliteFile)), PersistenceConfig.SqliteProvider)
@@ -124,7 +138,7 @@ public sealed class LocalCluster : IAsyncDisposable
         using ActorSystem system = ActorSystem.Create("kto-audit", hocon);
         try
         {
-            return await JournalReader.ReadAsync(system, RunId, Guard);
+            return await read(system);
         }
         finally
         {

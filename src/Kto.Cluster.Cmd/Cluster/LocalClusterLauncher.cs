@@ -14,10 +14,13 @@ namespace Kto.Cluster.Cmd.Cluster;
 /// <param name="RunDir">Host configs, logs and the SQLite journal go here.</param>
 /// <param name="Port">The coordinator's Akka port (0 = a free one).</param>
 /// <param name="Postgres">A Npgsql connection string for the journal instead of SQLite.</param>
-internal sealed record LocalClusterOptions(string RunConfig, string RunId, int Trainers, string RunDir, int Port = 0, string? Postgres = null);
+/// <param name="Scorers">Reference scorer node processes (for runs with precompute_ref_log_probs; null = 1 for such
+/// runs, 0 otherwise).</param>
+internal sealed record LocalClusterOptions(string RunConfig, string RunId, int Trainers, string RunDir, int Port = 0, string? Postgres = null, int? Scorers = null);
 
 /// <summary>
-/// A local cluster on loopback: one coordinator process and N trainer node processes (the
+/// A local cluster on loopback: one coordinator process, N trainer node processes and, for runs that precompute
+/// reference log-probs, scorer node processes (the
 /// <c>Kto.Cluster.Coordinator</c> and <c>Kto.Cluster.GpuNode</c> programs shipped next to <c>kto</c>), running one
 /// run config to its end. Each process's output goes to <c>RUN_DIR/logs/NAME.log</c>; the coordinator's commits
 /// drive a progress bar and its cluster events are shown. When the run ends, or on Ctrl+C / SIGTERM, the trainers are
@@ -30,7 +33,7 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
     public static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(15);
 
     private static readonly string[] Shown = ["registered at", "unreachable", "lost", "retrying", "fetching the state", "left (", "is leaving",
-        "loading checkpoint", "replayed", "checkpoint after step", "run started", "coordinator ready", "complete:", "stopped after", "warning", "error"];
+        "loading checkpoint", "replayed", "checkpoint after step", "scorer pool", "scorer ", "reference scor", "run started", "coordinator ready", "complete:", "stopped after", "warning", "error"];
 
     private readonly List<(string Name, Process Process, StreamWriter Log)> _processes = [];
     private readonly ITrainingObserver _observer;
@@ -73,6 +76,10 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
         string coordinatorConfig = Path.Combine(hosts, "coordinator.json"), nodeConfig = Path.Combine(hosts, "node.json");
         File.WriteAllText(coordinatorConfig, $$"""{"hostname": "127.0.0.1", "port": {{port}}, "seed_nodes": {{seeds}}, "roles": ["coordinator"], "run_dir": ".."{{journal}}}""");
         File.WriteAllText(nodeConfig, $$"""{"hostname": "127.0.0.1", "port": 0, "seed_nodes": {{seeds}}, "roles": ["trainer"]}""");
+        string scorerConfig = Path.Combine(hosts, "scorer.json");
+        File.WriteAllText(scorerConfig, $$"""{"hostname": "127.0.0.1", "port": 0, "seed_nodes": {{seeds}}, "roles": ["scorer"]}""");
+        int scorers = o.Scorers ?? (Kto.Domain.Options.KtoConfigReader.Load(o.RunConfig).PrecomputeRefLogProbs ? 1 : 0);
+        if (scorers < 0) throw new ArgumentException("--scorers cannot be negative");
 
         var launcher = new LocalClusterLauncher(observer) { CoordinatorAddress = $"127.0.0.1:{port}" };
         try
@@ -80,14 +87,16 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
             launcher.Spawn("coordinator", "Kto.Cluster.Coordinator.dll", logs, "--config", coordinatorConfig, "--run-id", o.RunId,
                 "--run-config", Path.GetFullPath(o.RunConfig), "--min-trainers", o.Trainers.ToString(CultureInfo.InvariantCulture));
             for (int i = 1; i <= o.Trainers; i++)
-                launcher.Spawn($"trainer-{i}", "Kto.Cluster.GpuNode.dll", logs, "node", "--config", nodeConfig, "--trainer-id", $"t{i}", "--data-endpoint", "127.0.0.1:0");
+                launcher.Spawn($"trainer-{i}", "Kto.Cluster.GpuNode.dll", logs, "node", "--config", nodeConfig, "--node-id", $"t{i}", "--data-endpoint", "127.0.0.1:0");
+            for (int i = 1; i <= scorers; i++)
+                launcher.Spawn($"scorer-{i}", "Kto.Cluster.GpuNode.dll", logs, "node", "--config", scorerConfig, "--node-id", $"s{i}");
         }
         catch
         {
             launcher.KillAll();
             throw;
         }
-        observer.Info($"local cluster: coordinator at {launcher.CoordinatorAddress}, {o.Trainers} trainer(s); logs in {logs}");
+        observer.Info($"local cluster: coordinator at {launcher.CoordinatorAddress}, {o.Trainers} trainer(s){(scorers > 0 ? $", {scorers} scorer(s)" : "")}; logs in {logs}");
         return launcher;
     }
 

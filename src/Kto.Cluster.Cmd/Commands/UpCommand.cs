@@ -16,9 +16,10 @@ internal static class UpCommand
         var runDir = new Option<string?>("--run-dir") { Description = "journal, host configs and logs (default: runs/cluster/RUN_ID)" };
         var port = new Option<int>("--port") { Description = "the coordinator's Akka port (0 = a free port)", DefaultValueFactory = _ => 0 };
         var postgres = new Option<string?>("--postgres") { Description = "Npgsql connection string: keep the journal in PostgreSQL instead of SQLite" };
+        var scorers = new Option<int?>("--scorers") { Description = "reference scorer processes (default: 1 when the run config sets precompute_ref_log_probs, else 0)" };
         var cmd = new Command("up", "run a local cluster — a coordinator and N trainer processes on loopback — through a run config, then shut it down")
         {
-            config, trainers, runId, runDir, port, postgres,
+            config, trainers, runId, runDir, port, postgres, scorers,
         };
         cmd.SetAction(parse => CommonOptions.Guard(() =>
         {
@@ -26,7 +27,7 @@ internal static class UpCommand
             if (!file.Exists) throw new FileNotFoundException($"{file.FullName}: run config not found", file.FullName);
             string id = parse.GetValue(runId) ?? Path.GetFileNameWithoutExtension(file.Name);
             var options = new LocalClusterOptions(file.FullName, id, parse.GetValue(trainers), parse.GetValue(runDir) ?? Path.Combine("runs", "cluster", id),
-                parse.GetValue(port), parse.GetValue(postgres));
+                parse.GetValue(port), parse.GetValue(postgres), parse.GetValue(scorers));
             var observer = new ConsoleObserver();
             using var stop = new CancellationTokenSource();
             void OnSignal(PosixSignalContext context)

@@ -42,6 +42,11 @@ public sealed partial class RunCoordinatorActor
     private int _windowExamples;
     private readonly Stopwatch _windowClock = new();
     private readonly Stopwatch _stepClock = new();
+    private readonly int _scoringWindow;
+    private IActorRef? _scoring;
+    private ReferenceScoreTable? _scores;
+    private int _waitingForScores = -1;
+    private (int Step, string TrainerId, DateTime Deadline)? _finalCheckpoint;
 
     private sealed class TrainerEntry(IActorRef actor, string endpoint, int heldStep)
     {
@@ -69,6 +74,23 @@ public sealed partial class RunCoordinatorActor
             Pump();
         });
         Command<CheckpointWritten>(OnCheckpointWritten);
+        Command<RegisterScorer>(r =>
+        {
+            if (Scoring() is { } scoring) scoring.Forward(r);
+            else Sender.Tell(new ScorerRegistered(r.ScorerId, null, _state.Spec is { } spec
+                ? $"run {spec.RunId} does not precompute reference log-probs (its trainers score with a live reference)"
+                : "no run has started yet"));
+        });
+        Command<ScoresAvailable>(a =>
+        {
+            _scores!.Add(a.Indices, a.Completion, a.Kl);
+            Pump();
+        });
+        Command<GetScoringStatus>(g =>
+        {
+            if (Scoring() is { } scoring) scoring.Forward(g);
+            else Sender.Tell(new ScoringStatus(0, 0, []));
+        });
         Command<TrainerLeaving>(l =>
         {
             if (!_trainers.TryGetValue(l.TrainerId, out var t)) return;
@@ -109,7 +131,9 @@ public sealed partial class RunCoordinatorActor
         {
             var cluster = Akka.Cluster.Cluster.Get(Context.System);
             foreach (Member m in cluster.State.Members.Where(m => m.HasRole(ClusterRoles.Trainer)))
-                Context.ActorSelection(new RootActorPath(m.Address) / "user" / "trainer").Tell(new Reregister(_state.Incarnation));
+                Context.ActorSelection(new RootActorPath(m.Address) / "user" / ClusterRoles.TrainerActor).Tell(new Reregister(_state.Incarnation));
+            foreach (Member m in cluster.State.Members.Where(m => m.HasRole(ClusterRoles.Scorer)))
+                Context.ActorSelection(new RootActorPath(m.Address) / "user" / ClusterRoles.ScorerActor).Tell(new Reregister(_state.Incarnation));
         }
         Pump();
     }
@@ -217,7 +241,12 @@ public sealed partial class RunCoordinatorActor
         }
 
         _replay = frontier < committed;
-        if (!_replay && !_state.AcceptsSteps) return;
+        if (!_replay && !_state.AcceptsSteps)
+        {
+            RequestFinalCheckpoint(synced.Select(kv => kv.Key).First(), frontier);
+            return;
+        }
+        if (!ScoresReady(frontier)) return;
         _generation = GenerationNumbers.Next(Math.Max(_generation, _state.LastCommit?.Generation ?? 0));
         _round = StepRound.Start(frontier, _generation, synced.Select(kv => kv.Key));
         _lastReport = null;
@@ -225,8 +254,61 @@ public sealed partial class RunCoordinatorActor
         string layout = string.Join(",", ids.Zip(endpoints, (id, e) => id + "@" + e));
         if (_ring is not { } ring || ring.Layout != layout) _ring = ring = (_generation, layout);
         var start = new StepStart(frontier, _generation, ids, endpoints, ring.Generation);
-        foreach (var (_, t) in synced) t.Actor.Tell(start);
+        ReferenceScores[] scores = ScoresFor(frontier);
+        foreach (var (_, t) in synced)
+        {
+            foreach (ReferenceScores part in scores) t.Actor.Tell(part);
+            t.Actor.Tell(start);
+        }
         if (!_stepClock.IsRunning) _stepClock.Restart();
+    }
+
+    /// <summary>The scoring scheduler of a run whose reference log-probs come from the scorer pool (created on first use).</summary>
+    private IActorRef? Scoring()
+    {
+        if (_scoring is not null || _state.Spec is not { UsesScorerPool: true } spec || !_ready) return _scoring;
+        _scores = new ReferenceScoreTable(spec.ExampleCount);
+        _scoring = Context.ActorOf(ReferenceScoresActor.Props(spec, _scoringWindow), "reference-scores");
+        Log.Info("run {0} precomputes reference log-probs on the scorer pool (window {1} steps); trainers do not load the reference model", spec.RunId, _scoringWindow);
+        return _scoring;
+    }
+
+    /// <summary>Whether step <paramref name="step"/> can start as far as reference log-probs go (tells the pool the frontier).</summary>
+    private bool ScoresReady(int step)
+    {
+        if (Scoring() is not { } scoring) return true;
+        scoring.Tell(new ScoringFrontier(step));
+        if (_scores!.HasAll(_state.Spec!.Plan().Step(step).SelectMany(m => m)))
+        {
+            _waitingForScores = -1;
+            return true;
+        }
+        if (_waitingForScores != step) Log.Info("step {0} waits for its reference log-probs from the scorer pool", step + 1);
+        _waitingForScores = step;
+        return false;
+    }
+
+    /// <summary>The reference log-probs of a step's examples, in messages of at most <see cref="ReferenceScoring.MaxUnitItems"/> examples.</summary>
+    private ReferenceScores[] ScoresFor(int step)
+    {
+        if (_scores is null) return [];
+        var (indices, completion, kl) = _scores.Get(_state.Spec!.Plan().Step(step).SelectMany(m => m));
+        int n = ReferenceScoring.MaxUnitItems;
+        return [.. Enumerable.Range(0, (indices.Length + n - 1) / n).Select(p => new ReferenceScores(step, indices[(p * n)..Math.Min(indices.Length, (p + 1) * n)],
+            completion[(p * n)..Math.Min(indices.Length, (p + 1) * n)], kl[(p * n)..Math.Min(indices.Length, (p + 1) * n)]))];
+    }
+
+    /// <summary>
+    /// All steps are committed but the final checkpoint is not recorded (its writer was lost right after the commit):
+    /// a synced trainer writes it. Asked again of the next synced trainer if no answer comes within the catch-up timeout.
+    /// </summary>
+    private void RequestFinalCheckpoint(string trainerId, int held)
+    {
+        if (_state.Spec is not { } spec || _state.Phase != RunPhase.Completed || held != spec.TotalSteps || _state.LatestCheckpoint?.Step == spec.TotalSteps) return;
+        if (_finalCheckpoint is { } pending && _trainers.ContainsKey(pending.TrainerId) && !_unreachable.Contains(pending.TrainerId) && pending.Deadline > DateTime.UtcNow) return;
+        _finalCheckpoint = (held, trainerId, DateTime.UtcNow + CatchUpTimeout);
+        Log.Info("the final checkpoint is missing: trainer {0} writes it", trainerId);
+        _trainers[trainerId].Actor.Tell(new WriteCheckpoint(held, Config.OutputDir, Config.SaveTotalLimit ?? 0));
     }
 
     private void GrantLeaves()
@@ -280,6 +362,7 @@ public sealed partial class RunCoordinatorActor
             int done = commit.Step + 1;
             bool save = done % c.SaveSteps == 0 || done == _state.Spec!.TotalSteps;
             Announce(next, save ? c.OutputDir : null);
+            if (done == _state.Spec!.TotalSteps) _finalCheckpoint = (done, next.Members[0], DateTime.UtcNow + CatchUpTimeout);
             Record(commit, _lastReport!);
             _round = null;
             Pump();

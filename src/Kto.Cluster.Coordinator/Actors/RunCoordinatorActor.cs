@@ -31,9 +31,12 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
     /// <param name="startSpec">The run to start once recovered, if the journal holds none yet.</param>
     /// <param name="onFinished">Called once the run is complete (final checkpoint recorded) or stopped.</param>
     /// <param name="minTrainers">Trainers that must be ready before this incarnation drives its first step.</param>
-    public RunCoordinatorActor(string runId, int snapshotInterval = DefaultSnapshotInterval, RunSpec? startSpec = null, Action<RunState>? onFinished = null, int minTrainers = 1)
+    /// <param name="scoringWindow">Steps the scorer pool may work ahead of training (runs with precompute_ref_log_probs).</param>
+    public RunCoordinatorActor(string runId, int snapshotInterval = DefaultSnapshotInterval, RunSpec? startSpec = null, Action<RunState>? onFinished = null, int minTrainers = 1,
+        int scoringWindow = ReferenceScoresActor.DefaultWindow)
     {
         _minTrainers = minTrainers;
+        _scoringWindow = scoringWindow;
         PersistenceId = PersistenceIdOf(runId);
         _snapshotInterval = snapshotInterval;
         _startSpec = startSpec;
@@ -80,8 +83,9 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
     public ITimerScheduler Timers { get; set; } = null!;
 
     /// <summary>Props of the coordinator of <paramref name="runId"/>.</summary>
-    public static Props Props(string runId, int snapshotInterval = DefaultSnapshotInterval, RunSpec? startSpec = null, Action<RunState>? onFinished = null, int minTrainers = 1)
-        => Akka.Actor.Props.Create(() => new RunCoordinatorActor(runId, snapshotInterval, startSpec, onFinished, minTrainers));
+    public static Props Props(string runId, int snapshotInterval = DefaultSnapshotInterval, RunSpec? startSpec = null, Action<RunState>? onFinished = null, int minTrainers = 1,
+        int scoringWindow = ReferenceScoresActor.DefaultWindow)
+        => Akka.Actor.Props.Create(() => new RunCoordinatorActor(runId, snapshotInterval, startSpec, onFinished, minTrainers, scoringWindow));
 
     /// <inheritdoc />
     protected override void PreStart()

@@ -3,8 +3,8 @@ using MessagePack;
 namespace Kto.Domain.Cluster;
 
 /// <summary>
-/// Messages between trainer nodes and the run coordinator, and between trainers for state transfer (over Akka.Remote;
-/// gradients never travel here, and nothing here is larger than one <see cref="StateChunk"/>).
+/// Messages between trainer and scorer nodes and the run coordinator, and between trainers for state transfer (over
+/// Akka.Remote; gradients never travel here, and nothing here is larger than one <see cref="StateChunk"/>).
 /// </summary>
 [Union(0, typeof(RegisterTrainer))]
 [Union(1, typeof(TrainerRegistered))]
@@ -21,6 +21,12 @@ namespace Kto.Domain.Cluster;
 [Union(12, typeof(Reregister))]
 [Union(13, typeof(TrainerLeaving))]
 [Union(14, typeof(LeaveGranted))]
+[Union(15, typeof(RegisterScorer))]
+[Union(16, typeof(ScorerRegistered))]
+[Union(17, typeof(ScoreUnit))]
+[Union(18, typeof(UnitScored))]
+[Union(19, typeof(ReferenceScores))]
+[Union(20, typeof(WriteCheckpoint))]
 public interface INodeMessage : IKtoMessage;
 
 /// <summary>
@@ -124,3 +130,38 @@ public sealed record TrainerLeaving([property: Key(0)] string TrainerId) : INode
 /// <summary>The trainer is out of every future step's membership and may stop.</summary>
 [MessagePackObject]
 public sealed record LeaveGranted([property: Key(0)] string TrainerId) : INodeMessage;
+
+/// <summary>
+/// A scorer announces itself: without a loaded run (<paramref name="LoadedRun"/> null) it asks for the run; with it, it
+/// asks for work. Sent on start (until answered) and when a restarted coordinator asks (<see cref="Reregister"/>).
+/// </summary>
+[MessagePackObject]
+public sealed record RegisterScorer([property: Key(0)] string ScorerId, [property: Key(1)] string? LoadedRun) : INodeMessage;
+
+/// <summary>
+/// The coordinator's answer to a scorer: the run to load (its <see cref="RunSpec.ReferenceHash"/> names the reference
+/// the scorer must hold), or null with <paramref name="Reason"/> when no run needs scoring.
+/// </summary>
+[MessagePackObject]
+public sealed record ScorerRegistered([property: Key(0)] string ScorerId, [property: Key(1)] RunSpec? Spec, [property: Key(2)] string? Reason) : INodeMessage;
+
+/// <summary>Score unit <paramref name="Unit"/> (see <c>ReferenceScoring.Units</c>): the dataset indices it holds.</summary>
+[MessagePackObject]
+public sealed record ScoreUnit([property: Key(0)] int Unit, [property: Key(1)] int[] Indices) : INodeMessage;
+
+/// <summary>A scorer's result: reference log-probs of each index's completion and KL pair (at most 2048 indices).</summary>
+[MessagePackObject]
+public sealed record UnitScored([property: Key(0)] string ScorerId, [property: Key(1)] int Unit, [property: Key(2)] int[] Indices,
+    [property: Key(3)] double[] Completion, [property: Key(4)] double[] Kl) : INodeMessage;
+
+/// <summary>
+/// Reference log-probs a trainer needs for step <paramref name="Step"/>, sent before its <see cref="StepStart"/> (in
+/// parts of at most 2048 examples).
+/// </summary>
+[MessagePackObject]
+public sealed record ReferenceScores([property: Key(0)] int Step, [property: Key(1)] int[] Indices, [property: Key(2)] double[] Completion,
+    [property: Key(3)] double[] Kl) : INodeMessage;
+
+/// <summary>Write a training checkpoint of the held step <paramref name="Step"/> under <paramref name="Dir"/>; answered with <see cref="CheckpointWritten"/>.</summary>
+[MessagePackObject]
+public sealed record WriteCheckpoint([property: Key(0)] int Step, [property: Key(1)] string Dir, [property: Key(2)] int SaveTotalLimit) : INodeMessage;

@@ -21,12 +21,20 @@ namespace Kto.Domain.Cluster;
 /// <param name="Accumulation">Micro-batches per optimizer step.</param>
 /// <param name="TotalSteps">Optimizer steps in the run.</param>
 /// <param name="ConfigJson">The run config as snake_case JSON.</param>
+/// <param name="ReferenceHash">With precompute_ref_log_probs: SHA-256 of the reference weights. The scorer pool then
+/// computes reference log-probs (each scorer checks that its reference has this hash), and the scores are stored under
+/// dataset fingerprint + this hash. Null: every trainer scores with its own live reference.</param>
 [MessagePackObject]
 public sealed record RunSpec(
     [property: Key(0)] string RunId, [property: Key(1)] string DatasetFingerprint, [property: Key(2)] int ExampleCount,
     [property: Key(3)] int Seed, [property: Key(4)] bool Shuffle, [property: Key(5)] int GlobalBatchSize,
-    [property: Key(6)] int Accumulation, [property: Key(7)] int TotalSteps, [property: Key(8)] string ConfigJson)
+    [property: Key(6)] int Accumulation, [property: Key(7)] int TotalSteps, [property: Key(8)] string ConfigJson,
+    [property: Key(9)] string? ReferenceHash = null)
 {
+    /// <summary>Whether the scorer pool supplies the reference log-probs (precompute_ref_log_probs on).</summary>
+    [IgnoreMember]
+    public bool UsesScorerPool => ReferenceHash is not null;
+
     /// <summary>The batch plan of this run: a pure function of the spec, independent of the number of trainers.</summary>
     public BatchPlan Plan() => new(ExampleCount, Seed, Shuffle, GlobalBatchSize, Accumulation);
 
@@ -40,13 +48,10 @@ public sealed record RunSpec(
     /// </summary>
     public static RunSpec FromConfig(string runId, KtoConfig config, ITrainingObserver observer)
     {
-        GptConfig model = ModelCheckpoint.LoadConfig(config.ModelNameOrPath);
-        ITextTokenizer tokenizer = TokenizerRegistry.Get(model.Tokenizer);
-        DatasetLoadOptions lengths = TrainingSetup.EffectiveLengths(config, model, observer);
-        LoadedDataset dataset = KtoDatasetLoader.Load(config.DatasetPath, tokenizer, lengths);
-        TrainingData data = TrainingData.Build(dataset.Examples, config.PerDeviceTrainBatchSize, lengths);
+        TrainingData data = TrainingSetup.LoadData(config, observer).Data;
         var plan = BatchPlan.For(config, data.Items.Count);
         return new RunSpec(runId, data.Fingerprint, data.Items.Count, config.EffectiveDataSeed, config.Shuffle, config.PerDeviceTrainBatchSize,
-            config.GradientAccumulationSteps, plan.TotalSteps(config.NumTrainEpochs, config.MaxSteps), KtoConfigReader.ToJson(config));
+            config.GradientAccumulationSteps, plan.TotalSteps(config.NumTrainEpochs, config.MaxSteps), KtoConfigReader.ToJson(config),
+            config.PrecomputeRefLogProbs ? TrainingSetup.ReferenceHash(config) : null);
     }
 }

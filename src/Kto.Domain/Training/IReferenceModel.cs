@@ -1,5 +1,5 @@
+using System.Collections.Concurrent;
 using Kto.Domain.Model;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Kto.Domain.Training;
@@ -45,15 +45,38 @@ public sealed class LiveReference : IReferenceModel
     }
 
     /// <inheritdoc />
-    public ReferenceLogps[] Score(IReadOnlyList<TrainItem> items)
-    {
-        double[] completion = SequenceLogProbs.Score(_model, items.Select(i => (i.Example.PromptIds, i.Example.CompletionIds)).ToList(), _padId, items.Count, _device);
-        double[] kl = _scoreKl
-            ? SequenceLogProbs.Score(_model, items.Select(i => (i.KlPromptIds, i.KlCompletionIds)).ToList(), _padId, items.Count, _device)
-            : new double[items.Count];
-        return completion.Select((c, k) => new ReferenceLogps(c, kl[k])).ToArray();
-    }
+    public ReferenceLogps[] Score(IReadOnlyList<TrainItem> items) => ReferenceScoring.Score(_model, items, _padId, _device, _scoreKl);
 
     /// <inheritdoc />
     public void Dispose() => _model.Dispose();
+}
+
+/// <summary>
+/// Reference log-probs handed in from outside before each step (by the cluster's scorer pool through the coordinator):
+/// the trainer that uses it never loads the reference model.
+/// </summary>
+public sealed class SuppliedReference : IReferenceModel
+{
+    private readonly ConcurrentDictionary<int, ReferenceLogps> _values = new();
+
+    /// <summary>Examples whose values are held.</summary>
+    public int Count => _values.Count;
+
+    /// <summary>Adds the values of examples <paramref name="indices"/> (a value given again replaces the old one).</summary>
+    /// <exception cref="ArgumentException">The arrays differ in length.</exception>
+    public void Supply(IReadOnlyList<int> indices, IReadOnlyList<double> completion, IReadOnlyList<double> kl)
+    {
+        if (completion.Count != indices.Count || kl.Count != indices.Count)
+            throw new ArgumentException($"{indices.Count} indices but {completion.Count} completion and {kl.Count} KL values");
+        for (int k = 0; k < indices.Count; k++) _values[indices[k]] = new ReferenceLogps(completion[k], kl[k]);
+    }
+
+    /// <inheritdoc />
+    /// <exception cref="InvalidOperationException">The values of an item were never supplied.</exception>
+    public ReferenceLogps[] Score(IReadOnlyList<TrainItem> items) => [.. items.Select(i => _values.TryGetValue(i.Index, out ReferenceLogps v)
+        ? v
+        : throw new InvalidOperationException($"the reference log-probs of example {i.Index} were not supplied before its step"))];
+
+    /// <inheritdoc />
+    public void Dispose() { }
 }

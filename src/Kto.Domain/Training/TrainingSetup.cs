@@ -44,10 +44,27 @@ public sealed class TrainingSetup : IDisposable
     }
 
     /// <summary>Loads and checks everything; reports warnings (imbalance, single class, drops) to <paramref name="observer"/>.</summary>
-    public static TrainingSetup Prepare(KtoConfig config, ITrainingObserver observer)
+    /// <param name="config">The run config.</param>
+    /// <param name="observer">Receives warnings, notes and precomputation progress.</param>
+    /// <param name="reference">Reference log-probs that come from elsewhere (the cluster's scorer pool): when given, the
+    /// reference model is never loaded.</param>
+    public static TrainingSetup Prepare(KtoConfig config, ITrainingObserver observer, IReferenceModel? reference = null)
     {
         ConfigureTorch(config);
         Device device = DeviceSpec.Resolve(config.Device);
+        var (data, modelConfig, tokenizer) = LoadData(config, observer);
+        GptLmHeadModel policy = ModelCheckpoint.Load(config.ModelNameOrPath, device);
+        reference ??= CreateReference(config, modelConfig, tokenizer, data, device, observer);
+        return new TrainingSetup(config, device, tokenizer, policy, data, reference);
+    }
+
+    /// <summary>
+    /// Tokenizes, checks and pairs the run's dataset exactly as training sees it (the policy's tokenizer, effective
+    /// lengths, KL pairs); reports warnings to <paramref name="observer"/>.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The data or the model config is unusable (the message names the file).</exception>
+    public static (TrainingData Data, GptConfig Model, ITextTokenizer Tokenizer) LoadData(KtoConfig config, ITrainingObserver observer)
+    {
         GptConfig modelConfig = ModelCheckpoint.LoadConfig(config.ModelNameOrPath);
         ITextTokenizer tokenizer = TokenizerRegistry.Get(modelConfig.Tokenizer);
         if (tokenizer.VocabSize > modelConfig.VocabSize)
@@ -63,12 +80,14 @@ public sealed class TrainingSetup : IDisposable
         if (imbalance != null) observer.Warn(imbalance);
         if (config.LossType.UsesKl() && dataset.Examples.Count < 2)
             throw new InvalidDataException($"{config.DatasetPath}: loss_type \"kto\" needs at least two examples to form KL pairs");
-
-        TrainingData data = TrainingData.Build(dataset.Examples, config.PerDeviceTrainBatchSize, lengths);
-        GptLmHeadModel policy = ModelCheckpoint.Load(config.ModelNameOrPath, device);
-        IReferenceModel reference = CreateReference(config, modelConfig, tokenizer, data, device, observer);
-        return new TrainingSetup(config, device, tokenizer, policy, data, reference);
+        return (TrainingData.Build(dataset.Examples, config.PerDeviceTrainBatchSize, lengths), modelConfig, tokenizer);
     }
+
+    /// <summary>The reference model's directory: ref_model_name_or_path, or the policy's starting checkpoint.</summary>
+    public static string ReferenceDir(KtoConfig config) => config.RefModelNameOrPath ?? config.ModelNameOrPath;
+
+    /// <summary>SHA-256 (hex) of the reference weights: with the dataset fingerprint, it keys precomputed log-probs.</summary>
+    public static string ReferenceHash(KtoConfig config) => AtomicFile.Sha256(Path.Combine(ReferenceDir(config), ModelCheckpoint.WeightsFile));
 
     /// <summary>max_length capped at the model's n_positions; max_prompt_length as configured.</summary>
     public static DatasetLoadOptions EffectiveLengths(KtoConfig config, GptConfig model, ITrainingObserver observer)
@@ -84,7 +103,7 @@ public sealed class TrainingSetup : IDisposable
 
     private static IReferenceModel CreateReference(KtoConfig config, GptConfig policyConfig, ITextTokenizer tokenizer, TrainingData data, Device device, ITrainingObserver observer)
     {
-        string refDir = config.RefModelNameOrPath ?? config.ModelNameOrPath;
+        string refDir = ReferenceDir(config);
         GptConfig refConfig = ModelCheckpoint.LoadConfig(refDir);
         if (refConfig.Tokenizer != policyConfig.Tokenizer || refConfig.VocabSize != policyConfig.VocabSize)
             throw new InvalidDataException($"{refDir}: the reference model's tokenizer/vocabulary ({refConfig.Tokenizer}, {refConfig.VocabSize}) differs from the policy's ({policyConfig.Tokenizer}, {policyConfig.VocabSize})");
@@ -92,7 +111,7 @@ public sealed class TrainingSetup : IDisposable
         if (!config.PrecomputeRefLogProbs)
             return new LiveReference(ModelCheckpoint.Load(refDir, device), tokenizer.EosTokenId, device, kl);
 
-        string refHash = AtomicFile.Sha256(Path.Combine(refDir, ModelCheckpoint.WeightsFile));
+        string refHash = ReferenceHash(config);
         string cachePath = ReferenceLogpsCache.PathFor(Path.Combine(config.OutputDir, "cache"), data.Fingerprint, refHash);
         ReferenceLogps[]? cached = ReferenceLogpsCache.TryRead(cachePath, data.Fingerprint, refHash, data.Items.Count);
         if (cached != null)
@@ -103,15 +122,16 @@ public sealed class TrainingSetup : IDisposable
         observer.Info($"reference log-probs: one pass over {data.Items.Count} examples with {refDir}");
         using (GptLmHeadModel refModel = ModelCheckpoint.Load(refDir, device))
         {
-            int batch = Math.Max(1, config.PerDeviceTrainBatchSize);
-            var items = data.Items;
-            double[] completion = SequenceLogProbs.Score(refModel, items.Select(i => (i.Example.PromptIds, i.Example.CompletionIds)).ToList(),
-                tokenizer.EosTokenId, batch, device, n => observer.Progress(new ProgressUpdate("precompute", n, items.Count * (kl ? 2 : 1), EmptyFigures)));
-            double[] klLogps = kl
-                ? SequenceLogProbs.Score(refModel, items.Select(i => (i.KlPromptIds, i.KlCompletionIds)).ToList(),
-                    tokenizer.EosTokenId, batch, device, n => observer.Progress(new ProgressUpdate("precompute", items.Count + n, items.Count * 2, EmptyFigures)))
-                : new double[items.Count];
-            var values = completion.Select((c, i) => new ReferenceLogps(c, klLogps[i])).ToArray();
+            // The same units, in the same order, as the cluster's scorer pool: both give bit-identical values.
+            var values = new ReferenceLogps[data.Items.Count];
+            int done = 0;
+            foreach (int[] unit in ReferenceScoring.Units(BatchPlan.For(config, data.Items.Count)))
+            {
+                ReferenceLogps[] scored = ReferenceScoring.Score(refModel, [.. unit.Select(i => data.Items[i])], tokenizer.EosTokenId, device, kl);
+                for (int k = 0; k < unit.Length; k++) values[unit[k]] = scored[k];
+                done += unit.Length;
+                observer.Progress(new ProgressUpdate("precompute", done, data.Items.Count, EmptyFigures));
+            }
             ReferenceLogpsCache.Write(cachePath, data.Fingerprint, refHash, values);
             observer.Info($"reference log-probs cached in {cachePath}; the reference model is not kept in memory");
             return new PrecomputedReference(values);
