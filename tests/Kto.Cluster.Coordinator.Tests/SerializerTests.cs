@@ -37,6 +37,12 @@ public sealed class SerializerTests : IDisposable
         new Reregister(2),
         new TrainerLeaving("t3"),
         new LeaveGranted("t3"),
+        new RunStarted(Spec with { ReferenceHash = "ab12cd" }),
+        new RegisterScorer("s1", null),
+        new RegisterScorer("s1", "r"),
+        new ScorerRegistered("s1", null, "no run has started yet"),
+        new ScorerRegistered("s1", Spec with { ReferenceHash = "ab12cd" }, null),
+        new WriteCheckpoint(40, "/runs/out", 2),
     ];
 
     [Theory]
@@ -78,6 +84,11 @@ public sealed class SerializerTests : IDisposable
             new StepStart(7, (3L << 32) + 1, ["t1", "t2"], ["127.0.0.1:7001", "127.0.0.1:7002"], 3L << 32),
             new StepReduced("t2", 7, (3L << 32) + 1, 0xFEEDUL, [1.5, 2, -3.25], 0.75),
             new StateChunk(12, 3, 40, [1, 2, 3, 255]),
+            new ScoreUnit(4, [9, 2, 7]),
+            new UnitScored("s1", 4, [9, 2, 7], [-1.25, -30.5, -7], [-2, -0.5, -9.75]),
+            new ReferenceScores(12, [9, 2], [-1.25, -30.5], [-2, -0.5]),
+            new ScoresStored(4, [9, 2, 7], [-1.25, -30.5, -7], [-2, -0.5, -9.75]),
+            new ScoresSnapshot(10, [2, 7], [-30.5, -7], [-0.5, -9.75]),
         ];
         foreach (IKtoMessage m in messages)
         {
@@ -91,6 +102,12 @@ public sealed class SerializerTests : IDisposable
         var chunk = new StateChunk(1, 0, 1, new byte[StateChunk.MaxBytes]);
         var serializer = (KtoMessageSerializer)_system.Serialization.FindSerializerFor(chunk);
         Assert.InRange(serializer.ToBinary(chunk).Length, StateChunk.MaxBytes, 128000 - 1024);
+        // So do the largest scored unit and the largest part of a step's reference log-probs.
+        int n = Kto.Domain.Training.ReferenceScoring.MaxUnitItems;
+        int[] indices = [.. Enumerable.Range(int.MaxValue - n, n)];
+        double[] values = [.. Enumerable.Repeat(-123.456789e10, n)];
+        Assert.InRange(serializer.ToBinary(new UnitScored("scorer-with-a-long-name", int.MaxValue, indices, values, values)).Length, 1, 128000 - 1024);
+        Assert.InRange(serializer.ToBinary(new ReferenceScores(int.MaxValue, indices, values, values)).Length, 1, 128000 - 1024);
     }
 
     [Fact]

@@ -1,0 +1,94 @@
+using Akka.Actor;
+using Akka.TestKit;
+using Kto.Cluster.Coordinator.Actors;
+using Kto.Cluster.Core;
+using Kto.Domain.Cluster;
+
+namespace Kto.Cluster.Coordinator.Tests;
+
+/// <summary>
+/// The coordinator's step driver against test probes standing in for trainers (on a real SQLite journal): the protocol
+/// order, and the end of a run whose checkpoint writer was lost right after the last commit.
+/// </summary>
+public sealed class StepDriverTests : Akka.TestKit.Xunit2.TestKit, IDisposable
+{
+    private static readonly string Dir = Directory.CreateTempSubdirectory("kto-driver-").FullName;
+    private readonly string _out = Path.Combine(Dir, Guid.NewGuid().ToString("N")[..8]);
+
+    public StepDriverTests()
+        : base(PersistenceConfig.Hocon(PersistenceConfig.SqliteConnectionString(Path.Combine(Dir, Guid.NewGuid().ToString("N")[..8] + ".db")), PersistenceConfig.SqliteProvider))
+    {
+    }
+
+    private RunSpec Spec(int steps) => new("run-" + Guid.NewGuid().ToString("N")[..8], "fp", ExampleCount: 8, Seed: 1, Shuffle: false, GlobalBatchSize: 4, Accumulation: 1,
+        TotalSteps: steps, ConfigJson: $$"""{"model_name_or_path": "m", "dataset_path": "d.jsonl", "output_dir": {{System.Text.Json.JsonSerializer.Serialize(_out)}}, "save_steps": 100, "logging_steps": 1, "max_steps": {{steps}}}""");
+
+    private static (int Step, long Generation) Reduce(TestProbe trainer, IActorRef coordinator, string id)
+    {
+        var start = trainer.ExpectMsg<StepStart>(TimeSpan.FromSeconds(10));
+        trainer.Send(coordinator, new StepReduced(id, start.Step, start.Generation, 42, MetricVector.From(Kto.Domain.Training.StepMetrics.Zero), 1.0));
+        return (start.Step, start.Generation);
+    }
+
+    [Fact]
+    public async Task WhenTheCheckpointWriterIsLostAfterTheLastCommitAnotherSyncedTrainerWritesTheFinalCheckpoint()
+    {
+        RunSpec spec = Spec(steps: 1);
+        var finished = new TaskCompletionSource<RunState>();
+        IActorRef coordinator = Sys.ActorOf(RunCoordinatorActor.Props(spec.RunId, startSpec: spec, onFinished: s => finished.TrySetResult(s), minTrainers: 2));
+        var t1 = CreateTestProbe();
+        var t2 = CreateTestProbe();
+        t1.Send(coordinator, new RegisterTrainer("t1", "127.0.0.1:1", 0));
+        t1.ExpectMsg<TrainerRegistered>(TimeSpan.FromSeconds(10));
+        t2.Send(coordinator, new RegisterTrainer("t2", "127.0.0.1:2", 0));
+        t2.ExpectMsg<TrainerRegistered>(TimeSpan.FromSeconds(10));
+
+        var (step, generation) = Reduce(t1, coordinator, "t1");
+        Reduce(t2, coordinator, "t2");
+        var apply1 = t1.ExpectMsg<StepApply>(TimeSpan.FromSeconds(10));
+        var apply2 = t2.ExpectMsg<StepApply>(TimeSpan.FromSeconds(10));
+        Assert.Equal((step, generation), (apply1.Step, apply1.Generation));
+        Assert.Equal(_out, apply1.CheckpointDir); // the first member writes the final checkpoint…
+        Assert.Null(apply2.CheckpointDir);
+
+        Sys.Stop(t1.Ref); // …but is lost before it does
+        var write = t2.ExpectMsg<WriteCheckpoint>(TimeSpan.FromSeconds(10));
+        Assert.Equal((1, _out), (write.Step, write.Dir));
+        Assert.False(finished.Task.IsCompleted); // the run is not complete without its final checkpoint
+        t2.Send(coordinator, new CheckpointWritten("t2", 1, Path.Combine(_out, "checkpoint-1"), "abc"));
+        RunState end = await finished.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(RunPhase.Completed, end.Phase);
+        Assert.Equal(1, end.LatestCheckpoint!.Step);
+        t2.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // asked once
+    }
+
+    [Fact]
+    public async Task AFinalCheckpointWrittenAsPlannedIsNotAskedForAgain()
+    {
+        RunSpec spec = Spec(steps: 1);
+        var finished = new TaskCompletionSource<RunState>();
+        IActorRef coordinator = Sys.ActorOf(RunCoordinatorActor.Props(spec.RunId, startSpec: spec, onFinished: s => finished.TrySetResult(s)));
+        var t1 = CreateTestProbe();
+        t1.Send(coordinator, new RegisterTrainer("t1", "127.0.0.1:1", 0));
+        t1.ExpectMsg<TrainerRegistered>(TimeSpan.FromSeconds(10));
+        Reduce(t1, coordinator, "t1");
+        Assert.Equal(_out, t1.ExpectMsg<StepApply>(TimeSpan.FromSeconds(10)).CheckpointDir);
+        t1.ExpectNoMsg(TimeSpan.FromMilliseconds(1500)); // housekeeping runs every second: no second request while the first is pending
+        t1.Send(coordinator, new CheckpointWritten("t1", 1, Path.Combine(_out, "checkpoint-1"), "abc"));
+        await finished.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        t1.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+    }
+
+    void IDisposable.Dispose()
+    {
+        Shutdown();
+        try
+        {
+            if (Directory.Exists(_out)) Directory.Delete(_out, recursive: true);
+        }
+        catch (IOException)
+        {
+            // best effort
+        }
+    }
+}
