@@ -52,6 +52,9 @@ public sealed class CoordinatorHostTests : IDisposable
         Assert.Equal(["coordinator"], coordinator.Roles);
         Assert.Equal(["trainer"], node.Roles);
         Assert.Equal(coordinator.SeedNodes, node.SeedNodes);
+        var scorer = Kto.Cluster.Core.HostConfig.Load(Path.Combine(repo, "config", "scorer.json"));
+        Assert.Equal(["scorer"], scorer.Roles);
+        Assert.Equal(coordinator.SeedNodes, scorer.SeedNodes);
         Assert.Equal($"akka.tcp://kto@{coordinator.Hostname}:{coordinator.Port}", coordinator.SeedNodes[0]);
     }
 
