@@ -76,6 +76,7 @@ public sealed partial class RunCoordinatorActor
         Command<CheckpointWritten>(OnCheckpointWritten);
         Command<RegisterScorer>(r =>
         {
+            if (!OnUpMember(Sender)) return;
             if (Scoring() is { } scoring) scoring.Forward(r);
             else Sender.Tell(new ScorerRegistered(r.ScorerId, null, _state.Spec is { } spec
                 ? $"run {spec.RunId} does not precompute reference log-probs (its trainers score with a live reference)"
@@ -138,8 +139,21 @@ public sealed partial class RunCoordinatorActor
         Pump();
     }
 
+    /// <summary>
+    /// Whether <paramref name="who"/> lives on a member that is Up. Only Up members are watched by the cluster's failure
+    /// detector, so a node is answered (and can enter steps) only from then on; until then it keeps asking.
+    /// </summary>
+    private bool OnUpMember(IActorRef who)
+    {
+        if (!InCluster) return true;
+        Address address = who.Path.Address;
+        if (address.HasLocalScope) return true; // a node role on the coordinator's own process
+        return Akka.Cluster.Cluster.Get(Context.System).State.Members.Any(m => m.Address.Equals(address) && m.Status == MemberStatus.Up);
+    }
+
     private void Register(RegisterTrainer r)
     {
+        if (!OnUpMember(Sender)) return;
         if (_trainers.TryGetValue(r.TrainerId, out var known))
         {
             if (!known.Actor.Equals(Sender))
