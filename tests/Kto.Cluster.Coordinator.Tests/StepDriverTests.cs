@@ -79,6 +79,30 @@ public sealed class StepDriverTests : Akka.TestKit.Xunit2.TestKit, IDisposable
         t1.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
     }
 
+    [Fact]
+    public async Task AnAttemptThatEndsAfterAPauseIsNotCommittedAndIsComputedAgainOnResume()
+    {
+        RunSpec spec = Spec(steps: 2);
+        IActorRef coordinator = Sys.ActorOf(RunCoordinatorActor.Props(spec.RunId, startSpec: spec));
+        var t1 = CreateTestProbe();
+        t1.Send(coordinator, new RegisterTrainer("t1", "127.0.0.1:1", 0));
+        t1.ExpectMsg<TrainerRegistered>(TimeSpan.FromSeconds(10));
+        var start = t1.ExpectMsg<StepStart>(TimeSpan.FromSeconds(10));
+        Assert.IsType<RunStateReply>(await coordinator.Ask(new PauseRun(), TimeSpan.FromSeconds(10)));
+        t1.Send(coordinator, new StepReduced("t1", start.Step, start.Generation, 42, MetricVector.From(Kto.Domain.Training.StepMetrics.Zero), 1.0));
+        Assert.Equal((start.Step, start.Generation), (t1.ExpectMsg<StepAbort>(TimeSpan.FromSeconds(10)).Step, start.Generation));
+        var paused = Assert.IsType<RunStateReply>(await coordinator.Ask(new GetRunState(), TimeSpan.FromSeconds(10))).State;
+        Assert.Equal((RunPhase.Paused, 0), (paused.Phase, paused.CommittedSteps));
+        t1.ExpectNoMsg(TimeSpan.FromMilliseconds(1500)); // no new attempt while paused
+
+        Assert.IsType<RunStateReply>(await coordinator.Ask(new ResumeRun(), TimeSpan.FromSeconds(10)));
+        var again = t1.ExpectMsg<StepStart>(TimeSpan.FromSeconds(10));
+        Assert.Equal(0, again.Step);
+        Assert.True(again.Generation > start.Generation);
+        t1.Send(coordinator, new StepReduced("t1", again.Step, again.Generation, 42, MetricVector.From(Kto.Domain.Training.StepMetrics.Zero), 1.0));
+        Assert.Equal(again.Generation, t1.ExpectMsg<StepApply>(TimeSpan.FromSeconds(10)).Generation);
+    }
+
     void IDisposable.Dispose()
     {
         Shutdown();

@@ -365,6 +365,13 @@ public sealed partial class RunCoordinatorActor
             Pump();
             return;
         }
+        if (!_state.AcceptsSteps)
+        {
+            // Paused or stopped while the attempt ran: it is not committed (a resume computes the step again).
+            Log.Info("step {0} generation {1} not committed: the run is {2}", next.Step + 1, next.Generation, _state.Phase);
+            Abort(next);
+            return;
+        }
         StepCommitted commit = next.ToCommit();
         RunState committed = _state.Apply(commit);
         _committing = true;
