@@ -71,7 +71,9 @@ public static class Program
             akka.AddHocon(PersistenceConfig.Hocon(connection, provider).WithFallback(FailureDetection.Hocon()), HoconAddMode.Prepend)
                 .WithRemoting(config.Hostname, config.Port)
                 .WithClustering(new ClusterOptions { Roles = [.. config.Roles], SeedNodes = [.. config.SeedNodes] })
-                .WithSingleton<RunCoordinatorActor>(SingletonName, RunCoordinatorActor.Props(runId, startSpec: spec, onFinished: onFinished, minTrainers: minTrainers, scoringWindow: scoringWindow), new ClusterSingletonOptions { Role = ClusterRoles.Coordinator }, createProxyToo: false);
+                .WithSingleton<RunCoordinatorActor>(SingletonName, RunCoordinatorActor.Props(runId, startSpec: spec, onFinished: onFinished, minTrainers: minTrainers, scoringWindow: scoringWindow), new ClusterSingletonOptions { Role = ClusterRoles.Coordinator }, createProxyToo: true)
+                .WithActors((system, registry) =>
+                    system.ActorOf(CommandReceptionistActor.Props(registry.Get<RunCoordinatorActor>(), runId), ClusterRoles.CommandActor));
         });
         using IHost host = builder.Build();
         await host.RunAsync();

@@ -18,6 +18,9 @@ public static class ClusterRoles
     /// <summary>Name of a node's scorer actor under /user.</summary>
     public const string ScorerActor = "scorer";
 
+    /// <summary>Name of a coordinator host's command receptionist under /user (what <c>kto HOST:PORT …</c> talks to).</summary>
+    public const string CommandActor = "kto-cmd";
+
     /// <summary>The actor system's name (all members of one cluster share it).</summary>
     public const string SystemName = "kto";
 }

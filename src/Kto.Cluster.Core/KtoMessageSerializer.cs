@@ -20,6 +20,7 @@ public sealed class KtoMessageSerializer(ExtendedActorSystem system) : Serialize
     private const string SnapshotManifest = "S";
     private const string NodeManifest = "N";
     private const string ScoreManifest = "R";
+    private const string CommandManifest = "C";
 
     private static readonly MessagePackSerializerOptions Options =
         MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
@@ -34,6 +35,7 @@ public sealed class KtoMessageSerializer(ExtendedActorSystem system) : Serialize
         RunSnapshot => SnapshotManifest,
         INodeMessage => NodeManifest,
         IScoreRecord => ScoreManifest,
+        ICommandMessage => CommandManifest,
         _ => throw new ArgumentException($"{o.GetType()} is not a Kto protocol message", nameof(o)),
     };
 
@@ -44,6 +46,7 @@ public sealed class KtoMessageSerializer(ExtendedActorSystem system) : Serialize
         RunSnapshot s => MessagePackSerializer.Serialize(s, Options),
         INodeMessage n => MessagePackSerializer.Serialize(n, Options),
         IScoreRecord r => MessagePackSerializer.Serialize(r, Options),
+        ICommandMessage c => MessagePackSerializer.Serialize(c, Options),
         _ => throw new ArgumentException($"{obj.GetType()} is not a Kto protocol message", nameof(obj)),
     };
 
@@ -54,6 +57,7 @@ public sealed class KtoMessageSerializer(ExtendedActorSystem system) : Serialize
         SnapshotManifest => MessagePackSerializer.Deserialize<RunSnapshot>(bytes, Options),
         NodeManifest => MessagePackSerializer.Deserialize<INodeMessage>(bytes, Options),
         ScoreManifest => MessagePackSerializer.Deserialize<IScoreRecord>(bytes, Options),
+        CommandManifest => MessagePackSerializer.Deserialize<ICommandMessage>(bytes, Options),
         _ => throw new System.Runtime.Serialization.SerializationException($"unknown Kto manifest \"{manifest}\""),
     };
 }

@@ -74,7 +74,14 @@ public static class NodeHost
             await host.StartAsync(CancellationToken.None);
             ActorSystem system = host.Services.GetRequiredService<ActorSystem>();
             using var either = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, cancel);
-            await Task.WhenAny(system.WhenTerminated, Task.Delay(Timeout.Infinite, either.Token)).ContinueWith(_ => { }, TaskScheduler.Default);
+            await Task.WhenAny(system.WhenTerminated, granted.Task, Task.Delay(Timeout.Infinite, either.Token)).ContinueWith(_ => { }, TaskScheduler.Default);
+            if (granted.Task.IsCompleted && !stop.IsCancellationRequested)
+            {
+                // Drained by the operator (kto HOST:PORT node drain): out of every future step, so the node stops.
+                Console.WriteLine($"trainer {trainerId}: drained by the coordinator; stopping");
+                await host.StopAsync(CancellationToken.None);
+                break;
+            }
             if (stop.IsCancellationRequested && !system.WhenTerminated.IsCompleted && engine?.Spec is not null)
             {
                 Console.WriteLine($"trainer {trainerId}: leaving; waiting for the coordinator to let it go");

@@ -103,6 +103,29 @@ public sealed class StepDriverTests : Akka.TestKit.Xunit2.TestKit, IDisposable
         Assert.Equal(again.Generation, t1.ExpectMsg<StepApply>(TimeSpan.FromSeconds(10)).Generation);
     }
 
+    [Fact]
+    public async Task AStoppedRunSavesTheStateItStoppedAtBeforeItCountsAsFinished()
+    {
+        RunSpec spec = Spec(steps: 5);
+        var finished = new TaskCompletionSource<RunState>();
+        IActorRef coordinator = Sys.ActorOf(RunCoordinatorActor.Props(spec.RunId, startSpec: spec, onFinished: s => finished.TrySetResult(s)));
+        var t1 = CreateTestProbe();
+        t1.Send(coordinator, new RegisterTrainer("t1", "127.0.0.1:1", 0));
+        t1.ExpectMsg<TrainerRegistered>(TimeSpan.FromSeconds(10));
+        Reduce(t1, coordinator, "t1");
+        t1.ExpectMsg<StepApply>(TimeSpan.FromSeconds(10));
+        var second = t1.ExpectMsg<StepStart>(TimeSpan.FromSeconds(10));
+        Assert.IsType<RunStateReply>(await coordinator.Ask(new StopRun(), TimeSpan.FromSeconds(10)));
+        t1.Send(coordinator, new StepReduced("t1", second.Step, second.Generation, 42, MetricVector.From(Kto.Domain.Training.StepMetrics.Zero), 1.0));
+        t1.ExpectMsg<StepAbort>(TimeSpan.FromSeconds(10));
+        var write = t1.ExpectMsg<WriteCheckpoint>(TimeSpan.FromSeconds(10));
+        Assert.Equal(1, write.Step);
+        Assert.False(finished.Task.IsCompleted);
+        t1.Send(coordinator, new CheckpointWritten("t1", 1, Path.Combine(_out, "checkpoint-1"), "abc"));
+        RunState end = await finished.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal((RunPhase.Stopped, 1, 1), (end.Phase, end.CommittedSteps, end.LatestCheckpoint!.Step));
+    }
+
     void IDisposable.Dispose()
     {
         Shutdown();

@@ -47,6 +47,12 @@ public sealed partial class RunCoordinatorActor
     private ReferenceScoreTable? _scores;
     private int _waitingForScores = -1;
     private (int Step, string TrainerId, DateTime Deadline)? _finalCheckpoint;
+    private readonly List<(long Seq, string Line)> _recent = [];
+    private long _recentSeq;
+    private bool _checkpointRequested;
+
+    /// <summary>Recent event lines kept for <c>run tail</c>.</summary>
+    private const int RecentCapacity = 1000;
 
     private sealed class TrainerEntry(IActorRef actor, string endpoint, int heldStep)
     {
@@ -74,6 +80,28 @@ public sealed partial class RunCoordinatorActor
             Pump();
         });
         Command<CheckpointWritten>(OnCheckpointWritten);
+        Command<GetRecentLines>(g => Sender.Tell(new RecentLines([.. _recent.Where(l => l.Seq > g.After)])));
+        Command<RequestCheckpoint>(_ =>
+        {
+            if (_state.Spec is null) Sender.Tell(new CommandRejected("no run has started"));
+            else if (_state.Phase is RunPhase.Completed or RunPhase.Stopped) Sender.Tell(new CommandRejected($"the run is {_state.Phase}; its latest checkpoint is {_state.LatestCheckpoint?.Path ?? "none"}"));
+            else
+            {
+                _checkpointRequested = true;
+                Sender.Tell(new RunStateReply(_state));
+                Pump();
+            }
+        });
+        Command<DrainTrainer>(d =>
+        {
+            if (!_trainers.ContainsKey(d.TrainerId))
+            {
+                Sender.Tell(new CommandRejected($"no trainer \"{d.TrainerId}\" is registered; registered: {string.Join(", ", _trainers.Keys.Order(StringComparer.Ordinal))}"));
+                return;
+            }
+            Self.Tell(new TrainerLeaving(d.TrainerId));
+            Sender.Tell(new RunStateReply(_state));
+        });
         Command<RegisterScorer>(r =>
         {
             if (!OnUpMember(Sender)) return;
@@ -97,6 +125,7 @@ public sealed partial class RunCoordinatorActor
             if (!_trainers.TryGetValue(l.TrainerId, out var t)) return;
             t.Leaving = true;
             Log.Info("trainer {0} is leaving{1}", l.TrainerId, _round?.Needs(l.TrainerId) == true ? " after the current step" : "");
+            Note($"trainer {l.TrainerId} is leaving");
             Pump();
         });
         Command<Housekeeping>(_ =>
@@ -107,6 +136,7 @@ public sealed partial class RunCoordinatorActor
                 Log.Warning("trainer {0} did not catch up within {1}; left out until it registers again", id, CatchUpTimeout);
                 if (_trainers.TryGetValue(id, out var t)) t.HeldStep = RegisterTrainer.NoState;
             }
+            CheckFinished();
             Pump();
         });
         Command<ClusterEvent.UnreachableMember>(u => MarkAddress(u.Member.Address, reachable: false));
@@ -120,6 +150,7 @@ public sealed partial class RunCoordinatorActor
             _trainers.Remove(lost);
             _unreachable.Remove(lost);
             Log.Info("trainer {0} lost ({1} trainers)", lost, _trainers.Count);
+            Note($"trainer {lost} lost ({_trainers.Count} trainers)");
             Lost(lost);
         });
     }
@@ -128,6 +159,7 @@ public sealed partial class RunCoordinatorActor
     private void OnReady()
     {
         _ready = true;
+        if (_state.Phase == RunPhase.Stopped && _state.LatestCheckpoint?.Step != _state.CommittedSteps) _checkpointRequested = true;
         if (InCluster)
         {
             var cluster = Akka.Cluster.Cluster.Get(Context.System);
@@ -169,6 +201,7 @@ public sealed partial class RunCoordinatorActor
         else
         {
             _trainers[r.TrainerId] = new TrainerEntry(Sender, r.DataEndpoint, r.HeldStep);
+            Note($"trainer {r.TrainerId} joined at {Sender.Path.Address} ({_trainers.Count} trainers)");
         }
         _catchingUp.Remove(r.TrainerId);
         Context.Watch(Sender);
@@ -185,6 +218,7 @@ public sealed partial class RunCoordinatorActor
             else _unreachable.Add(id);
             Log.Info(reachable ? "trainer {0} reachable again ({1} usable trainers)" : "trainer {0} unreachable: excluded from step membership ({1} usable trainers)",
                 id, _trainers.Count - _unreachable.Count);
+            Note(reachable ? $"trainer {id} reachable again" : $"trainer {id} unreachable: excluded from step membership");
             if (!reachable) Lost(id);
         }
         Pump();
@@ -242,6 +276,7 @@ public sealed partial class RunCoordinatorActor
         }
         var synced = trusted.Where(kv => kv.Value.HeldStep == frontier).ToList();
         var behind = usable.Where(kv => kv.Value.HeldStep != frontier).ToList();
+        if (_checkpointRequested && behind.Count == 0 && frontier == committed) WriteRequestedCheckpoint(synced[0].Key, frontier);
         if (behind.Count > 0)
         {
             for (int i = 0; i < behind.Count; i++)
@@ -325,6 +360,26 @@ public sealed partial class RunCoordinatorActor
         _trainers[trainerId].Actor.Tell(new WriteCheckpoint(held, Config.OutputDir, Config.SaveTotalLimit ?? 0));
     }
 
+    /// <summary>An operator's checkpoint (<c>run checkpoint</c>), at a step boundary, by a synced trainer.</summary>
+    private void WriteRequestedCheckpoint(string trainerId, int step)
+    {
+        _checkpointRequested = false;
+        if (_state.LatestCheckpoint?.Step == step)
+        {
+            Note($"checkpoint of step {step} exists already: {_state.LatestCheckpoint.Path}");
+            return;
+        }
+        Log.Info("checkpoint of step {0} requested: trainer {1} writes it", step, trainerId);
+        _trainers[trainerId].Actor.Tell(new WriteCheckpoint(step, Config.OutputDir, Config.SaveTotalLimit ?? 0));
+    }
+
+    /// <summary>Keeps a line for <c>run tail</c>.</summary>
+    private void Note(string line)
+    {
+        _recent.Add((++_recentSeq, $"{DateTime.UtcNow:HH:mm:ss} {line}"));
+        if (_recent.Count > RecentCapacity) _recent.RemoveRange(0, _recent.Count - RecentCapacity);
+    }
+
     private void GrantLeaves()
     {
         foreach (var (id, t) in _trainers.Where(kv => kv.Value.Leaving && _round?.Needs(kv.Key) != true).ToList())
@@ -335,6 +390,7 @@ public sealed partial class RunCoordinatorActor
             _unreachable.Remove(id);
             _catchingUp.Remove(id);
             Log.Info("trainer {0} left ({1} trainers)", id, _trainers.Count);
+            Note($"trainer {id} left ({_trainers.Count} trainers)");
         }
     }
 
@@ -411,8 +467,10 @@ public sealed partial class RunCoordinatorActor
         var figures = m.ToDictionary();
         double seconds = _stepClock.Elapsed.TotalSeconds;
         _stepClock.Restart();
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"step {done}/{spec.TotalSteps} committed: loss {figures.GetValueOrDefault("loss"):0.000000} grad_norm {report.GradNorm:0.000000} members {string.Join(",", commit.Members)} generation {commit.Generation} checksum {commit.Checksum:x16} ({seconds:0.00} s)"));
+        string line = string.Create(CultureInfo.InvariantCulture,
+            $"step {done}/{spec.TotalSteps} committed: loss {figures.GetValueOrDefault("loss"):0.000000} grad_norm {report.GradNorm:0.000000} members {string.Join(",", commit.Members)} generation {commit.Generation} checksum {commit.Checksum:x16} ({seconds:0.00} s)");
+        Console.WriteLine(line);
+        Note(line);
 
         if (_metrics is null)
         {
@@ -454,6 +512,7 @@ public sealed partial class RunCoordinatorActor
         {
             Applied(next);
             Log.Info("checkpoint after step {0} recorded: {1}", w.Step, w.Path);
+            Note($"checkpoint after step {w.Step} recorded: {w.Path}");
             CheckFinished();
             Pump();
         });
@@ -465,10 +524,15 @@ public sealed partial class RunCoordinatorActor
         if (_finishedAnnounced || _state.Spec is not { } spec) return;
         bool complete = _state.Phase == RunPhase.Completed && _state.LatestCheckpoint?.Step == spec.TotalSteps;
         if (!complete && _state.Phase != RunPhase.Stopped) return;
+        // A stopped run first saves the state it stopped at, if a reachable trainer holds it.
+        if (!complete && _state.LatestCheckpoint?.Step != _state.CommittedSteps
+            && _trainers.Any(kv => kv.Value.HeldStep == _state.CommittedSteps && !_unreachable.Contains(kv.Key))) return;
         _finishedAnnounced = true;
-        Console.WriteLine(complete
+        string end = complete
             ? $"run {spec.RunId} complete: {spec.TotalSteps} steps; final checkpoint {_state.LatestCheckpoint!.Path}"
-            : $"run {spec.RunId} stopped after {_state.CommittedSteps} steps");
+            : $"run {spec.RunId} stopped after {_state.CommittedSteps} steps";
+        Console.WriteLine(end);
+        Note(end);
         _onFinished?.Invoke(_state);
     }
 

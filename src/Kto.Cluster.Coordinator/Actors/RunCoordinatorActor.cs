@@ -150,6 +150,8 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
         Persist(e, _ =>
         {
             Applied(next);
+            if (e is RunStopped) _checkpointRequested = true; // the state it stopped at is saved before the run counts as finished
+            if (e is RunPaused or RunResumed or RunStopped) Note($"run {next.Phase.ToString().ToLowerInvariant()} by the operator at {next.CommittedSteps} committed steps");
             DeferAsync(0, _ => sender.Tell(new RunStateReply(_state)));
             Pump();
         });

@@ -52,3 +52,15 @@ public sealed record TrainerStatus(string TrainerId, string Address, string Data
 /// <param name="RoundGeneration">Its generation.</param>
 /// <param name="RoundMembers">Its members.</param>
 public sealed record ClusterStatus(RunState State, IReadOnlyList<TrainerStatus> Trainers, int? RoundStep, long? RoundGeneration, IReadOnlyList<string> RoundMembers);
+
+/// <summary>Ask for the coordinator's recent event lines after sequence number <paramref name="After"/> (for <c>run tail</c>).</summary>
+public sealed record GetRecentLines(long After) : IRunCommand;
+
+/// <summary>Recent event lines (commits, checkpoints, membership changes, the end of the run), oldest first, with their sequence numbers.</summary>
+public sealed record RecentLines(IReadOnlyList<(long Seq, string Line)> Lines);
+
+/// <summary>Write a checkpoint at the next step boundary (answered with a <see cref="RunStateReply"/> or a <see cref="CommandRejected"/>).</summary>
+public sealed record RequestCheckpoint : IRunCommand;
+
+/// <summary>Take a trainer out of the run after the step it is part of, as if it asked to leave; it then stops.</summary>
+public sealed record DrainTrainer(string TrainerId) : IRunCommand;

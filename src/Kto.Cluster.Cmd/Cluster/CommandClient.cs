@@ -1,0 +1,179 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Akka.Actor;
+using Akka.Configuration;
+using Kto.Cluster.Core;
+using Kto.Domain.Cluster;
+
+namespace Kto.Cluster.Cmd.Cluster;
+
+/// <summary>
+/// <c>kto HOST:PORT PALETTE VERB [ARGS]</c>, one-shot, and <c>kto HOST:PORT</c>, interactive: pbm-style commands to a
+/// coordinator host (HOST:PORT is the Akka address of its host config). The tool starts a small remote-only actor
+/// system (it does not join the cluster) and asks the host's command receptionist, which renders the answer.
+/// </summary>
+internal static class CommandClient
+{
+    /// <summary>How long the tool waits for an answer.</summary>
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(12);
+
+    /// <summary>Exit code when the command ran but was refused (a run state that does not allow it, an unknown node…).</summary>
+    public const int Refused = 1;
+
+    /// <summary>Exit code for a bad command line.</summary>
+    public const int Usage = 2;
+
+    /// <summary>Exit code when no coordinator host answered.</summary>
+    public const int NoAnswer = 3;
+
+    private const string Help = """
+        kto HOST:PORT                      interactive (commands below; exit or quit to leave)
+        kto HOST:PORT cluster show         members: address | [roles] | status | unreachable
+        kto HOST:PORT cluster leave        the connected coordinator host leaves the cluster
+        kto HOST:PORT cluster down ADDRESS mark a member down (akka.tcp://kto@host:port)
+        kto HOST:PORT cluster down-unreachable
+        kto HOST:PORT cluster join ADDRESS the connected host joins the cluster at ADDRESS
+        kto HOST:PORT run status           phase, committed steps, checkpoint, step in flight, trainers, scoring
+        kto HOST:PORT run start RUN_CONFIG start the host's run (absolute path as the host sees it)
+        kto HOST:PORT run pause | resume | stop
+        kto HOST:PORT run checkpoint       write a checkpoint at the next step boundary
+        kto HOST:PORT run tail [--once]    follow commits and cluster events (until the run ends or Ctrl+C)
+        kto HOST:PORT node list            trainers and scorers: held step, reachability, state
+        kto HOST:PORT node drain NODE_ID   take a trainer out after its current step; it then stops
+        """;
+
+    /// <summary>Whether <paramref name="arg"/> looks like HOST:PORT (the first argument of a pbm-style command).</summary>
+    public static bool IsEndpoint(string arg)
+    {
+        int colon = arg.LastIndexOf(':');
+        return colon > 0 && !arg.Contains('/') && !arg.StartsWith('-')
+            && int.TryParse(arg.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int port) && port is > 0 and <= 65535;
+    }
+
+    /// <summary>Runs <c>kto HOST:PORT …</c>; returns the exit code.</summary>
+    public static int Run(string[] args)
+    {
+        string endpoint = args[0];
+        string host = endpoint[..endpoint.LastIndexOf(':')];
+        using ActorSystem system = ActorSystem.Create("kto-cmd", ClientConfig(host, int.Parse(endpoint[(endpoint.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture)));
+        try
+        {
+            return args.Length == 1 ? Interactive(system, endpoint) : Execute(system, endpoint, args[1..], interactive: false);
+        }
+        finally
+        {
+            system.Terminate().Wait(TimeSpan.FromSeconds(5));
+        }
+    }
+
+    private static Config ClientConfig(string host, int port)
+    {
+        string local = LocalAddressFacing(host, port);
+        return ConfigurationFactory.ParseString($$"""
+            akka {
+              loglevel = ERROR
+              stdout-loglevel = ERROR
+              actor.provider = remote
+              remote.dot-netty.tcp { hostname = "{{local}}", port = 0 }
+              remote.log-remote-lifecycle-events = off
+              coordinated-shutdown.run-by-clr-shutdown-hook = off
+            }
+            """).WithFallback(PersistenceConfig.SerializerHocon());
+    }
+
+    /// <summary>The local address the host can reach this tool at (loopback for a loopback host).</summary>
+    private static string LocalAddressFacing(string host, int port)
+    {
+        if (host is "localhost" || (IPAddress.TryParse(host, out IPAddress? ip) && IPAddress.IsLoopback(ip))) return "127.0.0.1";
+        try
+        {
+            using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            probe.Connect(host, port); // no packet is sent: this only picks the outgoing interface
+            return ((IPEndPoint)probe.LocalEndPoint!).Address.ToString();
+        }
+        catch (SocketException)
+        {
+            return Dns.GetHostName();
+        }
+    }
+
+    private static int Interactive(ActorSystem system, string endpoint)
+    {
+        Console.WriteLine($"kto {endpoint}: interactive; `help` lists the commands, `exit` leaves");
+        while (true)
+        {
+            Console.Write($"kto {endpoint}> ");
+            string? line = Console.ReadLine();
+            if (line is null) return 0;
+            string[] words = line.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            if (words.Length == 0) continue;
+            if (words[0] is "exit" or "quit") return 0;
+            Execute(system, endpoint, words, interactive: true);
+        }
+    }
+
+    private static int Execute(ActorSystem system, string endpoint, string[] words, bool interactive)
+    {
+        if (words[0] is "help" or "--help" or "-h")
+        {
+            Console.WriteLine(Help);
+            return 0;
+        }
+        if (words.Length < 2 || words[0] is not ("cluster" or "run" or "node"))
+        {
+            Console.Error.WriteLine($"error: expected PALETTE VERB (cluster, run or node), found \"{string.Join(' ', words)}\"\n{Help}");
+            return Usage;
+        }
+        if (words[0] == "run" && words[1] == "tail") return Tail(system, endpoint, once: interactive || words.Contains("--once"));
+        return Ask(system, endpoint, new CommandRequest(words[0], words[1], words[2..])) is { } reply ? Show(reply) : NoAnswer;
+    }
+
+    private static int Show(CommandReply reply)
+    {
+        if (reply.Ok)
+        {
+            if (reply.Text.Length > 0) Console.WriteLine(reply.Text);
+            return 0;
+        }
+        Console.Error.WriteLine($"error: {reply.Text}");
+        return Refused;
+    }
+
+    private static CommandReply? Ask(ActorSystem system, string endpoint, CommandRequest request)
+    {
+        ActorSelection receptionist = system.ActorSelection($"akka.tcp://{ClusterRoles.SystemName}@{endpoint}/user/{ClusterRoles.CommandActor}");
+        try
+        {
+            return receptionist.Ask<CommandReply>(request, Timeout).GetAwaiter().GetResult();
+        }
+        catch (AskTimeoutException)
+        {
+            Console.Error.WriteLine($"error: no kto coordinator host answered at {endpoint} within {Timeout.TotalSeconds:0} s (is Kto.Cluster.Coordinator running there, and is this the Akka port of its host config?)");
+            return null;
+        }
+    }
+
+    /// <summary>Prints the coordinator's recent lines, then (unless <paramref name="once"/>) new ones every second until the run ends or Ctrl+C.</summary>
+    private static int Tail(ActorSystem system, string endpoint, bool once)
+    {
+        using var stop = new CancellationTokenSource();
+        void OnSignal(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            stop.Cancel();
+        }
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        long cursor = 0;
+        while (true)
+        {
+            if (Ask(system, endpoint, new CommandRequest("run", "tail", [cursor.ToString(CultureInfo.InvariantCulture)])) is not { } reply) return NoAnswer;
+            if (!reply.Ok) return Show(reply);
+            if (reply.Text.Length > 0) Console.WriteLine(reply.Text);
+            cursor = reply.Cursor;
+            bool ended = reply.Text.Split('\n').Any(l => l.Contains(" complete: ", StringComparison.Ordinal) || l.Contains(" stopped after ", StringComparison.Ordinal));
+            if (once || ended || stop.Token.WaitHandle.WaitOne(TimeSpan.FromSeconds(1))) return 0;
+        }
+    }
+}

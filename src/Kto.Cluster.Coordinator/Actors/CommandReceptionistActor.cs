@@ -1,0 +1,205 @@
+using System.Globalization;
+using System.Text;
+using Akka.Actor;
+using Akka.Cluster;
+using Kto.Domain.Cluster;
+using Kto.Domain.Options;
+using Kto.Domain.Training;
+
+namespace Kto.Cluster.Coordinator.Actors;
+
+/// <summary>
+/// What the <c>kto HOST:PORT PALETTE VERB …</c> tool talks to, on every coordinator host (at
+/// <c>/user/kto-cmd</c>): the <c>cluster</c> palette acts on Akka.Cluster membership, the <c>run</c> and <c>node</c>
+/// palettes go to the run coordinator singleton. Every answer is a <see cref="CommandReply"/> with text rendered here,
+/// in pbm's style (<c>address | [roles] | status | unreachable</c>).
+/// </summary>
+public sealed class CommandReceptionistActor : ReceiveActor
+{
+    /// <summary>How long the receptionist waits for the run coordinator.</summary>
+    public static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(8);
+
+    private readonly IActorRef _coordinator;
+    private readonly string _runId;
+
+    /// <summary>Creates the receptionist of the coordinator host driving run <paramref name="runId"/>.</summary>
+    public CommandReceptionistActor(IActorRef coordinator, string runId)
+    {
+        _coordinator = coordinator;
+        _runId = runId;
+        ReceiveAsync<CommandRequest>(async request =>
+        {
+            IActorRef sender = Sender;
+            CommandReply reply;
+            try
+            {
+                reply = await Handle(request);
+            }
+            catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+            {
+                reply = new CommandReply(false, "the run coordinator did not answer in time (it may be recovering or moving to another coordinator host); try again");
+            }
+            catch (Exception e) when (e is ArgumentException or FormatException or InvalidDataException or ConfigException or IOException or UriFormatException)
+            {
+                reply = new CommandReply(false, e.Message);
+            }
+            sender.Tell(reply);
+        });
+    }
+
+    /// <summary>Props of the receptionist.</summary>
+    public static Props Props(IActorRef coordinator, string runId) => Akka.Actor.Props.Create(() => new CommandReceptionistActor(coordinator, runId));
+
+    private Akka.Cluster.Cluster Cluster => Akka.Cluster.Cluster.Get(Context.System);
+
+    private Task<CommandReply> Handle(CommandRequest r) => (r.Palette, r.Verb) switch
+    {
+        ("cluster", "show") => Task.FromResult(ClusterShow()),
+        ("cluster", "leave") => Task.FromResult(Leave()),
+        ("cluster", "down") => Task.FromResult(Down(Arg(r, 0, "ADDRESS"))),
+        ("cluster", "down-unreachable") => Task.FromResult(DownUnreachable()),
+        ("cluster", "join") => Task.FromResult(Join(Arg(r, 0, "ADDRESS"))),
+        ("run", "status") => RunStatus(),
+        ("run", "start") => Start(Arg(r, 0, "RUN_CONFIG")),
+        ("run", "pause") => Command(new PauseRun(), s => $"run {_runId} paused at {s.CommittedSteps} committed steps (the step in flight, if any, is not committed)"),
+        ("run", "resume") => Command(new ResumeRun(), s => $"run {_runId} resumed at {s.CommittedSteps} committed steps"),
+        ("run", "stop") => Command(new StopRun(), s => $"run {_runId} stopped for good after {s.CommittedSteps} committed steps"),
+        ("run", "checkpoint") => Command(new RequestCheckpoint(), s => $"a checkpoint of run {_runId} will be written at the next step boundary (now {s.CommittedSteps} committed steps); `run tail` shows it recorded"),
+        ("run", "tail") => Tail(r.Args.Length > 0 ? long.Parse(r.Args[0], CultureInfo.InvariantCulture) : 0),
+        ("node", "list") => NodeList(),
+        ("node", "drain") => Drain(Arg(r, 0, "NODE_ID")),
+        _ => Task.FromResult(new CommandReply(false, $"unknown command \"{r.Palette} {r.Verb}\"")),
+    };
+
+    private static string Arg(CommandRequest r, int i, string name) =>
+        r.Args.Length > i ? r.Args[i] : throw new ArgumentException($"{r.Palette} {r.Verb}: missing {name}");
+
+    private static string Table(IEnumerable<string[]> rows)
+    {
+        var all = rows.ToList();
+        int[] widths = [.. Enumerable.Range(0, all[0].Length).Select(c => all.Max(row => row[c].Length))];
+        var sb = new StringBuilder();
+        foreach (string[] row in all) sb.AppendLine(string.Join(" | ", row.Select((cell, c) => c == row.Length - 1 ? cell : cell.PadRight(widths[c]))));
+        return sb.ToString().TrimEnd();
+    }
+
+    private CommandReply ClusterShow()
+    {
+        ClusterEvent.CurrentClusterState state = Cluster.State;
+        var rows = new List<string[]> { new[] { "address", "roles", "status", "unreachable" } };
+        rows.AddRange(state.Members.OrderBy(m => m.Address.ToString(), StringComparer.Ordinal).Select(m => new[]
+        {
+            m.Address.ToString(), $"[{string.Join(",", m.Roles.Order(StringComparer.Ordinal))}]", m.Status.ToString(),
+            state.Unreachable.Contains(m) ? "true" : "false",
+        }));
+        return new CommandReply(true, Table(rows));
+    }
+
+    private CommandReply Leave()
+    {
+        Cluster.Leave(Cluster.SelfAddress);
+        return new CommandReply(true, $"{Cluster.SelfAddress} is leaving the cluster (its coordinator singleton, if it holds it, moves to another coordinator host)");
+    }
+
+    private Member FindMember(string address)
+    {
+        Address parsed = Address.Parse(address);
+        return Cluster.State.Members.FirstOrDefault(m => m.Address.Equals(parsed))
+            ?? throw new ArgumentException($"{address} is not a member; members: {string.Join(", ", Cluster.State.Members.Select(m => m.Address))}");
+    }
+
+    private CommandReply Down(string address)
+    {
+        Member m = FindMember(address);
+        Cluster.Down(m.Address);
+        return new CommandReply(true, $"{m.Address} marked down");
+    }
+
+    private CommandReply DownUnreachable()
+    {
+        var unreachable = Cluster.State.Unreachable.ToList();
+        foreach (Member m in unreachable) Cluster.Down(m.Address);
+        return new CommandReply(true, unreachable.Count == 0 ? "no unreachable members" : $"marked down: {string.Join(", ", unreachable.Select(m => m.Address))}");
+    }
+
+    private CommandReply Join(string address)
+    {
+        Address target = Address.Parse(address);
+        Cluster.Join(target);
+        return new CommandReply(true, $"{Cluster.SelfAddress} joins {target}");
+    }
+
+    private async Task<CommandReply> Command(IRunCommand command, Func<RunState, string> ok)
+    {
+        object answer = await _coordinator.Ask(command, AskTimeout);
+        return answer switch
+        {
+            RunStateReply s => new CommandReply(true, ok(s.State)),
+            CommandRejected no => new CommandReply(false, no.Reason),
+            _ => new CommandReply(false, $"unexpected answer {answer.GetType().Name}"),
+        };
+    }
+
+    private Task<CommandReply> Start(string runConfig)
+    {
+        if (!Path.IsPathFullyQualified(runConfig)) throw new ArgumentException($"run start: give the run config's absolute path as this coordinator host sees it (found \"{runConfig}\")");
+        KtoConfig config = KtoConfigReader.Load(runConfig);
+        RunSpec spec = RunSpec.FromConfig(_runId, config, NullObserver.Instance);
+        Directory.CreateDirectory(config.OutputDir);
+        Kto.Domain.Checkpoints.AtomicFile.WriteText(Path.Combine(config.OutputDir, TrainingLoop.RunConfigFile), KtoConfigReader.ToJson(config));
+        return Command(new StartRun(spec), s => $"run {_runId} started: {spec.ExampleCount} examples, {spec.TotalSteps} steps of {spec.GlobalBatchSize} × {spec.Accumulation} examples");
+    }
+
+    private async Task<CommandReply> RunStatus()
+    {
+        var status = (ClusterStatus)await _coordinator.Ask(new GetClusterStatus(), AskTimeout);
+        RunState s = status.State;
+        var sb = new StringBuilder();
+        if (s.Spec is not { } spec)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"run {_runId}: not started (incarnation {s.Incarnation}); `run start RUN_CONFIG` starts it");
+            return new CommandReply(true, sb.ToString());
+        }
+        sb.AppendLine(CultureInfo.InvariantCulture, $"run {spec.RunId}: {s.Phase.ToString().ToLowerInvariant()}, {s.CommittedSteps}/{spec.TotalSteps} steps committed, coordinator incarnation {s.Incarnation}");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"plan: {spec.ExampleCount} examples, global batch {spec.GlobalBatchSize} × {spec.Accumulation}, {spec.Plan().StepsPerEpoch} steps per epoch");
+        sb.AppendLine(s.LatestCheckpoint is { } c ? $"latest checkpoint: step {c.Step} at {c.Path}" : "latest checkpoint: none");
+        sb.AppendLine(status.RoundStep is { } step
+            ? $"in flight: step {step + 1}, generation {status.RoundGeneration}, members {string.Join(",", status.RoundMembers)}"
+            : "in flight: nothing");
+        sb.Append(CultureInfo.InvariantCulture, $"trainers: {status.Trainers.Count} registered, {status.Trainers.Count(t => t.Reachable && !t.Leaving && t.HeldStep >= 0)} usable");
+        if (spec.UsesScorerPool)
+        {
+            var scoring = (ScoringStatus)await _coordinator.Ask(new GetScoringStatus(), AskTimeout);
+            sb.AppendLine();
+            sb.Append(CultureInfo.InvariantCulture, $"reference scores: {scoring.StoredUnits}/{scoring.NeededUnits} units stored; scorers: {(scoring.Scorers.Count == 0 ? "none" : string.Join(",", scoring.Scorers))}");
+        }
+        return new CommandReply(true, sb.ToString());
+    }
+
+    private async Task<CommandReply> Tail(long after)
+    {
+        var lines = (RecentLines)await _coordinator.Ask(new GetRecentLines(after), AskTimeout);
+        long cursor = lines.Lines.Count == 0 ? after : lines.Lines[^1].Seq;
+        return new CommandReply(true, string.Join("\n", lines.Lines.Select(l => l.Line)), cursor);
+    }
+
+    private async Task<CommandReply> NodeList()
+    {
+        var status = (ClusterStatus)await _coordinator.Ask(new GetClusterStatus(), AskTimeout);
+        var rows = new List<string[]> { new[] { "node", "role", "address", "held step", "reachable", "state" } };
+        rows.AddRange(status.Trainers.Select(t => new[]
+        {
+            t.TrainerId, "trainer", t.Address, t.HeldStep < 0 ? "-" : t.HeldStep.ToString(CultureInfo.InvariantCulture), t.Reachable ? "true" : "false",
+            t.Leaving ? "leaving" : t.CatchingUp ? "catching up" : t.HeldStep < 0 ? "loading" : status.RoundMembers.Contains(t.TrainerId) ? "in step" : "ready",
+        }));
+        if (status.State.Spec is { UsesScorerPool: true })
+        {
+            var scoring = (ScoringStatus)await _coordinator.Ask(new GetScoringStatus(), AskTimeout);
+            rows.AddRange(scoring.Scorers.Select(id => new[] { id, "scorer", "-", "-", "true", "scoring" }));
+        }
+        return new CommandReply(true, rows.Count == 1 ? "no trainer or scorer is registered" : Table(rows));
+    }
+
+    private Task<CommandReply> Drain(string id) =>
+        Command(new DrainTrainer(id), _ => $"trainer {id} is draining: it finishes a step it is part of, is let go, and stops");
+}

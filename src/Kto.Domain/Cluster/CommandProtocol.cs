@@ -1,0 +1,19 @@
+using MessagePack;
+
+namespace Kto.Domain.Cluster;
+
+/// <summary>
+/// The operator's commands (the <c>kto HOST:PORT PALETTE VERB …</c> tool) to a coordinator host's command receptionist,
+/// and its answers, rendered on the host as pbm does.
+/// </summary>
+[Union(0, typeof(CommandRequest))]
+[Union(1, typeof(CommandReply))]
+public interface ICommandMessage : IKtoMessage;
+
+/// <summary>A command: palette (<c>cluster</c>, <c>run</c>, <c>node</c>), verb and arguments.</summary>
+[MessagePackObject]
+public sealed record CommandRequest([property: Key(0)] string Palette, [property: Key(1)] string Verb, [property: Key(2)] string[] Args) : ICommandMessage;
+
+/// <summary>The answer: whether the command was carried out, the text to show, and for <c>run tail</c> the cursor to ask from next.</summary>
+[MessagePackObject]
+public sealed record CommandReply([property: Key(0)] bool Ok, [property: Key(1)] string Text, [property: Key(2)] long Cursor = 0) : ICommandMessage;
