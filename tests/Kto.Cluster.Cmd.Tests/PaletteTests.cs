@@ -1,0 +1,194 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+
+namespace Kto.Cluster.Cmd.Tests;
+
+/// <summary>
+/// The pbm-style palettes against a real local cluster (<c>kto up</c>: a coordinator and 2 trainer processes), each
+/// command run as its own <c>kto HOST:PORT …</c> process, as an operator would. Waits are hang guards, never timings.
+/// </summary>
+public sealed partial class PaletteTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("kto-palette-").FullName;
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+            // a process may still be letting go of a file
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    [GeneratedRegex(@"(\d+)/\d+ steps committed")]
+    private static partial Regex Committed();
+
+    private static int CommittedIn(string status) => int.Parse(Committed().Match(status).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Runs a palette command until <paramref name="done"/> holds for its output (a hang guard of 2 minutes).</summary>
+    private KtoProcess.Result Until(string endpoint, Func<KtoProcess.Result, bool> done, params string[] command)
+    {
+        var guard = Stopwatch.StartNew();
+        while (true)
+        {
+            var r = KtoProcess.Run(_dir, [endpoint, .. command]);
+            if (done(r)) return r;
+            if (guard.Elapsed > TimeSpan.FromMinutes(2)) throw new TimeoutException($"kto {endpoint} {string.Join(' ', command)} never gave the expected output; last: {r.Stdout}{r.Stderr}");
+            Thread.Sleep(300);
+        }
+    }
+
+    [Fact]
+    public void AnOperatorInspectsPausesCheckpointsDrainsAndStopsARunningCluster()
+    {
+        string tiny = Path.Combine(KtoProcess.RepoRoot(), "examples", "tiny");
+        string runConfig = Path.Combine(_dir, "run.json");
+        File.WriteAllText(runConfig, $$"""
+            {"model_name_or_path": {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(tiny, "model"))}},
+             "dataset_path": {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(tiny, "feedback.jsonl"))}},
+             "output_dir": "out", "per_device_train_batch_size": 8, "max_steps": 100000, "save_steps": 100000,
+             "max_length": 32, "max_prompt_length": 16, "learning_rate": 1e-4, "num_threads": 1, "logging_steps": 50}
+            """);
+        int port = FreePort();
+        string endpoint = $"127.0.0.1:{port}";
+        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = _dir, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "kto.dll"), "up", runConfig, "--trainers", "2", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--run-dir", Path.Combine(_dir, "cluster") })
+            psi.ArgumentList.Add(a);
+        using Process up = Process.Start(psi)!;
+        Task<string> upOut = up.StandardOutput.ReadToEndAsync();
+        Task<string> upErr = up.StandardError.ReadToEndAsync();
+        try
+        {
+            // Both trainers in the steps.
+            var status = Until(endpoint, r => r.ExitCode == 0 && r.Stdout.Contains("members t1,t2", StringComparison.Ordinal), "run", "status");
+            Assert.Contains("run run: running", status.Stdout);
+
+            var show = KtoProcess.Run(_dir, endpoint, "cluster", "show");
+            Assert.Equal(0, show.ExitCode);
+            string[] rows = show.Stdout.Trim().Split('\n');
+            Assert.Matches(@"^address\s+\| roles\s+\| status \| unreachable$", rows[0]);
+            Assert.Equal(3, rows.Length - 1);
+            Assert.Single(rows, r => r.Contains($"akka.tcp://kto@127.0.0.1:{port} ", StringComparison.Ordinal) && r.Contains("| [coordinator] |", StringComparison.Ordinal) && r.Contains("| Up ", StringComparison.Ordinal));
+            Assert.Equal(2, rows.Count(r => r.Contains("| [trainer]", StringComparison.Ordinal) && r.EndsWith("| false", StringComparison.Ordinal)));
+
+            var nodes = KtoProcess.Run(_dir, endpoint, "node", "list");
+            Assert.Equal(0, nodes.ExitCode);
+            Assert.Contains(nodes.Stdout.Split('\n'), l => l.StartsWith("t1 ", StringComparison.Ordinal) && l.Contains("| trainer |", StringComparison.Ordinal));
+            Assert.Contains(nodes.Stdout.Split('\n'), l => l.StartsWith("t2 ", StringComparison.Ordinal));
+
+            // Pause: the reply names the committed steps, and nothing more is committed while paused.
+            var pause = KtoProcess.Run(_dir, endpoint, "run", "pause");
+            Assert.Equal(0, pause.ExitCode);
+            int pausedAt = int.Parse(Regex.Match(pause.Stdout, @"paused at (\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            var paused = KtoProcess.Run(_dir, endpoint, "run", "status");
+            Assert.Contains("run run: paused", paused.Stdout);
+            Assert.Equal(pausedAt, CommittedIn(paused.Stdout));
+            Assert.Contains("in flight: nothing", paused.Stdout);
+            Assert.Equal(1, KtoProcess.Run(_dir, endpoint, "run", "pause").ExitCode); // already paused: refused
+
+            // A checkpoint on request, recorded in the journal and on disk.
+            Assert.Equal(0, KtoProcess.Run(_dir, endpoint, "run", "checkpoint").ExitCode);
+            Until(endpoint, r => r.Stdout.Contains($"checkpoint after step {pausedAt} recorded", StringComparison.Ordinal), "run", "tail", "--once");
+            Assert.True(Directory.Exists(Path.Combine(_dir, "out", $"checkpoint-{pausedAt}")));
+            Assert.Equal(pausedAt, CommittedIn(KtoProcess.Run(_dir, endpoint, "run", "status").Stdout));
+
+            Assert.Equal(0, KtoProcess.Run(_dir, endpoint, "run", "resume").ExitCode);
+            Until(endpoint, r => CommittedIn(r.Stdout) > pausedAt, "run", "status");
+
+            // Drain: t2 finishes its step, is let go and stops; the steps go on with t1.
+            var unknown = KtoProcess.Run(_dir, endpoint, "node", "drain", "t9");
+            Assert.Equal(1, unknown.ExitCode);
+            Assert.Contains("no trainer \"t9\" is registered", unknown.Stderr);
+            Assert.Equal(0, KtoProcess.Run(_dir, endpoint, "node", "drain", "t2").ExitCode);
+            Until(endpoint, r => r.Stdout.Split('\n').Any(l => l.Contains(" committed:", StringComparison.Ordinal) && l.Contains("members t1 ", StringComparison.Ordinal)), "run", "tail", "--once");
+            var afterDrain = Until(endpoint, r => !r.Stdout.Split('\n').Any(l => l.StartsWith("t2 ", StringComparison.Ordinal)), "node", "list");
+            Assert.Contains(afterDrain.Stdout.Split('\n'), l => l.StartsWith("t1 ", StringComparison.Ordinal));
+            Assert.Equal("no unreachable members", KtoProcess.Run(_dir, endpoint, "cluster", "down-unreachable").Stdout.Trim());
+
+            // Usage errors.
+            Assert.Equal(2, KtoProcess.Run(_dir, endpoint, "bogus").ExitCode);
+            var badVerb = KtoProcess.Run(_dir, endpoint, "run", "explode");
+            Assert.Equal(1, badVerb.ExitCode);
+            Assert.Contains("unknown command \"run explode\"", badVerb.Stderr);
+
+            // Stop: the run saves the state it stopped at, and kto up then shuts the cluster down by itself.
+            var stop = KtoProcess.Run(_dir, endpoint, "run", "stop");
+            Assert.Equal(0, stop.ExitCode);
+            int stoppedAt = int.Parse(Regex.Match(stop.Stdout, @"after (\d+) committed").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            Assert.True(up.WaitForExit(TimeSpan.FromMinutes(2)), "kto up did not end after the run was stopped");
+            Assert.Equal(0, up.ExitCode);
+            Assert.True(Directory.Exists(Path.Combine(_dir, "out", $"checkpoint-{stoppedAt}")), $"no checkpoint of the {stoppedAt} steps the run stopped at");
+        }
+        finally
+        {
+            if (!up.HasExited) up.Kill(entireProcessTree: true);
+        }
+    }
+
+    [Fact]
+    public void ACoordinatorHostWithoutARunStartsOneOnCommand()
+    {
+        string tiny = Path.Combine(KtoProcess.RepoRoot(), "examples", "tiny");
+        string runConfig = Path.Combine(_dir, "run.json");
+        File.WriteAllText(runConfig, $$"""
+            {"model_name_or_path": {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(tiny, "model"))}},
+             "dataset_path": {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(tiny, "feedback.jsonl"))}},
+             "output_dir": {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(_dir, "out"))}}, "per_device_train_batch_size": 8, "max_steps": 50}
+            """);
+        int port = FreePort();
+        string endpoint = $"127.0.0.1:{port}";
+        string hostConfig = Path.Combine(_dir, "coordinator.json");
+        File.WriteAllText(hostConfig, $$"""{"hostname": "127.0.0.1", "port": {{port}}, "seed_nodes": ["akka.tcp://kto@127.0.0.1:{{port}}"], "roles": ["coordinator"], "run_dir": "run"}""");
+        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = _dir, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "Kto.Cluster.Coordinator.dll"), "--config", hostConfig, "--run-id", "later" })
+            psi.ArgumentList.Add(a);
+        using Process coordinator = Process.Start(psi)!;
+        Task<string> output = coordinator.StandardOutput.ReadToEndAsync();
+        Task<string> errors = coordinator.StandardError.ReadToEndAsync();
+        try
+        {
+            var before = Until(endpoint, r => r.ExitCode == 0, "run", "status");
+            Assert.Contains("run later: not started", before.Stdout);
+            var relative = KtoProcess.Run(_dir, endpoint, "run", "start", "run.json");
+            Assert.Equal(1, relative.ExitCode);
+            Assert.Contains("absolute path", relative.Stderr);
+            var start = KtoProcess.Run(_dir, endpoint, "run", "start", runConfig);
+            Assert.True(start.ExitCode == 0, start.Stderr);
+            Assert.Contains("run later started: 96 examples, 50 steps of 8 × 1 examples", start.Stdout);
+            var status = KtoProcess.Run(_dir, endpoint, "run", "status");
+            Assert.Contains("run later: running, 0/50 steps committed", status.Stdout);
+            Assert.Contains("trainers: 0 registered", status.Stdout);
+            Assert.Equal("no trainer or scorer is registered", KtoProcess.Run(_dir, endpoint, "node", "list").Stdout.Trim());
+
+            // cluster leave: the host leaves the cluster, and its process ends.
+            var leave = KtoProcess.Run(_dir, endpoint, "cluster", "leave");
+            Assert.Equal(0, leave.ExitCode);
+            Assert.Contains("is leaving the cluster", leave.Stdout);
+            Assert.True(coordinator.WaitForExit(TimeSpan.FromMinutes(1)), "the coordinator host did not end after leaving the cluster");
+        }
+        finally
+        {
+            if (!coordinator.HasExited) coordinator.Kill(entireProcessTree: true);
+        }
+    }
+
+    [Fact]
+    public void NoCoordinatorAtTheAddressIsReportedClearly()
+    {
+        var r = KtoProcess.Run(_dir, $"127.0.0.1:{FreePort()}", "cluster", "show");
+        Assert.Equal(3, r.ExitCode);
+        Assert.Contains("no kto coordinator host answered", r.Stderr);
+    }
+}
