@@ -17,7 +17,8 @@ namespace Kto.Cluster.Coordinator;
 /// runs the run coordinator of <c>--run-id</c> as a cluster singleton on its journal (SQLite in the run directory by
 /// default). With <c>--run-config</c> it starts that run when the journal holds none yet; trainer nodes register and the
 /// coordinator drives the run's steps. <c>--exit-when-done</c> stops the host once the run is complete (its final
-/// checkpoint recorded) or stopped.
+/// checkpoint recorded) or stopped. Every coordinator host also runs the command receptionist that
+/// <c>kto HOST:PORT …</c> talks to (<see cref="CommandReceptionistActor"/>).
 /// </summary>
 public static class Program
 {
