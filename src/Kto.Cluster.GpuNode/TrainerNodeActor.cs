@@ -182,6 +182,7 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
         var cancel = new CancellationTokenSource();
         _attempt = cancel;
         _attemptId = (s.Step, s.Generation);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         RunTask($"step {s.Step}", () => _engine.Reduce(s, rank, cancel.Token), result =>
         {
             cancel.Dispose();
@@ -189,7 +190,7 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
             if (result.Error is null)
             {
                 ReducedStep r = result.Value!;
-                _coordinator.Tell(new StepReduced(_trainerId, s.Step, s.Generation, r.Checksum, MetricVector.From(r.Metrics), r.GradNorm));
+                _coordinator.Tell(new StepReduced(_trainerId, s.Step, s.Generation, r.Checksum, MetricVector.From(r.Metrics), r.GradNorm, clock.Elapsed.TotalSeconds));
             }
             else
             {

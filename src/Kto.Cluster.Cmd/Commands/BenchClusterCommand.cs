@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Kto.Cluster.Cmd.Cluster;
@@ -37,12 +38,26 @@ internal static class BenchClusterCommand
             {
                 var observer = new Terminal.ConsoleObserver();
                 string config = WriteRun(dir, parse.GetValue(layers), parse.GetValue(width), parse.GetValue(vocab), parse.GetValue(tokens), parse.GetValue(batch), totalSteps: w + n + 15);
-                double one = Measure(dir, config, 1, w, n, killAfter: false, observer).StepsPerSecond;
-                var (two, failover) = Measure(dir, config, 2, w, n, killAfter: true, observer);
+                var (one, _, oneCompute) = Measure(dir, config, 1, w, n, killAfter: false, observer);
+                var (two, failover, twoCompute) = Measure(dir, config, 2, w, n, killAfter: true, observer);
                 observer.Done();
                 int b = parse.GetValue(batch);
+                // The machine's own ceiling, without any cluster: one process stepping the whole batch alone, against
+                // two processes stepping half a batch each at the same time (kto bench step, 1 thread each). On
+                // shared or hyper-threaded cores the two slow each other down, and no protocol can beat that.
+                string[] shape = ["--layers", parse.GetValue(layers).ToString(CultureInfo.InvariantCulture), "--width", parse.GetValue(width).ToString(CultureInfo.InvariantCulture),
+                    "--vocab", parse.GetValue(vocab).ToString(CultureInfo.InvariantCulture), "--tokens", parse.GetValue(tokens).ToString(CultureInfo.InvariantCulture), "--steps", "8", "--threads", "1"];
+                observer.Info("baseline: one process stepping the whole batch, then two processes stepping half each at once (kto bench step)");
+                double whole = StepMilliseconds([.. shape, "--batch", b.ToString(CultureInfo.InvariantCulture)], 1)[0];
+                double[] halves = StepMilliseconds([.. shape, "--batch", Math.Max(1, b / 2).ToString(CultureInfo.InvariantCulture)], 2);
+                double ceiling = whole / halves.Max();
+                // compute: a member's time from StepStart to the end of its all-reduce; the rest of a step is the
+                // coordinator's round trip, the commit's persist and the apply (clip + AdamW).
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{{\"bench\":\"cluster\",\"batch\":{b},\"steps\":{n},\"trainers_1_steps_per_s\":{one:0.000},\"trainers_2_steps_per_s\":{two:0.000},\"speedup\":{two / one:0.000},\"speedup_goal\":1.8,\"kill_to_next_commit_s\":{failover:0.00},\"kill_goal_s\":10}}"));
+                    $"{{\"bench\":\"cluster\",\"batch\":{b},\"steps\":{n},\"trainers_1_steps_per_s\":{one:0.000},\"trainers_2_steps_per_s\":{two:0.000},\"speedup\":{two / one:0.000},\"speedup_goal\":1.8," +
+                    $"\"trainers_1_step_s\":{1 / one:0.000},\"trainers_1_compute_s\":{oneCompute:0.000},\"trainers_2_step_s\":{1 / two:0.000},\"trainers_2_compute_s\":{twoCompute:0.000}," +
+                    $"\"baseline_whole_batch_one_process_ms\":{whole:0.0},\"baseline_half_batch_two_processes_ms\":[{halves[0]:0.0},{halves[1]:0.0}],\"machine_ceiling_speedup\":{ceiling:0.000},\"speedup_vs_ceiling\":{two / one / ceiling:0.000}," +
+                    $"\"kill_to_next_commit_s\":{failover:0.00},\"kill_goal_s\":10}}"));
                 return 0;
             }
             finally
@@ -53,8 +68,41 @@ internal static class BenchClusterCommand
         return cmd;
     }
 
+    /// <summary>Runs <paramref name="copies"/> copies of <c>kto bench step ARGS</c> at once; the step_ms each printed.</summary>
+    private static double[] StepMilliseconds(string[] args, int copies)
+    {
+        var processes = Enumerable.Range(0, copies).Select(_ =>
+        {
+            ProcessStartInfo psi = PeerProcess.SelfStartInfo();
+            foreach (string a in (string[])["bench", "step", .. args]) psi.ArgumentList.Add(a);
+            psi.RedirectStandardOutput = true;
+            psi.RedirectStandardError = true;
+            psi.UseShellExecute = false;
+            return Process.Start(psi) ?? throw new InvalidOperationException("could not start kto bench step");
+        }).ToList();
+        try
+        {
+            var outputs = processes.Select(p => (Out: p.StandardOutput.ReadToEndAsync(), Err: p.StandardError.ReadToEndAsync())).ToList();
+            foreach (Process p in processes) p.WaitForExit();
+            return [.. outputs.Select((o, i) =>
+            {
+                var m = System.Text.RegularExpressions.Regex.Match(o.Out.Result, @"""step_ms"":([0-9.]+)");
+                if (processes[i].ExitCode != 0 || !m.Success) throw new InvalidOperationException($"kto bench step failed: {o.Err.Result}");
+                return double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+            })];
+        }
+        finally
+        {
+            foreach (Process p in processes)
+            {
+                if (!p.HasExited) p.Kill(entireProcessTree: true);
+                p.Dispose();
+            }
+        }
+    }
+
     /// <summary>Runs the config on <paramref name="trainers"/> trainers; steps/s over steps warmup…warmup+steps, and (when asked) SIGKILL of the last trainer then the seconds to the next commit.</summary>
-    private static (double StepsPerSecond, double Failover) Measure(string dir, string config, int trainers, int warmup, int steps, bool killAfter, Terminal.ConsoleObserver observer)
+    private static (double StepsPerSecond, double Failover, double ComputeSeconds) Measure(string dir, string config, int trainers, int warmup, int steps, bool killAfter, Terminal.ConsoleObserver observer)
     {
         string runDir = Path.Combine(dir, $"cluster-{trainers}");
         var launcher = LocalClusterLauncher.Start(new LocalClusterOptions(config, $"bench-{trainers}", trainers, runDir), observer);
@@ -63,6 +111,8 @@ internal static class BenchClusterCommand
             while (launcher.Commits.Count < warmup + steps + 1) Thread.Sleep(50);
             var commits = launcher.Commits;
             double rate = steps / (commits[warmup + steps].At - commits[warmup].At).TotalSeconds;
+            double compute = commits.Skip(warmup + 1).Take(steps).Average(c => double.Parse(
+                System.Text.RegularExpressions.Regex.Match(c.Line, @"compute ([0-9.]+) s").Groups[1].Value, CultureInfo.InvariantCulture));
             double failover = double.NaN;
             if (killAfter)
             {
@@ -81,7 +131,7 @@ internal static class BenchClusterCommand
                 }
             }
             launcher.WaitAsync(CancellationToken.None).GetAwaiter().GetResult();
-            return (rate, failover);
+            return (rate, failover, compute);
         }
         finally
         {

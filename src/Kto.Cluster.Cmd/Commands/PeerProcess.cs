@@ -66,7 +66,8 @@ internal sealed class PeerProcess : IAsyncDisposable
     /// This executable: the apphost itself (<c>kto</c>), or <c>dotnet kto.dll</c> when this process runs under the
     /// <c>dotnet</c> host.
     /// </summary>
-    private static ProcessStartInfo SelfStartInfo()
+    /// <summary>How to start this same kto executable.</summary>
+    internal static ProcessStartInfo SelfStartInfo()
     {
         string host = Environment.ProcessPath ?? throw new InvalidOperationException("the path of this executable is unknown");
         if (!Path.GetFileNameWithoutExtension(host).Equals("dotnet", StringComparison.OrdinalIgnoreCase)) return new ProcessStartInfo(host);
