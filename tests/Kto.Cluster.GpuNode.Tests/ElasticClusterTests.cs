@@ -127,6 +127,35 @@ public sealed class ElasticClusterTests(Xunit.Abstractions.ITestOutputHelper out
         await AssertSameWeightsAndCleanJournal(cluster, postgres);
     }
 
+    [PostgresFact]
+    public async Task WhenTheCoordinatorHostDiesTheSingletonMovesToAnotherOneOnTheSharedPostgresJournal()
+    {
+        // Three coordinator hosts (the split-brain resolver keeps the majority of coordinators: a single crash leaves 2 of 3).
+        string pg = PostgresFactAttribute.ConnectionString!;
+        await using var cluster = new LocalCluster(output, maxSteps: 60, pg, coordinators: 3);
+        var first = cluster.StartCoordinatorAt(0, "--min-trainers", "2");
+        await first.WaitFor("coordinator ready", cluster.Guard);
+        var standbys = new[] { cluster.StartCoordinatorAt(1), cluster.StartCoordinatorAt(2) };
+        cluster.StartTrainer("t1");
+        cluster.StartTrainer("t2");
+        await first.WaitFor("step 4/", cluster.Guard);
+        first.Kill();
+        var clock = Stopwatch.StartNew();
+
+        // The oldest surviving host takes over: it recovers the journal as incarnation 2 and the trainers re-register.
+        var ready = await Task.WhenAny(standbys.Select(s => s.WaitFor("coordinator ready", cluster.Guard)));
+        string readyLine = await ready;
+        output.WriteLine($"kill -9 of the singleton's host to the new singleton ready: {clock.Elapsed.TotalSeconds:0.0} s");
+        Assert.Contains("incarnation 2", readyLine);
+        var successor = standbys.Single(s => s.Lines.Contains(readyLine));
+        await successor.WaitFor("complete:", cluster.Guard);
+        int before = LocalCluster.Proc.CommittedAtReady(readyLine);
+        Assert.Equal(60 - before, successor.Commits.Count);
+        IReadOnlyList<IRunEvent> events = await cluster.JournalAsync(pg);
+        Assert.Equal(2, events.OfType<CoordinatorIncarnated>().Count());
+        await AssertSameWeightsAndCleanJournal(cluster, pg);
+    }
+
     [Fact]
     public async Task AWholeClusterRestartResumesFromTheLatestCheckpointAndReplaysToTheSameWeights()
     {

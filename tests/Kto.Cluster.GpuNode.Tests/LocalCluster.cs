@@ -26,15 +26,17 @@ public sealed class LocalCluster : IAsyncDisposable
     private readonly Xunit.Abstractions.ITestOutputHelper _output;
 
     public LocalCluster(Xunit.Abstractions.ITestOutputHelper output, int maxSteps = 24, string? postgres = null, double learningRate = 3e-4,
-        bool precompute = false, int examples = 30)
+        bool precompute = false, int examples = 30, int coordinators = 1)
     {
         _output = output;
         Dir = Directory.CreateTempSubdirectory("kto-cluster-").FullName;
         RunId = "run-" + Guid.NewGuid().ToString("N")[..8];
-        Port = FreePort();
-        string seeds = $"[\"akka.tcp://kto@127.0.0.1:{Port}\"]";
+        Ports = [.. Enumerable.Range(0, coordinators).Select(_ => FreePort())];
+        Port = Ports[0];
+        string seeds = JsonSerializer.Serialize(Ports.Select(p => $"akka.tcp://kto@127.0.0.1:{p}"));
         string journal = postgres is null ? "" : $", \"journal\": {{\"provider\": \"postgres\", \"connection_string\": {JsonSerializer.Serialize(postgres)}}}";
-        File.WriteAllText(CoordinatorConfig, $$"""{"hostname": "127.0.0.1", "port": {{Port}}, "seed_nodes": {{seeds}}, "roles": ["coordinator"], "run_dir": "run"{{journal}}}""");
+        for (int i = 0; i < coordinators; i++)
+            File.WriteAllText(CoordinatorConfigAt(i), $$"""{"hostname": "127.0.0.1", "port": {{Ports[i]}}, "seed_nodes": {{seeds}}, "roles": ["coordinator"], "run_dir": "run"{{journal}}}""");
         File.WriteAllText(NodeConfig, $$"""{"hostname": "127.0.0.1", "port": 0, "seed_nodes": {{seeds}}, "roles": ["trainer"]}""");
         File.WriteAllText(ScorerConfig, $$"""{"hostname": "127.0.0.1", "port": 0, "seed_nodes": {{seeds}}, "roles": ["scorer"]}""");
 
@@ -60,8 +62,11 @@ public sealed class LocalCluster : IAsyncDisposable
     public string Dir { get; }
     public string RunId { get; }
     public int Port { get; }
+    /// <summary>The coordinator hosts' Akka ports (the first is <see cref="Port"/>); every host config lists them all as seeds.</summary>
+    public int[] Ports { get; }
     public int MaxSteps { get; }
-    public string CoordinatorConfig => Path.Combine(Dir, "coordinator.json");
+    public string CoordinatorConfig => CoordinatorConfigAt(0);
+    public string CoordinatorConfigAt(int index) => Path.Combine(Dir, index == 0 ? "coordinator.json" : $"coordinator-{index}.json");
     public string NodeConfig => Path.Combine(Dir, "node.json");
     public string ScorerConfig => Path.Combine(Dir, "scorer.json");
     public string RunConfig => Path.Combine(Dir, "run.json");
@@ -70,8 +75,10 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>A hang fails the test rather than blocking the suite.</summary>
     public CancellationToken Guard { get; } = new CancellationTokenSource(TimeSpan.FromMinutes(4)).Token;
 
-    public Proc StartCoordinator(params string[] extra) => Start("coordinator", "Kto.Cluster.Coordinator.dll",
-        ["--config", CoordinatorConfig, "--run-id", RunId, "--run-config", RunConfig, "--exit-when-done", .. extra]);
+    public Proc StartCoordinator(params string[] extra) => StartCoordinatorAt(0, extra);
+
+    public Proc StartCoordinatorAt(int index, params string[] extra) => Start(index == 0 ? "coordinator" : $"coordinator-{index}", "Kto.Cluster.Coordinator.dll",
+        ["--config", CoordinatorConfigAt(index), "--run-id", RunId, "--run-config", RunConfig, "--exit-when-done", .. extra]);
 
     public Proc StartTrainer(string id) => Start(id, "Kto.Cluster.GpuNode.dll", "node", "--config", NodeConfig, "--trainer-id", id, "--data-endpoint", "127.0.0.1:0");
 
