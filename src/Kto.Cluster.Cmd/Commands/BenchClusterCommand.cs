@@ -38,8 +38,8 @@ internal static class BenchClusterCommand
             {
                 var observer = new Terminal.ConsoleObserver();
                 string config = WriteRun(dir, parse.GetValue(layers), parse.GetValue(width), parse.GetValue(vocab), parse.GetValue(tokens), parse.GetValue(batch), totalSteps: w + n + 15);
-                var (one, _, oneCompute) = Measure(dir, config, 1, w, n, killAfter: false, observer);
-                var (two, failover, twoCompute) = Measure(dir, config, 2, w, n, killAfter: true, observer);
+                var (one, _, oneCompute, _) = Measure(dir, config, 1, w, n, killAfter: false, observer);
+                var (two, failover, twoCompute, twoExchange) = Measure(dir, config, 2, w, n, killAfter: true, observer);
                 observer.Done();
                 int b = parse.GetValue(batch);
                 // The machine's own ceiling, without any cluster: one process stepping the whole batch alone, against
@@ -51,11 +51,12 @@ internal static class BenchClusterCommand
                 double whole = StepMilliseconds([.. shape, "--batch", b.ToString(CultureInfo.InvariantCulture)], 1)[0];
                 double[] halves = StepMilliseconds([.. shape, "--batch", Math.Max(1, b / 2).ToString(CultureInfo.InvariantCulture)], 2);
                 double ceiling = whole / halves.Max();
-                // compute: a member's time from StepStart to the end of its all-reduce; the rest of a step is the
-                // coordinator's round trip, the commit's persist and the apply (clip + AdamW).
+                // member: a member's time from StepStart to the end of its all-reduce (of which exchange: in the
+                // all-reduces, waiting for the slower member included); the rest of a step is the coordinator's round
+                // trip, the commit's persist and the apply (clip + AdamW).
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{{\"bench\":\"cluster\",\"batch\":{b},\"steps\":{n},\"trainers_1_steps_per_s\":{one:0.000},\"trainers_2_steps_per_s\":{two:0.000},\"speedup\":{two / one:0.000},\"speedup_goal\":1.8," +
-                    $"\"trainers_1_step_s\":{1 / one:0.000},\"trainers_1_compute_s\":{oneCompute:0.000},\"trainers_2_step_s\":{1 / two:0.000},\"trainers_2_compute_s\":{twoCompute:0.000}," +
+                    $"\"trainers_1_step_s\":{1 / one:0.000},\"trainers_1_member_s\":{oneCompute:0.000},\"trainers_2_step_s\":{1 / two:0.000},\"trainers_2_member_s\":{twoCompute:0.000},\"trainers_2_exchange_s\":{twoExchange:0.000}," +
                     $"\"baseline_whole_batch_one_process_ms\":{whole:0.0},\"baseline_half_batch_two_processes_ms\":[{halves[0]:0.0},{halves[1]:0.0}],\"machine_ceiling_speedup\":{ceiling:0.000},\"speedup_vs_ceiling\":{two / one / ceiling:0.000}," +
                     $"\"kill_to_next_commit_s\":{failover:0.00},\"kill_goal_s\":10}}"));
                 return 0;
@@ -102,7 +103,7 @@ internal static class BenchClusterCommand
     }
 
     /// <summary>Runs the config on <paramref name="trainers"/> trainers; steps/s over steps warmup…warmup+steps, and (when asked) SIGKILL of the last trainer then the seconds to the next commit.</summary>
-    private static (double StepsPerSecond, double Failover, double ComputeSeconds) Measure(string dir, string config, int trainers, int warmup, int steps, bool killAfter, Terminal.ConsoleObserver observer)
+    private static (double StepsPerSecond, double Failover, double MemberSeconds, double ExchangeSeconds) Measure(string dir, string config, int trainers, int warmup, int steps, bool killAfter, Terminal.ConsoleObserver observer)
     {
         string runDir = Path.Combine(dir, $"cluster-{trainers}");
         var launcher = LocalClusterLauncher.Start(new LocalClusterOptions(config, $"bench-{trainers}", trainers, runDir), observer);
@@ -112,7 +113,7 @@ internal static class BenchClusterCommand
             var commits = launcher.Commits;
             double rate = steps / (commits[warmup + steps].At - commits[warmup].At).TotalSeconds;
             double compute = commits.Skip(warmup + 1).Take(steps).Average(c => double.Parse(
-                System.Text.RegularExpressions.Regex.Match(c.Line, @"compute ([0-9.]+) s").Groups[1].Value, CultureInfo.InvariantCulture));
+                System.Text.RegularExpressions.Regex.Match(c.Line, @"member ([0-9.]+) s").Groups[1].Value, CultureInfo.InvariantCulture));
             double failover = double.NaN;
             if (killAfter)
             {
@@ -131,7 +132,9 @@ internal static class BenchClusterCommand
                 }
             }
             launcher.WaitAsync(CancellationToken.None).GetAwaiter().GetResult();
-            return (rate, failover, compute);
+            double exchange = commits.Skip(warmup + 1).Take(steps).Average(c => double.Parse(
+                System.Text.RegularExpressions.Regex.Match(c.Line, @"exchange ([0-9.]+) s").Groups[1].Value, CultureInfo.InvariantCulture));
+            return (rate, failover, compute, exchange);
         }
         finally
         {

@@ -73,9 +73,11 @@ public sealed record StepStart([property: Key(0)] int Step, [property: Key(1)] l
 /// <param name="Metrics">The group's metric sums (<see cref="MetricVector"/>).</param>
 /// <param name="GradNorm">Global L2 norm of the reduced gradients, before clipping.</param>
 /// <param name="Seconds">How long the member took from <see cref="StepStart"/> to the end of its all-reduce.</param>
+/// <param name="ExchangeSeconds">Of that, the time in all-reduces (waiting for slower members included).</param>
 [MessagePackObject]
 public sealed record StepReduced([property: Key(0)] string TrainerId, [property: Key(1)] int Step, [property: Key(2)] long Generation,
-    [property: Key(3)] ulong Checksum, [property: Key(4)] double[] Metrics, [property: Key(5)] double GradNorm, [property: Key(6)] double Seconds = 0) : INodeMessage;
+    [property: Key(3)] ulong Checksum, [property: Key(4)] double[] Metrics, [property: Key(5)] double GradNorm, [property: Key(6)] double Seconds = 0,
+    [property: Key(7)] double ExchangeSeconds = 0) : INodeMessage;
 
 /// <summary>A member could not finish an attempt (the ring broke, a neighbour never came, or it was aborted).</summary>
 [MessagePackObject]
