@@ -94,6 +94,9 @@ public sealed class LocalCluster : IAsyncDisposable
         return p;
     }
 
+    /// <summary>Every line every process printed so far.</summary>
+    public IEnumerable<string> AllLines() => _all.SelectMany(p => p.Lines);
+
     /// <summary>The weights of the same config trained by one process (kto train's loop).</summary>
     public Dictionary<string, float[]> SingleProcessWeights()
     {

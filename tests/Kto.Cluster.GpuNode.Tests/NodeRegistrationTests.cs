@@ -16,17 +16,26 @@ public sealed class NodeRegistrationTests(Xunit.Abstractions.ITestOutputHelper o
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, dll));
         foreach (string a in args) psi.ArgumentList.Add(a);
-        return Process.Start(psi)!;
+        Process p = Process.Start(psi)!;
+        _ = p.StandardError.ReadToEndAsync(); // drained, so a full pipe never blocks the process
+        return p;
     }
 
     private static async Task<string> WaitForLine(Process p, string fragment, CancellationToken guard)
     {
         string? line;
         var seen = new System.Text.StringBuilder();
-        while ((line = await p.StandardOutput.ReadLineAsync(guard)) is not null)
+        try
         {
-            if (line.Contains(fragment, StringComparison.Ordinal)) return line;
-            seen.AppendLine(line);
+            while ((line = await p.StandardOutput.ReadLineAsync(guard)) is not null)
+            {
+                if (line.Contains(fragment, StringComparison.Ordinal)) return line;
+                seen.AppendLine(line);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"gave up waiting for \"{fragment}\"; the process printed:\n{seen}");
         }
         throw new InvalidOperationException($"process ended without printing \"{fragment}\"; it printed:\n{seen}");
     }
@@ -34,7 +43,7 @@ public sealed class NodeRegistrationTests(Xunit.Abstractions.ITestOutputHelper o
     [Fact]
     public async Task ATrainerNodeJoinsTheClusterAndRegistersWithTheCoordinatorSingleton()
     {
-        int port = LocalCluster.FreePort();
+        int port = LocalCluster.FreePort(), dataPort = LocalCluster.FreePort();
         string seeds = $"[\"akka.tcp://kto@127.0.0.1:{port}\"]";
         string coordinatorConfig = Path.Combine(_dir, "coordinator.json");
         File.WriteAllText(coordinatorConfig, $$$"""{"hostname": "127.0.0.1", "port": {{{port}}}, "seed_nodes": {{{seeds}}}, "roles": ["coordinator"], "run_dir": "run"}""");
@@ -47,11 +56,11 @@ public sealed class NodeRegistrationTests(Xunit.Abstractions.ITestOutputHelper o
         try
         {
             await WaitForLine(coordinator, "coordinator ready", guard.Token);
-            node = Start("Kto.Cluster.GpuNode.dll", "node", "--config", nodeConfig, "--trainer-id", "t1", "--data-endpoint", "127.0.0.1:7001");
+            node = Start("Kto.Cluster.GpuNode.dll", "node", "--config", nodeConfig, "--trainer-id", "t1", "--data-endpoint", $"127.0.0.1:{dataPort}");
             string registered = await WaitForLine(node, "registered with the coordinator", guard.Token);
             Assert.Contains("1 trainers", registered);
             string seen = await WaitForLine(coordinator, "trainer t1 registered", guard.Token);
-            Assert.Contains("127.0.0.1:7001", seen);
+            Assert.Contains($"127.0.0.1:{dataPort}", seen);
 
             // kill -9 the node: the coordinator drops it from step membership once the failure detector reports it
             // unreachable, without waiting for the cluster to down it. (Time is reported, not asserted.)

@@ -48,6 +48,7 @@ public sealed class ReferenceScoresActor : ReceivePersistentActor
     {
         public IActorRef Actor { get; set; } = actor;
         public HashSet<int> InFlight { get; } = [];
+        public bool Reachable { get; set; } = true;
     }
 
     /// <summary>Creates the scheduler of <paramref name="spec"/> (which must use the scorer pool).</summary>
@@ -101,8 +102,23 @@ public sealed class ReferenceScoresActor : ReceivePersistentActor
         });
         Command<ClusterEvent.UnreachableMember>(u =>
         {
-            foreach (string id in _scorers.Where(kv => kv.Value.Actor.Path.Address.Equals(u.Member.Address)).Select(kv => kv.Key).ToList())
-                Drop(id, "unreachable");
+            // Its units go to the others at once; the scorer stays known, and gets work again if it comes back.
+            foreach (var (id, scorer) in _scorers.Where(kv => kv.Value.Actor.Path.Address.Equals(u.Member.Address)).ToList())
+            {
+                scorer.Reachable = false;
+                Requeue(scorer);
+                _log.Info("scorer {0} unreachable ({1} usable scorers); its unfinished units go to the others", id, _scorers.Values.Count(x => x.Reachable));
+            }
+            Dispatch();
+        });
+        Command<ClusterEvent.ReachableMember>(r =>
+        {
+            foreach (var (id, scorer) in _scorers.Where(kv => kv.Value.Actor.Path.Address.Equals(r.Member.Address)).ToList())
+            {
+                scorer.Reachable = true;
+                _log.Info("scorer {0} reachable again ({1} usable scorers)", id, _scorers.Values.Count(x => x.Reachable));
+            }
+            Dispatch();
         });
         Command<ClusterEvent.IClusterDomainEvent>(_ => { });
         Command<ClusterEvent.CurrentClusterState>(_ => { });
@@ -146,6 +162,7 @@ public sealed class ReferenceScoresActor : ReceivePersistentActor
             if (!known.Actor.Equals(Sender)) Requeue(known); // a restarted scorer lost what it was given
             Context.Unwatch(known.Actor);
             known.Actor = Sender;
+            known.Reachable = true;
         }
         else
         {
@@ -181,7 +198,7 @@ public sealed class ReferenceScoresActor : ReceivePersistentActor
     {
         if (IsRecovering) return;
         int limit = _frontier + _window;
-        foreach (Scorer s in _scorers.Values.OrderBy(s => s.InFlight.Count))
+        foreach (Scorer s in _scorers.Values.Where(s => s.Reachable).OrderBy(s => s.InFlight.Count))
         {
             while (s.InFlight.Count < PerScorer)
             {
@@ -235,7 +252,7 @@ public sealed class ReferenceScoresActor : ReceivePersistentActor
     }
 
     private ScoringStatus Status() => new(_neededUnits, _storedNeeded,
-        [.. _scorers.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key)]);
+        [.. _scorers.Where(kv => kv.Value.Reachable).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key)]);
 
     private ScoresAvailable Available(IEnumerable<int> indices)
     {

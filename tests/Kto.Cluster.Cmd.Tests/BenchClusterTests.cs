@@ -1,0 +1,30 @@
+using System.Text.Json;
+
+namespace Kto.Cluster.Cmd.Tests;
+
+/// <summary><c>kto bench cluster</c> at a tiny size through the built tool: two local clusters, a kill, the baseline processes.</summary>
+public sealed class BenchClusterTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("kto-bench-cluster-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void BenchClusterPrintsThroughputTheSplitOfAStepTheMachineCeilingAndTheFailover()
+    {
+        var r = KtoProcess.Run(_dir, "bench", "cluster", "--layers", "1", "--width", "16", "--vocab", "257", "--tokens", "16", "--batch", "4", "--steps", "3", "--warmup", "1");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var json = JsonDocument.Parse(r.Stdout.Trim().Split('\n')[^1]).RootElement;
+        Assert.Equal("cluster", json.GetProperty("bench").GetString());
+        foreach (string key in new[] { "trainers_1_steps_per_s", "trainers_2_steps_per_s", "speedup", "trainers_1_step_s", "trainers_1_member_s", "trainers_2_step_s",
+                     "trainers_2_member_s", "baseline_whole_batch_one_process_ms", "machine_ceiling_speedup", "speedup_vs_ceiling", "kill_to_next_commit_s" })
+            Assert.True(json.GetProperty(key).GetDouble() > 0, key);
+        Assert.True(json.GetProperty("trainers_2_exchange_s").GetDouble() >= 0);
+        // A member's time is part of its step.
+        Assert.True(json.GetProperty("trainers_1_member_s").GetDouble() <= json.GetProperty("trainers_1_step_s").GetDouble() * 1.5);
+        Assert.Equal(2, json.GetProperty("baseline_half_batch_two_processes_ms").GetArrayLength());
+        // speed-up and its ratio to the ceiling are the printed figures' own quotients.
+        double speedup = json.GetProperty("trainers_2_steps_per_s").GetDouble() / json.GetProperty("trainers_1_steps_per_s").GetDouble();
+        Assert.Equal(speedup, json.GetProperty("speedup").GetDouble(), 2);
+    }
+}
