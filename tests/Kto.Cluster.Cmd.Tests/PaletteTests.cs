@@ -185,6 +185,55 @@ public sealed partial class PaletteTests : IDisposable
     }
 
     [Fact]
+    public void RunCommandsSentToAnotherCoordinatorHostReachTheRunCoordinator()
+    {
+        string tiny = Path.Combine(KtoProcess.RepoRoot(), "examples", "tiny");
+        string runConfig = Path.Combine(_dir, "run.json");
+        File.WriteAllText(runConfig, $$"""
+            {"model_name_or_path": {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(tiny, "model"))}},
+             "dataset_path": {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(tiny, "feedback.jsonl"))}},
+             "output_dir": {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(_dir, "out"))}}, "per_device_train_batch_size": 8, "max_steps": 50}
+            """);
+        int[] ports = [FreePort(), FreePort()];
+        string seeds = System.Text.Json.JsonSerializer.Serialize(ports.Select(p => $"akka.tcp://kto@127.0.0.1:{p}"));
+        var hosts = new List<Process>();
+        try
+        {
+            for (int i = 0; i < 2; i++)
+            {
+                string hostConfig = Path.Combine(_dir, $"coordinator-{i}.json");
+                File.WriteAllText(hostConfig, $$"""{"hostname": "127.0.0.1", "port": {{ports[i]}}, "seed_nodes": {{seeds}}, "roles": ["coordinator"], "run_dir": "run"}""");
+                var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = _dir, RedirectStandardOutput = true, RedirectStandardError = true };
+                foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "Kto.Cluster.Coordinator.dll"), "--config", hostConfig, "--run-id", "two", "--run-config", runConfig })
+                    psi.ArgumentList.Add(a);
+                Process p = Process.Start(psi)!;
+                _ = p.StandardOutput.ReadToEndAsync();
+                _ = p.StandardError.ReadToEndAsync();
+                hosts.Add(p);
+                if (i == 0) Until($"127.0.0.1:{ports[0]}", r => r.ExitCode == 0, "run", "status"); // the first seed forms the cluster
+            }
+            string second = $"127.0.0.1:{ports[1]}";
+            Until(second, r => r.Stdout.Split('\n').Count(l => l.Contains("| [coordinator] | Up", StringComparison.Ordinal)) == 2, "cluster", "show");
+
+            // The singleton lives on the first (oldest) host; the second passes run and node commands on to it.
+            var status = KtoProcess.Run(_dir, second, "run", "status");
+            Assert.True(status.ExitCode == 0, status.Stderr);
+            Assert.Contains("run two: running, 0/50 steps committed", status.Stdout);
+            Assert.Equal(0, KtoProcess.Run(_dir, second, "run", "pause").ExitCode);
+            Assert.Contains("run two: paused", KtoProcess.Run(_dir, $"127.0.0.1:{ports[0]}", "run", "status").Stdout);
+            Assert.Equal("no trainer or scorer is registered", KtoProcess.Run(_dir, second, "node", "list").Stdout.Trim());
+        }
+        finally
+        {
+            foreach (Process p in hosts)
+            {
+                if (!p.HasExited) p.Kill(entireProcessTree: true);
+                p.Dispose();
+            }
+        }
+    }
+
+    [Fact]
     public void NoCoordinatorAtTheAddressIsReportedClearly()
     {
         var r = KtoProcess.Run(_dir, $"127.0.0.1:{FreePort()}", "cluster", "show");

@@ -30,6 +30,13 @@ public sealed class CommandReceptionistActor : ReceiveActor
         ReceiveAsync<CommandRequest>(async request =>
         {
             IActorRef sender = Sender;
+            // run and node commands are answered by the receptionist next to the run coordinator singleton, so that
+            // only Kto protocol messages cross the network.
+            if (request.Palette is "run" or "node" && SingletonHost() is { } host && !host.Equals(Cluster.SelfAddress) && !request.Forwarded)
+            {
+                Context.ActorSelection(new RootActorPath(host) / "user" / Kto.Cluster.Core.ClusterRoles.CommandActor).Tell(request with { Forwarded = true }, sender);
+                return;
+            }
             CommandReply reply;
             try
             {
@@ -51,6 +58,14 @@ public sealed class CommandReceptionistActor : ReceiveActor
     public static Props Props(IActorRef coordinator, string runId) => Akka.Actor.Props.Create(() => new CommandReceptionistActor(coordinator, runId));
 
     private Akka.Cluster.Cluster Cluster => Akka.Cluster.Cluster.Get(Context.System);
+
+    /// <summary>Where the run coordinator singleton lives: the oldest Up coordinator host (null outside a cluster).</summary>
+    private Address? SingletonHost()
+    {
+        if (!Context.System.Settings.ProviderClass.Contains("Cluster", StringComparison.Ordinal)) return null;
+        return Cluster.State.Members.Where(m => m.HasRole(Kto.Cluster.Core.ClusterRoles.Coordinator) && m.Status is MemberStatus.Up or MemberStatus.Leaving)
+            .OrderBy(m => m, Member.AgeOrdering).FirstOrDefault()?.Address;
+    }
 
     private Task<CommandReply> Handle(CommandRequest r) => (r.Palette, r.Verb) switch
     {

@@ -11,8 +11,13 @@ namespace Kto.Domain.Cluster;
 public interface ICommandMessage : IKtoMessage;
 
 /// <summary>A command: palette (<c>cluster</c>, <c>run</c>, <c>node</c>), verb and arguments.</summary>
+/// <param name="Palette">cluster, run or node.</param>
+/// <param name="Verb">What to do.</param>
+/// <param name="Args">Its arguments.</param>
+/// <param name="Forwarded">Set when a coordinator host passed the command on to the one holding the run coordinator.</param>
 [MessagePackObject]
-public sealed record CommandRequest([property: Key(0)] string Palette, [property: Key(1)] string Verb, [property: Key(2)] string[] Args) : ICommandMessage;
+public sealed record CommandRequest([property: Key(0)] string Palette, [property: Key(1)] string Verb, [property: Key(2)] string[] Args,
+    [property: Key(3)] bool Forwarded = false) : ICommandMessage;
 
 /// <summary>The answer: whether the command was carried out, the text to show, and for <c>run tail</c> the cursor to ask from next.</summary>
 [MessagePackObject]
