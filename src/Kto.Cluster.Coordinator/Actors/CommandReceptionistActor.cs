@@ -186,7 +186,7 @@ public sealed class CommandReceptionistActor : ReceiveActor
         {
             var scoring = (ScoringStatus)await _coordinator.Ask(new GetScoringStatus(), AskTimeout);
             sb.AppendLine();
-            sb.Append(CultureInfo.InvariantCulture, $"reference scores: {scoring.StoredUnits}/{scoring.NeededUnits} units stored; scorers: {(scoring.Scorers.Count == 0 ? "none" : string.Join(",", scoring.Scorers))}");
+            sb.Append(CultureInfo.InvariantCulture, $"reference scores: {scoring.StoredUnits}/{scoring.NeededUnits} units stored; scorers: {(scoring.Scorers.Count == 0 ? "none" : string.Join(",", scoring.Scorers.Select(x => x.ScorerId)))}");
         }
         return new CommandReply(true, sb.ToString());
     }
@@ -210,7 +210,7 @@ public sealed class CommandReceptionistActor : ReceiveActor
         if (status.State.Spec is { UsesScorerPool: true })
         {
             var scoring = (ScoringStatus)await _coordinator.Ask(new GetScoringStatus(), AskTimeout);
-            rows.AddRange(scoring.Scorers.Select(id => new[] { id, "scorer", "-", "-", "true", "scoring" }));
+            rows.AddRange(scoring.Scorers.Select(x => new[] { x.ScorerId, "scorer", x.Address, "-", "true", x.UnitsInFlight > 0 ? $"scoring ({x.UnitsInFlight} units)" : "idle" }));
         }
         return new CommandReply(true, rows.Count == 1 ? "no trainer or scorer is registered" : Table(rows));
     }

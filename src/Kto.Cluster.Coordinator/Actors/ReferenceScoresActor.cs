@@ -15,8 +15,11 @@ namespace Kto.Cluster.Coordinator.Actors;
 /// stored units are never scored again (and another run over the same data and reference reuses them). The parent
 /// gets every stored value as <see cref="ScoresAvailable"/>.
 /// </summary>
-public sealed class ReferenceScoresActor : ReceivePersistentActor
+public sealed class ReferenceScoresActor : ReceivePersistentActor, IWithTimers
 {
+    /// <summary>A unit not answered within this long is handed out again (the scorer may be stuck while still reachable).</summary>
+    public static readonly TimeSpan DefaultUnitTimeout = TimeSpan.FromMinutes(5);
+
     /// <summary>Units a scorer is given at once (one scoring, one queued: no idle gap between units).</summary>
     public const int PerScorer = 2;
 
@@ -36,6 +39,8 @@ public sealed class ReferenceScoresActor : ReceivePersistentActor
     private readonly int _neededUnits;
     private readonly Dictionary<string, Scorer> _scorers = new(StringComparer.Ordinal);
     private readonly HashSet<int> _persisting = [];
+    private readonly Dictionary<int, DateTime> _sentAt = [];
+    private readonly TimeSpan _unitTimeout;
     private ReferenceScoreTable _table;
     private int _frontier;
     private int _next;
@@ -52,8 +57,12 @@ public sealed class ReferenceScoresActor : ReceivePersistentActor
     }
 
     /// <summary>Creates the scheduler of <paramref name="spec"/> (which must use the scorer pool).</summary>
-    public ReferenceScoresActor(RunSpec spec, int window)
+    /// <param name="spec">The run.</param>
+    /// <param name="window">Steps the pool may work ahead of the training frontier.</param>
+    /// <param name="unitTimeout">How long a scorer may take for a unit before it is handed out again (default <see cref="DefaultUnitTimeout"/>).</param>
+    public ReferenceScoresActor(RunSpec spec, int window, TimeSpan? unitTimeout = null)
     {
+        _unitTimeout = unitTimeout ?? DefaultUnitTimeout;
         if (spec.ReferenceHash is null) throw new ArgumentException($"run {spec.RunId} does not use the scorer pool", nameof(spec));
         _spec = spec;
         _window = Math.Max(1, window);
@@ -123,6 +132,19 @@ public sealed class ReferenceScoresActor : ReceivePersistentActor
         Command<ClusterEvent.IClusterDomainEvent>(_ => { });
         Command<ClusterEvent.CurrentClusterState>(_ => { });
         Command<GetScoringStatus>(_ => Sender.Tell(Status()));
+        Command<CheckOverdue>(_ =>
+        {
+            DateTime now = DateTime.UtcNow;
+            foreach (var (id, scorer) in _scorers)
+                foreach (int u in scorer.InFlight.Where(u => _sentAt.TryGetValue(u, out DateTime at) && now - at > _unitTimeout).ToList())
+                {
+                    scorer.InFlight.Remove(u);
+                    _sentAt.Remove(u);
+                    _next = Math.Min(_next, u);
+                    _log.Warning("unit {0} not answered by scorer {1} within {2}; handed out again", u, id, _unitTimeout);
+                }
+            Dispatch();
+        });
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(f => _log.Warning("reference score snapshot failed: {0}", f.Cause.Message));
         Command<DeleteSnapshotsSuccess>(_ => { });
@@ -135,13 +157,17 @@ public sealed class ReferenceScoresActor : ReceivePersistentActor
     /// <inheritdoc />
     public override string PersistenceId { get; }
 
+    /// <inheritdoc />
+    public ITimerScheduler Timers { get; set; } = null!;
+
     /// <summary>Props of the scheduler.</summary>
-    public static Props Props(RunSpec spec, int window) => Akka.Actor.Props.Create(() => new ReferenceScoresActor(spec, window));
+    public static Props Props(RunSpec spec, int window, TimeSpan? unitTimeout = null) => Akka.Actor.Props.Create(() => new ReferenceScoresActor(spec, window, unitTimeout));
 
     /// <inheritdoc />
     protected override void PreStart()
     {
         base.PreStart();
+        Timers.StartPeriodicTimer("overdue", CheckOverdue.Instance, TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(100).Ticks, _unitTimeout.Ticks / 4)));
         if (Context.System.Settings.ProviderClass.Contains("Cluster", StringComparison.Ordinal))
             Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.IReachabilityEvent));
     }
@@ -205,6 +231,7 @@ public sealed class ReferenceScoresActor : ReceivePersistentActor
                 while (_next < _units.Length && (Stored(_next) || Assigned(_next) || _firstNeed[_next] == int.MaxValue)) _next++;
                 if (_next >= _units.Length || _firstNeed[_next] >= limit) break;
                 s.InFlight.Add(_next);
+                _sentAt[_next] = DateTime.UtcNow;
                 s.Actor.Tell(new ScoreUnit(_next, _units[_next]));
                 _next++;
             }
@@ -215,6 +242,7 @@ public sealed class ReferenceScoresActor : ReceivePersistentActor
     private void OnScored(UnitScored r)
     {
         if (_scorers.TryGetValue(r.ScorerId, out var s)) s.InFlight.Remove(r.Unit);
+        _sentAt.Remove(r.Unit);
         if (r.Unit < 0 || r.Unit >= _units.Length || !r.Indices.SequenceEqual(_units[r.Unit]) || r.Completion.Length != r.Indices.Length || r.Kl.Length != r.Indices.Length)
         {
             _log.Error("scorer {0} returned a malformed result for unit {1}; it will be scored again", r.ScorerId, r.Unit);
@@ -252,13 +280,19 @@ public sealed class ReferenceScoresActor : ReceivePersistentActor
     }
 
     private ScoringStatus Status() => new(_neededUnits, _storedNeeded,
-        [.. _scorers.Where(kv => kv.Value.Reachable).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key)]);
+        [.. _scorers.Where(kv => kv.Value.Reachable).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => new ScorerInfo(kv.Key, kv.Value.Actor.Path.Address.ToString(), kv.Value.InFlight.Count))]);
 
     private ScoresAvailable Available(IEnumerable<int> indices)
     {
         var (idx, completion, kl) = _table.Get(indices);
         return new ScoresAvailable(idx, completion, kl);
     }
+}
+
+/// <summary>Timer message: hand out again the units whose scorer has not answered in time.</summary>
+internal sealed class CheckOverdue
+{
+    public static readonly CheckOverdue Instance = new();
 }
 
 /// <summary>The training frontier moved: the scorer pool may work up to the window beyond <paramref name="Step"/>.</summary>
@@ -270,5 +304,8 @@ public sealed record ScoresAvailable(int[] Indices, double[] Completion, double[
 /// <summary>Ask the scoring scheduler for its progress.</summary>
 public sealed record GetScoringStatus;
 
-/// <summary>Scoring progress: needed and stored units, and the scorers that are ready.</summary>
-public sealed record ScoringStatus(int NeededUnits, int StoredUnits, IReadOnlyList<string> Scorers);
+/// <summary>Scoring progress: needed and stored units, and the reachable scorers that are ready.</summary>
+public sealed record ScoringStatus(int NeededUnits, int StoredUnits, IReadOnlyList<ScorerInfo> Scorers);
+
+/// <summary>A ready scorer: its id, Akka address and the units it was given and has not answered yet.</summary>
+public sealed record ScorerInfo(string ScorerId, string Address, int UnitsInFlight);
