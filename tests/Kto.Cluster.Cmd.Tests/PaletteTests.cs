@@ -50,17 +50,37 @@ public sealed partial class PaletteTests : IDisposable
         }
     }
 
-    [Fact]
-    public void AnOperatorInspectsPausesCheckpointsDrainsAndStopsARunningCluster()
+    /// <summary>A run config over the shipped tiny example, writing into this test's folder.</summary>
+    private string TinyRun(int maxSteps)
     {
         string tiny = Path.Combine(KtoProcess.RepoRoot(), "examples", "tiny");
         string runConfig = Path.Combine(_dir, "run.json");
         File.WriteAllText(runConfig, $$"""
             {"model_name_or_path": {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(tiny, "model"))}},
              "dataset_path": {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(tiny, "feedback.jsonl"))}},
-             "output_dir": "out", "per_device_train_batch_size": 8, "max_steps": 100000, "save_steps": 100000,
-             "max_length": 32, "max_prompt_length": 16, "learning_rate": 1e-4, "num_threads": 1, "logging_steps": 50}
+             "output_dir": {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(_dir, "out"))}}, "per_device_train_batch_size": 8,
+             "max_steps": {{maxSteps}}, "save_steps": 100000, "max_length": 32, "max_prompt_length": 16, "learning_rate": 1e-4,
+             "num_threads": 1, "logging_steps": 50}
             """);
+        return runConfig;
+    }
+
+    /// <summary>Starts a coordinator host process (output drained).</summary>
+    private Process StartCoordinatorHost(string hostConfig, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = _dir, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in (string[])[Path.Combine(AppContext.BaseDirectory, "Kto.Cluster.Coordinator.dll"), "--config", hostConfig, .. args])
+            psi.ArgumentList.Add(a);
+        Process p = Process.Start(psi)!;
+        _ = p.StandardOutput.ReadToEndAsync();
+        _ = p.StandardError.ReadToEndAsync();
+        return p;
+    }
+
+    [Fact]
+    public void AnOperatorInspectsPausesCheckpointsDrainsAndStopsARunningCluster()
+    {
+        string runConfig = TinyRun(maxSteps: 100000);
         int port = FreePort();
         string endpoint = $"127.0.0.1:{port}";
         var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = _dir, RedirectStandardOutput = true, RedirectStandardError = true };
@@ -140,23 +160,12 @@ public sealed partial class PaletteTests : IDisposable
     [Fact]
     public void ACoordinatorHostWithoutARunStartsOneOnCommand()
     {
-        string tiny = Path.Combine(KtoProcess.RepoRoot(), "examples", "tiny");
-        string runConfig = Path.Combine(_dir, "run.json");
-        File.WriteAllText(runConfig, $$"""
-            {"model_name_or_path": {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(tiny, "model"))}},
-             "dataset_path": {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(tiny, "feedback.jsonl"))}},
-             "output_dir": {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(_dir, "out"))}}, "per_device_train_batch_size": 8, "max_steps": 50}
-            """);
+        string runConfig = TinyRun(maxSteps: 50);
         int port = FreePort();
         string endpoint = $"127.0.0.1:{port}";
         string hostConfig = Path.Combine(_dir, "coordinator.json");
         File.WriteAllText(hostConfig, $$"""{"hostname": "127.0.0.1", "port": {{port}}, "seed_nodes": ["akka.tcp://kto@127.0.0.1:{{port}}"], "roles": ["coordinator"], "run_dir": "run"}""");
-        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = _dir, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "Kto.Cluster.Coordinator.dll"), "--config", hostConfig, "--run-id", "later" })
-            psi.ArgumentList.Add(a);
-        using Process coordinator = Process.Start(psi)!;
-        Task<string> output = coordinator.StandardOutput.ReadToEndAsync();
-        Task<string> errors = coordinator.StandardError.ReadToEndAsync();
+        using Process coordinator = StartCoordinatorHost(hostConfig, "--run-id", "later");
         try
         {
             var before = Until(endpoint, r => r.ExitCode == 0, "run", "status");
@@ -187,13 +196,7 @@ public sealed partial class PaletteTests : IDisposable
     [Fact]
     public void RunCommandsSentToAnotherCoordinatorHostReachTheRunCoordinator()
     {
-        string tiny = Path.Combine(KtoProcess.RepoRoot(), "examples", "tiny");
-        string runConfig = Path.Combine(_dir, "run.json");
-        File.WriteAllText(runConfig, $$"""
-            {"model_name_or_path": {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(tiny, "model"))}},
-             "dataset_path": {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(tiny, "feedback.jsonl"))}},
-             "output_dir": {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(_dir, "out"))}}, "per_device_train_batch_size": 8, "max_steps": 50}
-            """);
+        string runConfig = TinyRun(maxSteps: 50);
         int[] ports = [FreePort(), FreePort()];
         string seeds = System.Text.Json.JsonSerializer.Serialize(ports.Select(p => $"akka.tcp://kto@127.0.0.1:{p}"));
         var hosts = new List<Process>();
@@ -203,13 +206,7 @@ public sealed partial class PaletteTests : IDisposable
             {
                 string hostConfig = Path.Combine(_dir, $"coordinator-{i}.json");
                 File.WriteAllText(hostConfig, $$"""{"hostname": "127.0.0.1", "port": {{ports[i]}}, "seed_nodes": {{seeds}}, "roles": ["coordinator"], "run_dir": "run"}""");
-                var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = _dir, RedirectStandardOutput = true, RedirectStandardError = true };
-                foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "Kto.Cluster.Coordinator.dll"), "--config", hostConfig, "--run-id", "two", "--run-config", runConfig })
-                    psi.ArgumentList.Add(a);
-                Process p = Process.Start(psi)!;
-                _ = p.StandardOutput.ReadToEndAsync();
-                _ = p.StandardError.ReadToEndAsync();
-                hosts.Add(p);
+                hosts.Add(StartCoordinatorHost(hostConfig, "--run-id", "two", "--run-config", runConfig));
                 if (i == 0) Until($"127.0.0.1:{ports[0]}", r => r.ExitCode == 0, "run", "status"); // the first seed forms the cluster
             }
             string second = $"127.0.0.1:{ports[1]}";

@@ -23,6 +23,15 @@ public sealed class StepDriverTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     private RunSpec Spec(int steps) => new("run-" + Guid.NewGuid().ToString("N")[..8], "fp", ExampleCount: 8, Seed: 1, Shuffle: false, GlobalBatchSize: 4, Accumulation: 1,
         TotalSteps: steps, ConfigJson: $$"""{"model_name_or_path": "m", "dataset_path": "d.jsonl", "output_dir": {{System.Text.Json.JsonSerializer.Serialize(_out)}}, "save_steps": 100, "logging_steps": 1, "max_steps": {{steps}}}""");
 
+    /// <summary>A probe registered as trainer <paramref name="id"/> holding step 0.</summary>
+    private TestProbe Trainer(IActorRef coordinator, string id)
+    {
+        var probe = CreateTestProbe();
+        probe.Send(coordinator, new RegisterTrainer(id, "127.0.0.1:1", 0));
+        probe.ExpectMsg<TrainerRegistered>(TimeSpan.FromSeconds(10));
+        return probe;
+    }
+
     private static (int Step, long Generation) Reduce(TestProbe trainer, IActorRef coordinator, string id)
     {
         var start = trainer.ExpectMsg<StepStart>(TimeSpan.FromSeconds(10));
@@ -68,9 +77,7 @@ public sealed class StepDriverTests : Akka.TestKit.Xunit2.TestKit, IDisposable
         RunSpec spec = Spec(steps: 1);
         var finished = new TaskCompletionSource<RunState>();
         IActorRef coordinator = Sys.ActorOf(RunCoordinatorActor.Props(spec.RunId, startSpec: spec, onFinished: s => finished.TrySetResult(s)));
-        var t1 = CreateTestProbe();
-        t1.Send(coordinator, new RegisterTrainer("t1", "127.0.0.1:1", 0));
-        t1.ExpectMsg<TrainerRegistered>(TimeSpan.FromSeconds(10));
+        var t1 = Trainer(coordinator, "t1");
         Reduce(t1, coordinator, "t1");
         Assert.Equal(_out, t1.ExpectMsg<StepApply>(TimeSpan.FromSeconds(10)).CheckpointDir);
         t1.ExpectNoMsg(TimeSpan.FromMilliseconds(1500)); // housekeeping runs every second: no second request while the first is pending
@@ -84,9 +91,7 @@ public sealed class StepDriverTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     {
         RunSpec spec = Spec(steps: 2);
         IActorRef coordinator = Sys.ActorOf(RunCoordinatorActor.Props(spec.RunId, startSpec: spec));
-        var t1 = CreateTestProbe();
-        t1.Send(coordinator, new RegisterTrainer("t1", "127.0.0.1:1", 0));
-        t1.ExpectMsg<TrainerRegistered>(TimeSpan.FromSeconds(10));
+        var t1 = Trainer(coordinator, "t1");
         var start = t1.ExpectMsg<StepStart>(TimeSpan.FromSeconds(10));
         Assert.IsType<RunStateReply>(await coordinator.Ask(new PauseRun(), TimeSpan.FromSeconds(10)));
         t1.Send(coordinator, new StepReduced("t1", start.Step, start.Generation, 42, MetricVector.From(Kto.Domain.Training.StepMetrics.Zero), 1.0));
@@ -109,9 +114,7 @@ public sealed class StepDriverTests : Akka.TestKit.Xunit2.TestKit, IDisposable
         RunSpec spec = Spec(steps: 5);
         var finished = new TaskCompletionSource<RunState>();
         IActorRef coordinator = Sys.ActorOf(RunCoordinatorActor.Props(spec.RunId, startSpec: spec, onFinished: s => finished.TrySetResult(s)));
-        var t1 = CreateTestProbe();
-        t1.Send(coordinator, new RegisterTrainer("t1", "127.0.0.1:1", 0));
-        t1.ExpectMsg<TrainerRegistered>(TimeSpan.FromSeconds(10));
+        var t1 = Trainer(coordinator, "t1");
         Reduce(t1, coordinator, "t1");
         t1.ExpectMsg<StepApply>(TimeSpan.FromSeconds(10));
         var second = t1.ExpectMsg<StepStart>(TimeSpan.FromSeconds(10));
