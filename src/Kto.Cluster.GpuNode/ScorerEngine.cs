@@ -2,10 +2,8 @@ using Kto.Domain.Checkpoints;
 using Kto.Domain.Cluster;
 using Kto.Domain.Devices;
 using Kto.Domain.Loss;
-using Kto.Domain.Model;
 using Kto.Domain.Options;
 using Kto.Domain.Training;
-using static TorchSharp.torch;
 
 namespace Kto.Cluster.GpuNode;
 
@@ -15,20 +13,14 @@ namespace Kto.Cluster.GpuNode;
 /// </summary>
 public sealed class ScorerEngine : IDisposable
 {
-    private readonly GptLmHeadModel _reference;
+    private readonly LiveReference _reference;
     private readonly IReadOnlyList<TrainItem> _items;
-    private readonly int _padId;
-    private readonly Device _device;
-    private readonly bool _scoreKl;
 
-    private ScorerEngine(RunSpec spec, GptLmHeadModel reference, IReadOnlyList<TrainItem> items, int padId, Device device, bool scoreKl)
+    private ScorerEngine(RunSpec spec, LiveReference reference, IReadOnlyList<TrainItem> items)
     {
         Spec = spec;
         _reference = reference;
         _items = items;
-        _padId = padId;
-        _device = device;
-        _scoreKl = scoreKl;
     }
 
     /// <summary>The loaded run.</summary>
@@ -42,23 +34,20 @@ public sealed class ScorerEngine : IDisposable
         KtoConfig config = spec.Config();
         TrainingSetup.ConfigureTorch(config);
         var (data, _, tokenizer) = TrainingSetup.LoadData(config, NullObserver.Instance);
-        if (data.Fingerprint != spec.DatasetFingerprint || data.Items.Count != spec.ExampleCount)
-            throw new InvalidDataException($"the dataset this node loads ({data.Items.Count} examples, fingerprint {data.Fingerprint[..12]}…) differs from the run's ({spec.ExampleCount}, {spec.DatasetFingerprint[..12]}…)");
+        spec.EnsureSameData(data);
         string refDir = TrainingSetup.ReferenceDir(config);
         string hash = TrainingSetup.ReferenceHash(config);
         if (hash != expected)
             throw new InvalidDataException($"{refDir}: this node's reference weights (sha256 {hash[..12]}…) differ from the run's ({expected[..12]}…)");
-        Device device = DeviceSpec.Resolve(config.Device);
-        GptLmHeadModel model = ModelCheckpoint.Load(refDir, device);
-        model.eval();
-        foreach (var p in model.parameters()) p.requires_grad = false;
-        return new ScorerEngine(spec, model, data.Items, tokenizer.EosTokenId, device, config.LossType.UsesKl());
+        var device = DeviceSpec.Resolve(config.Device);
+        var reference = new LiveReference(ModelCheckpoint.Load(refDir, device), tokenizer.EosTokenId, device, config.LossType.UsesKl());
+        return new ScorerEngine(spec, reference, data.Items);
     }
 
     /// <summary>Reference log-probs of the examples <paramref name="indices"/> (one batch), as the trainers' step needs them.</summary>
     public (double[] Completion, double[] Kl) Score(int[] indices)
     {
-        ReferenceLogps[] scored = ReferenceScoring.Score(_reference, [.. indices.Select(i => _items[i])], _padId, _device, _scoreKl);
+        ReferenceLogps[] scored = _reference.Score([.. indices.Select(i => _items[i])]);
         return ([.. scored.Select(s => s.Completion)], [.. scored.Select(s => s.Kl)]);
     }
 

@@ -69,10 +69,14 @@ public sealed class TrainerEngine : IAsyncDisposable
         if (Spec is not null) throw new InvalidOperationException($"this trainer already holds run {Spec.RunId}");
         SuppliedReference? supplied = spec.UsesScorerPool ? new SuppliedReference() : null;
         var setup = TrainingSetup.Prepare(spec.Config(), NullObserver.Instance, supplied);
-        if (setup.Data.Fingerprint != spec.DatasetFingerprint || setup.Data.Items.Count != spec.ExampleCount)
+        try
+        {
+            spec.EnsureSameData(setup.Data);
+        }
+        catch
         {
             setup.Dispose();
-            throw new InvalidDataException($"the dataset this node loads ({setup.Data.Items.Count} examples, fingerprint {setup.Data.Fingerprint[..12]}…) differs from the run's ({spec.ExampleCount}, {spec.DatasetFingerprint[..12]}…)");
+            throw;
         }
         var replica = new ReplicaTrainer(setup);
         if (replica.TotalSteps != spec.TotalSteps)

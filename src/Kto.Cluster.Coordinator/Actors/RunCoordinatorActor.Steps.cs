@@ -46,6 +46,8 @@ public sealed partial class RunCoordinatorActor
     private IActorRef? _scoring;
     private ReferenceScoreTable? _scores;
     private int _waitingForScores = -1;
+    private BatchPlan? _plan;
+    private (int Step, int[] Examples)? _stepExamples;
     private (int Step, string TrainerId, DateTime Deadline)? _finalCheckpoint;
     private readonly List<(long Seq, string Line)> _recent = [];
     private long _recentSeq;
@@ -327,7 +329,7 @@ public sealed partial class RunCoordinatorActor
     {
         if (Scoring() is not { } scoring) return true;
         scoring.Tell(new ScoringFrontier(step));
-        if (_scores!.HasAll(_state.Spec!.Plan().Step(step).SelectMany(m => m)))
+        if (_scores!.HasAll(StepExamples(step)))
         {
             _waitingForScores = -1;
             return true;
@@ -337,14 +339,30 @@ public sealed partial class RunCoordinatorActor
         return false;
     }
 
+    /// <summary>The examples of step <paramref name="step"/> (the last step asked for is kept: a waiting step is checked on every pump).</summary>
+    private int[] StepExamples(int step)
+    {
+        if (_stepExamples is { } known && known.Step == step) return known.Examples;
+        int[] examples = [.. Plan.Step(step).SelectMany(m => m)];
+        _stepExamples = (step, examples);
+        return examples;
+    }
+
+    private BatchPlan Plan => _plan ??= _state.Spec!.Plan();
+
     /// <summary>The reference log-probs of a step's examples, in messages of at most <see cref="ReferenceScoring.MaxUnitItems"/> examples.</summary>
     private ReferenceScores[] ScoresFor(int step)
     {
         if (_scores is null) return [];
-        var (indices, completion, kl) = _scores.Get(_state.Spec!.Plan().Step(step).SelectMany(m => m));
+        var (indices, completion, kl) = _scores.Get(StepExamples(step));
         int n = ReferenceScoring.MaxUnitItems;
-        return [.. Enumerable.Range(0, (indices.Length + n - 1) / n).Select(p => new ReferenceScores(step, indices[(p * n)..Math.Min(indices.Length, (p + 1) * n)],
-            completion[(p * n)..Math.Min(indices.Length, (p + 1) * n)], kl[(p * n)..Math.Min(indices.Length, (p + 1) * n)]))];
+        var parts = new List<ReferenceScores>();
+        for (int start = 0; start < indices.Length; start += n)
+        {
+            Range part = start..Math.Min(indices.Length, start + n);
+            parts.Add(new ReferenceScores(step, indices[part], completion[part], kl[part]));
+        }
+        return [.. parts];
     }
 
     /// <summary>
@@ -489,7 +507,7 @@ public sealed partial class RunCoordinatorActor
         metrics["examples/s"] = _windowExamples / windowSeconds;
         metrics["tokens/s"] = _window.Tokens / windowSeconds;
         metrics["trainers"] = commit.Members.Count;
-        _metrics.Append(done, (double)done / spec.Plan().StepsPerEpoch, metrics);
+        _metrics.Append(done, (double)done / Plan.StepsPerEpoch, metrics);
         _window = StepMetrics.Zero;
         _windowExamples = 0;
         _windowClock.Restart();

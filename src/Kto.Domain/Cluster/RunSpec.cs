@@ -38,6 +38,14 @@ public sealed record RunSpec(
     /// <summary>The batch plan of this run: a pure function of the spec, independent of the number of trainers.</summary>
     public BatchPlan Plan() => new(ExampleCount, Seed, Shuffle, GlobalBatchSize, Accumulation);
 
+    /// <summary>Checks that <paramref name="data"/>, as a node loaded it, is the data this run was planned on.</summary>
+    /// <exception cref="InvalidDataException">The node's dataset differs (size or fingerprint).</exception>
+    public void EnsureSameData(TrainingData data)
+    {
+        if (data.Fingerprint != DatasetFingerprint || data.Items.Count != ExampleCount)
+            throw new InvalidDataException($"the dataset this node loads ({data.Items.Count} examples, fingerprint {data.Fingerprint[..12]}…) differs from the run's ({ExampleCount}, {DatasetFingerprint[..12]}…)");
+    }
+
     /// <summary>The run config the trainers load.</summary>
     public KtoConfig Config() => KtoConfigReader.Parse(System.Text.Encoding.UTF8.GetBytes(ConfigJson), $"run {RunId} config");
 
