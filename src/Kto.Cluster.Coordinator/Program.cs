@@ -1,4 +1,7 @@
+using System.Runtime.InteropServices;
+using Akka.Actor;
 using Akka.Cluster.Hosting;
+using Akka.Configuration;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
 using Kto.Cluster.Coordinator.Actors;
@@ -23,12 +26,12 @@ namespace Kto.Cluster.Coordinator;
 public static class Program
 {
     /// <summary>Exit code for a bad command line or host config.</summary>
-    public const int BadConfig = 2;
+    public const int BadConfig = HostExitCodes.BadConfig;
 
     /// <summary>The singleton's name.</summary>
     public const string SingletonName = "run-coordinator";
 
-    /// <summary>Runs the host until SIGTERM or Ctrl+C.</summary>
+    /// <summary>Runs the host until SIGTERM or Ctrl+C, or until its run ends with <c>--exit-when-done</c>.</summary>
     public static async Task<int> Main(string[] args)
     {
         string? configPath = Arg(args, "--config");
@@ -62,23 +65,76 @@ public static class Program
             return BadConfig;
         }
         Directory.CreateDirectory(config.RunDir);
-        var (connection, provider) = config.Journal;
+        var options = new HostOptions(config, runId, spec, exitWhenDone, minTrainers, scoringWindow);
+        return await RunHostAsync(options);
+    }
 
-        HostApplicationBuilder builder = Host.CreateApplicationBuilder();
-        builder.Services.AddAkka(ClusterRoles.SystemName, (akka, services) =>
+    /// <summary>What one coordinator host runs, across the actor systems it starts.</summary>
+    private sealed record HostOptions(HostConfig Config, string RunId, RunSpec? Spec, bool ExitWhenDone, int MinTrainers, int ScoringWindow);
+
+    /// <summary>
+    /// Runs actor systems one after another until the run ends (with <c>--exit-when-done</c>) or a signal stops the
+    /// host. A system the cluster took down (downed, or quarantined after a freeze) is replaced by a new one that joins
+    /// again, so the host never just exits while its run is incomplete. Returns the exit status
+    /// (<see cref="HostExitCodes"/>) and prints a one-line reason for every status but 0.
+    /// </summary>
+    private static async Task<int> RunHostAsync(HostOptions o)
+    {
+        var run = new RunWatch();
+        using var stop = new CancellationTokenSource();
+        PosixSignal? signal = null;
+        void OnSignal(PosixSignalContext context)
         {
-            var lifetime = services.GetRequiredService<IHostApplicationLifetime>();
-            Action<RunState>? onFinished = exitWhenDone ? _ => lifetime.StopApplication() : null;
-            akka.AddHocon(PersistenceConfig.Hocon(connection, provider).WithFallback(FailureDetection.Hocon()), HoconAddMode.Prepend)
-                .WithRemoting(config.Hostname, config.Port)
-                .WithClustering(new ClusterOptions { Roles = [.. config.Roles], SeedNodes = [.. config.SeedNodes] })
-                .WithSingleton<RunCoordinatorActor>(SingletonName, RunCoordinatorActor.Props(runId, startSpec: spec, onFinished: onFinished, minTrainers: minTrainers, scoringWindow: scoringWindow), new ClusterSingletonOptions { Role = ClusterRoles.Coordinator }, createProxyToo: true)
+            context.Cancel = true; // the host leaves the cluster gracefully first
+            signal ??= context.Signal;
+            stop.Cancel();
+        }
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        for (int systems = 1; ; systems++)
+        {
+            using IHost host = BuildHost(o, run);
+            await host.StartAsync(CancellationToken.None);
+            ActorSystem system = host.Services.GetRequiredService<ActorSystem>();
+            Task done = o.ExitWhenDone ? run.Finished : Task.Delay(Timeout.Infinite, CancellationToken.None);
+            await Task.WhenAny(system.WhenTerminated, done, Task.Delay(Timeout.Infinite, stop.Token)).ContinueWith(_ => { }, TaskScheduler.Default);
+            await host.StopAsync(CancellationToken.None);
+            if (done.IsCompleted) return HostExitCodes.Done;
+            if (stop.IsCancellationRequested) return HostExitCodes.ForSignal(signal, run.Latest, o.RunId);
+            Console.Error.WriteLine($"coordinator host removed from the cluster (actor system {systems} ended); joining again as a new incarnation");
+            await Task.Delay(RejoinDelay, stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+            if (stop.IsCancellationRequested) return HostExitCodes.ForSignal(signal, run.Latest, o.RunId);
+        }
+    }
+
+    /// <summary>Pause between an actor system the cluster took down and the next (lets the port and the old association go).</summary>
+    public static readonly TimeSpan RejoinDelay = TimeSpan.FromSeconds(1);
+
+    private static IHost BuildHost(HostOptions o, RunWatch run)
+    {
+        var (connection, provider) = o.Config.Journal;
+        HostApplicationBuilder builder = Host.CreateApplicationBuilder();
+        builder.Services.AddSingleton<IHostLifetime, SignalFreeLifetime>(); // signals are handled by RunHostAsync
+        builder.Services.AddAkka(ClusterRoles.SystemName, (akka, _) =>
+        {
+            akka.AddHocon(ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off")
+                    .WithFallback(PersistenceConfig.Hocon(connection, provider)).WithFallback(FailureDetection.Hocon()), HoconAddMode.Prepend)
+                .WithRemoting(o.Config.Hostname, o.Config.Port)
+                .WithClustering(new ClusterOptions { Roles = [.. o.Config.Roles], SeedNodes = [.. o.Config.SeedNodes] })
+                .WithSingleton<RunCoordinatorActor>(SingletonName, RunCoordinatorActor.Props(o.RunId, startSpec: o.Spec, onFinished: run.OnFinished, minTrainers: o.MinTrainers,
+                    scoringWindow: o.ScoringWindow, onChanged: run.OnChanged), new ClusterSingletonOptions { Role = ClusterRoles.Coordinator }, createProxyToo: true)
                 .WithActors((system, registry) =>
-                    system.ActorOf(CommandReceptionistActor.Props(registry.Get<RunCoordinatorActor>(), runId), ClusterRoles.CommandActor));
+                    system.ActorOf(CommandReceptionistActor.Props(registry.Get<RunCoordinatorActor>(), o.RunId), ClusterRoles.CommandActor));
         });
-        using IHost host = builder.Build();
-        await host.RunAsync();
-        return 0;
+        return builder.Build();
+    }
+
+    /// <summary>A host lifetime that leaves SIGTERM and Ctrl+C to <see cref="RunHostAsync"/>.</summary>
+    private sealed class SignalFreeLifetime : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     private sealed class StderrObserver : ITrainingObserver

@@ -3,15 +3,17 @@ using Akka.Configuration;
 namespace Kto.Cluster.Core;
 
 /// <summary>
-/// Failure-detector settings for training: a dead trainer must stop blocking steps within seconds, not after Akka's
-/// defaults (a 10 s pause tolerance, then downing). Heartbeats every 500 ms; a member missing them for 2 s is reported
-/// unreachable, and the coordinator leaves it out of the next step's membership at once. The split-brain resolver
-/// decides by coordinators only, so losing trainers never takes the coordinator down.
+/// Failure-detector and downing settings for training: a dead trainer must stop blocking steps within seconds, not after
+/// Akka's defaults (a 10 s pause tolerance, then downing). Heartbeats every 500 ms; a member missing them for 2 s is
+/// reported unreachable, and the coordinator leaves it out of the next step's membership at once. Downing is
+/// <see cref="Downing.DowningPolicy"/> (through <see cref="Downing.CoordinatorDowningProvider"/>) instead of Akka's
+/// split-brain resolver: only coordinator hosts down other members, so losing, freezing or regaining trainers never
+/// takes a coordinator host down (docs/cluster.md, "Downing").
 /// </summary>
 public static class FailureDetection
 {
     /// <summary>The HOCON every cluster host adds.</summary>
-    public static Config Hocon() => ConfigurationFactory.ParseString("""
+    public static Config Hocon() => ConfigurationFactory.ParseString($$"""
         akka.cluster.failure-detector {
           heartbeat-interval = 500ms
           acceptable-heartbeat-pause = 2s
@@ -21,12 +23,6 @@ public static class FailureDetection
           heartbeat-interval = 500ms
           acceptable-heartbeat-pause = 2s
         }
-        # Downing decisions count coordinators only: a partition never downs the side holding the coordinator
-        # in favour of trainers (with 1 coordinator and 1 trainer, plain keep-majority could down either).
-        # A side that lost every coordinator downs itself after 5 s (default 20 s); its trainers then join again and
-        # keep their replicas, so a restarted coordinator finds them.
-        akka.cluster.split-brain-resolver.stable-after = 5s
-        akka.cluster.split-brain-resolver.active-strategy = keep-majority
-        akka.cluster.split-brain-resolver.keep-majority.role = "coordinator"
+        akka.cluster.downing-provider-class = "{{Downing.CoordinatorDowningProvider.TypeName}}"
         """);
 }

@@ -21,6 +21,7 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
     private readonly int _snapshotInterval;
     private readonly RunSpec? _startSpec;
     private readonly Action<RunState>? _onFinished;
+    private readonly Action<RunState>? _onChanged;
     private RunState _state = RunState.Empty;
     private bool _incarnated;
     private bool _ready;
@@ -32,9 +33,11 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
     /// <param name="onFinished">Called once the run is complete (final checkpoint recorded) or stopped.</param>
     /// <param name="minTrainers">Trainers that must be ready before this incarnation drives its first step.</param>
     /// <param name="scoringWindow">Steps the scorer pool may work ahead of training (runs with precompute_ref_log_probs).</param>
+    /// <param name="onChanged">Called with the state after every persisted event (the host's exit status reads it).</param>
     public RunCoordinatorActor(string runId, int snapshotInterval = DefaultSnapshotInterval, RunSpec? startSpec = null, Action<RunState>? onFinished = null, int minTrainers = 1,
-        int scoringWindow = ReferenceScoresActor.DefaultWindow)
+        int scoringWindow = ReferenceScoresActor.DefaultWindow, Action<RunState>? onChanged = null)
     {
+        _onChanged = onChanged;
         _minTrainers = minTrainers;
         _scoringWindow = scoringWindow;
         PersistenceId = PersistenceIdOf(runId);
@@ -84,8 +87,8 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
 
     /// <summary>Props of the coordinator of <paramref name="runId"/>.</summary>
     public static Props Props(string runId, int snapshotInterval = DefaultSnapshotInterval, RunSpec? startSpec = null, Action<RunState>? onFinished = null, int minTrainers = 1,
-        int scoringWindow = ReferenceScoresActor.DefaultWindow)
-        => Akka.Actor.Props.Create(() => new RunCoordinatorActor(runId, snapshotInterval, startSpec, onFinished, minTrainers, scoringWindow));
+        int scoringWindow = ReferenceScoresActor.DefaultWindow, Action<RunState>? onChanged = null)
+        => Akka.Actor.Props.Create(() => new RunCoordinatorActor(runId, snapshotInterval, startSpec, onFinished, minTrainers, scoringWindow, onChanged));
 
     /// <inheritdoc />
     protected override void PreStart()
@@ -115,6 +118,7 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
         Persist(new CoordinatorIncarnated(_state.Incarnation + 1), persisted =>
         {
             _state = _state.Apply(persisted);
+            _onChanged?.Invoke(_state);
             _generation = GenerationNumbers.First(_state.Incarnation);
             Log.Info("coordinator ready: run {0}, {1} committed steps, incarnation {2}",
                 PersistenceId, _state.CommittedSteps, _state.Incarnation);
@@ -123,6 +127,7 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
                 Persist(new RunStarted(spec), started =>
                 {
                     _state = _state.Apply(started);
+                    _onChanged?.Invoke(_state);
                     Log.Info("run {0} started: {1} examples, {2} steps of {3} × {4} examples", spec.RunId, spec.ExampleCount, spec.TotalSteps, spec.GlobalBatchSize, spec.Accumulation);
                     OnReady();
                 });
@@ -161,10 +166,12 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
     private void Applied(RunState next)
     {
         _state = next;
+        _onChanged?.Invoke(_state);
         if (_state.Spec is { } spec && _state.Phase == RunPhase.Running && _state.CommittedSteps == spec.TotalSteps)
             Persist(new RunCompleted(spec.TotalSteps), done =>
             {
                 _state = _state.Apply(done);
+                _onChanged?.Invoke(_state);
                 CheckFinished();
             });
         if (LastSequenceNr % _snapshotInterval == 0) SaveSnapshot(RunSnapshot.Of(_state));
