@@ -37,6 +37,10 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
     /// <summary>The state image being served to a joiner (built on its first request, dropped when the replica moves on).</summary>
     private (int Step, byte[] Image)? _export;
     private Fetch? _fetch;
+    /// <summary>The run coordinator this trainer registered with last, and its incarnation: commands from any other are
+    /// ignored, so a coordinator that was frozen and replaced cannot start, apply or redirect anything when it wakes.</summary>
+    private IActorRef? _registeredWith;
+    private int _incarnation;
 
     /// <summary>Creates the actor for trainer <paramref name="trainerId"/>.</summary>
     public TrainerNodeActor(IActorRef coordinator, string trainerId, TrainerEngine engine, Action? onLeaveGranted = null)
@@ -78,6 +82,13 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
         Common();
         Receive<TrainerRegistered>(r =>
         {
+            if (r.Incarnation < _incarnation)
+            {
+                _log.Warning("ignored a registration answer from coordinator incarnation {0} at {1}: registered with incarnation {2}", r.Incarnation, Sender.Path, _incarnation);
+                return;
+            }
+            _registeredWith = Sender;
+            _incarnation = r.Incarnation;
             Timers.Cancel(RegisterTimer);
             _log.Info("registered with the coordinator: {0} committed steps, incarnation {1}, {2} trainers; holding step {3}",
                 r.CommittedSteps, r.Incarnation, r.Trainers, _engine.HeldStep);
@@ -85,13 +96,13 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
             if (_engine.Spec is null) LoadRun(r.Spec);
             else if (_engine.Spec != r.Spec) _log.Error("the coordinator runs {0}, but this trainer holds run {1}: restart the node for the new run", r.Spec.RunId, _engine.Spec.RunId);
         });
-        Receive<StepStart>(StartStep);
-        Receive<StepApply>(ApplyStep);
-        Receive<StepAbort>(a =>
+        Receive<StepStart>(s => FromCoordinator(s), StartStep);
+        Receive<StepApply>(a => FromCoordinator(a), ApplyStep);
+        Receive<StepAbort>(a => FromCoordinator(a), a =>
         {
             if (_attemptId == (a.Step, a.Generation)) _engine.Discard();
         });
-        Receive<WriteCheckpoint>(w =>
+        Receive<WriteCheckpoint>(w => FromCoordinator(w), w =>
         {
             if (_engine.Spec is null || w.Step != _engine.HeldStep)
             {
@@ -100,8 +111,8 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
             }
             SaveCheckpoint(w.Dir, w.SaveTotalLimit);
         });
-        Receive<LoadCheckpoint>(l => RunTask($"loading checkpoint {l.Path}", () => { _engine.RestoreCheckpoint(l.Path); return 0; }, _ => Register()));
-        Receive<FetchState>(BeginFetch);
+        Receive<LoadCheckpoint>(l => FromCoordinator(l), l => RunTask($"loading checkpoint {l.Path}", () => { _engine.RestoreCheckpoint(l.Path); return 0; }, _ => Register()));
+        Receive<FetchState>(f => FromCoordinator(f), BeginFetch);
         Receive<StateChunk>(OnChunk);
         Receive<FetchStalled>(_ =>
         {
@@ -120,7 +131,7 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
     private void Busy()
     {
         Common();
-        Receive<StepAbort>(a =>
+        Receive<StepAbort>(a => FromCoordinator(a), a =>
         {
             if (_attemptId == (a.Step, a.Generation)) _attempt?.Cancel();
         });
@@ -150,6 +161,18 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
             _onLeaveGranted?.Invoke();
         });
         Receive<TrainerLeaving>(l => _coordinator.Tell(l));
+    }
+
+    /// <summary>
+    /// Whether <paramref name="command"/> comes from the coordinator this trainer registered with last (anything else is
+    /// a coordinator that was replaced — frozen past the failure detector, or from an earlier incarnation — and is
+    /// ignored with a warning).
+    /// </summary>
+    private bool FromCoordinator(object command)
+    {
+        if (_registeredWith is not null && Sender.Equals(_registeredWith)) return true;
+        _log.Warning("ignored {0} from {1}: not the coordinator this trainer is registered with (incarnation {2})", command.GetType().Name, Sender.Path, _incarnation);
+        return false;
     }
 
     private void Register()

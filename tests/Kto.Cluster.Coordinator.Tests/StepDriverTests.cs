@@ -40,6 +40,26 @@ public sealed class StepDriverTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     }
 
     [Fact]
+    public void ARepeatedRegistrationIsLoggedOnceAndAChangeAgain()
+    {
+        RunSpec spec = Spec(steps: 4);
+        IActorRef coordinator = Sys.ActorOf(RunCoordinatorActor.Props(spec.RunId, startSpec: spec, minTrainers: 2));
+        var t1 = CreateTestProbe();
+        void Register(int held)
+        {
+            t1.Send(coordinator, new RegisterTrainer("t1", "127.0.0.1:1", held));
+            t1.ExpectMsg<TrainerRegistered>(TimeSpan.FromSeconds(10));
+        }
+        EventFilter.Info(contains: "trainer t1 registered").Expect(1, TimeSpan.FromSeconds(10), () =>
+        {
+            Register(0);
+            Register(0); // a trainer repeats its registration until an answer arrives
+            Register(0);
+        });
+        EventFilter.Info(contains: "trainer t1 registered at 127.0.0.1:1 holding step -1").Expect(1, TimeSpan.FromSeconds(10), () => Register(-1));
+    }
+
+    [Fact]
     public async Task WhenTheCheckpointWriterIsLostAfterTheLastCommitAnotherSyncedTrainerWritesTheFinalCheckpoint()
     {
         RunSpec spec = Spec(steps: 1);

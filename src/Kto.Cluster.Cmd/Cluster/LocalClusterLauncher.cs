@@ -16,16 +16,22 @@ namespace Kto.Cluster.Cmd.Cluster;
 /// <param name="Postgres">A Npgsql connection string for the journal instead of SQLite.</param>
 /// <param name="Scorers">Reference scorer node processes (for runs with precompute_ref_log_probs; null = 1 for such
 /// runs, 0 otherwise).</param>
-internal sealed record LocalClusterOptions(string RunConfig, string RunId, int Trainers, string RunDir, int Port = 0, string? Postgres = null, int? Scorers = null);
+/// <param name="Supervise">Restart a coordinator or node process that dies before the run ends, with a bounded back-off
+/// (<c>kto up</c>, the demo); off where the caller kills and restarts processes itself (chaos runs, benchmarks).</param>
+internal sealed record LocalClusterOptions(string RunConfig, string RunId, int Trainers, string RunDir, int Port = 0, string? Postgres = null, int? Scorers = null,
+    bool Supervise = true);
 
 /// <summary>
 /// A local cluster on loopback: one coordinator process, N trainer node processes and, for runs that precompute
 /// reference log-probs, scorer node processes (the
 /// <c>Kto.Cluster.Coordinator</c> and <c>Kto.Cluster.GpuNode</c> programs shipped next to <c>kto</c>), running one
 /// run config to its end. Each process's output goes to <c>RUN_DIR/logs/NAME.log</c>; the coordinator's commits
-/// drive a progress bar and its cluster events are shown. When the run ends, or on Ctrl+C / SIGTERM, the trainers are
-/// asked to stop (SIGTERM), then the coordinator; anything still running after a grace period is killed, so no
-/// process outlives the launcher.
+/// drive a progress bar and its cluster events are shown. A process that dies before the run ends is started again
+/// after a back-off that doubles from <see cref="FirstBackoff"/> up to <see cref="MaxBackoff"/> (reset once it has
+/// stayed up for <see cref="StableUptime"/>), and the launcher says so; a process that exits with a configuration
+/// error (status 2) or the coordinator exiting with a run error (status 1) is not restarted, and the launcher ends
+/// with its status. When the run ends, or on Ctrl+C / SIGTERM, the trainers are asked to stop (SIGTERM), then the
+/// coordinator; anything still running after a grace period is killed, so no process outlives the launcher.
 /// </summary>
 internal sealed class LocalClusterLauncher : IAsyncDisposable
 {
@@ -35,8 +41,20 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
     private static readonly string[] Shown = ["registered at", "unreachable", "lost", "retrying", "fetching the state", "left (", "is leaving",
         "loading checkpoint", "replayed", "checkpoint after step", "scorer pool", "scorer ", "reference scor", "run started", "coordinator ready", "complete:", "stopped after", "warning", "error"];
 
-    private readonly List<(string Name, Process Process, StreamWriter Log)> _processes = [];
+    /// <summary>The first restart of a process that died waits this long.</summary>
+    public static readonly TimeSpan FirstBackoff = TimeSpan.FromSeconds(1);
+
+    /// <summary>Restart back-off doubles up to this.</summary>
+    public static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
+
+    /// <summary>A process that stayed up this long is restarted after <see cref="FirstBackoff"/> again.</summary>
+    public static readonly TimeSpan StableUptime = TimeSpan.FromSeconds(60);
+
+    private readonly List<Child> _processes = [];
     private readonly ITrainingObserver _observer;
+    private readonly TaskCompletionSource<int> _fatal = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private bool _supervise;
+    private volatile bool _stopping;
     private readonly object _gate = new();
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<(TimeSpan At, string Line)> _commits = [];
@@ -60,7 +78,36 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
     public TimeSpan Elapsed => _clock.Elapsed;
 
     /// <summary>SIGKILLs trainer <paramref name="index"/> (1-based), as a crash would.</summary>
-    public void KillTrainer(int index) => _processes[index].Process.Kill(entireProcessTree: true);
+    public void KillTrainer(int index) => Kill($"trainer-{index}");
+
+    /// <summary>SIGKILLs the process named <paramref name="name"/> (<c>coordinator</c>, <c>trainer-N</c>, <c>scorer-N</c>).</summary>
+    public void Kill(string name)
+    {
+        try
+        {
+            Get(name).Process.Kill(entireProcessTree: true);
+        }
+        catch (InvalidOperationException)
+        {
+            // already gone
+        }
+    }
+
+    /// <summary>Sends SIGSTOP (<paramref name="frozen"/>) or SIGCONT to the process named <paramref name="name"/>.</summary>
+    public void Freeze(string name, bool frozen) => Signal(Get(name).Process, frozen ? "STOP" : "CONT");
+
+    /// <summary>Starts the process named <paramref name="name"/> again with its arguments (after it was killed).</summary>
+    public void Restart(string name)
+    {
+        Child c = Get(name);
+        if (!c.Process.HasExited) throw new InvalidOperationException($"{name} is still running");
+        Launch(c);
+    }
+
+    /// <summary>Whether the process named <paramref name="name"/> is running.</summary>
+    public bool IsRunning(string name) => !Get(name).Process.HasExited;
+
+    private Child Get(string name) => _processes.FirstOrDefault(p => p.Name == name) ?? throw new ArgumentException($"no process named {name}");
 
     /// <summary>Starts the coordinator and the trainers.</summary>
     public static LocalClusterLauncher Start(LocalClusterOptions o, ITrainingObserver observer)
@@ -81,7 +128,7 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
         int scorers = o.Scorers ?? (Kto.Domain.Options.KtoConfigReader.Load(o.RunConfig).PrecomputeRefLogProbs ? 1 : 0);
         if (scorers < 0) throw new ArgumentException("--scorers cannot be negative");
 
-        var launcher = new LocalClusterLauncher(observer) { CoordinatorAddress = $"127.0.0.1:{port}" };
+        var launcher = new LocalClusterLauncher(observer) { CoordinatorAddress = $"127.0.0.1:{port}", _supervise = o.Supervise };
         try
         {
             launcher.Spawn("coordinator", "Kto.Cluster.Coordinator.dll", logs, "--config", coordinatorConfig, "--run-id", o.RunId,
@@ -102,31 +149,58 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
 
     /// <summary>
     /// Waits for the run to end (complete with its final checkpoint, or stopped), then stops the trainers (which the
-    /// coordinator lets go at once) and the coordinator; returns 0, or the coordinator's exit code when it ended first.
+    /// coordinator lets go at once) and the coordinator; returns 0, or the status of a process that ended the launch
+    /// (one that exited with an error no restart can fix, or — without supervision — the coordinator exiting first).
     /// </summary>
     public async Task<int> WaitAsync(CancellationToken cancel)
     {
-        Process coordinator = _processes[0].Process;
-        Task exited = coordinator.WaitForExitAsync(CancellationToken.None);
-        await Task.WhenAny(exited, _finished.Task, Task.Delay(Timeout.Infinite, cancel)).ConfigureAwait(false);
+        Task exited = _supervise ? Task.Delay(Timeout.Infinite, CancellationToken.None) : _processes[0].Process.WaitForExitAsync(CancellationToken.None);
+        await Task.WhenAny(exited, _finished.Task, _fatal.Task, Task.Delay(Timeout.Infinite, cancel)).ConfigureAwait(false);
         bool finished = _finished.Task.IsCompleted;
+        _stopping = true;
         if (cancel.IsCancellationRequested && !finished)
             _observer.Info("stopping the local cluster (the journal and checkpoints are kept; the same command resumes the run)");
-        else if (!finished) _observer.Warn($"the coordinator exited with code {coordinator.ExitCode} before the run ended");
+        else if (!finished && !_fatal.Task.IsCompleted) _observer.Warn($"the coordinator exited with code {_processes[0].Process.ExitCode} before the run ended");
         await StopAsync();
-        return finished ? 0 : cancel.IsCancellationRequested ? 130 : coordinator.ExitCode;
+        if (finished) return 0;
+        if (cancel.IsCancellationRequested) return 130;
+        return _fatal.Task.IsCompleted ? _fatal.Task.Result : _processes[0].Process.ExitCode;
+    }
+
+    /// <summary>Restarts <paramref name="c"/> after it died, unless the launch is ending or its status says a restart cannot help.</summary>
+    private async Task SuperviseAsync(Child c, Process process)
+    {
+        await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+        if (_stopping || _finished.Task.IsCompleted || !_supervise || !ReferenceEquals(c.Process, process)) return;
+        int code = process.ExitCode;
+        bool coordinator = c.Name == "coordinator";
+        if (code == 2 || (coordinator && code == 1))
+        {
+            _observer.Warn($"{c.Name} exited with code {code} (see {c.LogPath}); not restarting it");
+            _fatal.TrySetResult(code);
+            return;
+        }
+        TimeSpan uptime = DateTime.UtcNow - c.StartedAt;
+        c.Backoff = uptime >= StableUptime ? FirstBackoff : c.Backoff == TimeSpan.Zero ? FirstBackoff : TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, c.Backoff.Ticks * 2));
+        c.Restarts++;
+        _observer.Warn($"{c.Name} exited with code {code} after {uptime.TotalSeconds:0.0} s; restarting it in {c.Backoff.TotalSeconds:0} s (restart {c.Restarts})");
+        await Task.Delay(c.Backoff).ConfigureAwait(false);
+        if (_stopping || _finished.Task.IsCompleted) return;
+        lock (_gate) Launch(c);
     }
 
     /// <summary>SIGTERM to the trainers, then to the coordinator; kills what is left after <see cref="StopGrace"/>.</summary>
     private async Task StopAsync()
     {
+        _stopping = true;
+        foreach (Child c in _processes) Signal(c.Process, "CONT"); // a frozen process cannot stop
         var trainers = _processes.Skip(1).Select(p => p.Process).Where(p => !p.HasExited).ToList();
-        foreach (Process p in trainers) Signal(p);
+        foreach (Process p in trainers) Signal(p, "TERM");
         await WaitAll(trainers, StopGrace);
         Process coordinator = _processes[0].Process;
         if (!coordinator.HasExited)
         {
-            Signal(coordinator);
+            Signal(coordinator, "TERM");
             await WaitAll([coordinator], StopGrace);
         }
         KillAll();
@@ -145,11 +219,12 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
         }
     }
 
-    private static void Signal(Process p)
+    private static void Signal(Process p, string signal)
     {
         try
         {
-            using var kill = Process.Start(new ProcessStartInfo("kill", ["-TERM", p.Id.ToString(CultureInfo.InvariantCulture)]) { UseShellExecute = false });
+            if (p.HasExited) return;
+            using var kill = Process.Start(new ProcessStartInfo("kill", [$"-{signal}", p.Id.ToString(CultureInfo.InvariantCulture)]) { UseShellExecute = false });
             kill?.WaitForExit();
         }
         catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception)
@@ -160,7 +235,7 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
 
     private void KillAll()
     {
-        foreach (var (_, p, _) in _processes)
+        foreach (Process p in _processes.Select(c => c.Process))
         {
             try
             {
@@ -177,18 +252,42 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
     {
         string path = Path.Combine(AppContext.BaseDirectory, dll);
         if (!File.Exists(path)) throw new FileNotFoundException($"{path} not found: build the solution (dotnet build Kto.Cluster.sln) so kto ships its cluster hosts", path);
+        string logPath = Path.Combine(logs, name + ".log");
+        var child = new Child(name, [path, .. args], logPath, new StreamWriter(logPath, append: true) { AutoFlush = true });
+        _processes.Add(child);
+        Launch(child);
+    }
+
+    /// <summary>Starts (or starts again) <paramref name="c"/>'s process, with its output going to its log.</summary>
+    private void Launch(Child c)
+    {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
-        psi.ArgumentList.Add(path);
-        foreach (string a in args) psi.ArgumentList.Add(a);
-        var log = new StreamWriter(Path.Combine(logs, name + ".log"), append: true) { AutoFlush = true };
+        foreach (string a in c.Args) psi.ArgumentList.Add(a);
         var process = new Process { StartInfo = psi };
-        bool isCoordinator = _processes.Count == 0;
-        process.OutputDataReceived += (_, e) => OnLine(log, e.Data, isCoordinator);
-        process.ErrorDataReceived += (_, e) => OnLine(log, e.Data, isCoordinator);
+        bool isCoordinator = c.Name == "coordinator";
+        process.OutputDataReceived += (_, e) => OnLine(c.Log, e.Data, isCoordinator);
+        process.ErrorDataReceived += (_, e) => OnLine(c.Log, e.Data, isCoordinator);
         process.Start();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        _processes.Add((name, process, log));
+        Process? previous = c.Process;
+        c.Process = process;
+        c.StartedAt = DateTime.UtcNow;
+        previous?.Dispose();
+        _ = SuperviseAsync(c, process);
+    }
+
+    /// <summary>A process the launcher owns: how to start it, its log, and its restart history.</summary>
+    private sealed class Child(string name, string[] args, string logPath, StreamWriter log)
+    {
+        public string Name { get; } = name;
+        public string[] Args { get; } = args;
+        public string LogPath { get; } = logPath;
+        public StreamWriter Log { get; } = log;
+        public Process Process { get; set; } = null!;
+        public DateTime StartedAt { get; set; }
+        public TimeSpan Backoff { get; set; }
+        public int Restarts { get; set; }
     }
 
     private void OnLine(StreamWriter log, string? line, bool coordinator)
@@ -236,11 +335,11 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (_processes.Any(p => !p.Process.HasExited)) await StopAsync();
-        foreach (var (_, p, log) in _processes)
+        foreach (Child c in _processes)
         {
-            p.WaitForExit(); // drains the output handlers
-            p.Dispose();
-            await log.DisposeAsync();
+            c.Process.WaitForExit(); // drains the output handlers
+            c.Process.Dispose();
+            await c.Log.DisposeAsync();
         }
     }
 }

@@ -106,7 +106,7 @@ internal static class BenchClusterCommand
     private static (double StepsPerSecond, double Failover, double MemberSeconds, double ExchangeSeconds) Measure(string dir, string config, int trainers, int warmup, int steps, bool killAfter, Terminal.ConsoleObserver observer)
     {
         string runDir = Path.Combine(dir, $"cluster-{trainers}");
-        var launcher = LocalClusterLauncher.Start(new LocalClusterOptions(config, $"bench-{trainers}", trainers, runDir), observer);
+        var launcher = LocalClusterLauncher.Start(new LocalClusterOptions(config, $"bench-{trainers}", trainers, runDir, Supervise: false), observer);
         try
         {
             while (launcher.Commits.Count < warmup + steps + 1) Thread.Sleep(50);

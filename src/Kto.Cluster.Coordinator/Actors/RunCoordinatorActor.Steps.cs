@@ -188,8 +188,10 @@ public sealed partial class RunCoordinatorActor
     private void Register(RegisterTrainer r)
     {
         if (!OnUpMember(Sender)) return;
+        bool changed = true;
         if (_trainers.TryGetValue(r.TrainerId, out var known))
         {
+            changed = !known.Actor.Equals(Sender) || known.Endpoint != r.DataEndpoint || known.HeldStep != r.HeldStep || _catchingUp.ContainsKey(r.TrainerId);
             if (!known.Actor.Equals(Sender))
             {
                 Context.Unwatch(known.Actor);
@@ -207,7 +209,8 @@ public sealed partial class RunCoordinatorActor
         }
         _catchingUp.Remove(r.TrainerId);
         Context.Watch(Sender);
-        Log.Info("trainer {0} registered at {1} holding step {2} ({3} trainers)", r.TrainerId, r.DataEndpoint, r.HeldStep, _trainers.Count);
+        // A trainer repeats its registration until answered: only a change is worth a line.
+        if (changed) Log.Info("trainer {0} registered at {1} holding step {2} ({3} trainers)", r.TrainerId, r.DataEndpoint, r.HeldStep, _trainers.Count);
         Sender.Tell(new TrainerRegistered(r.TrainerId, _state.CommittedSteps, _state.Incarnation, _trainers.Count, _state.Spec));
         Pump();
     }
