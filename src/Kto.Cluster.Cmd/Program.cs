@@ -15,6 +15,7 @@ public static class Program
         {
             DemoCommand.Create(),
             UpCommand.Create(),
+            ChaosCommand.Create(),
             TrainCommand.Create(),
             SftCommand.Create(),
             ScoreCommand.Create(),

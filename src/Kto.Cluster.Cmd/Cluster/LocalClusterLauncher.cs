@@ -38,7 +38,7 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
     /// <summary>How long processes get to stop after SIGTERM before they are killed.</summary>
     public static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(15);
 
-    private static readonly string[] Shown = ["registered at", "unreachable", "lost", "retrying", "fetching the state", "left (", "is leaving",
+    private static readonly string[] Shown = ["registered at", "downing ", "joining again", "unreachable", "lost", "retrying", "fetching the state", "left (", "is leaving",
         "loading checkpoint", "replayed", "checkpoint after step", "scorer pool", "scorer ", "reference scor", "run started", "coordinator ready", "complete:", "stopped after", "warning", "error"];
 
     /// <summary>The first restart of a process that died waits this long.</summary>
@@ -49,6 +49,9 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
 
     /// <summary>A process that stayed up this long is restarted after <see cref="FirstBackoff"/> again.</summary>
     public static readonly TimeSpan StableUptime = TimeSpan.FromSeconds(60);
+
+    /// <summary>Akka's own chatter that matches <see cref="Shown"/> but tells an operator nothing.</summary>
+    private static readonly string[] Hidden = ["Ignoring received gossip", "This may cause failure detection", "Association with remote system"];
 
     private readonly List<Child> _processes = [];
     private readonly ITrainingObserver _observer;
@@ -305,7 +308,7 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
             }
             if (line.StartsWith("run ", StringComparison.Ordinal) && (line.Contains(" complete: ", StringComparison.Ordinal) || line.Contains(" stopped after ", StringComparison.Ordinal)))
                 _finished.TrySetResult();
-            if (line.StartsWith("[DEBUG]", StringComparison.Ordinal) || !Shown.Any(s => line.Contains(s, StringComparison.Ordinal))) return;
+            if (line.StartsWith("[DEBUG]", StringComparison.Ordinal) || !Shown.Any(s => line.Contains(s, StringComparison.Ordinal)) || Hidden.Any(s => line.Contains(s, StringComparison.Ordinal))) return;
             string text = line.StartsWith('[') && line.LastIndexOf("] ", StringComparison.Ordinal) is int end and > 0 ? line[(end + 2)..] : line;
             if (line.StartsWith("[WARNING]", StringComparison.Ordinal) || line.StartsWith("[ERROR]", StringComparison.Ordinal)) _observer.Warn(text);
             else _observer.Info(text);

@@ -258,8 +258,10 @@ public sealed partial class RunCoordinatorActor
         if (_state.Spec is not { } spec) return;
         var usable = _trainers.Where(kv => !_unreachable.Contains(kv.Key) && !kv.Value.Leaving && kv.Value.HeldStep >= 0)
             .OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
-        if (usable.Count == 0 || usable.Count < _minTrainers) return;
-        _minTrainers = 0; // waits only for the first step of this incarnation
+        // The first step of a new run waits for min-trainers; a run under way goes on with whoever is there (a trainer
+        // that died for good must not hold up a restarted coordinator).
+        if (usable.Count == 0 || (usable.Count < _minTrainers && _state.CommittedSteps == 0)) return;
+        _minTrainers = 0;
         int committed = _state.CommittedSteps;
         foreach (var (id, t) in usable.Where(kv => kv.Value.HeldStep > committed))
             Log.Error("trainer {0} claims {1} steps, more than the journal's {2}: its weights cannot be trusted; it will be re-synced", id, t.HeldStep, committed);

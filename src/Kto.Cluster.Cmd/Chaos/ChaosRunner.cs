@@ -1,0 +1,201 @@
+using System.Globalization;
+using Akka.Actor;
+using Kto.Cluster.Cmd.Cluster;
+using Kto.Cluster.Coordinator;
+using Kto.Cluster.Core;
+using Kto.Domain.Checkpoints;
+using Kto.Domain.Cluster;
+using Kto.Domain.Options;
+using Kto.Domain.Training;
+
+namespace Kto.Cluster.Cmd.Chaos;
+
+/// <summary>What a chaos run is asked to do.</summary>
+/// <param name="RunConfig">The run config (its output_dir is replaced by RUN_DIR/out).</param>
+/// <param name="Trainers">Trainer processes.</param>
+/// <param name="Seed">Seeds the fault schedule.</param>
+/// <param name="Counts">Faults of each kind.</param>
+/// <param name="RunDir">Journal, logs, the cluster's and the single process's outputs.</param>
+/// <param name="Tolerance">Largest relative L2 distance of the final weights from one process's that passes.</param>
+/// <param name="Timeout">The whole run fails if it has not ended by then.</param>
+internal sealed record ChaosOptions(string RunConfig, int Trainers, int Seed, ChaosCounts Counts, string RunDir, double Tolerance, TimeSpan Timeout);
+
+/// <summary>One injected fault and what followed.</summary>
+/// <param name="Fault">The scheduled fault.</param>
+/// <param name="Targets">Process names it hit (a trainer slot already down is skipped).</param>
+/// <param name="AtSeconds">When it was injected (since the start).</param>
+/// <param name="NextCommitSeconds">From the injection to the next commit (null: no commit came after it).</param>
+internal sealed record FaultOutcome(ChaosFault Fault, string[] Targets, double AtSeconds, double? NextCommitSeconds);
+
+/// <summary>The result of a chaos run.</summary>
+internal sealed record ChaosReport(bool Completed, AuditReport Audit, double? RelativeL2, double Tolerance, int Steps, double WallSeconds, IReadOnlyList<FaultOutcome> Faults)
+{
+    /// <summary>Completed, audited, and within tolerance of one process.</summary>
+    public bool Passed => Completed && Audit.Ok && RelativeL2 is { } d && d <= Tolerance;
+}
+
+/// <summary>
+/// Runs a local cluster (coordinator host + trainer processes, SQLite journal) through a run config while a
+/// <see cref="ChaosSchedule"/> kills, freezes and restarts its processes with real signals; then audits the journal
+/// (each step committed once, every example of every full epoch once) and compares the final weights with the same
+/// config trained by one process.
+/// </summary>
+internal static class ChaosRunner
+{
+    /// <summary>Runs it; progress and each fault go to <paramref name="observer"/>.</summary>
+    public static async Task<ChaosReport> RunAsync(ChaosOptions o, ITrainingObserver observer, CancellationToken cancel)
+    {
+        string runDir = Path.GetFullPath(o.RunDir);
+        Directory.CreateDirectory(runDir);
+        KtoConfig config = KtoConfigReader.Load(o.RunConfig) with { OutputDir = Path.Combine(runDir, "out"), OverwriteOutputDir = true };
+        string runConfig = Path.Combine(runDir, "run.json");
+        AtomicFile.WriteText(runConfig, KtoConfigReader.ToJson(config));
+        RunSpec spec = RunSpec.FromConfig("chaos", config, NullObserver.Instance);
+        IReadOnlyList<ChaosFault> schedule = ChaosSchedule.Generate(o.Seed, spec.TotalSteps, o.Trainers, o.Counts);
+        observer.Info($"chaos: {spec.TotalSteps} steps, {o.Trainers} trainers, {schedule.Count} faults (seed {o.Seed}); run directory {runDir}");
+
+        var launcher = LocalClusterLauncher.Start(new LocalClusterOptions(runConfig, "chaos", o.Trainers, runDir, Supervise: false), observer);
+        var outcomes = new List<FaultOutcome>();
+        var pending = new List<Task>();
+        bool completed = false;
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        deadline.CancelAfter(o.Timeout);
+        try
+        {
+            foreach (ChaosFault fault in schedule)
+            {
+                while (Committed(launcher) < fault.AtStep && !deadline.IsCancellationRequested) await Task.Delay(50, CancellationToken.None);
+                if (deadline.IsCancellationRequested) break;
+                double at = launcher.Elapsed.TotalSeconds;
+                string[] hit = await InjectAsync(launcher, fault, pending);
+                observer.Info($"chaos: step {fault.AtStep}: {Describe(fault, hit)}");
+                outcomes.Add(new FaultOutcome(fault, hit, at, null));
+            }
+            await Task.WhenAll(pending).WaitAsync(deadline.Token);
+            completed = await launcher.WaitAsync(deadline.Token) == 0 && !deadline.IsCancellationRequested;
+        }
+        catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
+        {
+            observer.Warn($"chaos: the run did not end within {o.Timeout.TotalMinutes:0} min");
+        }
+        finally
+        {
+            await launcher.DisposeAsync();
+        }
+        var commits = launcher.Commits;
+        var measured = outcomes.Select(f => f with
+        {
+            NextCommitSeconds = commits.Where(c => c.At.TotalSeconds > f.AtSeconds).Select(c => (double?)(c.At.TotalSeconds - f.AtSeconds)).FirstOrDefault(),
+        }).ToList();
+
+        AuditReport audit = await AuditAsync(runDir, cancel);
+        double? distance = null;
+        if (completed && TrainingCheckpoint.Latest(config.OutputDir) is { } final)
+        {
+            observer.Info("chaos: training the same config in one process for comparison");
+            KtoConfig single = config with { OutputDir = Path.Combine(runDir, "single") };
+            using (TrainingSetup setup = TrainingSetup.Prepare(single, NullObserver.Instance))
+                new KtoTrainer(setup, NullObserver.Instance).Run();
+            TrainingCheckpoint.ReadVerified(final);
+            distance = RelativeL2(Weights(final), Weights(TrainingCheckpoint.Latest(single.OutputDir)!));
+        }
+        return new ChaosReport(completed, audit, distance, o.Tolerance, spec.TotalSteps, launcher.Elapsed.TotalSeconds, measured);
+    }
+
+    private static int Committed(LocalClusterLauncher launcher)
+    {
+        var commits = launcher.Commits;
+        if (commits.Count == 0) return 0;
+        string[] words = commits[^1].Line.Split(' ');
+        return int.Parse(words[1].Split('/')[0], CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Injects <paramref name="fault"/>; the restart or continue it schedules is added to <paramref name="pending"/>. Returns the process names hit.</summary>
+    private static async Task<string[]> InjectAsync(LocalClusterLauncher launcher, ChaosFault fault, List<Task> pending)
+    {
+        switch (fault.Kind)
+        {
+            case FaultKind.CoordinatorKill:
+                if (!launcher.IsRunning("coordinator")) return [];
+                launcher.Kill("coordinator");
+                pending.Add(Later(fault.Delay, () => launcher.Restart("coordinator")));
+                return ["coordinator"];
+            case FaultKind.CoordinatorFreeze:
+                if (!launcher.IsRunning("coordinator")) return [];
+                launcher.Freeze("coordinator", true);
+                pending.Add(Later(fault.Delay, () => launcher.Freeze("coordinator", false)));
+                return ["coordinator"];
+            case FaultKind.TrainerFreeze:
+            {
+                string name = $"trainer-{fault.Targets[0]}";
+                if (!launcher.IsRunning(name)) return [];
+                launcher.Freeze(name, true);
+                pending.Add(Later(fault.Delay, () => launcher.Freeze(name, false)));
+                return [name];
+            }
+            default:
+            {
+                var hit = new List<string>();
+                for (int i = 0; i < fault.Targets.Length; i++)
+                {
+                    if (i > 0) await Task.Delay(fault.Spacing[i - 1]);
+                    string name = $"trainer-{fault.Targets[i]}";
+                    if (!launcher.IsRunning(name)) continue;
+                    launcher.Kill(name);
+                    hit.Add(name);
+                    pending.Add(Later(fault.Delay, () => launcher.Restart(name)));
+                }
+                return [.. hit];
+            }
+        }
+    }
+
+    private static async Task Later(TimeSpan delay, Action action)
+    {
+        await Task.Delay(delay);
+        action();
+    }
+
+    private static string Describe(ChaosFault f, string[] hit) => hit.Length == 0
+        ? $"{f.Kind} skipped (its target is already down)"
+        : f.Kind switch
+        {
+            FaultKind.TrainerFreeze or FaultKind.CoordinatorFreeze => $"SIGSTOP {string.Join(", ", hit)} for {f.Delay.TotalSeconds:0.0} s",
+            _ => $"SIGKILL {string.Join(", ", hit)}, restarted after {f.Delay.TotalSeconds:0.0} s",
+        };
+
+    private static async Task<AuditReport> AuditAsync(string runDir, CancellationToken cancel)
+    {
+        var hocon = PersistenceConfig.Hocon(PersistenceConfig.SqliteConnectionString(Path.Combine(runDir, PersistenceConfig.DefaultSqliteFile)), PersistenceConfig.SqliteProvider);
+        using ActorSystem system = ActorSystem.Create("kto-audit", hocon);
+        try
+        {
+            return JournalAudit.Check(await JournalReader.ReadAsync(system, "chaos", cancel), requireComplete: true);
+        }
+        finally
+        {
+            await system.Terminate();
+        }
+    }
+
+    private static Dictionary<string, float[]> Weights(string dir)
+    {
+        var c = Safetensors.Read(Path.Combine(dir, ModelCheckpoint.WeightsFile));
+        var w = c.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.data<float>().ToArray());
+        foreach (var t in c.Tensors.Values) t.Dispose();
+        return w;
+    }
+
+    /// <summary>‖a − b‖₂ / ‖a‖₂ over every tensor.</summary>
+    private static double RelativeL2(Dictionary<string, float[]> a, Dictionary<string, float[]> b)
+    {
+        double diff = 0, norm = 0;
+        foreach (var (k, v) in a)
+            for (int i = 0; i < v.Length; i++)
+            {
+                diff += Math.Pow(v[i] - b[k][i], 2);
+                norm += (double)v[i] * v[i];
+            }
+        return Math.Sqrt(diff / norm);
+    }
+}
