@@ -9,17 +9,17 @@ namespace Kto.Cluster.GpuNode.Tests;
 /// trainer nodes, SIGKILL): every run must end with the weights one process reaches on the same config, and its journal
 /// must show every step committed exactly once. Times are printed, never asserted.
 /// </summary>
-public sealed class ElasticClusterTests(Xunit.Abstractions.ITestOutputHelper output)
+public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const double Tolerance = 1e-5;
 
     private static string MembersOf(string commitLine) => commitLine.Split(" members ")[1].Split(' ')[0];
 
-    private async Task AssertSameWeightsAndCleanJournal(LocalCluster cluster, string? postgres = null)
+    private async Task AssertSameWeightsAndCleanJournal(LocalCluster cluster, string? postgres = null, double tolerance = Tolerance)
     {
         double rel = LocalCluster.RelativeL2(cluster.SingleProcessWeights(), cluster.ClusterWeights());
         output.WriteLine($"relative L2 to the single-process weights: {rel:E2}");
-        Assert.True(rel < Tolerance, $"relative L2 distance to the single-process weights: {rel:E2}");
+        Assert.True(rel < tolerance, $"relative L2 distance to the single-process weights: {rel:E2}");
         IReadOnlyList<IRunEvent> events = await cluster.JournalAsync(postgres);
         AuditReport audit = JournalAudit.Check(events, requireComplete: true);
         Assert.True(audit.Ok, string.Join("; ", audit.Problems));

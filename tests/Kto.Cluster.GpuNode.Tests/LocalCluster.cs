@@ -260,6 +260,13 @@ public sealed class LocalCluster : IAsyncDisposable
             }
         }
 
+        /// <summary>SIGSTOP (<paramref name="frozen"/>) or SIGCONT: a hung process, and its waking.</summary>
+        public void Freeze(bool frozen)
+        {
+            using var kill = Process.Start("kill", [frozen ? "-STOP" : "-CONT", Process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            kill.WaitForExit();
+        }
+
         /// <summary>SIGTERM (a graceful stop).</summary>
         public void Terminate() => _ = Process.Start("kill", ["-TERM", Process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
 

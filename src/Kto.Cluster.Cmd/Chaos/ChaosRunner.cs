@@ -66,6 +66,10 @@ internal static class ChaosRunner
             {
                 while (Committed(launcher) < fault.AtStep && !deadline.IsCancellationRequested) await Task.Delay(50, CancellationToken.None);
                 if (deadline.IsCancellationRequested) break;
+                // A target still down from an earlier fault is waited for: every scheduled fault hits a live process.
+                string[] targets = fault.Targets.Length == 0 ? ["coordinator"] : [.. fault.Targets.Select(t => $"trainer-{t}")];
+                while (!targets.All(launcher.IsRunning) && !deadline.IsCancellationRequested) await Task.Delay(50, CancellationToken.None);
+                if (deadline.IsCancellationRequested) break;
                 double at = launcher.Elapsed.TotalSeconds;
                 string[] hit = await InjectAsync(launcher, fault, pending);
                 observer.Info($"chaos: step {fault.AtStep}: {Describe(fault, hit)}");

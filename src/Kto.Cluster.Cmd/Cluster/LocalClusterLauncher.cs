@@ -99,12 +99,13 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
     /// <summary>Sends SIGSTOP (<paramref name="frozen"/>) or SIGCONT to the process named <paramref name="name"/>.</summary>
     public void Freeze(string name, bool frozen) => Signal(Get(name).Process, frozen ? "STOP" : "CONT");
 
-    /// <summary>Starts the process named <paramref name="name"/> again with its arguments (after it was killed).</summary>
+    /// <summary>Starts the process named <paramref name="name"/> again with its arguments, once the killed one has exited.</summary>
+    /// <exception cref="InvalidOperationException">It is still running 30 s later.</exception>
     public void Restart(string name)
     {
         Child c = Get(name);
-        if (!c.Process.HasExited) throw new InvalidOperationException($"{name} is still running");
-        Launch(c);
+        if (!c.Process.WaitForExit(TimeSpan.FromSeconds(30))) throw new InvalidOperationException($"{name} is still running");
+        lock (_gate) Launch(c);
     }
 
     /// <summary>Whether the process named <paramref name="name"/> is running.</summary>

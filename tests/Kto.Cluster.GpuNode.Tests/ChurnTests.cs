@@ -1,0 +1,91 @@
+using System.Diagnostics;
+using Kto.Cluster.Coordinator.Tests;
+using Kto.Domain.Cluster;
+
+namespace Kto.Cluster.GpuNode.Tests;
+
+/// <summary>Churn and lifecycle with real processes: a graceful coordinator restart, a hung trainer, a hung coordinator host that was replaced.</summary>
+public sealed partial class ElasticClusterTests
+{
+    [Fact]
+    public async Task AGracefullyRestartedCoordinatorGetsItsTrainersBackAndCompletesTheRun()
+    {
+        await using var cluster = new LocalCluster(output, maxSteps: 60);
+        var coordinator = cluster.StartCoordinator("--min-trainers", "2");
+        await coordinator.WaitFor("coordinator ready", cluster.Guard);
+        cluster.StartTrainer("t1");
+        cluster.StartTrainer("t2");
+        await coordinator.WaitFor("step 8/", cluster.Guard);
+        coordinator.Terminate();
+        // The run is incomplete: a supervisor must be able to tell this from a finished run.
+        Assert.Equal(Coordinator.HostExitCodes.Terminated, await coordinator.WaitForExit(cluster.Guard));
+        await coordinator.WaitFor("incomplete", cluster.Guard);
+
+        var restarted = cluster.StartCoordinator();
+        string ready = await restarted.WaitFor("coordinator ready", cluster.Guard);
+        Assert.Contains("incarnation 2", ready);
+        await restarted.WaitFor("complete:", cluster.Guard);
+        Assert.Equal(0, await restarted.WaitForExit(cluster.Guard));
+        Assert.Equal(60 - LocalCluster.Proc.CommittedAtReady(ready), restarted.Commits.Count);
+        Assert.Contains(restarted.Commits, c => MembersOf(c) == "t1,t2"); // both trainers came back by themselves
+        await AssertSameWeightsAndCleanJournal(cluster);
+    }
+
+    [Fact]
+    public async Task ATrainerFrozenPastTheFailureDetectorIsLeftOutFencedAndRejoinsByItself()
+    {
+        await using var cluster = new LocalCluster(output, maxSteps: 400, learningRate: 1e-4);
+        var coordinator = cluster.StartCoordinator("--min-trainers", "3");
+        await coordinator.WaitFor("coordinator ready", cluster.Guard);
+        var t3 = cluster.StartTrainer("t3");
+        cluster.StartTrainer("t1");
+        cluster.StartTrainer("t2");
+        await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && l.Contains("members t1,t2,t3 ", StringComparison.Ordinal), cluster.Guard, "a step of all three");
+        t3.Freeze(true);
+        int frozenAt = coordinator.Commits.Count;
+        var clock = Stopwatch.StartNew();
+        // Left out: the others commit while t3 is frozen mid-step.
+        await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && l.Contains("members t1,t2 ", StringComparison.Ordinal), cluster.Guard, "a step without t3");
+        output.WriteLine($"freeze → first commit without t3: {clock.Elapsed.TotalSeconds:0.0} s");
+        // Frozen long enough for the coordinator to down it (2 s to unreachable + 5 s).
+        await coordinator.WaitFor(l => l.Contains("downing ", StringComparison.Ordinal), cluster.Guard, "t3 downed");
+        t3.Freeze(false);
+        int thawedAt = coordinator.Commits.Count;
+        await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && l.Contains("members t1,t2,t3 ", StringComparison.Ordinal)
+            && coordinator.Commits.Skip(thawedAt).Contains(l), cluster.Guard, "t3 back in a step");
+        output.WriteLine($"thaw → t3 back in a step: {clock.Elapsed.TotalSeconds:0.0} s since the freeze; {coordinator.Commits.Count - frozenAt} steps committed meanwhile");
+        await t3.WaitFor("joining again", cluster.Guard);
+        await coordinator.WaitFor("complete:", cluster.Guard);
+        await AssertSameWeightsAndCleanJournal(cluster, tolerance: 1e-4);
+    }
+
+    [PostgresFact]
+    public async Task ACoordinatorHostFrozenUntilReplacedChangesNothingWhenItWakesAndJoinsAgain()
+    {
+        string pg = PostgresFactAttribute.ConnectionString!;
+        await using var cluster = new LocalCluster(output, maxSteps: 80, pg, coordinators: 3);
+        var first = cluster.StartCoordinatorAt(0, "--min-trainers", "2");
+        await first.WaitFor("coordinator ready", cluster.Guard);
+        var standbys = new[] { cluster.StartCoordinatorAt(1), cluster.StartCoordinatorAt(2) };
+        cluster.StartTrainer("t1");
+        cluster.StartTrainer("t2");
+        await first.WaitFor("step 4/", cluster.Guard);
+        first.Freeze(true);
+        string readyLine = await await Task.WhenAny(standbys.Select(s => s.WaitFor("coordinator ready", cluster.Guard)));
+        Assert.Contains("incarnation 2", readyLine);
+        var successor = standbys.Single(s => s.Lines.Contains(readyLine));
+        int before = LocalCluster.Proc.CommittedAtReady(readyLine);
+        await successor.WaitFor($"step {before + 3}/", cluster.Guard);
+        int firstCommits = first.Commits.Count;
+        first.Freeze(false);
+        // The woken host learns it was replaced, starts a new actor system and joins again; it commits nothing.
+        await first.WaitFor("joining again as a new incarnation", cluster.Guard);
+        await successor.WaitFor("complete:", cluster.Guard);
+        Assert.Equal(firstCommits, first.Commits.Count);
+        Assert.Equal(80 - before, successor.Commits.Count);
+        IReadOnlyList<IRunEvent> events = await cluster.JournalAsync(pg);
+        int second = events.ToList().FindIndex(e => e is CoordinatorIncarnated { Incarnation: 2 });
+        Assert.DoesNotContain(events.Skip(second).OfType<StepCommitted>(), c => GenerationNumbers.IncarnationOf(c.Generation) < 2);
+        await AssertSameWeightsAndCleanJournal(cluster, pg);
+    }
+}
