@@ -35,7 +35,7 @@ public sealed partial class PaletteTests
     }
 
     [Fact]
-    public void KtoUpRestartsAKilledTrainerAndAKilledCoordinatorAndTheRunCompletes()
+    public async Task KtoUpRestartsAKilledTrainerAndAKilledCoordinatorAndTheRunCompletes()
     {
         var (up, endpoint, upOut, upErr) = StartUp(maxSteps: 300);
         using (up)
@@ -47,12 +47,12 @@ public sealed partial class PaletteTests
                 Until(endpoint, r => r.ExitCode == 0 && r.Stdout.Contains("members t1,t2", StringComparison.Ordinal) && CommittedIn(r.Stdout) >= 40, "run", "status");
                 KillMatching($"Kto.Cluster.Coordinator.dll --config {_dir}/cluster/hosts/coordinator.json");
                 int exit = WaitForExit(up);
-                string err = upErr.Result;
+                string err = await upErr;
                 Assert.True(exit == 0, $"kto up exited {exit}: {err}");
                 Assert.Contains("trainer-1 exited with code 137", err);
                 Assert.Contains("coordinator exited with code 137", err);
                 Assert.Contains("restarting it in 1 s", err);
-                Assert.Contains("complete: 300 steps", upOut.Result + err);
+                Assert.Contains("complete: 300 steps", await upOut + err);
                 string log = File.ReadAllText(Path.Combine(_dir, "cluster", "logs", "coordinator.log"));
                 Assert.Contains("incarnation 2", log);
             }
@@ -64,9 +64,9 @@ public sealed partial class PaletteTests
     }
 
     [Fact]
-    public void ACoordinatorHostDownedByAnOperatorJoinsAgainAndTheRunCompletes()
+    public async Task ACoordinatorHostDownedByAnOperatorJoinsAgainAndTheRunCompletes()
     {
-        var (up, endpoint, upOut, upErr) = StartUp(maxSteps: 300);
+        var (up, endpoint, _, upErr) = StartUp(maxSteps: 300);
         using (up)
         {
             try
@@ -76,12 +76,13 @@ public sealed partial class PaletteTests
                 var down = KtoProcess.Run(_dir, endpoint, "cluster", "down", $"akka.tcp://kto@{endpoint}");
                 Assert.True(down.ExitCode is 0 or 3, down.Stderr);
                 int exit = WaitForExit(up);
-                Assert.True(exit == 0, $"kto up exited {exit}: {upErr.Result}");
+                string err = await upErr;
+                Assert.True(exit == 0, $"kto up exited {exit}: {err}");
                 string log = File.ReadAllText(Path.Combine(_dir, "cluster", "logs", "coordinator.log"));
                 Assert.Contains("joining again as a new incarnation", log);
                 Assert.Contains("incarnation 2", log);
                 Assert.Contains("complete: 300 steps", log);
-                Assert.DoesNotContain("restarting it", upErr.Result); // the host came back by itself, not by a restart
+                Assert.DoesNotContain("restarting it", err); // the host came back by itself, not by a restart
             }
             finally
             {
