@@ -16,6 +16,9 @@ public sealed partial class RunCoordinatorActor
     /// <summary>How long a trainer may take to load a checkpoint or take over a peer's state before it is left out.</summary>
     public static readonly TimeSpan CatchUpTimeout = TimeSpan.FromMinutes(5);
 
+    /// <summary>How long a new incarnation of a run under way waits for <c>--min-trainers</c> before it goes on with fewer.</summary>
+    public static readonly TimeSpan MinTrainersGrace = TimeSpan.FromSeconds(15);
+
     /// <summary>Pause before retrying a step whose attempt failed without a member being reported lost.</summary>
     public static readonly TimeSpan RetryDelay = TimeSpan.FromMilliseconds(300);
 
@@ -33,6 +36,7 @@ public sealed partial class RunCoordinatorActor
     private bool _finishedAnnounced;
     private long _generation;
     private int _minTrainers;
+    private DateTime _readyAt;
     private (long Generation, string Layout)? _ring;
     private StepReduced? _lastReport;
     private KtoConfig? _config;
@@ -161,6 +165,7 @@ public sealed partial class RunCoordinatorActor
     private void OnReady()
     {
         _ready = true;
+        _readyAt = DateTime.UtcNow;
         if (_state.Phase == RunPhase.Stopped && _state.LatestCheckpoint?.Step != _state.CommittedSteps) _checkpointRequested = true;
         if (InCluster)
         {
@@ -258,9 +263,12 @@ public sealed partial class RunCoordinatorActor
         if (_state.Spec is not { } spec) return;
         var usable = _trainers.Where(kv => !_unreachable.Contains(kv.Key) && !kv.Value.Leaving && kv.Value.HeldStep >= 0)
             .OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
-        // The first step of a new run waits for min-trainers; a run under way goes on with whoever is there (a trainer
-        // that died for good must not hold up a restarted coordinator).
-        if (usable.Count == 0 || (usable.Count < _minTrainers && _state.CommittedSteps == 0)) return;
+        // The first step of a new run waits for min-trainers. A run under way waits for them at most MinTrainersGrace
+        // after a new incarnation (the trainers of the last one come back within seconds, and a step run by fewer would
+        // send the others through a state transfer), then goes on with whoever is there: a trainer that died for good
+        // must not hold up a restarted coordinator.
+        bool waiting = usable.Count < _minTrainers && (_state.CommittedSteps == 0 || DateTime.UtcNow - _readyAt < MinTrainersGrace);
+        if (usable.Count == 0 || waiting) return;
         _minTrainers = 0;
         int committed = _state.CommittedSteps;
         foreach (var (id, t) in usable.Where(kv => kv.Value.HeldStep > committed))

@@ -31,7 +31,7 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
     /// <param name="snapshotInterval">Events between snapshots.</param>
     /// <param name="startSpec">The run to start once recovered, if the journal holds none yet.</param>
     /// <param name="onFinished">Called once the run is complete (final checkpoint recorded) or stopped.</param>
-    /// <param name="minTrainers">Trainers that must be ready before the run's first step (a run with committed steps goes on with whoever is there).</param>
+    /// <param name="minTrainers">Trainers that must be ready before the run's first step; a later incarnation waits for them at most <see cref="MinTrainersGrace"/>.</param>
     /// <param name="scoringWindow">Steps the scorer pool may work ahead of training (runs with precompute_ref_log_probs).</param>
     /// <param name="onChanged">Called with the state after every persisted event (the host's exit status reads it).</param>
     public RunCoordinatorActor(string runId, int snapshotInterval = DefaultSnapshotInterval, RunSpec? startSpec = null, Action<RunState>? onFinished = null, int minTrainers = 1,
