@@ -51,7 +51,8 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
     public static readonly TimeSpan StableUptime = TimeSpan.FromSeconds(60);
 
     /// <summary>Akka's own chatter that matches <see cref="Shown"/> but tells an operator nothing.</summary>
-    private static readonly string[] Hidden = ["Ignoring received gossip", "This may cause failure detection", "Association with remote system"];
+    private static readonly string[] Hidden = ["Ignoring received gossip", "This may cause failure detection", "Association with remote system", "Marking unreachable node",
+        "Leader is removing"];
 
     private readonly List<Child> _processes = [];
     private readonly ITrainingObserver _observer;
@@ -83,12 +84,14 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
     /// <summary>SIGKILLs trainer <paramref name="index"/> (1-based), as a crash would.</summary>
     public void KillTrainer(int index) => Kill($"trainer-{index}");
 
-    /// <summary>SIGKILLs the process named <paramref name="name"/> (<c>coordinator</c>, <c>trainer-N</c>, <c>scorer-N</c>).</summary>
+    /// <summary>SIGKILLs the process named <paramref name="name"/> (<c>coordinator</c>, <c>trainer-N</c>, <c>scorer-N</c>) and waits until it is gone.</summary>
     public void Kill(string name)
     {
+        Process p = Get(name).Process;
         try
         {
-            Get(name).Process.Kill(entireProcessTree: true);
+            p.Kill(entireProcessTree: true);
+            p.WaitForExit(TimeSpan.FromSeconds(10));
         }
         catch (InvalidOperationException)
         {
@@ -311,6 +314,7 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
                 _finished.TrySetResult();
             if (line.StartsWith("[DEBUG]", StringComparison.Ordinal) || !Shown.Any(s => line.Contains(s, StringComparison.Ordinal)) || Hidden.Any(s => line.Contains(s, StringComparison.Ordinal))) return;
             string text = line.StartsWith('[') && line.LastIndexOf("] ", StringComparison.Ordinal) is int end and > 0 ? line[(end + 2)..] : line;
+            if (string.IsNullOrWhiteSpace(text)) return;
             if (line.StartsWith("[WARNING]", StringComparison.Ordinal) || line.StartsWith("[ERROR]", StringComparison.Ordinal)) _observer.Warn(text);
             else _observer.Info(text);
         }
