@@ -14,8 +14,9 @@ namespace Kto.Cluster.GpuNode;
 /// <summary>
 /// The node host: joins the cluster from a host config and runs, by the config's roles, a
 /// <see cref="TrainerNodeActor"/> on a <see cref="TrainerEngine"/> that outlives the actor system (role
-/// <c>trainer</c>) and a <see cref="ScorerNodeActor"/> (role <c>scorer</c>). When the cluster downs this node (it lost the
-/// coordinator for longer than the split-brain resolver waits), the host joins again with a fresh actor system and
+/// <c>trainer</c>) and a <see cref="ScorerNodeActor"/> (role <c>scorer</c>). When this node is downed (it saw no coordinator
+/// host for <see cref="Kto.Cluster.Core.Downing.DowningPolicy.OrphanAfter"/> and downed itself, or a coordinator downed
+/// it after it was unreachable, e.g. frozen), the host joins again with a fresh actor system and
 /// the replica it still holds; a restarted coordinator then finds it. SIGTERM or Ctrl+C leaves gracefully: the
 /// trainer asks the coordinator to leave, finishes a step it is part of, and stops once granted.
 /// </summary>

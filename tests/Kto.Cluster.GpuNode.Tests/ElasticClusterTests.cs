@@ -130,7 +130,7 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
     [PostgresFact]
     public async Task WhenTheCoordinatorHostDiesTheSingletonMovesToAnotherOneOnTheSharedPostgresJournal()
     {
-        // Three coordinator hosts (the split-brain resolver keeps the majority of coordinators: a single crash leaves 2 of 3).
+        // Three coordinator hosts (the majority of coordinator hosts downs the rest: a single crash leaves 2 of 3).
         string pg = PostgresFactAttribute.ConnectionString!;
         await using var cluster = new LocalCluster(output, maxSteps: 60, pg, coordinators: 3);
         var first = cluster.StartCoordinatorAt(0, "--min-trainers", "2");

@@ -22,10 +22,15 @@ internal sealed record ChaosOptions(string RunConfig, int Trainers, int Seed, Ch
 
 /// <summary>One injected fault and what followed.</summary>
 /// <param name="Fault">The scheduled fault.</param>
-/// <param name="Targets">Process names it hit (a trainer slot already down is skipped).</param>
+/// <param name="Targets">Process names it hit.</param>
 /// <param name="AtSeconds">When it was injected (since the start).</param>
-/// <param name="NextCommitSeconds">From the injection to the next commit (null: no commit came after it).</param>
-internal sealed record FaultOutcome(ChaosFault Fault, string[] Targets, double AtSeconds, double? NextCommitSeconds);
+/// <param name="ContinuedAtSeconds">For a freeze: when SIGCONT was sent.</param>
+/// <param name="NextCommitSeconds">
+/// How long the run took to commit again despite the fault: for a trainer kill or freeze, from the signal to the first
+/// commit of an attempt after the one in flight (which had the trainer hit); for a coordinator kill, from the kill to
+/// the first commit of the next incarnation; for a coordinator freeze, from SIGCONT to the next commit (null: none).
+/// </param>
+internal sealed record FaultOutcome(ChaosFault Fault, string[] Targets, double AtSeconds, double? ContinuedAtSeconds, double? NextCommitSeconds);
 
 /// <summary>The result of a chaos run.</summary>
 internal sealed record ChaosReport(bool Completed, AuditReport Audit, double? RelativeL2, double Tolerance, int Steps, double WallSeconds, IReadOnlyList<FaultOutcome> Faults)
@@ -56,6 +61,7 @@ internal static class ChaosRunner
 
         var launcher = LocalClusterLauncher.Start(new LocalClusterOptions(runConfig, "chaos", o.Trainers, runDir, Supervise: false), observer);
         var outcomes = new List<FaultOutcome>();
+        var continued = new Dictionary<int, double>();
         var pending = new List<Task>();
         bool completed = false;
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancel);
@@ -71,9 +77,13 @@ internal static class ChaosRunner
                 while (!targets.All(launcher.IsRunning) && !deadline.IsCancellationRequested) await Task.Delay(50, CancellationToken.None);
                 if (deadline.IsCancellationRequested) break;
                 double at = launcher.Elapsed.TotalSeconds;
-                string[] hit = await InjectAsync(launcher, fault, pending);
+                int index = outcomes.Count;
+                string[] hit = await InjectAsync(launcher, fault, pending, () =>
+                {
+                    lock (continued) continued[index] = launcher.Elapsed.TotalSeconds;
+                });
                 observer.Info($"chaos: step {fault.AtStep}: {Describe(fault, hit)}");
-                outcomes.Add(new FaultOutcome(fault, hit, at, null));
+                outcomes.Add(new FaultOutcome(fault, hit, at, null, null));
             }
             await Task.WhenAll(pending).WaitAsync(deadline.Token);
             completed = await launcher.WaitAsync(deadline.Token) == 0 && !deadline.IsCancellationRequested;
@@ -87,10 +97,7 @@ internal static class ChaosRunner
             await launcher.DisposeAsync();
         }
         var commits = launcher.Commits;
-        var measured = outcomes.Select(f => f with
-        {
-            NextCommitSeconds = commits.Where(c => c.At.TotalSeconds > f.AtSeconds).Select(c => (double?)(c.At.TotalSeconds - f.AtSeconds)).FirstOrDefault(),
-        }).ToList();
+        var measured = outcomes.Select((f, i) => Measure(f with { ContinuedAtSeconds = continued.TryGetValue(i, out double c) ? c : null }, commits)).ToList();
 
         AuditReport audit = await AuditAsync(runDir, cancel);
         double? distance = null;
@@ -106,6 +113,33 @@ internal static class ChaosRunner
         return new ChaosReport(completed, audit, distance, o.Tolerance, spec.TotalSteps, launcher.Elapsed.TotalSeconds, measured);
     }
 
+    /// <summary>Fills in <see cref="FaultOutcome.NextCommitSeconds"/> from the coordinator's commit lines.</summary>
+    private static FaultOutcome Measure(FaultOutcome f, IReadOnlyList<(TimeSpan At, string Line)> commits)
+    {
+        static long Generation(string line) => long.Parse(line.Split(" generation ")[1].Split(' ')[0], CultureInfo.InvariantCulture);
+        double from = f.AtSeconds;
+        Func<string, bool> counts;
+        switch (f.Fault.Kind)
+        {
+            case FaultKind.CoordinatorFreeze:
+                from = f.ContinuedAtSeconds ?? f.AtSeconds;
+                counts = _ => true;
+                break;
+            case FaultKind.CoordinatorKill:
+                int before = commits.LastOrDefault(c => c.At.TotalSeconds <= f.AtSeconds) is { Line: not null } last ? GenerationNumbers.IncarnationOf(Generation(last.Line)) : 0;
+                counts = line => GenerationNumbers.IncarnationOf(Generation(line)) > before;
+                break;
+            default:
+                // the attempt in flight when the signal came may still commit (it may have finished just before); the
+                // next one started after it and had to do without whoever the signal hit
+                long inFlight = commits.LastOrDefault(c => c.At.TotalSeconds <= f.AtSeconds) is { Line: not null } previous ? Generation(previous.Line) + 1 : 0;
+                counts = line => Generation(line) > inFlight;
+                break;
+        }
+        double? next = commits.Where(c => c.At.TotalSeconds > from && counts(c.Line)).Select(c => (double?)(c.At.TotalSeconds - from)).FirstOrDefault();
+        return f with { NextCommitSeconds = next };
+    }
+
     private static int Committed(LocalClusterLauncher launcher)
     {
         var commits = launcher.Commits;
@@ -115,7 +149,7 @@ internal static class ChaosRunner
     }
 
     /// <summary>Injects <paramref name="fault"/>; the restart or continue it schedules is added to <paramref name="pending"/>. Returns the process names hit.</summary>
-    private static async Task<string[]> InjectAsync(LocalClusterLauncher launcher, ChaosFault fault, List<Task> pending)
+    private static async Task<string[]> InjectAsync(LocalClusterLauncher launcher, ChaosFault fault, List<Task> pending, Action onContinued)
     {
         switch (fault.Kind)
         {
@@ -127,14 +161,22 @@ internal static class ChaosRunner
             case FaultKind.CoordinatorFreeze:
                 if (!launcher.IsRunning("coordinator")) return [];
                 launcher.Freeze("coordinator", true);
-                pending.Add(Later(fault.Delay, () => launcher.Freeze("coordinator", false)));
+                pending.Add(Later(fault.Delay, () =>
+                {
+                    launcher.Freeze("coordinator", false);
+                    onContinued();
+                }));
                 return ["coordinator"];
             case FaultKind.TrainerFreeze:
             {
                 string name = $"trainer-{fault.Targets[0]}";
                 if (!launcher.IsRunning(name)) return [];
                 launcher.Freeze(name, true);
-                pending.Add(Later(fault.Delay, () => launcher.Freeze(name, false)));
+                pending.Add(Later(fault.Delay, () =>
+                {
+                    launcher.Freeze(name, false);
+                    onContinued();
+                }));
                 return [name];
             }
             default:

@@ -75,6 +75,7 @@ internal static class ChaosCommand
                     targets = f.Targets,
                     delay_seconds = f.Fault.Delay.TotalSeconds,
                     at_seconds = Math.Round(f.AtSeconds, 1),
+                    continued_at_seconds = f.ContinuedAtSeconds is { } c ? Math.Round(c, 1) : (double?)null,
                     next_commit_seconds = f.NextCommitSeconds is { } n ? Math.Round(n, 2) : (double?)null,
                 }),
             }));
