@@ -70,8 +70,24 @@ internal static class ChaosRunner
         {
             foreach (ChaosFault fault in schedule)
             {
-                while (Committed(launcher) < fault.AtStep && !deadline.IsCancellationRequested) await Task.Delay(50, CancellationToken.None);
+                // Each fault comes once the run has committed despite the one before (its recovery is then measured
+                // on its own), and at its step.
+                bool Recovered()
+                {
+                    if (outcomes.Count == 0) return true;
+                    double? thawed;
+                    lock (continued) thawed = continued.TryGetValue(outcomes.Count - 1, out double c) ? c : null;
+                    FaultOutcome last = outcomes[^1];
+                    if (last.Fault.Kind == FaultKind.CoordinatorFreeze && thawed is null) return false;
+                    return Measure(last with { ContinuedAtSeconds = thawed }, launcher.Commits).NextCommitSeconds is not null;
+                }
+                while ((!Recovered() || Committed(launcher) < fault.AtStep) && !deadline.IsCancellationRequested && !launcher.RunEnded) await Task.Delay(50, CancellationToken.None);
                 if (deadline.IsCancellationRequested) break;
+                if (launcher.RunEnded)
+                {
+                    observer.Warn($"chaos: the run ended before {schedule.Count - outcomes.Count} of the faults");
+                    break;
+                }
                 // A target still down from an earlier fault is waited for: every scheduled fault hits a live process.
                 string[] targets = fault.Targets.Length == 0 ? ["coordinator"] : [.. fault.Targets.Select(t => $"trainer-{t}")];
                 while (!targets.All(launcher.IsRunning) && !deadline.IsCancellationRequested) await Task.Delay(50, CancellationToken.None);

@@ -47,7 +47,8 @@ public sealed record ChaosCounts(int TrainerKills, int TrainerWaves, int Trainer
 
 /// <summary>
 /// A seeded fault schedule over a run: the same seed, counts, step count and trainer count give the same faults, so a
-/// failing chaos run can be repeated. Faults sit at distinct committed-step marks spread over 5–90 % of the run, in a
+/// failing chaos run can be repeated (the runner injects each fault at its step, once the run has committed despite
+/// the fault before). Faults sit at distinct committed-step marks spread over 5–90 % of the run, in a
 /// seeded random order of kinds; delays are drawn from the ranges the churn issue names (trainers restarted after
 /// 0–5 s, frozen 3–15 s; the coordinator restarted after 0–5 s, frozen 5–25 s).
 /// </summary>

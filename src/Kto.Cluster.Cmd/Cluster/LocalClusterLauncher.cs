@@ -78,6 +78,9 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
         }
     }
 
+    /// <summary>Whether the coordinator announced the end of the run (complete, or stopped).</summary>
+    public bool RunEnded => _finished.Task.IsCompleted;
+
     /// <summary>Time since the launcher started.</summary>
     public TimeSpan Elapsed => _clock.Elapsed;
 
