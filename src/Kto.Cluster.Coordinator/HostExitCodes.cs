@@ -16,11 +16,22 @@ public static class HostExitCodes
     /// <summary>A bad command line or host config (nothing started).</summary>
     public const int BadConfig = 2;
 
+    /// <summary>The host left the cluster on an operator's request (<c>kto HOST:PORT cluster leave</c>) while its run was incomplete.</summary>
+    public const int Left = 4;
+
     /// <summary>Ctrl+C (128 + SIGINT) while this host's run was incomplete; starting the host again resumes it.</summary>
     public const int Interrupted = 130;
 
     /// <summary>SIGTERM (128 + SIGTERM) while this host's run was incomplete; starting the host again resumes it.</summary>
     public const int Terminated = 143;
+
+    /// <summary>The status for a host that left the cluster on request, with the reason printed to stderr.</summary>
+    public static int ForLeave(RunState? latest, string runId)
+    {
+        if (latest?.Spec is not { } spec || latest.Phase is RunPhase.Completed or RunPhase.Stopped) return Done;
+        Console.Error.WriteLine($"coordinator host left the cluster on request with run {runId} incomplete ({latest.CommittedSteps}/{spec.TotalSteps} steps committed)");
+        return Left;
+    }
 
     /// <summary>The status for a host stopped by <paramref name="signal"/>, given the last run state its run coordinator
     /// persisted (null: this host never held the run coordinator), with the reason printed to stderr.</summary>

@@ -101,6 +101,7 @@ public static class Program
             await host.StopAsync(CancellationToken.None);
             if (done.IsCompleted) return HostExitCodes.Done;
             if (stop.IsCancellationRequested) return HostExitCodes.ForSignal(signal, run.Latest, o.RunId);
+            if (CoordinatedShutdown.Get(system).ShutdownReason is CoordinatedShutdown.ClusterLeavingReason) return HostExitCodes.ForLeave(run.Latest, o.RunId);
             Console.Error.WriteLine($"coordinator host removed from the cluster (actor system {systems} ended); joining again as a new incarnation");
             await Task.Delay(RejoinDelay, stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
             if (stop.IsCancellationRequested) return HostExitCodes.ForSignal(signal, run.Latest, o.RunId);

@@ -106,4 +106,36 @@ public sealed partial class PaletteTests
             }
         }
     }
+
+    [Fact]
+    public void ATrainerRegisteredBeforeTheRunStartsLoadsItAndTrains()
+    {
+        string runConfig = TinyRun(maxSteps: 30);
+        int port = FreePort();
+        string endpoint = $"127.0.0.1:{port}";
+        string seeds = $"[\"akka.tcp://kto@127.0.0.1:{port}\"]";
+        string hostConfig = Path.Combine(_dir, "coordinator.json"), nodeConfig = Path.Combine(_dir, "node.json");
+        File.WriteAllText(hostConfig, $$"""{"hostname": "127.0.0.1", "port": {{port}}, "seed_nodes": {{seeds}}, "roles": ["coordinator"], "run_dir": "run"}""");
+        File.WriteAllText(nodeConfig, $$"""{"hostname": "127.0.0.1", "port": 0, "seed_nodes": {{seeds}}, "roles": ["trainer"]}""");
+        using Process coordinator = StartCoordinatorHost(hostConfig, "--run-id", "later");
+        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = _dir, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "Kto.Cluster.GpuNode.dll"), "node", "--config", nodeConfig, "--node-id", "t1" })
+            psi.ArgumentList.Add(a);
+        using Process trainer = Process.Start(psi)!;
+        _ = trainer.StandardOutput.ReadToEndAsync();
+        _ = trainer.StandardError.ReadToEndAsync();
+        try
+        {
+            Until(endpoint, r => r.ExitCode == 0 && r.Stdout.Split('\n').Any(l => l.StartsWith("t1 ", StringComparison.Ordinal)), "node", "list");
+            var start = KtoProcess.Run(_dir, endpoint, "run", "start", runConfig);
+            Assert.True(start.ExitCode == 0, start.Stderr);
+            // the trainer that was there first loads the run and trains it to the end
+            Until(endpoint, r => r.ExitCode == 0 && r.Stdout.Contains("run later: completed, 30/30 steps committed", StringComparison.Ordinal), "run", "status");
+        }
+        finally
+        {
+            foreach (Process p in new[] { trainer, coordinator })
+                if (!p.HasExited) p.Kill(entireProcessTree: true);
+        }
+    }
 }

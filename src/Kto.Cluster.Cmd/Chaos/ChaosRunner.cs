@@ -18,7 +18,8 @@ namespace Kto.Cluster.Cmd.Chaos;
 /// <param name="RunDir">Journal, logs, the cluster's and the single process's outputs.</param>
 /// <param name="Tolerance">Largest relative L2 distance of the final weights from one process's that passes.</param>
 /// <param name="Timeout">The whole run fails if it has not ended by then.</param>
-internal sealed record ChaosOptions(string RunConfig, int Trainers, int Seed, ChaosCounts Counts, string RunDir, double Tolerance, TimeSpan Timeout);
+/// <param name="MaxSteps">Overrides the config's max_steps.</param>
+internal sealed record ChaosOptions(string RunConfig, int Trainers, int Seed, ChaosCounts Counts, string RunDir, double Tolerance, TimeSpan Timeout, int? MaxSteps = null);
 
 /// <summary>One injected fault and what followed.</summary>
 /// <param name="Fault">The scheduled fault.</param>
@@ -53,6 +54,7 @@ internal static class ChaosRunner
         string runDir = Path.GetFullPath(o.RunDir);
         Directory.CreateDirectory(runDir);
         KtoConfig config = KtoConfigReader.Load(o.RunConfig) with { OutputDir = Path.Combine(runDir, "out"), OverwriteOutputDir = true };
+        if (o.MaxSteps is { } steps) config = config with { MaxSteps = steps };
         string runConfig = Path.Combine(runDir, "run.json");
         AtomicFile.WriteText(runConfig, KtoConfigReader.ToJson(config));
         RunSpec spec = RunSpec.FromConfig("chaos", config, NullObserver.Instance);

@@ -26,10 +26,11 @@ internal static class ChaosCommand
         form.AcceptOnlyFromAmong("short", "long");
         var runDir = new Option<string?>("--run-dir") { Description = "journal, logs and outputs (default: runs/chaos/SEED); emptied first" };
         var tolerance = new Option<double>("--tolerance") { Description = "largest relative L2 distance of the final weights from one process's that passes", DefaultValueFactory = _ => DefaultTolerance };
+        var maxSteps = new Option<int?>("--max-steps") { Description = "override the config's max_steps (the long form needs a longer run: every fault waits for the run to recover from the one before)" };
         var timeout = new Option<int>("--timeout-min") { Description = "fail if the run has not ended after this many minutes", DefaultValueFactory = _ => 30 };
         var cmd = new Command("chaos", "train on a local cluster while trainers and the coordinator host are killed, frozen and restarted on a seeded schedule; audit and compare with one process")
         {
-            config, trainers, seed, form, runDir, tolerance, timeout,
+            config, trainers, seed, form, runDir, tolerance, maxSteps, timeout,
         };
         cmd.SetAction(parse => CommonOptions.Guard(() =>
         {
@@ -39,7 +40,7 @@ internal static class ChaosCommand
             string dir = parse.GetValue(runDir) ?? Path.Combine("runs", "chaos", s.ToString(CultureInfo.InvariantCulture));
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
             var options = new ChaosOptions(file.FullName, parse.GetValue(trainers), s, parse.GetValue(form) == "long" ? ChaosCounts.Long : ChaosCounts.Short, dir,
-                parse.GetValue(tolerance), TimeSpan.FromMinutes(parse.GetValue(timeout)));
+                parse.GetValue(tolerance), TimeSpan.FromMinutes(parse.GetValue(timeout)), parse.GetValue(maxSteps));
             var observer = new ConsoleObserver();
             using var stop = new CancellationTokenSource();
             void OnSignal(PosixSignalContext context)

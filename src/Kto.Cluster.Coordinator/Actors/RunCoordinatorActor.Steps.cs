@@ -167,15 +167,19 @@ public sealed partial class RunCoordinatorActor
         _ready = true;
         _readyAt = DateTime.UtcNow;
         if (_state.Phase == RunPhase.Stopped && _state.LatestCheckpoint?.Step != _state.CommittedSteps) _checkpointRequested = true;
-        if (InCluster)
-        {
-            var cluster = Akka.Cluster.Cluster.Get(Context.System);
-            foreach (Member m in cluster.State.Members.Where(m => m.HasRole(ClusterRoles.Trainer)))
-                Context.ActorSelection(new RootActorPath(m.Address) / "user" / ClusterRoles.TrainerActor).Tell(new Reregister(_state.Incarnation));
-            foreach (Member m in cluster.State.Members.Where(m => m.HasRole(ClusterRoles.Scorer)))
-                Context.ActorSelection(new RootActorPath(m.Address) / "user" / ClusterRoles.ScorerActor).Tell(new Reregister(_state.Incarnation));
-        }
+        AskNodesToRegister();
         Pump();
+    }
+
+    /// <summary>Asks every trainer and scorer node of the cluster to register (again): after recovery, and when a run starts (nodes registered before it must load it).</summary>
+    private void AskNodesToRegister()
+    {
+        if (!InCluster) return;
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        foreach (Member m in cluster.State.Members.Where(m => m.HasRole(ClusterRoles.Trainer)))
+            Context.ActorSelection(new RootActorPath(m.Address) / "user" / ClusterRoles.TrainerActor).Tell(new Reregister(_state.Incarnation));
+        foreach (Member m in cluster.State.Members.Where(m => m.HasRole(ClusterRoles.Scorer)))
+            Context.ActorSelection(new RootActorPath(m.Address) / "user" / ClusterRoles.ScorerActor).Tell(new Reregister(_state.Incarnation));
     }
 
     /// <summary>

@@ -157,6 +157,7 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
             Applied(next);
             if (e is RunStopped) _checkpointRequested = true; // the state it stopped at is saved before the run counts as finished
             if (e is RunPaused or RunResumed or RunStopped) Note($"run {next.Phase.ToString().ToLowerInvariant()} by the operator at {next.CommittedSteps} committed steps");
+            if (e is RunStarted) AskNodesToRegister(); // nodes registered before the run started load it
             DeferAsync(0, _ => sender.Tell(new RunStateReply(_state)));
             Pump();
         });
