@@ -81,7 +81,7 @@ internal static class ChaosRunner
                     lock (continued) thawed = continued.TryGetValue(outcomes.Count - 1, out double c) ? c : null;
                     FaultOutcome last = outcomes[^1];
                     if (last.Fault.Kind == FaultKind.CoordinatorFreeze && thawed is null) return false;
-                    return Measure(last with { ContinuedAtSeconds = thawed }, launcher.Commits).NextCommitSeconds is not null;
+                    return Measure(last with { ContinuedAtSeconds = thawed }, Produced(launcher)).NextCommitSeconds is not null;
                 }
                 while ((!Recovered() || Committed(launcher) < fault.AtStep) && !deadline.IsCancellationRequested && !launcher.RunEnded) await Task.Delay(50, CancellationToken.None);
                 if (deadline.IsCancellationRequested) break;
@@ -94,11 +94,11 @@ internal static class ChaosRunner
                 string[] targets = fault.Targets.Length == 0 ? ["coordinator"] : [.. fault.Targets.Select(t => $"trainer-{t}")];
                 while (!targets.All(launcher.IsRunning) && !deadline.IsCancellationRequested) await Task.Delay(50, CancellationToken.None);
                 if (deadline.IsCancellationRequested) break;
-                double at = launcher.Elapsed.TotalSeconds;
+                double at = Since(launcher, DateTime.UtcNow);
                 int index = outcomes.Count;
                 string[] hit = await InjectAsync(launcher, fault, pending, () =>
                 {
-                    lock (continued) continued[index] = launcher.Elapsed.TotalSeconds;
+                    lock (continued) continued[index] = Since(launcher, DateTime.UtcNow);
                 });
                 observer.Info($"chaos: step {fault.AtStep}: {Describe(fault, hit)}");
                 outcomes.Add(new FaultOutcome(fault, hit, at, null, null));
@@ -114,7 +114,7 @@ internal static class ChaosRunner
         {
             await launcher.DisposeAsync();
         }
-        var commits = launcher.Commits;
+        var commits = Produced(launcher);
         var measured = outcomes.Select((f, i) => Measure(f with { ContinuedAtSeconds = continued.TryGetValue(i, out double c) ? c : null }, commits)).ToList();
 
         AuditReport audit = await AuditAsync(runDir, cancel);
@@ -128,8 +128,22 @@ internal static class ChaosRunner
             TrainingCheckpoint.ReadVerified(final);
             distance = RelativeL2(Weights(final), Weights(TrainingCheckpoint.Latest(single.OutputDir)!));
         }
-        return new ChaosReport(completed, audit, distance, o.Tolerance, spec.TotalSteps, launcher.Elapsed.TotalSeconds, measured);
+        return new ChaosReport(completed, audit, distance, o.Tolerance, spec.TotalSteps, Since(launcher, DateTime.UtcNow), measured);
     }
+
+    /// <summary>Seconds from the launcher's start to <paramref name="utc"/>.</summary>
+    private static double Since(LocalClusterLauncher launcher, DateTime utc) => (utc - launcher.StartedUtc).TotalSeconds;
+
+    /// <summary>
+    /// The commit lines with the time the coordinator wrote them (their "at" stamp), not the time they were read: a
+    /// busy machine delays reading by up to a second, in which a tiny model commits dozens of steps.
+    /// </summary>
+    private static IReadOnlyList<(TimeSpan At, string Line)> Produced(LocalClusterLauncher launcher) => [.. launcher.Commits.Select(c =>
+    {
+        int at = c.Line.LastIndexOf(" at ", StringComparison.Ordinal);
+        DateTime stamp = DateTime.Parse(c.Line[(at + 4)..], CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal);
+        return (TimeSpan.FromSeconds(Since(launcher, stamp)), c.Line);
+    })];
 
     /// <summary>Fills in <see cref="FaultOutcome.NextCommitSeconds"/> from the coordinator's commit lines.</summary>
     private static FaultOutcome Measure(FaultOutcome f, IReadOnlyList<(TimeSpan At, string Line)> commits)

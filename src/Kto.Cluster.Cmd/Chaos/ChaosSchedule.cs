@@ -35,6 +35,9 @@ public sealed record ChaosFault(int AtStep, FaultKind Kind, int[] Targets, TimeS
 /// <param name="CoordinatorFreezes">Coordinator freezes of 5–25 s.</param>
 public sealed record ChaosCounts(int TrainerKills, int TrainerWaves, int TrainerFreezes, int CoordinatorKills, int CoordinatorFreezes)
 {
+    /// <summary>No faults: the baseline drift of the same run.</summary>
+    public static readonly ChaosCounts None = new(0, 0, 0, 0, 0);
+
     /// <summary>The CI form: one of each (a wave of 2–3 included).</summary>
     public static readonly ChaosCounts Short = new(1, 1, 1, 1, 1);
 

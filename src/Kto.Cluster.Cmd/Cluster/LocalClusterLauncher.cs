@@ -78,6 +78,9 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
         }
     }
 
+    /// <summary>When the launcher started (UTC).</summary>
+    public DateTime StartedUtc { get; } = DateTime.UtcNow;
+
     /// <summary>Whether the coordinator announced the end of the run (complete, or stopped).</summary>
     public bool RunEnded => _finished.Task.IsCompleted;
 

@@ -22,8 +22,8 @@ internal static class ChaosCommand
         var config = new Argument<FileInfo>("run-config") { Description = "run config (kto train's keys); its output_dir is replaced by RUN_DIR/out" };
         var trainers = new Option<int>("--trainers") { Description = "trainer processes", DefaultValueFactory = _ => 3 };
         var seed = new Option<int>("--seed") { Description = "seeds the fault schedule (the same seed repeats it)", DefaultValueFactory = _ => 1 };
-        var form = new Option<string>("--faults") { Description = "short: one fault of each kind (CI); long: 10 single and 6 waves of trainer kills, 6 trainer freezes, 3 coordinator kills, 3 coordinator freezes", DefaultValueFactory = _ => "short" };
-        form.AcceptOnlyFromAmong("short", "long");
+        var form = new Option<string>("--faults") { Description = "short: one fault of each kind (CI); long: 10 single and 6 waves of trainer kills, 6 trainer freezes, 3 coordinator kills, 3 coordinator freezes; none: the same run without faults (its drift from one process is the baseline)", DefaultValueFactory = _ => "short" };
+        form.AcceptOnlyFromAmong("short", "long", "none");
         var runDir = new Option<string?>("--run-dir") { Description = "journal, logs and outputs (default: runs/chaos/SEED); emptied first" };
         var tolerance = new Option<double>("--tolerance") { Description = "largest relative L2 distance of the final weights from one process's that passes", DefaultValueFactory = _ => DefaultTolerance };
         var maxSteps = new Option<int?>("--max-steps") { Description = "override the config's max_steps (the long form needs a longer run: every fault waits for the run to recover from the one before)" };
@@ -39,7 +39,7 @@ internal static class ChaosCommand
             int s = parse.GetValue(seed);
             string dir = parse.GetValue(runDir) ?? Path.Combine("runs", "chaos", s.ToString(CultureInfo.InvariantCulture));
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-            var options = new ChaosOptions(file.FullName, parse.GetValue(trainers), s, parse.GetValue(form) == "long" ? ChaosCounts.Long : ChaosCounts.Short, dir,
+            var options = new ChaosOptions(file.FullName, parse.GetValue(trainers), s, parse.GetValue(form) switch { "long" => ChaosCounts.Long, "none" => ChaosCounts.None, _ => ChaosCounts.Short }, dir,
                 parse.GetValue(tolerance), TimeSpan.FromMinutes(parse.GetValue(timeout)), parse.GetValue(maxSteps));
             var observer = new ConsoleObserver();
             using var stop = new CancellationTokenSource();

@@ -503,7 +503,7 @@ public sealed partial class RunCoordinatorActor
         double seconds = _stepClock.Elapsed.TotalSeconds;
         _stepClock.Restart();
         string line = string.Create(CultureInfo.InvariantCulture,
-            $"step {done}/{spec.TotalSteps} committed: loss {figures.GetValueOrDefault("loss"):0.000000} grad_norm {report.GradNorm:0.000000} members {string.Join(",", commit.Members)} generation {commit.Generation} checksum {commit.Checksum:x16} ({seconds:0.000} s; member {report.Seconds:0.000} s, exchange {report.ExchangeSeconds:0.000} s)");
+            $"step {done}/{spec.TotalSteps} committed: loss {figures.GetValueOrDefault("loss"):0.000000} grad_norm {report.GradNorm:0.000000} members {string.Join(",", commit.Members)} generation {commit.Generation} checksum {commit.Checksum:x16} ({seconds:0.000} s; member {report.Seconds:0.000} s, exchange {report.ExchangeSeconds:0.000} s) at {DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ}");
         Console.WriteLine(line);
         Note(line);
 
