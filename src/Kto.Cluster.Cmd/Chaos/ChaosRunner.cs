@@ -25,11 +25,12 @@ internal sealed record ChaosOptions(string RunConfig, int Trainers, int Seed, Ch
 /// <param name="Fault">The scheduled fault.</param>
 /// <param name="Targets">Process names it hit.</param>
 /// <param name="AtSeconds">When it was injected (since the start).</param>
-/// <param name="ContinuedAtSeconds">For a freeze: when SIGCONT was sent.</param>
+/// <param name="ContinuedAtSeconds">When the processes hit were continued (SIGCONT) or, for kills, the last of them started again.</param>
 /// <param name="NextCommitSeconds">
 /// How long the run took to commit again despite the fault: for a trainer kill or freeze, from the signal to the first
-/// commit of an attempt after the one in flight (which had the trainer hit); for a coordinator kill, from the kill to
-/// the first commit of the next incarnation; for a coordinator freeze, from SIGCONT to the next commit (null: none).
+/// commit without the trainers hit (when every trainer was killed: from their restart to the next commit); for a
+/// coordinator kill, from the kill to the first commit of the next incarnation; for a coordinator freeze, from SIGCONT
+/// to the next commit (null: none). Commit times are the coordinator's own stamps.
 /// </param>
 internal sealed record FaultOutcome(ChaosFault Fault, string[] Targets, double AtSeconds, double? ContinuedAtSeconds, double? NextCommitSeconds);
 
@@ -72,16 +73,16 @@ internal static class ChaosRunner
         {
             foreach (ChaosFault fault in schedule)
             {
-                // Each fault comes once the run has committed despite the one before (its recovery is then measured
-                // on its own), and at its step.
+                // Each fault comes once the processes the one before hit are back and the run has committed despite
+                // it (so its recovery is measured on its own), and at its step.
                 bool Recovered()
                 {
                     if (outcomes.Count == 0) return true;
                     double? thawed;
                     lock (continued) thawed = continued.TryGetValue(outcomes.Count - 1, out double c) ? c : null;
                     FaultOutcome last = outcomes[^1];
-                    if (last.Fault.Kind == FaultKind.CoordinatorFreeze && thawed is null) return false;
-                    return Measure(last with { ContinuedAtSeconds = thawed }, Produced(launcher)).NextCommitSeconds is not null;
+                    if (thawed is null) return false; // the processes hit are not back yet
+                    return Measure(last with { ContinuedAtSeconds = thawed }, Produced(launcher), o.Trainers).NextCommitSeconds is not null;
                 }
                 while ((!Recovered() || Committed(launcher) < fault.AtStep) && !deadline.IsCancellationRequested && !launcher.RunEnded) await Task.Delay(50, CancellationToken.None);
                 if (deadline.IsCancellationRequested) break;
@@ -115,7 +116,7 @@ internal static class ChaosRunner
             await launcher.DisposeAsync();
         }
         var commits = Produced(launcher);
-        var measured = outcomes.Select((f, i) => Measure(f with { ContinuedAtSeconds = continued.TryGetValue(i, out double c) ? c : null }, commits)).ToList();
+        var measured = outcomes.Select((f, i) => Measure(f with { ContinuedAtSeconds = continued.TryGetValue(i, out double c) ? c : null }, commits, o.Trainers)).ToList();
 
         AuditReport audit = await AuditAsync(runDir, cancel);
         double? distance = null;
@@ -146,8 +147,9 @@ internal static class ChaosRunner
     })];
 
     /// <summary>Fills in <see cref="FaultOutcome.NextCommitSeconds"/> from the coordinator's commit lines.</summary>
-    private static FaultOutcome Measure(FaultOutcome f, IReadOnlyList<(TimeSpan At, string Line)> commits)
+    private static FaultOutcome Measure(FaultOutcome f, IReadOnlyList<(TimeSpan At, string Line)> commits, int trainers)
     {
+        static string Members(string line) => line.Split(" members ")[1].Split(' ')[0];
         static long Generation(string line) => long.Parse(line.Split(" generation ")[1].Split(' ')[0], CultureInfo.InvariantCulture);
         double from = f.AtSeconds;
         Func<string, bool> counts;
@@ -162,10 +164,14 @@ internal static class ChaosRunner
                 counts = line => GenerationNumbers.IncarnationOf(Generation(line)) > before;
                 break;
             default:
-                // the attempt in flight when the signal came may still commit (it may have finished just before); the
-                // next one started after it and had to do without whoever the signal hit
-                long inFlight = commits.LastOrDefault(c => c.At.TotalSeconds <= f.AtSeconds) is { Line: not null } previous ? Generation(previous.Line) + 1 : 0;
-                counts = line => Generation(line) > inFlight;
+                string[] ids = [.. f.Targets.Select(t => "t" + t["trainer-".Length..])];
+                if (f.Fault.Kind != FaultKind.TrainerFreeze && ids.Length == trainers)
+                {
+                    // every trainer was killed: the run goes on once they are back
+                    from = f.ContinuedAtSeconds ?? f.AtSeconds;
+                    counts = _ => true;
+                }
+                else counts = line => !Members(line).Split(',').Intersect(ids).Any(); // the run goes on without them
                 break;
         }
         double? next = commits.Where(c => c.At.TotalSeconds > from && counts(c.Line)).Select(c => (double?)(c.At.TotalSeconds - from)).FirstOrDefault();
@@ -188,7 +194,11 @@ internal static class ChaosRunner
             case FaultKind.CoordinatorKill:
                 if (!launcher.IsRunning("coordinator")) return [];
                 launcher.Kill("coordinator");
-                pending.Add(Later(fault.Delay, () => launcher.Restart("coordinator")));
+                pending.Add(Later(fault.Delay, () =>
+                {
+                    launcher.Restart("coordinator");
+                    onContinued();
+                }));
                 return ["coordinator"];
             case FaultKind.CoordinatorFreeze:
                 if (!launcher.IsRunning("coordinator")) return [];
@@ -221,7 +231,11 @@ internal static class ChaosRunner
                     if (!launcher.IsRunning(name)) continue;
                     launcher.Kill(name);
                     hit.Add(name);
-                    pending.Add(Later(fault.Delay, () => launcher.Restart(name)));
+                    pending.Add(Later(fault.Delay, () =>
+                    {
+                        launcher.Restart(name);
+                        onContinued();
+                    }));
                 }
                 return [.. hit];
             }
