@@ -28,9 +28,9 @@ internal sealed record ChaosOptions(string RunConfig, int Trainers, int Seed, Ch
 /// <param name="ContinuedAtSeconds">When the processes hit were continued (SIGCONT) or, for kills, the last of them started again.</param>
 /// <param name="NextCommitSeconds">
 /// How long the run took to commit again despite the fault: for a trainer kill or freeze, from the signal to the first
-/// commit without the trainers hit (when every trainer was killed: from their restart to the next commit); for a
-/// coordinator kill, from the kill to the first commit of the next incarnation; for a coordinator freeze, from SIGCONT
-/// to the next commit (null: none). Commit times are the coordinator's own stamps.
+/// commit without the trainers hit or after they were started again or continued; for a coordinator kill, from the kill
+/// to the first commit of the next incarnation; for a coordinator freeze, from SIGCONT to the next commit (null: none).
+/// Commit times are the coordinator's own stamps.
 /// </param>
 internal sealed record FaultOutcome(ChaosFault Fault, string[] Targets, double AtSeconds, double? ContinuedAtSeconds, double? NextCommitSeconds);
 
@@ -82,7 +82,7 @@ internal static class ChaosRunner
                     lock (continued) thawed = continued.TryGetValue(outcomes.Count - 1, out double c) ? c : null;
                     FaultOutcome last = outcomes[^1];
                     if (thawed is null) return false; // the processes hit are not back yet
-                    return Measure(last with { ContinuedAtSeconds = thawed }, Produced(launcher), o.Trainers).NextCommitSeconds is not null;
+                    return Measure(last with { ContinuedAtSeconds = thawed }, Produced(launcher)).NextCommitSeconds is not null;
                 }
                 while ((!Recovered() || Committed(launcher) < fault.AtStep) && !deadline.IsCancellationRequested && !launcher.RunEnded) await Task.Delay(50, CancellationToken.None);
                 if (deadline.IsCancellationRequested) break;
@@ -116,7 +116,7 @@ internal static class ChaosRunner
             await launcher.DisposeAsync();
         }
         var commits = Produced(launcher);
-        var measured = outcomes.Select((f, i) => Measure(f with { ContinuedAtSeconds = continued.TryGetValue(i, out double c) ? c : null }, commits, o.Trainers)).ToList();
+        var measured = outcomes.Select((f, i) => Measure(f with { ContinuedAtSeconds = continued.TryGetValue(i, out double c) ? c : null }, commits)).ToList();
 
         AuditReport audit = await AuditAsync(runDir, cancel);
         double? distance = null;
@@ -147,7 +147,7 @@ internal static class ChaosRunner
     })];
 
     /// <summary>Fills in <see cref="FaultOutcome.NextCommitSeconds"/> from the coordinator's commit lines.</summary>
-    private static FaultOutcome Measure(FaultOutcome f, IReadOnlyList<(TimeSpan At, string Line)> commits, int trainers)
+    private static FaultOutcome Measure(FaultOutcome f, IReadOnlyList<(TimeSpan At, string Line)> commits)
     {
         static string Members(string line) => line.Split(" members ")[1].Split(' ')[0];
         static long Generation(string line) => long.Parse(line.Split(" generation ")[1].Split(' ')[0], CultureInfo.InvariantCulture);
@@ -164,15 +164,16 @@ internal static class ChaosRunner
                 counts = line => GenerationNumbers.IncarnationOf(Generation(line)) > before;
                 break;
             default:
+                // the first commit that does not depend on the processes hit: one without them, or one after they
+                // were continued or started again (the old processes are gone or awake by then)
                 string[] ids = [.. f.Targets.Select(t => "t" + t["trainer-".Length..])];
-                if (f.Fault.Kind != FaultKind.TrainerFreeze && ids.Length == trainers)
+                double back = f.ContinuedAtSeconds ?? double.MaxValue;
+                counts = line => !Members(line).Split(',').Intersect(ids).Any();
+                return f with
                 {
-                    // every trainer was killed: the run goes on once they are back
-                    from = f.ContinuedAtSeconds ?? f.AtSeconds;
-                    counts = _ => true;
-                }
-                else counts = line => !Members(line).Split(',').Intersect(ids).Any(); // the run goes on without them
-                break;
+                    NextCommitSeconds = commits.Where(c => c.At.TotalSeconds > from && (c.At.TotalSeconds > back || counts(c.Line)))
+                        .Select(c => (double?)(c.At.TotalSeconds - from)).FirstOrDefault(),
+                };
         }
         double? next = commits.Where(c => c.At.TotalSeconds > from && counts(c.Line)).Select(c => (double?)(c.At.TotalSeconds - from)).FirstOrDefault();
         return f with { NextCommitSeconds = next };
