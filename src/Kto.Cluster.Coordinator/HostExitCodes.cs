@@ -13,6 +13,9 @@ public static class HostExitCodes
     /// signal stopped a host that held no unfinished run.</summary>
     public const int Done = 0;
 
+    /// <summary>The run cannot go on as given (e.g. a run config that differs from the one its journal was started with); the reason is printed.</summary>
+    public const int RunError = 1;
+
     /// <summary>A bad command line or host config (nothing started).</summary>
     public const int BadConfig = 2;
 
@@ -44,11 +47,16 @@ public static class HostExitCodes
     }
 }
 
-/// <summary>What the host's run coordinator last persisted and whether the run has ended; written from the actor, read by the host loop.</summary>
-internal sealed class RunWatch
+/// <summary>
+/// What the host's run coordinator last persisted and whether the run has ended or was refused; written from the
+/// actor, read by the host loop. Writes the run config to <c>output_dir</c> once the journal confirms it is the run's.
+/// </summary>
+internal sealed class RunWatch(RunSpec? given, Action? writeRunConfig)
 {
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<string> _refused = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile RunState? _latest;
+    private int _written;
 
     /// <summary>The latest state (null until this host's run coordinator recovered).</summary>
     public RunState? Latest => _latest;
@@ -56,8 +64,15 @@ internal sealed class RunWatch
     /// <summary>Completes once the run is complete with its final checkpoint, or stopped.</summary>
     public Task Finished => _finished.Task;
 
+    /// <summary>Completes with the reason when the run coordinator refused to drive the run as given.</summary>
+    public Task<string> Refused => _refused.Task;
+
     /// <summary>For the actor's <c>onChanged</c>.</summary>
-    public void OnChanged(RunState state) => _latest = state;
+    public void OnChanged(RunState state)
+    {
+        _latest = state;
+        if (given is not null && state.Spec == given && Interlocked.Exchange(ref _written, 1) == 0) writeRunConfig?.Invoke();
+    }
 
     /// <summary>For the actor's <c>onFinished</c>.</summary>
     public void OnFinished(RunState state)
@@ -65,4 +80,7 @@ internal sealed class RunWatch
         _latest = state;
         _finished.TrySetResult();
     }
+
+    /// <summary>For the actor's <c>onRefused</c>.</summary>
+    public void OnRefused(string reason) => _refused.TrySetResult(reason);
 }

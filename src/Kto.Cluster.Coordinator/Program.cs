@@ -47,16 +47,15 @@ public static class Program
         }
         HostConfig config;
         RunSpec? spec = null;
+        KtoConfig? run = null;
         try
         {
             config = HostConfig.Load(configPath);
             if (!config.Roles.Contains(ClusterRoles.Coordinator)) throw new InvalidDataException($"{configPath}: \"roles\" must include \"{ClusterRoles.Coordinator}\" for the coordinator host");
             if (runConfigPath is not null)
             {
-                KtoConfig run = KtoConfigReader.Load(runConfigPath);
+                run = KtoConfigReader.Load(runConfigPath);
                 spec = RunSpec.FromConfig(runId, run, new StderrObserver());
-                Directory.CreateDirectory(run.OutputDir);
-                AtomicFile.WriteText(Path.Combine(run.OutputDir, TrainingLoop.RunConfigFile), KtoConfigReader.ToJson(run));
             }
         }
         catch (Exception e) when (e is InvalidDataException or ConfigException or IOException)
@@ -66,7 +65,13 @@ public static class Program
         }
         Directory.CreateDirectory(config.RunDir);
         var options = new HostOptions(config, runId, spec, exitWhenDone, minTrainers, scoringWindow);
-        return await RunHostAsync(options);
+        // output_dir/run_config.json is written once the journal confirms this is the run's config: never a config that does not run.
+        Action? writeRunConfig = run is null ? null : () =>
+        {
+            Directory.CreateDirectory(run.OutputDir);
+            AtomicFile.WriteText(Path.Combine(run.OutputDir, TrainingLoop.RunConfigFile), KtoConfigReader.ToJson(run));
+        };
+        return await RunHostAsync(options, new RunWatch(spec, writeRunConfig));
     }
 
     /// <summary>What one coordinator host runs, across the actor systems it starts.</summary>
@@ -78,9 +83,8 @@ public static class Program
     /// again, so the host never just exits while its run is incomplete. Returns the exit status
     /// (<see cref="HostExitCodes"/>) and prints a one-line reason for every status but 0.
     /// </summary>
-    private static async Task<int> RunHostAsync(HostOptions o)
+    private static async Task<int> RunHostAsync(HostOptions o, RunWatch run)
     {
-        var run = new RunWatch();
         using var stop = new CancellationTokenSource();
         PosixSignal? signal = null;
         void OnSignal(PosixSignalContext context)
@@ -97,8 +101,13 @@ public static class Program
             await host.StartAsync(CancellationToken.None);
             ActorSystem system = host.Services.GetRequiredService<ActorSystem>();
             Task done = o.ExitWhenDone ? run.Finished : Task.Delay(Timeout.Infinite, CancellationToken.None);
-            await Task.WhenAny(system.WhenTerminated, done, Task.Delay(Timeout.Infinite, stop.Token)).ContinueWith(_ => { }, TaskScheduler.Default);
+            await Task.WhenAny(system.WhenTerminated, done, run.Refused, Task.Delay(Timeout.Infinite, stop.Token)).ContinueWith(_ => { }, TaskScheduler.Default);
             await host.StopAsync(CancellationToken.None);
+            if (run.Refused.IsCompleted)
+            {
+                Console.Error.WriteLine($"error: {await run.Refused}");
+                return HostExitCodes.RunError;
+            }
             if (done.IsCompleted) return HostExitCodes.Done;
             if (stop.IsCancellationRequested) return HostExitCodes.ForSignal(signal, run.Latest, o.RunId);
             if (CoordinatedShutdown.Get(system).ShutdownReason is CoordinatedShutdown.ClusterLeavingReason) return HostExitCodes.ForLeave(run.Latest, o.RunId);
@@ -123,7 +132,7 @@ public static class Program
                 .WithRemoting(o.Config.Hostname, o.Config.Port)
                 .WithClustering(new ClusterOptions { Roles = [.. o.Config.Roles], SeedNodes = [.. o.Config.SeedNodes] })
                 .WithSingleton<RunCoordinatorActor>(SingletonName, RunCoordinatorActor.Props(o.RunId, startSpec: o.Spec, onFinished: run.OnFinished, minTrainers: o.MinTrainers,
-                    scoringWindow: o.ScoringWindow, onChanged: run.OnChanged), new ClusterSingletonOptions { Role = ClusterRoles.Coordinator }, createProxyToo: true)
+                    scoringWindow: o.ScoringWindow, onChanged: run.OnChanged, onRefused: run.OnRefused), new ClusterSingletonOptions { Role = ClusterRoles.Coordinator }, createProxyToo: true)
                 .WithActors((system, registry) =>
                     system.ActorOf(CommandReceptionistActor.Props(registry.Get<RunCoordinatorActor>(), o.RunId), ClusterRoles.CommandActor));
         });

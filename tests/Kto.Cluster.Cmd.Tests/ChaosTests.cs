@@ -20,7 +20,7 @@ public sealed class ChaosTests : IDisposable
         Assert.Equal(ChaosCounts.Long.Total, a.Count);
         Assert.True(a.Count(f => f.Kind == FaultKind.TrainerKill) + a.Where(f => f.Kind == FaultKind.TrainerWave).Sum(f => f.Targets.Length) >= 20);
         Assert.Equal(3, a.Count(f => f.Kind == FaultKind.CoordinatorKill));
-        Assert.All(a, f => Assert.InRange(f.AtStep, 15, 270));
+        Assert.All(a, f => Assert.InRange(f.AtStep, 15, 240));
         Assert.Equal(a.Count, a.Select(f => f.AtStep).Distinct().Count());
         Assert.Equal(a.Select(f => f.AtStep).Order(), a.Select(f => f.AtStep));
         foreach (ChaosFault f in a)

@@ -85,6 +85,66 @@ public sealed class CoordinatorHostTests : IDisposable
         Assert.True(File.Exists(Path.Combine(_dir, "run", "journal.sqlite")));
     }
 
+    [Fact]
+    public async Task ARunConfigEditedBetweenTwoStartsIsRefusedNamingTheKeysAndNothingIsRewritten()
+    {
+        int port = FreePort();
+        string config = Path.Combine(_dir, "coordinator.json");
+        File.WriteAllText(config, $$$"""
+            {"hostname": "127.0.0.1", "port": {{{port}}}, "seed_nodes": ["akka.tcp://kto@127.0.0.1:{{{port}}}"],
+             "roles": ["coordinator"], "run_dir": "run"}
+            """);
+        string repo = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(repo, "Kto.Cluster.sln"))) repo = Path.GetDirectoryName(repo)!;
+        string tiny = Path.Combine(repo, "examples", "tiny"), output = Path.Combine(_dir, "out"), runConfig = Path.Combine(_dir, "run.json");
+        void WriteRun(double lr, int steps) => File.WriteAllText(runConfig, System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["model_name_or_path"] = Path.Combine(tiny, "model"), ["dataset_path"] = Path.Combine(tiny, "feedback.jsonl"), ["output_dir"] = output,
+            ["learning_rate"] = lr, ["max_steps"] = steps, ["max_length"] = 32, ["max_prompt_length"] = 16,
+        }));
+        Process StartRun()
+        {
+            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "Kto.Cluster.Coordinator.dll"), "--config", config, "--run-id", "edited", "--run-config", runConfig })
+                psi.ArgumentList.Add(a);
+            return Process.Start(psi)!;
+        }
+
+        WriteRun(1e-4, 50);
+        using (Process first = StartRun())
+        {
+            try
+            {
+                await WaitForLine(first, "run edited started");
+                await StopGracefully(first);
+            }
+            finally
+            {
+                if (!first.HasExited) first.Kill(entireProcessTree: true);
+            }
+        }
+        string written = File.ReadAllText(Path.Combine(output, "run_config.json"));
+        Assert.Contains("0.0001", written);
+
+        WriteRun(3e-4, 60); // learning_rate and max_steps changed between two starts of the same run
+        using Process second = StartRun();
+        try
+        {
+            Task<string> err = second.StandardError.ReadToEndAsync();
+            _ = second.StandardOutput.ReadToEndAsync();
+            using var guard = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+            await second.WaitForExitAsync(guard.Token);
+            Assert.Equal(HostExitCodes.RunError, second.ExitCode);
+            string line = (await err).Split('\n').Single(l => l.StartsWith("error: ", StringComparison.Ordinal));
+            Assert.Contains("differs: learning_rate, max_steps", line);
+            Assert.Equal(written, File.ReadAllText(Path.Combine(output, "run_config.json"))); // what is on disk is what runs
+        }
+        finally
+        {
+            if (!second.HasExited) second.Kill(entireProcessTree: true);
+        }
+    }
+
     [Theory]
     [InlineData("""{"port": 70000, "roles": ["coordinator"]}""", "\"port\"")]
     [InlineData("""{"roles": ["boss"]}""", "\"roles\"")]

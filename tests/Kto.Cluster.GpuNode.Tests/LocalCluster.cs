@@ -114,21 +114,9 @@ public sealed class LocalCluster : IAsyncDisposable
         return Weights(dir);
     }
 
-    public static Dictionary<string, float[]> Weights(string dir)
-    {
-        var c = Safetensors.Read(Path.Combine(dir, ModelCheckpoint.WeightsFile));
-        var w = c.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.data<float>().ToArray());
-        foreach (var t in c.Tensors.Values) t.Dispose();
-        return w;
-    }
+    public static Dictionary<string, float[]> Weights(string dir) => WeightDistance.ReadWeights(dir);
 
-    public static double RelativeL2(Dictionary<string, float[]> a, Dictionary<string, float[]> b)
-    {
-        double diff = 0, norm = 0;
-        foreach (var (k, v) in a)
-            for (int i = 0; i < v.Length; i++) { diff += Math.Pow(v[i] - b[k][i], 2); norm += (double)v[i] * v[i]; }
-        return Math.Sqrt(diff / norm);
-    }
+    public static double RelativeL2(Dictionary<string, float[]> a, Dictionary<string, float[]> b) => WeightDistance.RelativeL2(a, b);
 
     /// <summary>The run's journal, read back through Akka.Persistence.Query.</summary>
     public Task<IReadOnlyList<IRunEvent>> JournalAsync(string? postgres = null) => ReadJournal(postgres, system => JournalReader.ReadAsync(system, RunId, Guard));

@@ -35,10 +35,11 @@ internal sealed record ChaosOptions(string RunConfig, int Trainers, int Seed, Ch
 internal sealed record FaultOutcome(ChaosFault Fault, string[] Targets, double AtSeconds, double? ContinuedAtSeconds, double? NextCommitSeconds);
 
 /// <summary>The result of a chaos run.</summary>
-internal sealed record ChaosReport(bool Completed, AuditReport Audit, double? RelativeL2, double Tolerance, int Steps, double WallSeconds, IReadOnlyList<FaultOutcome> Faults)
+internal sealed record ChaosReport(bool Completed, AuditReport Audit, double? RelativeL2, double Tolerance, int Steps, double WallSeconds, IReadOnlyList<FaultOutcome> Faults,
+    int Scheduled)
 {
-    /// <summary>Completed, audited, and within tolerance of one process.</summary>
-    public bool Passed => Completed && Audit.Ok && RelativeL2 is { } d && d <= Tolerance;
+    /// <summary>Every scheduled fault injected, the run completed, audited, and within tolerance of one process.</summary>
+    public bool Passed => Faults.Count == Scheduled && Completed && Audit.Ok && RelativeL2 is { } d && d <= Tolerance;
 }
 
 /// <summary>
@@ -127,9 +128,9 @@ internal static class ChaosRunner
             using (TrainingSetup setup = TrainingSetup.Prepare(single, NullObserver.Instance))
                 new KtoTrainer(setup, NullObserver.Instance).Run();
             TrainingCheckpoint.ReadVerified(final);
-            distance = RelativeL2(Weights(final), Weights(TrainingCheckpoint.Latest(single.OutputDir)!));
+            distance = WeightDistance.RelativeL2(WeightDistance.ReadWeights(final), WeightDistance.ReadWeights(TrainingCheckpoint.Latest(single.OutputDir)!));
         }
-        return new ChaosReport(completed, audit, distance, o.Tolerance, spec.TotalSteps, Since(launcher, DateTime.UtcNow), measured);
+        return new ChaosReport(completed, audit, distance, o.Tolerance, spec.TotalSteps, Since(launcher, DateTime.UtcNow), measured, schedule.Count);
     }
 
     /// <summary>Seconds from the launcher's start to <paramref name="utc"/>.</summary>
@@ -269,26 +270,5 @@ internal static class ChaosRunner
         {
             await system.Terminate();
         }
-    }
-
-    private static Dictionary<string, float[]> Weights(string dir)
-    {
-        var c = Safetensors.Read(Path.Combine(dir, ModelCheckpoint.WeightsFile));
-        var w = c.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.data<float>().ToArray());
-        foreach (var t in c.Tensors.Values) t.Dispose();
-        return w;
-    }
-
-    /// <summary>‖a − b‖₂ / ‖a‖₂ over every tensor.</summary>
-    private static double RelativeL2(Dictionary<string, float[]> a, Dictionary<string, float[]> b)
-    {
-        double diff = 0, norm = 0;
-        foreach (var (k, v) in a)
-            for (int i = 0; i < v.Length; i++)
-            {
-                diff += Math.Pow(v[i] - b[k][i], 2);
-                norm += (double)v[i] * v[i];
-            }
-        return Math.Sqrt(diff / norm);
     }
 }

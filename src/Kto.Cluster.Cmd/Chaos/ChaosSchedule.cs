@@ -51,7 +51,7 @@ public sealed record ChaosCounts(int TrainerKills, int TrainerWaves, int Trainer
 /// <summary>
 /// A seeded fault schedule over a run: the same seed, counts, step count and trainer count give the same faults, so a
 /// failing chaos run can be repeated (the runner injects each fault at its step, once the run has committed despite
-/// the fault before). Faults sit at distinct committed-step marks spread over 5–90 % of the run, in a
+/// the fault before). Faults sit at distinct committed-step marks spread over 5–80 % of the run, in a
 /// seeded random order of kinds; delays are drawn from the ranges the churn issue names (trainers restarted after
 /// 0–5 s, frozen 3–15 s; the coordinator restarted after 0–5 s, frozen 5–25 s).
 /// </summary>
@@ -75,8 +75,8 @@ public static class ChaosSchedule
     {
         if (trainers < 1) throw new ArgumentException("a chaos run needs at least one trainer");
         if (counts.TrainerWaves > 0 && trainers < 2) throw new ArgumentException("waves of trainer kills need at least 2 trainers");
-        int first = Math.Max(1, totalSteps * 5 / 100), last = Math.Max(first, totalSteps * 90 / 100);
-        if (last - first + 1 < counts.Total) throw new ArgumentException($"{counts.Total} faults need at least {counts.Total} steps between 5 % and 90 % of the run; it has {totalSteps} steps");
+        int first = Math.Max(1, totalSteps * 5 / 100), last = Math.Max(first, totalSteps * 80 / 100);
+        if (last - first + 1 < counts.Total) throw new ArgumentException($"{counts.Total} faults need at least {counts.Total} steps between 5 % and 80 % of the run; it has {totalSteps} steps");
         var random = new Random(seed);
         var kinds = new List<FaultKind>();
         kinds.AddRange(Enumerable.Repeat(FaultKind.TrainerKill, counts.TrainerKills));

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using Kto.Cluster.Cmd.Chaos;
 using Kto.Cluster.Cmd.Terminal;
@@ -42,14 +41,8 @@ internal static class ChaosCommand
             var options = new ChaosOptions(file.FullName, parse.GetValue(trainers), s, parse.GetValue(form) switch { "long" => ChaosCounts.Long, "none" => ChaosCounts.None, _ => ChaosCounts.Short }, dir,
                 parse.GetValue(tolerance), TimeSpan.FromMinutes(parse.GetValue(timeout)), parse.GetValue(maxSteps));
             var observer = new ConsoleObserver();
-            using var stop = new CancellationTokenSource();
-            void OnSignal(PosixSignalContext context)
-            {
-                context.Cancel = true;
-                stop.Cancel();
-            }
-            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
-            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+            var (stop, signals) = CommonOptions.CancelOnSignals();
+            using IDisposable signalScope = signals;
             ChaosReport report;
             try
             {
@@ -66,6 +59,7 @@ internal static class ChaosCommand
                 audit_ok = report.Audit.Ok,
                 audit_problems = report.Audit.Problems,
                 steps = report.Steps,
+                faults_scheduled = report.Scheduled,
                 relative_l2 = report.RelativeL2,
                 tolerance = report.Tolerance,
                 wall_seconds = Math.Round(report.WallSeconds, 1),

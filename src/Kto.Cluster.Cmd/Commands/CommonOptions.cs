@@ -19,6 +19,31 @@ internal static class CommonOptions
         DefaultValueFactory = _ => defaultValue,
     };
 
+    /// <summary>
+    /// A token cancelled by SIGINT or SIGTERM, which no longer end the process by themselves (long-running commands
+    /// stop their processes first); dispose the registration when done.
+    /// </summary>
+    public static (CancellationTokenSource Stop, IDisposable Registration) CancelOnSignals()
+    {
+        var stop = new CancellationTokenSource();
+        void OnSignal(System.Runtime.InteropServices.PosixSignalContext context)
+        {
+            context.Cancel = true;
+            stop.Cancel();
+        }
+        var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, OnSignal);
+        var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, OnSignal);
+        return (stop, new Registrations(sigint, sigterm, stop));
+    }
+
+    private sealed class Registrations(params IDisposable[] all) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (IDisposable d in all) d.Dispose();
+        }
+    }
+
     /// <summary>Runs <paramref name="body"/>, turning expected failures into a one-line error and exit code 1.</summary>
     public static int Guard(Func<int> body)
     {

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using Kto.Cluster.Cmd.Cluster;
 using Kto.Cluster.Cmd.Terminal;
 
@@ -29,14 +28,8 @@ internal static class UpCommand
             var options = new LocalClusterOptions(file.FullName, id, parse.GetValue(trainers), parse.GetValue(runDir) ?? Path.Combine("runs", "cluster", id),
                 parse.GetValue(port), parse.GetValue(postgres), parse.GetValue(scorers));
             var observer = new ConsoleObserver();
-            using var stop = new CancellationTokenSource();
-            void OnSignal(PosixSignalContext context)
-            {
-                context.Cancel = true;
-                stop.Cancel();
-            }
-            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
-            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+            var (stop, signals) = CommonOptions.CancelOnSignals();
+            using IDisposable signalScope = signals;
             int exit;
             var launcher = LocalClusterLauncher.Start(options, observer);
             try

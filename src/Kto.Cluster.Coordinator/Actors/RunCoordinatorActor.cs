@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
 using Kto.Domain.Cluster;
+using Kto.Domain.Training;
 
 namespace Kto.Cluster.Coordinator.Actors;
 
@@ -22,6 +23,7 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
     private readonly RunSpec? _startSpec;
     private readonly Action<RunState>? _onFinished;
     private readonly Action<RunState>? _onChanged;
+    private readonly Action<string>? _onRefused;
     private RunState _state = RunState.Empty;
     private bool _incarnated;
     private bool _ready;
@@ -34,10 +36,13 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
     /// <param name="minTrainers">Trainers that must be ready before the run's first step; a later incarnation waits for them at most <see cref="MinTrainersGrace"/>.</param>
     /// <param name="scoringWindow">Steps the scorer pool may work ahead of training (runs with precompute_ref_log_probs).</param>
     /// <param name="onChanged">Called with the state after every persisted event (the host's exit status reads it).</param>
+    /// <param name="onRefused">Called with a one-line reason when the run cannot be driven as given (a start spec that
+    /// differs from the journal's); the coordinator then drives nothing.</param>
     public RunCoordinatorActor(string runId, int snapshotInterval = DefaultSnapshotInterval, RunSpec? startSpec = null, Action<RunState>? onFinished = null, int minTrainers = 1,
-        int scoringWindow = ReferenceScoresActor.DefaultWindow, Action<RunState>? onChanged = null)
+        int scoringWindow = ReferenceScoresActor.DefaultWindow, Action<RunState>? onChanged = null, Action<string>? onRefused = null)
     {
         _onChanged = onChanged;
+        _onRefused = onRefused;
         _minTrainers = minTrainers;
         _scoringWindow = scoringWindow;
         PersistenceId = PersistenceIdOf(runId);
@@ -87,8 +92,8 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
 
     /// <summary>Props of the coordinator of <paramref name="runId"/>.</summary>
     public static Props Props(string runId, int snapshotInterval = DefaultSnapshotInterval, RunSpec? startSpec = null, Action<RunState>? onFinished = null, int minTrainers = 1,
-        int scoringWindow = ReferenceScoresActor.DefaultWindow, Action<RunState>? onChanged = null)
-        => Akka.Actor.Props.Create(() => new RunCoordinatorActor(runId, snapshotInterval, startSpec, onFinished, minTrainers, scoringWindow, onChanged));
+        int scoringWindow = ReferenceScoresActor.DefaultWindow, Action<RunState>? onChanged = null, Action<string>? onRefused = null)
+        => Akka.Actor.Props.Create(() => new RunCoordinatorActor(runId, snapshotInterval, startSpec, onFinished, minTrainers, scoringWindow, onChanged, onRefused));
 
     /// <inheritdoc />
     protected override void PreStart()
@@ -134,7 +139,14 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
                 return;
             }
             if (_startSpec is { } given && _state.Spec is { } journal && given != journal)
-                Log.Warning("the journal's run {0} was started with another config or data than given now; the journal's spec is kept", journal.RunId);
+            {
+                // What is on disk must be what runs: a started run's math is not changed behind its journal's back.
+                string refused = $"run {journal.RunId} was started with another config or data than given now; differs: {string.Join(", ", journal.Differences(given))}. " +
+                    $"Start it with the config it was started with ({TrainingLoop.RunConfigFile} in its output_dir), or start a new run with another --run-id";
+                Log.Error(refused);
+                _onRefused?.Invoke(refused);
+                return;
+            }
             OnReady();
         });
     }

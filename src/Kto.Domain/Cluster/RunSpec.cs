@@ -35,6 +35,24 @@ public sealed record RunSpec(
     [IgnoreMember]
     public bool UsesScorerPool => ReferenceHash is not null;
 
+    /// <summary>
+    /// What differs between this spec and <paramref name="other"/>, as config keys (<c>learning_rate</c>, …) and, for what
+    /// is not a key, a description (<c>dataset contents</c>, <c>reference weights</c>); empty when they are the same run.
+    /// </summary>
+    public IReadOnlyList<string> Differences(RunSpec other)
+    {
+        var found = new List<string>();
+        if (RunId != other.RunId) found.Add("run id");
+        if (DatasetFingerprint != other.DatasetFingerprint || ExampleCount != other.ExampleCount) found.Add("dataset contents");
+        if (ReferenceHash != other.ReferenceHash) found.Add("reference weights");
+        var mine = System.Text.Json.Nodes.JsonNode.Parse(ConfigJson)!.AsObject();
+        var theirs = System.Text.Json.Nodes.JsonNode.Parse(other.ConfigJson)!.AsObject();
+        foreach (string key in mine.Select(kv => kv.Key).Union(theirs.Select(kv => kv.Key)).Order(StringComparer.Ordinal))
+            if (!System.Text.Json.Nodes.JsonNode.DeepEquals(mine[key], theirs[key])) found.Add(key);
+        if (found.Count == 0 && this != other) found.Add("batch plan"); // seed, shuffle, batch or steps derived differently
+        return found;
+    }
+
     /// <summary>The batch plan of this run: a pure function of the spec, independent of the number of trainers.</summary>
     public BatchPlan Plan() => new(ExampleCount, Seed, Shuffle, GlobalBatchSize, Accumulation);
 

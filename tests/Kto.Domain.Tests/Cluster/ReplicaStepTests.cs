@@ -61,17 +61,7 @@ public sealed class ReplicaStepTests : IDisposable
     private static Dictionary<string, float[]> Weights(Kto.Domain.Model.GptLmHeadModel m)
         => m.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().cpu().data<float>().ToArray());
 
-    private static double RelativeL2(Dictionary<string, float[]> a, Dictionary<string, float[]> b)
-    {
-        double diff = 0, norm = 0;
-        foreach (var (k, v) in a)
-            for (int i = 0; i < v.Length; i++)
-            {
-                diff += Math.Pow(v[i] - b[k][i], 2);
-                norm += (double)v[i] * v[i];
-            }
-        return Math.Sqrt(diff / norm);
-    }
+    private static double RelativeL2(Dictionary<string, float[]> a, Dictionary<string, float[]> b) => Kto.Domain.Checkpoints.WeightDistance.RelativeL2(a, b);
 
     [Theory]
     [InlineData(2)]

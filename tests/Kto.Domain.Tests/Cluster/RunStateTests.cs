@@ -62,4 +62,16 @@ public class RunStateTests
         Assert.True(GenerationNumbers.First(3) > GenerationNumbers.Next(GenerationNumbers.First(2) + 1000));
         Assert.Equal(3, GenerationNumbers.IncarnationOf(GenerationNumbers.Next(GenerationNumbers.First(3))));
     }
+
+    [Fact]
+    public void DifferencesBetweenSpecsNameTheConfigKeysAndTheData()
+    {
+        RunSpec a = Spec with { ConfigJson = """{"learning_rate": 0.0001, "max_steps": 50, "beta": 0.1}""" };
+        Assert.Empty(a.Differences(a with { }));
+        RunSpec b = a with { ConfigJson = """{"learning_rate": 0.0003, "max_steps": 60, "beta": 0.1}""", TotalSteps = 60 };
+        Assert.Equal(["learning_rate", "max_steps"], b.Differences(a));
+        Assert.Equal(["dataset contents", "reference weights"], a.Differences(a with { DatasetFingerprint = "other", ReferenceHash = "abc" }));
+        Assert.Equal(["warmup_steps"], a.Differences(a with { ConfigJson = """{"learning_rate": 0.0001, "max_steps": 50, "beta": 0.1, "warmup_steps": 5}""" }));
+        Assert.Equal(["batch plan"], a.Differences(a with { Seed = 9 }));
+    }
 }
