@@ -40,6 +40,30 @@ public sealed class StepDriverTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     }
 
     [Fact]
+    public void ATrainerWhoseStateSourceIsLostFetchesFromAnotherAtOnce()
+    {
+        RunSpec spec = Spec(steps: 6);
+        IActorRef coordinator = Sys.ActorOf(RunCoordinatorActor.Props(spec.RunId, startSpec: spec, minTrainers: 2));
+        var t1 = Trainer(coordinator, "t1");
+        var t3 = Trainer(coordinator, "t3");
+        Reduce(t1, coordinator, "t1");
+        Reduce(t3, coordinator, "t3");
+        t1.ExpectMsg<StepApply>(TimeSpan.FromSeconds(10));
+        t3.ExpectMsg<StepApply>(TimeSpan.FromSeconds(10));
+        var t2 = Trainer(coordinator, "t2"); // holds step 0 while step 1 runs
+        Reduce(t1, coordinator, "t1");
+        Reduce(t3, coordinator, "t3");
+        t1.ExpectMsg<StepApply>(TimeSpan.FromSeconds(10));
+        t3.ExpectMsg<StepApply>(TimeSpan.FromSeconds(10));
+        var fetch = t2.ExpectMsg<FetchState>(TimeSpan.FromSeconds(10));
+        Assert.Equal((2, t1.Ref.Path.ToStringWithAddress()), (fetch.Step, fetch.SourcePath));
+
+        Sys.Stop(t1.Ref); // the source dies mid-transfer: t2 is sent to t3 at once, not after its stall time-out
+        var again = t2.ExpectMsg<FetchState>(TimeSpan.FromSeconds(5));
+        Assert.Equal((2, t3.Ref.Path.ToStringWithAddress()), (again.Step, again.SourcePath));
+    }
+
+    [Fact]
     public void ARepeatedRegistrationIsLoggedOnceAndAChangeAgain()
     {
         RunSpec spec = Spec(steps: 4);

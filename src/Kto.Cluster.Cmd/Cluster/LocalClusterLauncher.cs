@@ -26,7 +26,7 @@ internal sealed record LocalClusterOptions(string RunConfig, string RunId, int T
 /// reference log-probs, scorer node processes (the
 /// <c>Kto.Cluster.Coordinator</c> and <c>Kto.Cluster.GpuNode</c> programs shipped next to <c>kto</c>), running one
 /// run config to its end. Each process's output goes to <c>RUN_DIR/logs/NAME.log</c>; the coordinator's commits
-/// drive a progress bar and its cluster events are shown. A process that dies before the run ends is started again
+/// drive a progress bar and its cluster events are shown. A process that dies (exits non-zero) before the run ends is started again
 /// after a back-off that doubles from <see cref="FirstBackoff"/> up to <see cref="MaxBackoff"/> (reset once it has
 /// stayed up for <see cref="StableUptime"/>), and the launcher says so; a process that exits with a configuration
 /// error (status 2) or the coordinator exiting with a run error (status 1) is not restarted, and the launcher ends
@@ -187,6 +187,7 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
         if (_stopping || _finished.Task.IsCompleted || !_supervise || !ReferenceEquals(c.Process, process)) return;
         int code = process.ExitCode;
         bool coordinator = c.Name == "coordinator";
+        if (code == 0) return; // an intended end: a drained or departed node, a host that finished
         if (code == 2 || (coordinator && code == 1))
         {
             _observer.Warn($"{c.Name} exited with code {code} (see {c.LogPath}); not restarting it");

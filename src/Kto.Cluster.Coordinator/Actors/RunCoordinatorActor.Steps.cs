@@ -29,6 +29,8 @@ public sealed partial class RunCoordinatorActor
     private readonly Dictionary<string, TrainerEntry> _trainers = new(StringComparer.Ordinal);
     private readonly HashSet<string> _unreachable = new(StringComparer.Ordinal);
     private readonly Dictionary<string, DateTime> _catchingUp = new(StringComparer.Ordinal);
+    /// <summary>Trainers taking over a peer's state: from whom, and of which step.</summary>
+    private readonly Dictionary<string, (string Source, int Step)> _fetchingFrom = new(StringComparer.Ordinal);
     private StepRound? _round;
     private bool _replay;
     private bool _committing;
@@ -139,6 +141,7 @@ public sealed partial class RunCoordinatorActor
             foreach (var (id, deadline) in _catchingUp.Where(kv => kv.Value < DateTime.UtcNow).ToList())
             {
                 _catchingUp.Remove(id);
+                _fetchingFrom.Remove(id);
                 Log.Warning("trainer {0} did not catch up within {1}; left out until it registers again", id, CatchUpTimeout);
                 if (_trainers.TryGetValue(id, out var t)) t.HeldStep = RegisterTrainer.NoState;
             }
@@ -217,6 +220,7 @@ public sealed partial class RunCoordinatorActor
             Note($"trainer {r.TrainerId} joined at {Sender.Path.Address} ({_trainers.Count} trainers)");
         }
         _catchingUp.Remove(r.TrainerId);
+        _fetchingFrom.Remove(r.TrainerId);
         Context.Watch(Sender);
         // A trainer repeats its registration until answered: only a change is worth a line.
         if (changed) Log.Info("trainer {0} registered at {1} holding step {2} ({3} trainers)", r.TrainerId, r.DataEndpoint, r.HeldStep, _trainers.Count);
@@ -242,6 +246,8 @@ public sealed partial class RunCoordinatorActor
     private void Lost(string id)
     {
         _catchingUp.Remove(id);
+        _fetchingFrom.Remove(id);
+        foreach (string fetcher in _fetchingFrom.Where(kv => kv.Value.Source == id).Select(kv => kv.Key).ToList()) Refetch(fetcher);
         if (_round is { } r && r.Needs(id) && !_committing)
         {
             Log.Info("step {0} generation {1}: member {2} lost; retrying with the survivors", r.Step, r.Generation, id);
@@ -303,6 +309,7 @@ public sealed partial class RunCoordinatorActor
                 IActorRef source = synced[i % synced.Count].Value.Actor;
                 behind[i].Value.Actor.Tell(new FetchState(frontier, source.Path.ToStringWithAddress()));
                 _catchingUp[behind[i].Key] = DateTime.UtcNow + CatchUpTimeout;
+                _fetchingFrom[behind[i].Key] = (synced[i % synced.Count].Key, frontier);
                 Log.Info("trainer {0} holds step {1}: fetching the state of step {2} from {3}", behind[i].Key, behind[i].Value.HeldStep, frontier, synced[i % synced.Count].Key);
             }
             return;
@@ -329,6 +336,25 @@ public sealed partial class RunCoordinatorActor
             t.Actor.Tell(start);
         }
         if (!_stepClock.IsRunning) _stepClock.Restart();
+    }
+
+    /// <summary>
+    /// The source of <paramref name="fetcher"/>'s state transfer is lost: it fetches at once from another reachable
+    /// trainer holding the same step (instead of waiting for its stall time-out while every step waits); with none
+    /// left, the next pump decides (another source, or the latest checkpoint).
+    /// </summary>
+    private void Refetch(string fetcher)
+    {
+        var (lost, step) = _fetchingFrom[fetcher];
+        _fetchingFrom.Remove(fetcher);
+        _catchingUp.Remove(fetcher);
+        string? next = _trainers.Where(kv => kv.Key != lost && kv.Key != fetcher && !_unreachable.Contains(kv.Key) && !kv.Value.Leaving && kv.Value.HeldStep == step)
+            .Select(kv => kv.Key).Order(StringComparer.Ordinal).FirstOrDefault();
+        if (next is null || !_trainers.TryGetValue(fetcher, out var t)) return;
+        t.Actor.Tell(new FetchState(step, _trainers[next].Actor.Path.ToStringWithAddress()));
+        _catchingUp[fetcher] = DateTime.UtcNow + CatchUpTimeout;
+        _fetchingFrom[fetcher] = (next, step);
+        Log.Info("trainer {0}: its state source {1} is lost; fetching the state of step {2} from {3} instead", fetcher, lost, step, next);
     }
 
     /// <summary>The scoring scheduler of a run whose reference log-probs come from the scorer pool (created on first use).</summary>
@@ -424,6 +450,7 @@ public sealed partial class RunCoordinatorActor
             _trainers.Remove(id);
             _unreachable.Remove(id);
             _catchingUp.Remove(id);
+            _fetchingFrom.Remove(id);
             Log.Info("trainer {0} left ({1} trainers)", id, _trainers.Count);
             Note($"trainer {id} left ({_trainers.Count} trainers)");
         }
