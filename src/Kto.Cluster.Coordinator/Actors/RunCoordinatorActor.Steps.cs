@@ -88,7 +88,7 @@ public sealed partial class RunCoordinatorActor
             Pump();
         });
         Command<CheckpointWritten>(OnCheckpointWritten);
-        Command<GetRecentLines>(g => Sender.Tell(new RecentLines([.. _recent.Where(l => l.Seq > g.After)])));
+        Command<GetRecentLines>(g => Sender.Tell(new RecentLines(RecentAfter(g.After))));
         Command<RequestCheckpoint>(_ =>
         {
             if (_state.Spec is null) Sender.Tell(new CommandRejected("no run has started"));
@@ -432,6 +432,32 @@ public sealed partial class RunCoordinatorActor
         }
         Log.Info("checkpoint of step {0} requested: trainer {1} writes it", step, trainerId);
         _trainers[trainerId].Actor.Tell(new WriteCheckpoint(step, Config.OutputDir, Config.SaveTotalLimit ?? 0));
+    }
+
+    /// <summary>
+    /// Characters of lines in one <see cref="RecentLines"/> reply at most: the reply must fit Akka.Remote's 128 000-byte
+    /// frame (a reply that does not is dropped, and <c>run tail</c> sees no answer) even at 3 UTF-8 bytes a character.
+    /// </summary>
+    public const int MaxRecentChars = 40_000;
+
+    /// <summary>
+    /// The lines after <paramref name="after"/> that fit <see cref="MaxRecentChars"/>: the newest for a first call
+    /// (<paramref name="after"/> 0), else the oldest (a follower pages through the rest on its next calls).
+    /// </summary>
+    private List<(long Seq, string Line)> RecentAfter(long after)
+    {
+        var newer = _recent.Where(l => l.Seq > after).ToList();
+        if (after == 0) newer.Reverse();
+        var picked = new List<(long Seq, string Line)>();
+        int budget = MaxRecentChars;
+        foreach (var l in newer)
+        {
+            budget -= l.Line.Length + 1;
+            if (budget < 0) break;
+            picked.Add(l);
+        }
+        if (after == 0) picked.Reverse();
+        return picked;
     }
 
     /// <summary>Keeps a line for <c>run tail</c>.</summary>
