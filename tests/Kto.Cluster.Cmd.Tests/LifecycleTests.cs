@@ -138,4 +138,29 @@ public sealed partial class PaletteTests
                 if (!p.HasExited) p.Kill(entireProcessTree: true);
         }
     }
+
+    [Fact]
+    public async Task ASecondLauncherOnTheSameRunDirectoryIsRefusedAtOnce()
+    {
+        var (up, endpoint, _, upErr) = StartUp(maxSteps: 100000);
+        using (up)
+        {
+            try
+            {
+                Until(endpoint, r => r.ExitCode == 0 && CommittedIn(r.Stdout) >= 1, "run", "status");
+                string hosts = File.ReadAllText(Path.Combine(_dir, "cluster", "hosts", "coordinator.json"));
+                var second = KtoProcess.Run(_dir, "up", Path.Combine(_dir, "run.json"), "--trainers", "1", "--run-dir", Path.Combine(_dir, "cluster"));
+                Assert.Equal(1, second.ExitCode);
+                Assert.Contains("is in use by another launcher", second.Stderr);
+                Assert.Equal(hosts, File.ReadAllText(Path.Combine(_dir, "cluster", "hosts", "coordinator.json"))); // nothing overwritten
+                Assert.Equal(0, KtoProcess.Run(_dir, endpoint, "run", "stop").ExitCode);
+                int exit = WaitForExit(up);
+                Assert.True(exit == 0, $"kto up exited {exit}: {await upErr}");
+            }
+            finally
+            {
+                if (!up.HasExited) up.Kill(entireProcessTree: true);
+            }
+        }
+    }
 }

@@ -66,6 +66,31 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
 
     private LocalClusterLauncher(ITrainingObserver observer) => _observer = observer;
 
+    /// <summary>The file whose lock makes a launcher the only one on its run directory.</summary>
+    public const string LockFile = "launcher.lock";
+
+    private FileStream? _runLock;
+
+    /// <summary>
+    /// Takes <c>RUN_DIR/launcher.lock</c> for as long as the launcher lives (an OS lock, so a killed launcher leaves none
+    /// behind): a second launcher on the same run directory would overwrite its host configs and logs and start a second
+    /// coordinator on its journal.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Another launcher holds the run directory.</exception>
+    private static FileStream LockRunDir(string runDir)
+    {
+        Directory.CreateDirectory(runDir);
+        string path = Path.Combine(runDir, LockFile);
+        try
+        {
+            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException)
+        {
+            throw new InvalidOperationException($"{runDir} is in use by another launcher (kto up, kto chaos or kto demo holds {path}); stop it, or use another --run-dir");
+        }
+    }
+
     /// <summary>The coordinator's address, for <c>kto HOST:PORT …</c> commands.</summary>
     public string CoordinatorAddress { get; private set; } = "";
 
@@ -128,6 +153,7 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
         if (o.Trainers < 1) throw new ArgumentException("a cluster needs at least one trainer (--trainers)");
         string runDir = Path.GetFullPath(o.RunDir);
         string hosts = Path.Combine(runDir, "hosts"), logs = Path.Combine(runDir, "logs");
+        FileStream runLock = LockRunDir(runDir);
         Directory.CreateDirectory(hosts);
         Directory.CreateDirectory(logs);
         int port = o.Port == 0 ? FreePort() : o.Port;
@@ -141,7 +167,7 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
         int scorers = o.Scorers ?? (Kto.Domain.Options.KtoConfigReader.Load(o.RunConfig).PrecomputeRefLogProbs ? 1 : 0);
         if (scorers < 0) throw new ArgumentException("--scorers cannot be negative");
 
-        var launcher = new LocalClusterLauncher(observer) { CoordinatorAddress = $"127.0.0.1:{port}", _supervise = o.Supervise };
+        var launcher = new LocalClusterLauncher(observer) { CoordinatorAddress = $"127.0.0.1:{port}", _supervise = o.Supervise, _runLock = runLock };
         try
         {
             launcher.Spawn("coordinator", "Kto.Cluster.Coordinator.dll", logs, "--config", coordinatorConfig, "--run-id", o.RunId,
@@ -154,6 +180,7 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
         catch
         {
             launcher.KillAll();
+            runLock.Dispose();
             throw;
         }
         observer.Info($"local cluster: coordinator at {launcher.CoordinatorAddress}, {o.Trainers} trainer(s){(scorers > 0 ? $", {scorers} scorer(s)" : "")}; logs in {logs}");
@@ -356,5 +383,6 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
             c.Process.Dispose();
             await c.Log.DisposeAsync();
         }
+        if (_runLock is not null) await _runLock.DisposeAsync();
     }
 }
