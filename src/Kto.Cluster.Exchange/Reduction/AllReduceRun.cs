@@ -23,6 +23,8 @@ internal sealed class AllReduceRun<T> where T : unmanaged, IAdditionOperators<T,
     private readonly long _step;
     private readonly RingOptions _options;
     private readonly Action _closeLinks;
+    /// <summary>Cancelled when no chunk moved for <see cref="RingOptions.ProgressTimeout"/> (re-armed on every chunk).</summary>
+    private CancellationTokenSource? _progress;
     private Exception? _failure;
     private int _failedPeer;
     private volatile bool _receivesDone;
@@ -62,8 +64,9 @@ internal sealed class AllReduceRun<T> where T : unmanaged, IAdditionOperators<T,
         int elementSize = Unsafe.SizeOf<T>();
         int perChunk = Math.Max(1, _options.MaxChunkBytes / elementSize);
         RingSchedule schedule = RingSchedule.Create(_rank, _size, data.Length, perChunk);
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct, broken);
-        cts.CancelAfter(_options.ProgressTimeout);
+        using var progress = new CancellationTokenSource(_options.ProgressTimeout);
+        _progress = progress;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct, broken, progress.Token);
         using var forwardable = new SemaphoreSlim(0);
         using var bytes = new PinnedArrayBytes<T>(data);
         // A frame never exceeds a chunk or a segment (⌈L/N⌉ elements), whichever is smaller.
@@ -86,7 +89,8 @@ internal sealed class AllReduceRun<T> where T : unmanaged, IAdditionOperators<T,
                 _failedPeer, _generation, failure);
         if (!cts.IsCancellationRequested) return;
         ct.ThrowIfCancellationRequested();
-        if (broken.IsCancellationRequested)
+        // A stall ends the links, which the ring's watcher may report as a break first: the stall is the cause.
+        if (broken.IsCancellationRequested && !progress.IsCancellationRequested)
         {
             var (reason, peer) = brokenReason();
             throw new RingBrokenException($"all-reduce #{_step} of generation {_generation} stopped at rank {_rank}: {reason}", peer, _generation);
@@ -131,7 +135,7 @@ internal sealed class AllReduceRun<T> where T : unmanaged, IAdditionOperators<T,
             header.ByteLength = t.Count * elementSize;
             await _outgoing.SendMessageAsync(header, cts.Token);
             await _outgoing.SendAsync(bytes.Slice((int)(t.Offset * elementSize), header.ByteLength), cts.Token);
-            cts.CancelAfter(_options.ProgressTimeout);
+            _progress!.CancelAfter(_options.ProgressTimeout);
         }
     }
 
@@ -155,7 +159,7 @@ internal sealed class AllReduceRun<T> where T : unmanaged, IAdditionOperators<T,
                 await _incoming.ReceiveExactlyAsync(bytes.Slice((int)(t.Offset * elementSize), length), cts.Token);
             }
             if (t.Step < schedule.LastStep) forwardable.Release();
-            cts.CancelAfter(_options.ProgressTimeout);
+            _progress!.CancelAfter(_options.ProgressTimeout);
         }
         _receivesDone = true;
     }
