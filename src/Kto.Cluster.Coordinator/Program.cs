@@ -80,7 +80,7 @@ public static class Program
     /// <summary>
     /// Runs actor systems one after another until the run ends (with <c>--exit-when-done</c>) or a signal stops the
     /// host. A system the cluster took down (downed, or quarantined after a freeze) is replaced by a new one that joins
-    /// again, so the host never just exits while its run is incomplete. Returns the exit status
+    /// again: being downed does not end the host (signals, a requested leave or a refused run do). Returns the exit status
     /// (<see cref="HostExitCodes"/>) and prints a one-line reason for every status but 0.
     /// </summary>
     private static async Task<int> RunHostAsync(HostOptions o, RunWatch run)
