@@ -64,6 +64,11 @@ public static class Program
             return BadConfig;
         }
         Directory.CreateDirectory(config.RunDir);
+        if (JournalCheck.Run(config) is { } damaged)
+        {
+            Console.Error.WriteLine($"error: {damaged}");
+            return HostExitCodes.RunError;
+        }
         var options = new HostOptions(config, runId, spec, exitWhenDone, minTrainers, scoringWindow);
         // output_dir/run_config.json is written once the journal confirms this is the run's config: never a config that does not run.
         Action? writeRunConfig = run is null ? null : () =>
@@ -131,8 +136,9 @@ public static class Program
                     .WithFallback(PersistenceConfig.Hocon(connection, provider)).WithFallback(FailureDetection.Hocon()), HoconAddMode.Prepend)
                 .WithRemoting(o.Config.Hostname, o.Config.Port)
                 .WithClustering(new ClusterOptions { Roles = [.. o.Config.Roles], SeedNodes = [.. o.Config.SeedNodes] })
-                .WithSingleton<RunCoordinatorActor>(SingletonName, RunCoordinatorActor.Props(o.RunId, startSpec: o.Spec, onFinished: run.OnFinished, minTrainers: o.MinTrainers,
-                    scoringWindow: o.ScoringWindow, onChanged: run.OnChanged, onRefused: run.OnRefused), new ClusterSingletonOptions { Role = ClusterRoles.Coordinator }, createProxyToo: true)
+                .WithSingleton<RunCoordinatorActor>(SingletonName, RunCoordinatorSupervisor.Props(RunCoordinatorActor.Props(o.RunId, startSpec: o.Spec, onFinished: run.OnFinished,
+                    minTrainers: o.MinTrainers, scoringWindow: o.ScoringWindow, onChanged: run.OnChanged, onRefused: run.OnRefused), o.RunId, o.Config.JournalName, run.OnRefused),
+                    new ClusterSingletonOptions { Role = ClusterRoles.Coordinator }, createProxyToo: true)
                 .WithActors((system, registry) =>
                     system.ActorOf(CommandReceptionistActor.Props(registry.Get<RunCoordinatorActor>(), o.RunId), ClusterRoles.CommandActor));
         });

@@ -29,6 +29,11 @@ public sealed record HostConfig(string Hostname, int Port, IReadOnlyList<string>
         ? (JournalConnectionString!, PersistenceConfig.PostgresProvider)
         : (PersistenceConfig.SqliteConnectionString(Path.Combine(RunDir, PersistenceConfig.DefaultSqliteFile)), PersistenceConfig.SqliteProvider);
 
+    /// <summary>The journal for people: the SQLite file's path, or PostgreSQL's host, port and database (never a password).</summary>
+    public string JournalName => JournalProvider == Postgres
+        ? new Npgsql.NpgsqlConnectionStringBuilder(JournalConnectionString) is var b ? $"PostgreSQL database {b.Database} at {b.Host}:{b.Port}" : ""
+        : Path.GetFullPath(Path.Combine(RunDir, PersistenceConfig.DefaultSqliteFile));
+
     /// <summary>Reads and checks <paramref name="path"/>; relative run_dir resolves against the file's folder.</summary>
     /// <exception cref="InvalidDataException">The file is missing, malformed or holds a bad value (message names file and key).</exception>
     public static HostConfig Load(string path)

@@ -245,9 +245,10 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
             var (path, sha) = _engine.SaveCheckpoint(dir, saveTotalLimit);
             _coordinator.Tell(new CheckpointWritten(_trainerId, _engine.HeldStep, path, sha));
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             _log.Error("checkpoint after step {0} failed: {1}", _engine.HeldStep, e.Message);
+            _coordinator.Tell(new CheckpointFailed(_trainerId, _engine.HeldStep, e.Message));
         }
     }
 

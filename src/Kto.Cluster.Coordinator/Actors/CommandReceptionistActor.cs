@@ -170,6 +170,7 @@ public sealed class CommandReceptionistActor : ReceiveActor
         var status = (ClusterStatus)await _coordinator.Ask(new GetClusterStatus(), AskTimeout);
         RunState s = status.State;
         var sb = new StringBuilder();
+        foreach (string warning in status.Warnings ?? []) sb.AppendLine($"WARNING: {warning}");
         if (s.Spec is not { } spec)
         {
             sb.Append(CultureInfo.InvariantCulture, $"run {_runId}: not started (incarnation {s.Incarnation}); `run start RUN_CONFIG` starts it");

@@ -42,11 +42,7 @@ public sealed partial class RunCoordinatorActor
     private (long Generation, string Layout)? _ring;
     private StepReduced? _lastReport;
     private KtoConfig? _config;
-    private LrSchedule? _schedule;
-    private MetricsLog? _metrics;
-    private StepMetrics _window = StepMetrics.Zero;
-    private int _windowExamples;
-    private readonly Stopwatch _windowClock = new();
+    private ClusterMetricsLog? _metrics;
     private readonly Stopwatch _stepClock = new();
     private readonly int _scoringWindow;
     private IActorRef? _scoring;
@@ -145,6 +141,7 @@ public sealed partial class RunCoordinatorActor
                 Log.Warning("trainer {0} did not catch up within {1}; left out until it registers again", id, CatchUpTimeout);
                 if (_trainers.TryGetValue(id, out var t)) t.HeldStep = RegisterTrainer.NoState;
             }
+            if (_failing.ContainsKey(MetricsStorage)) FlushMetrics();
             CheckFinished();
             Pump();
         });
@@ -171,6 +168,7 @@ public sealed partial class RunCoordinatorActor
         _readyAt = DateTime.UtcNow;
         if (_state.Phase == RunPhase.Stopped && _state.LatestCheckpoint?.Step != _state.CommittedSteps) _checkpointRequested = true;
         AskNodesToRegister();
+        FlushMetrics();
         Pump();
     }
 
@@ -301,7 +299,7 @@ public sealed partial class RunCoordinatorActor
         }
         var synced = trusted.Where(kv => kv.Value.HeldStep == frontier).ToList();
         var behind = usable.Where(kv => kv.Value.HeldStep != frontier).ToList();
-        if (_checkpointRequested && behind.Count == 0 && frontier == committed) WriteRequestedCheckpoint(synced[0].Key, frontier);
+        if (_checkpointRequested && behind.Count == 0 && frontier == committed && DateTime.UtcNow >= _checkpointRetryAt) WriteRequestedCheckpoint(synced[0].Key, frontier);
         if (behind.Count > 0)
         {
             for (int i = 0; i < behind.Count; i++)
@@ -516,7 +514,7 @@ public sealed partial class RunCoordinatorActor
             Abort(next);
             return;
         }
-        StepCommitted commit = next.ToCommit();
+        StepCommitted commit = next.ToCommit() with { Metrics = _lastReport!.Metrics, GradNorm = _lastReport.GradNorm, Seconds = _stepClock.Elapsed.TotalSeconds };
         RunState committed = _state.Apply(commit);
         _committing = true;
         Persist(commit, _ =>
@@ -545,42 +543,18 @@ public sealed partial class RunCoordinatorActor
         }
     }
 
-    /// <summary>Progress line and metrics.jsonl (TRL's names, summed over the group, averaged per logging window).</summary>
+    /// <summary>Progress line, and metrics.jsonl (a projection of the commits: see <see cref="ClusterMetricsLog"/>).</summary>
     private void Record(StepCommitted commit, StepReduced report)
     {
         RunSpec spec = _state.Spec!;
-        KtoConfig c = Config;
         int done = commit.Step + 1;
-        StepMetrics m = MetricVector.To(report.Metrics);
-        var figures = m.ToDictionary();
-        double seconds = _stepClock.Elapsed.TotalSeconds;
+        var figures = MetricVector.To(report.Metrics).ToDictionary();
         _stepClock.Restart();
         string line = string.Create(CultureInfo.InvariantCulture,
-            $"step {done}/{spec.TotalSteps} committed: loss {figures.GetValueOrDefault("loss"):0.000000} grad_norm {report.GradNorm:0.000000} members {string.Join(",", commit.Members)} generation {commit.Generation} checksum {commit.Checksum:x16} ({seconds:0.000} s; member {report.Seconds:0.000} s, exchange {report.ExchangeSeconds:0.000} s) at {DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ}");
+            $"step {done}/{spec.TotalSteps} committed: loss {figures.GetValueOrDefault("loss"):0.000000} grad_norm {report.GradNorm:0.000000} members {string.Join(",", commit.Members)} generation {commit.Generation} checksum {commit.Checksum:x16} ({commit.Seconds:0.000} s; member {report.Seconds:0.000} s, exchange {report.ExchangeSeconds:0.000} s) at {DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ}");
         Console.WriteLine(line);
         Note(line);
-
-        if (_metrics is null)
-        {
-            Directory.CreateDirectory(c.OutputDir);
-            _metrics = new MetricsLog(c.OutputDir);
-            _metrics.TruncateAfter(commit.Step);
-            _windowClock.Restart();
-        }
-        _window += m;
-        _windowExamples += spec.GlobalBatchSize * spec.Accumulation;
-        if (done % c.LoggingSteps != 0 && done != spec.TotalSteps) return;
-        double windowSeconds = Math.Max(1e-9, _windowClock.Elapsed.TotalSeconds);
-        var metrics = _window.ToDictionary();
-        metrics["grad_norm"] = report.GradNorm;
-        metrics["learning_rate"] = (_schedule ??= LrSchedule.For(c, spec.TotalSteps)).At(commit.Step);
-        metrics["examples/s"] = _windowExamples / windowSeconds;
-        metrics["tokens/s"] = _window.Tokens / windowSeconds;
-        metrics["trainers"] = commit.Members.Count;
-        _metrics.Append(done, (double)done / Plan.StepsPerEpoch, metrics);
-        _window = StepMetrics.Zero;
-        _windowExamples = 0;
-        _windowClock.Restart();
+        LogMetrics(commit);
     }
 
     private void OnCheckpointWritten(CheckpointWritten w)
@@ -599,6 +573,7 @@ public sealed partial class RunCoordinatorActor
         Persist(saved, _ =>
         {
             Applied(next);
+            if (Resolved(CheckpointStorage)) Note("checkpoint writes work again");
             Log.Info("checkpoint after step {0} recorded: {1}", w.Step, w.Path);
             Note($"checkpoint after step {w.Step} recorded: {w.Path}");
             CheckFinished();
@@ -629,7 +604,7 @@ public sealed partial class RunCoordinatorActor
     private ClusterStatus Status() => new(_state,
         [.. _trainers.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => new TrainerStatus(kv.Key, kv.Value.Actor.Path.Address.ToString(), kv.Value.Endpoint,
             kv.Value.HeldStep, Reachable: !_unreachable.Contains(kv.Key), kv.Value.Leaving, CatchingUp: _catchingUp.ContainsKey(kv.Key)))],
-        _round?.Step, _round?.Generation, _round is { } r ? [.. r.Members] : []);
+        _round?.Step, _round?.Generation, _round is { } r ? [.. r.Members] : [], Warnings());
 
     private sealed class Retry
     {

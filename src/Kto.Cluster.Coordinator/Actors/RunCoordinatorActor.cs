@@ -54,7 +54,11 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
         {
             if (offer.Snapshot is RunSnapshot s) _state = s.ToState();
         });
-        Recover<IRunEvent>(e => _state = _state.Apply(e));
+        Recover<IRunEvent>(e =>
+        {
+            _state = _state.Apply(e);
+            if (e is StepCommitted commit) LogMetrics(commit);
+        });
         Recover<RecoveryCompleted>(_ => Incarnate());
 
         Command<StartRun>(c =>
@@ -75,6 +79,7 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
         Command<GetRunState>(_ => Sender.Tell(new RunStateReply(_state)));
         Command<GetClusterStatus>(_ => Sender.Tell(Status()));
         StepCommands();
+        StorageCommands();
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(_ => { });
         Command<DeleteSnapshotsSuccess>(_ => { });
@@ -120,10 +125,11 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
     {
         if (_incarnated) return;
         _incarnated = true;
-        Persist(new CoordinatorIncarnated(_state.Incarnation + 1), persisted =>
+        Persist(new CoordinatorIncarnated(_state.Incarnation + 1, WriterName(Context.System)), persisted =>
         {
             _state = _state.Apply(persisted);
             _onChanged?.Invoke(_state);
+            Context.Parent.Tell(new CoordinatorRunning(_state));
             _generation = GenerationNumbers.First(_state.Incarnation);
             Log.Info("coordinator ready: run {0}, {1} committed steps, incarnation {2}",
                 PersistenceId, _state.CommittedSteps, _state.Incarnation);

@@ -51,7 +51,9 @@ public sealed record TrainerStatus(string TrainerId, string Address, string Data
 /// <param name="RoundStep">The step of the attempt in flight, if any.</param>
 /// <param name="RoundGeneration">Its generation.</param>
 /// <param name="RoundMembers">Its members.</param>
-public sealed record ClusterStatus(RunState State, IReadOnlyList<TrainerStatus> Trainers, int? RoundStep, long? RoundGeneration, IReadOnlyList<string> RoundMembers);
+/// <param name="Warnings">Storage that is failing now (the journal, metrics.jsonl, checkpoint writes), one line each.</param>
+public sealed record ClusterStatus(RunState State, IReadOnlyList<TrainerStatus> Trainers, int? RoundStep, long? RoundGeneration, IReadOnlyList<string> RoundMembers,
+    IReadOnlyList<string>? Warnings = null);
 
 /// <summary>Ask for the coordinator's recent event lines after sequence number <paramref name="After"/> (for <c>run tail</c>).</summary>
 public sealed record GetRecentLines(long After) : IRunCommand;

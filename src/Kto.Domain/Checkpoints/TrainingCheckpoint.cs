@@ -33,31 +33,86 @@ public static class TrainingCheckpoint
     /// <summary>File of the step and hashes; written last.</summary>
     public const string StateFile = "trainer_state.json";
 
-    /// <summary>Writes the checkpoint of <paramref name="state"/> under <paramref name="outputDir"/>; returns its path.</summary>
+    /// <summary>
+    /// Writes the checkpoint of <paramref name="state"/> under <paramref name="outputDir"/>; returns its path. If writing
+    /// fails (a full disk), its temporary directory is removed before the error is rethrown; temporary directories
+    /// left by processes that died while writing are removed first.
+    /// </summary>
+    /// <exception cref="IOException">The checkpoint could not be written; no part of it is left behind.</exception>
     public static string Save(string outputDir, GptLmHeadModel model, AdamW optimizer, TrainerState state)
     {
         string final = Path.Combine(outputDir, Prefix + state.GlobalStep.ToString(CultureInfo.InvariantCulture));
         string temp = Path.Combine(outputDir, $".{Prefix}{state.GlobalStep}.tmp-{Environment.ProcessId}");
-        if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
-        Directory.CreateDirectory(temp);
-        ModelCheckpoint.Save(model, temp);
-        AtomicFile.Write(Path.Combine(temp, OptimizerFile), s => Safetensors.Write(s, optimizer.StateTensors(),
-            new Dictionary<string, string> { ["step_count"] = optimizer.StepCount.ToString(CultureInfo.InvariantCulture) }));
-        var files = new JsonObject();
-        foreach (string f in new[] { ModelCheckpoint.ConfigFile, ModelCheckpoint.WeightsFile, OptimizerFile })
-            files[f] = AtomicFile.Sha256(Path.Combine(temp, f));
-        var json = new JsonObject
+        RemoveAbandonedTemporaries(outputDir);
+        try
         {
-            ["global_step"] = state.GlobalStep,
-            ["total_steps"] = state.TotalSteps,
-            ["epoch"] = state.Epoch,
-            ["dataset_fingerprint"] = state.DatasetFingerprint,
-            ["files"] = files,
-        };
-        AtomicFile.WriteText(Path.Combine(temp, StateFile), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
-        Directory.Move(temp, final);
-        return final;
+            if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
+            Directory.CreateDirectory(temp);
+            ModelCheckpoint.Save(model, temp);
+            AtomicFile.Write(Path.Combine(temp, OptimizerFile), s => Safetensors.Write(s, optimizer.StateTensors(),
+                new Dictionary<string, string> { ["step_count"] = optimizer.StepCount.ToString(CultureInfo.InvariantCulture) }));
+            var files = new JsonObject();
+            foreach (string f in new[] { ModelCheckpoint.ConfigFile, ModelCheckpoint.WeightsFile, OptimizerFile })
+                files[f] = AtomicFile.Sha256(Path.Combine(temp, f));
+            var json = new JsonObject
+            {
+                ["global_step"] = state.GlobalStep,
+                ["total_steps"] = state.TotalSteps,
+                ["epoch"] = state.Epoch,
+                ["dataset_fingerprint"] = state.DatasetFingerprint,
+                ["files"] = files,
+            };
+            AtomicFile.WriteText(Path.Combine(temp, StateFile), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
+            Directory.Move(temp, final);
+            return final;
+        }
+        catch (Exception) when (Directory.Exists(temp))
+        {
+            TryDelete(temp);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Removes <c>.checkpoint-STEP.tmp-PID</c> directories of processes that no longer run on this machine (a writer
+    /// killed mid-write). Directories of live processes are kept: they may be writing now.
+    /// </summary>
+    public static void RemoveAbandonedTemporaries(string outputDir)
+    {
+        if (!Directory.Exists(outputDir)) return;
+        foreach (string dir in Directory.GetDirectories(outputDir, $".{Prefix}*.tmp-*"))
+        {
+            string name = Path.GetFileName(dir);
+            if (!int.TryParse(name.AsSpan(name.LastIndexOf('-') + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int pid)) continue;
+            if (pid == Environment.ProcessId || ProcessRuns(pid)) continue;
+            TryDelete(dir);
+        }
+    }
+
+    private static bool ProcessRuns(int pid)
+    {
+        try
+        {
+            using var p = System.Diagnostics.Process.GetProcessById(pid);
+            return !p.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
+    private static void TryDelete(string dir)
+    {
+        try
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // removed by the next save's clean-up
+        }
     }
 
     /// <summary>The newest complete checkpoint in <paramref name="outputDir"/>, or null.</summary>

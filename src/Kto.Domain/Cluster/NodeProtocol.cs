@@ -27,6 +27,7 @@ namespace Kto.Domain.Cluster;
 [Union(18, typeof(UnitScored))]
 [Union(19, typeof(ReferenceScores))]
 [Union(20, typeof(WriteCheckpoint))]
+[Union(21, typeof(CheckpointFailed))]
 public interface INodeMessage : IKtoMessage;
 
 /// <summary>
@@ -98,6 +99,16 @@ public sealed record StepAbort([property: Key(0)] int Step, [property: Key(1)] l
 /// <summary>A replica wrote an atomic checkpoint after <paramref name="Step"/> steps.</summary>
 [MessagePackObject]
 public sealed record CheckpointWritten([property: Key(0)] string TrainerId, [property: Key(1)] int Step, [property: Key(2)] string Path, [property: Key(3)] string Sha256) : INodeMessage;
+
+/// <summary>
+/// A replica could not write the checkpoint after <paramref name="Step"/> steps (its temporary directory is removed);
+/// the coordinator retries at a later step boundary with a back-off.
+/// </summary>
+/// <param name="TrainerId">The writer.</param>
+/// <param name="Step">The step it was asked to save.</param>
+/// <param name="Reason">The error, e.g. "No space left on device : '/data/out/.checkpoint-40.tmp-123/model.safetensors'".</param>
+[MessagePackObject]
+public sealed record CheckpointFailed([property: Key(0)] string TrainerId, [property: Key(1)] int Step, [property: Key(2)] string Reason) : INodeMessage;
 
 /// <summary>Load weights and optimizer state from a checkpoint (no replica holds the run's state), then register again.</summary>
 [MessagePackObject]

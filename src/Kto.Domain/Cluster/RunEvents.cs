@@ -21,8 +21,11 @@ public sealed record RunStarted([property: Key(0)] RunSpec Spec) : IRunEvent;
 /// A coordinator took charge of the run (after start or after recovering from the journal). Generations of steps are
 /// numbered within an incarnation, so a restarted coordinator never reuses a generation a trainer may still hold.
 /// </summary>
+/// <param name="Incarnation">1 for the first coordinator of the run, one more for each that recovers it.</param>
+/// <param name="Writer">Who claimed it: the host's Akka address, process id and machine name (named to an operator when
+/// two coordinators write one journal); null in journals written before it was recorded.</param>
 [MessagePackObject]
-public sealed record CoordinatorIncarnated([property: Key(0)] int Incarnation) : IRunEvent;
+public sealed record CoordinatorIncarnated([property: Key(0)] int Incarnation, [property: Key(1)] string? Writer = null) : IRunEvent;
 
 /// <summary>
 /// Every member of the step's membership reported the same reduced-gradient checksum for <paramref name="Step"/>; the
@@ -32,8 +35,14 @@ public sealed record CoordinatorIncarnated([property: Key(0)] int Incarnation) :
 /// <param name="Generation">The attempt that succeeded.</param>
 /// <param name="Members">Trainer ids of the step's membership, in ring order.</param>
 /// <param name="Checksum">Checksum of the reduced gradients all members agreed on.</param>
+/// <param name="Metrics">The group's metric sums of the step (<see cref="MetricVector"/>), so that
+/// <c>metrics.jsonl</c> is a projection of the journal and can be rebuilt from it; null in older journals.</param>
+/// <param name="GradNorm">Global L2 norm of the reduced gradients, before clipping.</param>
+/// <param name="Seconds">Wall time of the step as the coordinator saw it (from the previous commit or the first
+/// start), for the throughput columns.</param>
 [MessagePackObject]
-public sealed record StepCommitted([property: Key(0)] int Step, [property: Key(1)] long Generation, [property: Key(2)] IReadOnlyList<string> Members, [property: Key(3)] ulong Checksum) : IRunEvent;
+public sealed record StepCommitted([property: Key(0)] int Step, [property: Key(1)] long Generation, [property: Key(2)] IReadOnlyList<string> Members, [property: Key(3)] ulong Checksum,
+    [property: Key(4)] double[]? Metrics = null, [property: Key(5)] double GradNorm = 0, [property: Key(6)] double Seconds = 0) : IRunEvent;
 
 /// <summary>A replica wrote an atomic checkpoint after <paramref name="Step"/> steps.</summary>
 [MessagePackObject]

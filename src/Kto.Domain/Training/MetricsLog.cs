@@ -41,14 +41,58 @@ public sealed class MetricsLog
         Checkpoints.AtomicFile.WriteText(_path, kept.Length == 0 ? "" : string.Join('\n', kept) + "\n");
     }
 
-    /// <summary>Appends one line: the step, the epoch, then the metrics in the given order.</summary>
+    /// <summary>The step of the last complete line, or 0 when there is none (lines cut short by a crash are skipped).</summary>
+    public int LastStep()
+    {
+        if (!File.Exists(_path)) return 0;
+        int last = 0;
+        foreach (string l in File.ReadLines(_path))
+        {
+            try
+            {
+                using var doc = JsonDocument.Parse(l);
+                last = Math.Max(last, doc.RootElement.GetProperty("step").GetInt32());
+            }
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+            {
+                // a line cut short by a crash, or not ours
+            }
+        }
+        return last;
+    }
+
+    /// <summary>
+    /// Appends one line: the step, the epoch, then the metrics in the given order. The line is written with one call
+    /// and flushed to disk; if that fails (a full disk) the file is cut back to its length before, so it never ends
+    /// with part of a line.
+    /// </summary>
+    /// <exception cref="IOException">The line could not be written; the file is as it was (if cutting back worked too).</exception>
     public void Append(int step, double epoch, IEnumerable<KeyValuePair<string, double>> metrics)
     {
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture, $"{{\"step\":{step},\"epoch\":{Num(epoch)}");
         foreach (var (k, v) in metrics) sb.Append(CultureInfo.InvariantCulture, $",\"{k}\":{Num(v)}");
         sb.Append("}\n");
-        File.AppendAllText(_path, sb.ToString());
+        byte[] line = Encoding.UTF8.GetBytes(sb.ToString());
+        using var file = new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 0);
+        long before = file.Length;
+        try
+        {
+            file.Write(line);
+            file.Flush(flushToDisk: true);
+        }
+        catch (IOException)
+        {
+            try
+            {
+                file.SetLength(before);
+            }
+            catch (IOException)
+            {
+                // the partial line is dropped by the next TruncateAfter
+            }
+            throw;
+        }
     }
 
     private static string Num(double v) => double.IsFinite(v) ? v.ToString("R", CultureInfo.InvariantCulture) : "null";
