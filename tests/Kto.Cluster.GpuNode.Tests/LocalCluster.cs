@@ -84,7 +84,7 @@ public sealed class LocalCluster : IAsyncDisposable
 
     public Proc StartScorer(string id) => Start(id, "Kto.Cluster.GpuNode.dll", "node", "--config", ScorerConfig, "--node-id", id);
 
-    private Proc Start(string name, string dll, params string[] args)
+    public Proc Start(string name, string dll, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Dir };
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, dll));

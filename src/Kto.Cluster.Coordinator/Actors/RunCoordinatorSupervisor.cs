@@ -116,8 +116,7 @@ public sealed class RunCoordinatorSupervisor : ReceiveActor, IWithTimers
         switch (kind)
         {
             case JournalFaultKind.Damaged:
-                Fatal($"journal {_journal} of run {_runId} cannot be recovered: {what}. Restore the journal from a backup, or start a new run from the " +
-                    $"latest checkpoint: set resume_from_checkpoint to it (or \"latest\") in the run config and start it with another --run-id");
+                Fatal($"journal {_journal} of run {_runId} cannot be recovered: {what}. {JournalCheck.WhatToDo}");
                 return;
             case JournalFaultKind.AnotherWriter:
                 NameTheOtherWriter(what);
