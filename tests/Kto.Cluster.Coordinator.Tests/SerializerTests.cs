@@ -18,6 +18,9 @@ public sealed class SerializerTests : IDisposable
     [
         new RunStarted(Spec),
         new CoordinatorIncarnated(7),
+        new CoordinatorIncarnated(8, "akka.tcp://kto@10.0.0.2:4053 (pid 77 on gpu-2)"),
+        new RunStartedFromCheckpoint(24, "/runs/x/checkpoint-24", "abc"),
+        new CheckpointFailed("t1", 40, "No space left on device"),
         new CheckpointSaved(4, "/runs/x/checkpoint-4", "abc"),
         new RunPaused(),
         new RunResumed(),

@@ -103,6 +103,35 @@ public sealed partial class ElasticClusterTests
         await again.WaitFor("coordinator ready", cluster.Guard);
     }
 
+    [Fact]
+    public async Task ARunWhoseJournalWasLostGoesOnFromItsLatestCheckpointAndReachesTheWeightsOfOneProcess()
+    {
+        await using var cluster = new LocalCluster(output, maxSteps: 40);
+        var coordinator = cluster.StartCoordinator("--min-trainers", "2");
+        await coordinator.WaitFor("coordinator ready", cluster.Guard);
+        var trainers = new[] { cluster.StartTrainer("t1"), cluster.StartTrainer("t2") };
+        await coordinator.WaitFor("checkpoint after step 24 recorded", cluster.Guard);
+        coordinator.Kill();
+        foreach (var t in trainers) t.Kill();
+        foreach (string f in Directory.GetFiles(Path.Combine(cluster.Dir, "run"), PersistenceConfig.DefaultSqliteFile + "*")) File.Delete(f);
+
+        // The advice of a coordinator that cannot recover its journal: the same config, resume_from_checkpoint "latest".
+        string resumed = Path.Combine(cluster.Dir, "run-resumed.json");
+        File.WriteAllText(resumed, File.ReadAllText(cluster.RunConfig).TrimEnd().TrimEnd('}') + ", \"resume_from_checkpoint\": \"latest\"}");
+        var again = cluster.Start("coordinator-2", "Kto.Cluster.Coordinator.dll", "--config", cluster.CoordinatorConfig, "--run-id", cluster.RunId, "--run-config", resumed,
+            "--exit-when-done", "--min-trainers", "2");
+        string from = await again.WaitFor("continues from checkpoint", cluster.Guard);
+        Assert.Contains("checkpoint-", from);
+        cluster.StartTrainer("t1");
+        cluster.StartTrainer("t2");
+        await again.WaitFor("complete:", cluster.Guard);
+        Assert.Equal(0, await again.WaitForExit(cluster.Guard));
+        int committedFrom = int.Parse(from.Split(": ")[^1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(committedFrom >= 24, from);
+        Assert.Equal(40 - committedFrom, again.Commits.Count); // only the steps after the checkpoint are trained again
+        await AssertSameWeightsAndCleanJournal(cluster);
+    }
+
     /// <summary>Runs the cluster's run to its end with one trainer; returns the journal file.</summary>
     private static async Task<string> FinishedRunJournal(LocalCluster cluster)
     {

@@ -69,7 +69,28 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
                 else Sender.Tell(new CommandRejected($"run {existing.RunId} already started with another spec"));
                 return;
             }
-            PersistAndReply(new RunStarted(c.Spec));
+            RunStartedFromCheckpoint? from;
+            try
+            {
+                from = ClusterResume.Point(c.Spec);
+            }
+            catch (InvalidDataException e)
+            {
+                Sender.Tell(new CommandRejected(e.Message));
+                return;
+            }
+            if (from is null)
+            {
+                PersistAndReply(new RunStarted(c.Spec));
+                return;
+            }
+            IActorRef sender = Sender;
+            StartRunFrom(c.Spec, from, () =>
+            {
+                AskNodesToRegister();
+                sender.Tell(new RunStateReply(_state));
+                Pump();
+            });
         });
         Command<CommitStep>(c => PersistAndReply(c.Commit));
         Command<RecordCheckpoint>(c => PersistAndReply(c.Checkpoint));
@@ -135,13 +156,18 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
                 PersistenceId, _state.CommittedSteps, _state.Incarnation);
             if (_startSpec is { } spec && _state.Spec is null)
             {
-                Persist(new RunStarted(spec), started =>
+                RunStartedFromCheckpoint? from;
+                try
                 {
-                    _state = _state.Apply(started);
-                    _onChanged?.Invoke(_state);
-                    Log.Info("run {0} started: {1} examples, {2} steps of {3} × {4} examples", spec.RunId, spec.ExampleCount, spec.TotalSteps, spec.GlobalBatchSize, spec.Accumulation);
-                    OnReady();
-                });
+                    from = ClusterResume.Point(spec);
+                }
+                catch (InvalidDataException e)
+                {
+                    Log.Error(e.Message);
+                    _onRefused?.Invoke(e.Message);
+                    return;
+                }
+                StartRunFrom(spec, from, OnReady);
                 return;
             }
             if (_startSpec is { } given && _state.Spec is { } journal && given != journal)
@@ -154,6 +180,30 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
                 return;
             }
             OnReady();
+        });
+    }
+
+    /// <summary>Persists the start of <paramref name="spec"/> (and the checkpoint it continues from, if any), then runs <paramref name="then"/>.</summary>
+    private void StartRunFrom(RunSpec spec, RunStartedFromCheckpoint? from, Action then)
+    {
+        Persist(new RunStarted(spec), started =>
+        {
+            _state = _state.Apply(started);
+            _onChanged?.Invoke(_state);
+            Log.Info("run {0} started: {1} examples, {2} steps of {3} × {4} examples", spec.RunId, spec.ExampleCount, spec.TotalSteps, spec.GlobalBatchSize, spec.Accumulation);
+            if (from is null)
+            {
+                then();
+                return;
+            }
+            Persist(from, _ =>
+            {
+                _state = _state.Apply(from);
+                _onChanged?.Invoke(_state);
+                Log.Info("run {0} continues from checkpoint {1}: {2} steps count as committed", spec.RunId, from.Path, from.Step);
+                Note($"run {spec.RunId} continues from checkpoint {from.Path} at step {from.Step}");
+                then();
+            });
         });
     }
 

@@ -18,17 +18,21 @@ public static class JournalAudit
     {
         var problems = new List<string>();
         RunSpec? spec = null;
+        int first = 0;
         var commits = new List<StepCommitted>();
         foreach (IRunEvent e in events)
         {
             if (e is RunStarted s) spec = s.Spec;
+            else if (e is RunStartedFromCheckpoint f) first = f.Step;
             else if (e is StepCommitted c) commits.Add(c);
         }
         if (spec is null) return new AuditReport(false, 0, ["no RunStarted event"]);
 
         foreach (var g in commits.GroupBy(c => c.Step).Where(g => g.Count() > 1))
             problems.Add($"step {g.Key} committed {g.Count()} times");
-        int[] steps = [.. commits.Select(c => c.Step).Distinct().Order()];
+        // A run continued from a checkpoint counts its steps as committed: they are in the journal of the run that wrote it.
+        int[] steps = [.. Enumerable.Range(0, first).Concat(commits.Select(c => c.Step)).Distinct().Order()];
+        foreach (StepCommitted c in commits.Where(c => c.Step < first)) problems.Add($"step {c.Step} committed although the checkpoint the run continued from holds it");
         for (int i = 0; i < steps.Length; i++)
             if (steps[i] != i) { problems.Add($"step {i} missing before step {steps[i]}"); break; }
         for (int i = 1; i < commits.Count; i++)

@@ -11,6 +11,7 @@ namespace Kto.Domain.Cluster;
 [Union(5, typeof(RunResumed))]
 [Union(6, typeof(RunStopped))]
 [Union(7, typeof(RunCompleted))]
+[Union(8, typeof(RunStartedFromCheckpoint))]
 public interface IRunEvent : IKtoMessage;
 
 /// <summary>The run was created with <paramref name="Spec"/>.</summary>
@@ -43,6 +44,17 @@ public sealed record CoordinatorIncarnated([property: Key(0)] int Incarnation, [
 [MessagePackObject]
 public sealed record StepCommitted([property: Key(0)] int Step, [property: Key(1)] long Generation, [property: Key(2)] IReadOnlyList<string> Members, [property: Key(3)] ulong Checksum,
     [property: Key(4)] double[]? Metrics = null, [property: Key(5)] double GradNorm = 0, [property: Key(6)] double Seconds = 0) : IRunEvent;
+
+/// <summary>
+/// The run (just started) continues from the training checkpoint its config names in <c>resume_from_checkpoint</c>
+/// (e.g. the latest checkpoint of a run whose journal was lost): its first <paramref name="Step"/> steps count as
+/// committed, and every trainer loads that checkpoint before the next step.
+/// </summary>
+/// <param name="Step">Optimizer steps the checkpoint holds.</param>
+/// <param name="Path">The checkpoint directory.</param>
+/// <param name="Sha256">SHA-256 of its <c>trainer_state.json</c> (which holds the hash of every other file).</param>
+[MessagePackObject]
+public sealed record RunStartedFromCheckpoint([property: Key(0)] int Step, [property: Key(1)] string Path, [property: Key(2)] string Sha256) : IRunEvent;
 
 /// <summary>A replica wrote an atomic checkpoint after <paramref name="Step"/> steps.</summary>
 [MessagePackObject]

@@ -71,6 +71,9 @@ public sealed record RunState
         CoordinatorIncarnated c => throw Invalid(e, $"incarnations only grow (current {Incarnation})"),
         _ when Spec is null => throw Invalid(e, "the run has not started"),
         StepCommitted c => Commit(c),
+        RunStartedFromCheckpoint f when CommittedSteps == 0 && Checkpoints.IsEmpty && Phase == RunPhase.Running && f.Step > 0 && f.Step < Spec.TotalSteps
+            => this with { CommittedSteps = f.Step, Checkpoints = Checkpoints.Add(new CheckpointRecord(f.Step, f.Path, f.Sha256)) },
+        RunStartedFromCheckpoint f => throw Invalid(e, $"a run continues from a checkpoint only right after it started, before step {Spec.TotalSteps} (the checkpoint holds {f.Step})"),
         CheckpointSaved c when c.Step <= CommittedSteps && (Checkpoints.IsEmpty || c.Step > Checkpoints[^1].Step)
             => this with { Checkpoints = Checkpoints.Add(new CheckpointRecord(c.Step, c.Path, c.Sha256)) },
         CheckpointSaved c => throw Invalid(e, $"a checkpoint must follow the newest one and not pass the {CommittedSteps} committed steps"),

@@ -74,4 +74,25 @@ public class RunStateTests
         Assert.Equal(["warmup_steps"], a.Differences(a with { ConfigJson = """{"learning_rate": 0.0001, "max_steps": 50, "beta": 0.1, "warmup_steps": 5}""" }));
         Assert.Equal(["batch plan"], a.Differences(a with { Seed = 9 }));
     }
+
+    [Fact]
+    public void ARunContinuesFromACheckpointOnlyRightAfterItStarted()
+    {
+        var started = RunState.Empty.Apply(new RunStarted(Spec)).Apply(new CoordinatorIncarnated(1));
+        var s = started.Apply(new RunStartedFromCheckpoint(4, "/old/checkpoint-4", "h"));
+        Assert.Equal(4, s.CommittedSteps);
+        Assert.Equal(4, s.LatestCheckpoint!.Step);
+        s = s.Apply(Commit(4, GenerationNumbers.First(1)));
+        Assert.Equal(5, s.CommittedSteps);
+        Assert.Throws<InvalidOperationException>(() => s.Apply(new RunStartedFromCheckpoint(4, "/old/checkpoint-4", "h")));        // not after steps
+        Assert.Throws<InvalidOperationException>(() => started.Apply(new RunStartedFromCheckpoint(Spec.TotalSteps, "/c", "h"))); // nothing left to train
+        Assert.Throws<InvalidOperationException>(() => RunState.Empty.Apply(new RunStartedFromCheckpoint(2, "/c", "h")));        // no run
+
+        var events = new List<IRunEvent> { new RunStarted(Spec), new CoordinatorIncarnated(1), new RunStartedFromCheckpoint(4, "/c", "h") };
+        events.Add(Commit(4, GenerationNumbers.First(1)));
+        events.Add(Commit(5, GenerationNumbers.First(1) + 1));
+        Assert.True(JournalAudit.Check(events, requireComplete: true).Ok);
+        events.Insert(3, Commit(3, GenerationNumbers.First(1) - 1));
+        Assert.False(JournalAudit.Check(events, requireComplete: true).Ok); // a step the checkpoint holds, committed again
+    }
 }
