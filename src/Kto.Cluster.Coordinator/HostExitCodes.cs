@@ -71,7 +71,7 @@ internal sealed class RunWatch(RunSpec? given, Action? writeRunConfig)
     public void OnChanged(RunState state)
     {
         _latest = state;
-        if (given is not null && state.Spec == given && Interlocked.Exchange(ref _written, 1) == 0) writeRunConfig?.Invoke();
+        if (given is not null && state.Spec is { } spec && spec.Differences(given).Count == 0 && Interlocked.Exchange(ref _written, 1) == 0) writeRunConfig?.Invoke();
     }
 
     /// <summary>For the actor's <c>onFinished</c>.</summary>

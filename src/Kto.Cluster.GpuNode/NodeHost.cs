@@ -36,8 +36,10 @@ public static class NodeHost
     /// <param name="nodeId">Stable id of this node (its trainer and scorer ids).</param>
     /// <param name="dataEndpoint">host:port of the trainer's ring endpoint.</param>
     /// <param name="cancel">Stops the node at once.</param>
-    public static async Task RunAsync(HostConfig config, string nodeId, string dataEndpoint, CancellationToken cancel)
+    /// <returns>0, or 2 when the node refused the run (its data or models differ from the run's; the reason is printed).</returns>
+    public static async Task<int> RunAsync(HostConfig config, string nodeId, string dataEndpoint, CancellationToken cancel)
     {
+        var refused = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         string trainerId = nodeId;
         bool isTrainer = config.Roles.Contains(ClusterRoles.Trainer), isScorer = config.Roles.Contains(ClusterRoles.Scorer);
         await using TrainerEngine? engine = isTrainer ? await TrainerEngine.StartAsync(dataEndpoint, cancel) : null;
@@ -67,7 +69,7 @@ public static class NodeHost
                     .WithActors((system, registry) =>
                     {
                         IActorRef coordinator = registry.Get<CoordinatorKey>();
-                        if (engine is not null) system.ActorOf(TrainerNodeActor.Props(coordinator, trainerId, engine, () => granted.TrySetResult()), TrainerActorName);
+                        if (engine is not null) system.ActorOf(TrainerNodeActor.Props(coordinator, trainerId, engine, () => granted.TrySetResult(), r => refused.TrySetResult(r)), TrainerActorName);
                         if (isScorer) system.ActorOf(ScorerNodeActor.Props(coordinator, nodeId, scorer), ClusterRoles.ScorerActor);
                     });
             });
@@ -75,7 +77,14 @@ public static class NodeHost
             await host.StartAsync(CancellationToken.None);
             ActorSystem system = host.Services.GetRequiredService<ActorSystem>();
             using var either = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, cancel);
-            await Task.WhenAny(system.WhenTerminated, granted.Task, Task.Delay(Timeout.Infinite, either.Token)).ContinueWith(_ => { }, TaskScheduler.Default);
+            await Task.WhenAny(system.WhenTerminated, granted.Task, refused.Task, Task.Delay(Timeout.Infinite, either.Token)).ContinueWith(_ => { }, TaskScheduler.Default);
+            if (refused.Task.IsCompleted)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(500), CancellationToken.None); // the refusal reaches the coordinator
+                await host.StopAsync(CancellationToken.None);
+                Console.Error.WriteLine($"error: trainer {trainerId} cannot take part in the run: {await refused.Task}");
+                return 2;
+            }
             if (granted.Task.IsCompleted && !stop.IsCancellationRequested)
             {
                 // Drained by the operator (kto HOST:PORT node drain): out of every future step, so the node stops.
@@ -96,6 +105,7 @@ public static class NodeHost
             Console.WriteLine($"node {nodeId}: removed from the cluster; joining again{(engine is null ? "" : $" (holding step {engine.HeldStep})")}");
             await Task.Delay(TimeSpan.FromSeconds(1), cancel).ContinueWith(_ => { }, TaskScheduler.Default);
         }
+        return 0;
     }
 
     /// <summary>A host lifetime that leaves SIGTERM and Ctrl+C to <see cref="RunAsync"/>.</summary>

@@ -65,8 +65,7 @@ public static class Program
                 Console.Error.WriteLine($"error: {e.Message}");
                 return 2;
             }
-            await NodeHost.RunAsync(c, parse.GetValue(trainerId)!, parse.GetValue(dataEndpoint)!, CancellationToken.None);
-            return 0;
+            return await NodeHost.RunAsync(c, parse.GetValue(trainerId)!, parse.GetValue(dataEndpoint)!, CancellationToken.None);
         });
         var root = new RootCommand("Kto.Cluster node host") { ringTrain, node };
         root.SetAction(_ =>

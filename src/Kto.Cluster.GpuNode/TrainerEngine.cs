@@ -68,7 +68,9 @@ public sealed class TrainerEngine : IAsyncDisposable
     {
         if (Spec is not null) throw new InvalidOperationException($"this trainer already holds run {Spec.RunId}");
         SuppliedReference? supplied = spec.UsesScorerPool ? new SuppliedReference() : null;
-        var setup = TrainingSetup.Prepare(spec.Config(), NullObserver.Instance, supplied);
+        var config = spec.Config();
+        spec.EnsureSameModels(config, loadsReference: !spec.UsesScorerPool);
+        var setup = TrainingSetup.Prepare(config, NullObserver.Instance, supplied);
         try
         {
             spec.EnsureSameData(setup.Data);

@@ -43,8 +43,9 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
     private int _incarnation;
 
     /// <summary>Creates the actor for trainer <paramref name="trainerId"/>.</summary>
-    public TrainerNodeActor(IActorRef coordinator, string trainerId, TrainerEngine engine, Action? onLeaveGranted = null)
+    public TrainerNodeActor(IActorRef coordinator, string trainerId, TrainerEngine engine, Action? onLeaveGranted = null, Action<string>? onRefused = null)
     {
+        _onRefused = onRefused;
         _coordinator = coordinator;
         _trainerId = trainerId;
         _engine = engine;
@@ -59,8 +60,16 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
     public IStash Stash { get; set; } = null!;
 
     /// <summary>Props of the actor.</summary>
-    public static Props Props(IActorRef coordinator, string trainerId, TrainerEngine engine, Action? onLeaveGranted = null)
-        => Akka.Actor.Props.Create(() => new TrainerNodeActor(coordinator, trainerId, engine, onLeaveGranted));
+    /// <param name="coordinator">The coordinator singleton's proxy.</param>
+    /// <param name="trainerId">This trainer's id.</param>
+    /// <param name="engine">The replica it drives.</param>
+    /// <param name="onLeaveGranted">Called once the coordinator let this trainer go.</param>
+    /// <param name="onRefused">Called with the reason when this trainer cannot take part in the run (its data or models
+    /// differ); the node host then exits with status 2.</param>
+    public static Props Props(IActorRef coordinator, string trainerId, TrainerEngine engine, Action? onLeaveGranted = null, Action<string>? onRefused = null)
+        => Akka.Actor.Props.Create(() => new TrainerNodeActor(coordinator, trainerId, engine, onLeaveGranted, onRefused));
+
+    private readonly Action<string>? _onRefused;
 
     /// <inheritdoc />
     protected override void PreStart() => StartRegistering();
@@ -184,12 +193,17 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
     private void LoadRun(RunSpec spec)
     {
         _log.Info("loading run {0}: {1} examples, {2} steps", spec.RunId, spec.ExampleCount, spec.TotalSteps);
-        RunTask($"loading run {spec.RunId}", () => { _engine.Load(spec); return 0; }, _ =>
+        RunTask($"loading run {spec.RunId}", () => { _engine.Load(spec); return 0; }, r =>
         {
+            if (r.Error is not null)
+            {
+                Refuse(spec.RunId, r.Error.Message);
+                return;
+            }
             _log.Info("run {0} loaded; holding step {1}; {2}", spec.RunId, _engine.HeldStep,
                 _engine.ReferenceSupplied ? "reference log-probs come from the scorer pool (reference model not loaded)" : "live reference model loaded");
             Register();
-        });
+        }, reportErrors: false);
     }
 
     private void StartStep(StepStart s)
@@ -303,11 +317,26 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
         Timers.Cancel(FetchTimer);
         _fetch = null;
         byte[] image = [.. f.Chunks.SelectMany(x => x)];
-        RunTask($"taking over the state of step {f.Step}", () => { _engine.ImportState(image); return image.Length; }, bytes =>
+        RunTask($"taking over the state of step {f.Step}", () => { _engine.ImportState(image); return image.Length; }, r =>
         {
-            _log.Info("took over the state of step {0} ({1:0.0} MB in {2} chunks)", f.Step, bytes / 1e6, f.Chunks.Length);
-            Register();
-        });
+            if (r.Error is InvalidDataException mismatch)
+            {
+                Refuse(_engine.Spec?.RunId ?? "?", $"the state of step {f.Step} does not fit this trainer's model: {mismatch.Message}");
+                return;
+            }
+            if (r.Error is null) _log.Info("took over the state of step {0} ({1:0.0} MB in {2} chunks)", f.Step, r.Value / 1e6, f.Chunks.Length);
+            else _log.Error("taking over the state of step {0} failed: {1}", f.Step, r.Error.Message);
+            Register(); // the coordinator decides again (another source, or a checkpoint)
+        }, reportErrors: false);
+    }
+
+    /// <summary>This trainer cannot take part in <paramref name="runId"/>: tells the coordinator (which removes it) and the host (which exits 2).</summary>
+    private void Refuse(string runId, string reason)
+    {
+        _log.Error("this trainer cannot take part in run {0}: {1}", runId, reason);
+        Timers.Cancel(RegisterTimer);
+        _coordinator.Tell(new TrainerRefused(_trainerId, runId, reason));
+        _onRefused?.Invoke(reason);
     }
 
     /// <summary>Runs <paramref name="work"/> as the replica's task; <paramref name="then"/> runs on the actor when it ends.</summary>

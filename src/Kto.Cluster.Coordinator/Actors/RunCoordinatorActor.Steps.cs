@@ -84,6 +84,15 @@ public sealed partial class RunCoordinatorActor
             Pump();
         });
         Command<CheckpointWritten>(OnCheckpointWritten);
+        Command<TrainerRefused>(r =>
+        {
+            Log.Error("trainer {0} refused run {1} and leaves: {2}", r.TrainerId, r.RunId, r.Reason);
+            Note($"trainer {r.TrainerId} refused the run: {r.Reason}");
+            if (!_trainers.Remove(r.TrainerId, out var t)) return;
+            Context.Unwatch(t.Actor);
+            _unreachable.Remove(r.TrainerId);
+            Lost(r.TrainerId);
+        });
         Command<GetRecentLines>(g => Sender.Tell(new RecentLines(RecentAfter(g.After))));
         Command<RequestCheckpoint>(_ =>
         {

@@ -65,7 +65,7 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
         {
             if (_state.Spec is { } existing)
             {
-                if (existing == c.Spec) Sender.Tell(new RunStateReply(_state));
+                if (existing.Differences(c.Spec).Count == 0) Sender.Tell(new RunStateReply(_state));
                 else Sender.Tell(new CommandRejected($"run {existing.RunId} already started with another spec"));
                 return;
             }
@@ -170,7 +170,7 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
                 StartRunFrom(spec, from, OnReady);
                 return;
             }
-            if (_startSpec is { } given && _state.Spec is { } journal && given != journal)
+            if (_startSpec is { } given && _state.Spec is { } journal && journal.Differences(given).Count > 0)
             {
                 // What is on disk must be what runs: a started run's math is not changed behind its journal's back.
                 string refused = $"run {journal.RunId} was started with another config or data than given now; differs: {string.Join(", ", journal.Differences(given))}. " +

@@ -28,6 +28,7 @@ namespace Kto.Domain.Cluster;
 [Union(19, typeof(ReferenceScores))]
 [Union(20, typeof(WriteCheckpoint))]
 [Union(21, typeof(CheckpointFailed))]
+[Union(22, typeof(TrainerRefused))]
 public interface INodeMessage : IKtoMessage;
 
 /// <summary>
@@ -109,6 +110,16 @@ public sealed record CheckpointWritten([property: Key(0)] string TrainerId, [pro
 /// <param name="Reason">The error, e.g. "No space left on device : '/data/out/.checkpoint-40.tmp-123/model.safetensors'".</param>
 [MessagePackObject]
 public sealed record CheckpointFailed([property: Key(0)] string TrainerId, [property: Key(1)] int Step, [property: Key(2)] string Reason) : INodeMessage;
+
+/// <summary>
+/// A trainer cannot take part in the run: its data or models differ from the run's, or a state it was sent does not
+/// fit its model. The coordinator removes it; the node process exits with status 2.
+/// </summary>
+/// <param name="TrainerId">The trainer.</param>
+/// <param name="RunId">The run it refused.</param>
+/// <param name="Reason">One line naming what differs.</param>
+[MessagePackObject]
+public sealed record TrainerRefused([property: Key(0)] string TrainerId, [property: Key(1)] string RunId, [property: Key(2)] string Reason) : INodeMessage;
 
 /// <summary>Load weights and optimizer state from a checkpoint (no replica holds the run's state), then register again.</summary>
 [MessagePackObject]
