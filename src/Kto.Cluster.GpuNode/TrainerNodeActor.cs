@@ -170,6 +170,7 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
             _onLeaveGranted?.Invoke();
         });
         Receive<TrainerLeaving>(l => _coordinator.Tell(l));
+        Receive<TrainerRefused>(r => Refuse(r.RunId, r.Reason)); // from the coordinator: e.g. another process holds this id
     }
 
     /// <summary>

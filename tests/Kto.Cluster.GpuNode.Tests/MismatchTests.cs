@@ -74,4 +74,29 @@ public sealed partial class ElasticClusterTests
         Assert.All(coordinator.Commits, c => Assert.Equal("t1", MembersOf(c))); // no refused trainer was ever in a step
         await AssertSameWeightsAndCleanJournal(cluster, tolerance: 1e-4);
     }
+
+    [Fact]
+    public async Task ASecondProcessWithALiveTrainersIdIsRefusedAndNeverMergedIntoIt()
+    {
+        await using var cluster = new LocalCluster(output, maxSteps: 100, learningRate: 1e-4);
+        var coordinator = cluster.StartCoordinator("--min-trainers", "2");
+        await coordinator.WaitFor("coordinator ready", cluster.Guard);
+        cluster.StartTrainer("t1");
+        cluster.StartTrainer("t2");
+        await coordinator.WaitFor("step 5/", cluster.Guard);
+        Assert.Contains("paused", KtoTool.Run(cluster.Port, "run", "pause"));
+
+        var second = cluster.Start("t2-again", "Kto.Cluster.GpuNode.dll", "node", "--config", cluster.NodeConfig, "--trainer-id", "t2", "--data-endpoint", "127.0.0.1:0");
+        Assert.Equal(2, await second.WaitForExit(cluster.Guard));
+        string error = second.Lines.Single(l => l.StartsWith("error: ", StringComparison.Ordinal));
+        output.WriteLine(error);
+        Assert.Contains("trainer id t2 is in use by a live trainer at akka.tcp://kto@127.0.0.1:", error);
+        Assert.Contains("a second process registers as trainer t2", string.Join("\n", coordinator.Lines));
+
+        Assert.Contains("resumed", KtoTool.Run(cluster.Port, "run", "resume"));
+        await coordinator.WaitFor("complete:", cluster.Guard);
+        Assert.Equal(0, await coordinator.WaitForExit(cluster.Guard));
+        Assert.All(coordinator.Commits, c => Assert.Equal("t1,t2", MembersOf(c))); // the holder stayed in every step
+        await AssertSameWeightsAndCleanJournal(cluster, tolerance: 1e-4);
+    }
 }

@@ -86,9 +86,12 @@ public sealed partial class RunCoordinatorActor
         Command<CheckpointWritten>(OnCheckpointWritten);
         Command<TrainerRefused>(r =>
         {
+            _duplicates.Remove(Sender);
+            // Only the registered process is removed (a refused second process with the same id leaves the holder alone).
+            if (!_trainers.TryGetValue(r.TrainerId, out var t) || !t.Actor.Equals(Sender)) return;
             Log.Error("trainer {0} refused run {1} and leaves: {2}", r.TrainerId, r.RunId, r.Reason);
             Note($"trainer {r.TrainerId} refused the run: {r.Reason}");
-            if (!_trainers.Remove(r.TrainerId, out var t)) return;
+            _trainers.Remove(r.TrainerId);
             Context.Unwatch(t.Actor);
             _unreachable.Remove(r.TrainerId);
             Lost(r.TrainerId);
@@ -204,9 +207,50 @@ public sealed partial class RunCoordinatorActor
         return Akka.Cluster.Cluster.Get(Context.System).State.Members.Any(m => m.Address.Equals(address) && m.Status == MemberStatus.Up);
     }
 
+    /// <summary>
+    /// How long a second process registering with a live trainer's id (from another address) is kept waiting before it
+    /// is refused: time enough for the failure detector to report the first one gone if it died (a trainer restarted
+    /// on another port).
+    /// </summary>
+    public static readonly TimeSpan DuplicateIdGrace = TimeSpan.FromSeconds(10);
+
+    /// <summary>Processes that registered with an id a live trainer holds: since when.</summary>
+    private readonly Dictionary<IActorRef, DateTime> _duplicates = [];
+
+    /// <summary>
+    /// Whether the sender is a second process using <paramref name="id"/> while the trainer registered under
+    /// it lives elsewhere and is reachable: it is not merged into that trainer; after <see cref="DuplicateIdGrace"/> it
+    /// is refused (the node exits 2). A process at the same address (a restart on the same port) replaces the old one.
+    /// </summary>
+    private bool IsDuplicate(string id, TrainerEntry known)
+    {
+        if (known.Actor.Equals(Sender) || known.Actor.Path.Address.Equals(Sender.Path.Address) || _unreachable.Contains(id))
+        {
+            _duplicates.Remove(Sender);
+            return false;
+        }
+        DateTime now = DateTime.UtcNow;
+        if (!_duplicates.TryGetValue(Sender, out DateTime since))
+        {
+            _duplicates[Sender] = since = now;
+            Log.Warning("a second process registers as trainer {0} from {1} while the trainer at {2} holds that id; refused unless that one is gone within {3} s",
+                id, Sender.Path.Address, known.Actor.Path.Address, DuplicateIdGrace.TotalSeconds);
+        }
+        if (now - since >= DuplicateIdGrace)
+        {
+            _duplicates.Remove(Sender);
+            string reason = $"trainer id {id} is in use by a live trainer at {known.Actor.Path.Address}; give this node another --node-id";
+            Log.Error("refused {0}: {1}", Sender.Path.Address, reason);
+            Note($"refused a second process with trainer id {id} at {Sender.Path.Address}");
+            Sender.Tell(new TrainerRefused(id, _state.Spec?.RunId ?? "", reason));
+        }
+        return true;
+    }
+
     private void Register(RegisterTrainer r)
     {
         if (!OnUpMember(Sender)) return;
+        if (_trainers.TryGetValue(r.TrainerId, out var holder) && IsDuplicate(r.TrainerId, holder)) return;
         bool changed = true;
         if (_trainers.TryGetValue(r.TrainerId, out var known))
         {
