@@ -38,11 +38,12 @@ public static class Program
         string? runId = Arg(args, "--run-id");
         string? runConfigPath = Arg(args, "--run-config");
         bool exitWhenDone = args.Contains("--exit-when-done");
+        bool stopWithStdin = args.Contains(StdinWatch.Flag);
         if (!PositiveArg(args, "--min-trainers", 1, out int minTrainers) || !PositiveArg(args, "--scoring-window", ReferenceScoresActor.DefaultWindow, out int scoringWindow))
             return BadConfig;
         if (configPath is null || runId is null)
         {
-            Console.Error.WriteLine("usage: Kto.Cluster.Coordinator --config config/coordinator.json --run-id NAME [--run-config run.json] [--min-trainers N] [--scoring-window STEPS] [--exit-when-done]");
+            Console.Error.WriteLine($"usage: Kto.Cluster.Coordinator --config config/coordinator.json --run-id NAME [--run-config run.json] [--min-trainers N] [--scoring-window STEPS] [--exit-when-done] [{StdinWatch.Flag}]");
             return BadConfig;
         }
         HostConfig config;
@@ -69,7 +70,7 @@ public static class Program
             Console.Error.WriteLine($"error: {damaged}");
             return HostExitCodes.RunError;
         }
-        var options = new HostOptions(config, runId, spec, exitWhenDone, minTrainers, scoringWindow);
+        var options = new HostOptions(config, runId, spec, exitWhenDone, minTrainers, scoringWindow, stopWithStdin);
         // output_dir/run_config.json is written once the journal confirms this is the run's config: never a config that does not run.
         Action? writeRunConfig = run is null ? null : () =>
         {
@@ -80,7 +81,7 @@ public static class Program
     }
 
     /// <summary>What one coordinator host runs, across the actor systems it starts.</summary>
-    private sealed record HostOptions(HostConfig Config, string RunId, RunSpec? Spec, bool ExitWhenDone, int MinTrainers, int ScoringWindow);
+    private sealed record HostOptions(HostConfig Config, string RunId, RunSpec? Spec, bool ExitWhenDone, int MinTrainers, int ScoringWindow, bool StopWithStdin);
 
     /// <summary>
     /// Runs actor systems one after another until the run ends (with <c>--exit-when-done</c>) or a signal stops the
@@ -100,6 +101,12 @@ public static class Program
         }
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        if (o.StopWithStdin)
+            StdinWatch.Start(() =>
+            {
+                signal ??= PosixSignal.SIGTERM; // as if the launcher had sent SIGTERM
+                stop.Cancel();
+            });
         for (int systems = 1; ; systems++)
         {
             using IHost host = BuildHost(o, run);

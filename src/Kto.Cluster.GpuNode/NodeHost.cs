@@ -37,7 +37,8 @@ public static class NodeHost
     /// <param name="dataEndpoint">host:port of the trainer's ring endpoint.</param>
     /// <param name="cancel">Stops the node at once.</param>
     /// <returns>0, or 2 when the node refused the run (its data or models differ from the run's; the reason is printed).</returns>
-    public static async Task<int> RunAsync(HostConfig config, string nodeId, string dataEndpoint, CancellationToken cancel)
+    /// <param name="stopWithStdin">Leave gracefully when stdin closes (<see cref="StdinWatch"/>).</param>
+    public static async Task<int> RunAsync(HostConfig config, string nodeId, string dataEndpoint, CancellationToken cancel, bool stopWithStdin = false)
     {
         var refused = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         string trainerId = nodeId;
@@ -54,6 +55,7 @@ public static class NodeHost
         }
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        if (stopWithStdin) StdinWatch.Start(stop.Cancel);
         while (!cancel.IsCancellationRequested && !stop.IsCancellationRequested)
         {
             var granted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

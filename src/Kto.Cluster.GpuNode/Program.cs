@@ -50,7 +50,8 @@ public static class Program
         var hostConfig = new Option<FileInfo>("--config") { Description = "host config (hostname, port, seed_nodes, roles)", Required = true };
         var trainerId = new Option<string>("--node-id", "--trainer-id") { Description = "stable id of this node (its trainer and scorer id)", Required = true };
         var dataEndpoint = new Option<string>("--data-endpoint") { Description = "host:port of this trainer's ring endpoint", DefaultValueFactory = _ => "127.0.0.1:0" };
-        var node = new Command("node", "join the cluster as a trainer replica and/or reference scorer (by the config's roles) of the run the coordinator drives") { hostConfig, trainerId, dataEndpoint };
+        var stopWithStdin = new Option<bool>(Kto.Cluster.Core.StdinWatch.Flag) { Description = "leave gracefully when stdin closes (the launcher that started this node is gone)" };
+        var node = new Command("node", "join the cluster as a trainer replica and/or reference scorer (by the config's roles) of the run the coordinator drives") { hostConfig, trainerId, dataEndpoint, stopWithStdin };
         node.SetAction(async (parse, cancel) =>
         {
             Kto.Cluster.Core.HostConfig c;
@@ -65,7 +66,7 @@ public static class Program
                 Console.Error.WriteLine($"error: {e.Message}");
                 return 2;
             }
-            return await NodeHost.RunAsync(c, parse.GetValue(trainerId)!, parse.GetValue(dataEndpoint)!, CancellationToken.None);
+            return await NodeHost.RunAsync(c, parse.GetValue(trainerId)!, parse.GetValue(dataEndpoint)!, CancellationToken.None, parse.GetValue(stopWithStdin));
         });
         var root = new RootCommand("Kto.Cluster node host") { ringTrain, node };
         root.SetAction(_ =>

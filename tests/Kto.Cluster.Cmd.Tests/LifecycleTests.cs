@@ -163,4 +163,56 @@ public sealed partial class PaletteTests
             }
         }
     }
+
+    /// <summary>PIDs of processes whose command line holds <paramref name="pattern"/>.</summary>
+    private static List<string> Running(string pattern)
+    {
+        using var pgrep = Process.Start(new ProcessStartInfo("pgrep", ["-f", pattern]) { RedirectStandardOutput = true })!;
+        string pids = pgrep.StandardOutput.ReadToEnd();
+        pgrep.WaitForExit();
+        return [.. pids.Split('\n', StringSplitOptions.RemoveEmptyEntries)];
+    }
+
+    [Fact]
+    public void ALauncherKilledWithSigkillTakesItsClusterDownWithIt()
+    {
+        var (up, endpoint, _, _) = StartUp(maxSteps: 100000);
+        string hosts = Path.Combine(_dir, "cluster", "hosts");
+        using (up)
+        {
+            try
+            {
+                Until(endpoint, r => r.ExitCode == 0 && CommittedIn(r.Stdout) >= 5, "run", "status");
+                Assert.Equal(3, Running(hosts).Count); // the coordinator and two trainers
+                up.Kill(); // SIGKILL: the launcher cannot stop anything itself
+                var guard = Stopwatch.StartNew();
+                while (Running(hosts).Count > 0)
+                {
+                    if (guard.Elapsed > TimeSpan.FromMinutes(2)) Assert.Fail($"still running after the launcher was killed: {string.Join(", ", Running(hosts))}");
+                    Thread.Sleep(200);
+                }
+                // (Their output went to the dead launcher, so no log shows it; a new kto up on the directory resumes the run.)
+            }
+            finally
+            {
+                if (!up.HasExited) up.Kill(entireProcessTree: true);
+            }
+        }
+    }
+
+    [Fact]
+    public void KtoUpOnADamagedJournalEndsAtOnceWithTheCoordinatorsReason()
+    {
+        var (up, endpoint, _, _) = StartUp(maxSteps: 20);
+        using (up)
+        {
+            Assert.Equal(0, WaitForExit(up));
+        }
+        string journal = Path.Combine(_dir, "cluster", "journal.sqlite");
+        using (var f = new FileStream(journal, FileMode.Open)) f.SetLength(f.Length / 2);
+        var again = KtoProcess.Run(_dir, "up", Path.Combine(_dir, "run.json"), "--trainers", "2", "--run-dir", Path.Combine(_dir, "cluster"));
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains($"journal {journal} is damaged", again.Stderr + again.Stdout);
+        Assert.Empty(Running(Path.Combine(_dir, "cluster", "hosts")));
+    }
 }

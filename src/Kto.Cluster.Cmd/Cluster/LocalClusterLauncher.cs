@@ -171,11 +171,11 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
         try
         {
             launcher.Spawn("coordinator", "Kto.Cluster.Coordinator.dll", logs, "--config", coordinatorConfig, "--run-id", o.RunId,
-                "--run-config", Path.GetFullPath(o.RunConfig), "--min-trainers", o.Trainers.ToString(CultureInfo.InvariantCulture));
+                "--run-config", Path.GetFullPath(o.RunConfig), "--min-trainers", o.Trainers.ToString(CultureInfo.InvariantCulture), StdinFlag);
             for (int i = 1; i <= o.Trainers; i++)
-                launcher.Spawn($"trainer-{i}", "Kto.Cluster.GpuNode.dll", logs, "node", "--config", nodeConfig, "--node-id", $"t{i}", "--data-endpoint", "127.0.0.1:0");
+                launcher.Spawn($"trainer-{i}", "Kto.Cluster.GpuNode.dll", logs, "node", "--config", nodeConfig, "--node-id", $"t{i}", "--data-endpoint", "127.0.0.1:0", StdinFlag);
             for (int i = 1; i <= scorers; i++)
-                launcher.Spawn($"scorer-{i}", "Kto.Cluster.GpuNode.dll", logs, "node", "--config", scorerConfig, "--node-id", $"s{i}");
+                launcher.Spawn($"scorer-{i}", "Kto.Cluster.GpuNode.dll", logs, "node", "--config", scorerConfig, "--node-id", $"s{i}", StdinFlag);
         }
         catch
         {
@@ -289,6 +289,12 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Every child reads its stdin, a pipe from this launcher, and stops gracefully when it closes: so a launcher killed
+    /// with SIGKILL (which it cannot catch) still takes its cluster down with it.
+    /// </summary>
+    public const string StdinFlag = Kto.Cluster.Core.StdinWatch.Flag;
+
     private void Spawn(string name, string dll, string logs, params string[] args)
     {
         string path = Path.Combine(AppContext.BaseDirectory, dll);
@@ -331,12 +337,24 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
         public int Restarts { get; set; }
     }
 
+    private bool _logFailing;
+
     private void OnLine(StreamWriter log, string? line, bool coordinator)
     {
         if (line is null) return;
         lock (_gate)
         {
-            log.WriteLine(line);
+            try
+            {
+                log.WriteLine(line);
+                _logFailing = false;
+            }
+            catch (IOException e)
+            {
+                // A full disk under RUN_DIR/logs must not take the launcher (and with it the cluster) down.
+                if (!_logFailing) _observer.Warn($"writing a log under the run directory failed ({e.Message}); lines are lost until it works again");
+                _logFailing = true;
+            }
             if (!coordinator) return;
             if (line.StartsWith("step ", StringComparison.Ordinal) && line.Contains(" committed:", StringComparison.Ordinal))
             {
