@@ -50,12 +50,15 @@ public sealed partial class ElasticClusterTests
         output.WriteLine($"freeze → first commit without t3: {clock.Elapsed.TotalSeconds:0.0} s");
         // Frozen long enough for the coordinator to down it (2 s to unreachable + 5 s).
         await coordinator.WaitFor(l => l.Contains("downing ", StringComparison.Ordinal), cluster.Guard, "t3 downed");
+        // Paused while t3 wakes and joins again, so that a fast run cannot end before t3 is back.
+        Assert.Contains("paused", KtoTool.Run(cluster.Port, "run", "pause"));
         t3.Freeze(false);
+        await t3.WaitFor("joining again", cluster.Guard);
         int thawedAt = coordinator.Commits.Count;
+        Assert.Contains("resumed", KtoTool.Run(cluster.Port, "run", "resume"));
         await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && l.Contains("members t1,t2,t3 ", StringComparison.Ordinal)
             && coordinator.Commits.Skip(thawedAt).Contains(l), cluster.Guard, "t3 back in a step");
         output.WriteLine($"thaw → t3 back in a step: {clock.Elapsed.TotalSeconds:0.0} s since the freeze; {coordinator.Commits.Count - frozenAt} steps committed meanwhile");
-        await t3.WaitFor("joining again", cluster.Guard);
         await coordinator.WaitFor("complete:", cluster.Guard);
         await AssertSameWeightsAndCleanJournal(cluster, tolerance: 1e-4);
     }

@@ -96,9 +96,9 @@ public sealed partial class RunCoordinatorActor
             int lines = _metrics.Flush();
             if (Resolved(MetricsStorage)) Log.Info("{0} writable again: {1} line(s) written", _metrics.FilePath, lines);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or Kto.Domain.Options.ConfigException)
         {
-            string file = _metrics?.FilePath ?? Path.Combine(Config.OutputDir, Kto.Domain.Training.MetricsLog.FileName);
+            string file = _metrics?.FilePath ?? "metrics.jsonl";
             Failing(MetricsStorage, $"{file}: {e.Message}; lines after step {_metrics?.LoggedStep ?? 0} are written from the journal once it can be");
         }
     }

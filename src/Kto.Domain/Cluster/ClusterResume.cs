@@ -15,6 +15,7 @@ public static class ClusterResume
     /// before the run's last (message names the directory and what differs).</exception>
     public static RunStartedFromCheckpoint? Point(RunSpec spec)
     {
+        if (System.Text.Json.Nodes.JsonNode.Parse(spec.ConfigJson)?["resume_from_checkpoint"] is null) return null;
         KtoConfig c = spec.Config();
         if (c.ResumeFromCheckpoint is not { } given) return null;
         string? dir = given == KtoConfigReader.ResumeLatest ? TrainingCheckpoint.Latest(c.OutputDir) : given;
