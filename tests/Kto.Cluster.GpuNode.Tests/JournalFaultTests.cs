@@ -17,8 +17,10 @@ public sealed partial class ElasticClusterTests
         await using var cluster = new LocalCluster(output, maxSteps: 400, learningRate: 1e-4);
         var first = cluster.StartCoordinator();
         await first.WaitFor("coordinator ready", cluster.Guard);
-        cluster.StartTrainer("t1");
+        var t1 = cluster.StartTrainer("t1");
         await first.WaitFor("step 10/", cluster.Guard);
+        // Paused, so that the second writes first and the first is the one that meets it (which one loses is a race otherwise).
+        Assert.Contains("paused", KtoTool.Run(cluster.Port, "run", "pause"));
 
         // A second cluster of its own (its own seed) on the same run directory, hence the same SQLite journal.
         int port = LocalCluster.FreePort();
@@ -27,20 +29,25 @@ public sealed partial class ElasticClusterTests
         File.WriteAllText(hostConfig, $$"""{"hostname": "127.0.0.1", "port": {{port}}, "seed_nodes": {{seeds}}, "roles": ["coordinator"], "run_dir": "run"}""");
         File.WriteAllText(nodeConfig, $$"""{"hostname": "127.0.0.1", "port": 0, "seed_nodes": {{seeds}}, "roles": ["trainer"]}""");
         var second = cluster.Start("coordinator-b", "Kto.Cluster.Coordinator.dll", "--config", hostConfig, "--run-id", cluster.RunId, "--run-config", cluster.RunConfig, "--exit-when-done");
+        await second.WaitFor("coordinator ready", cluster.Guard);
         cluster.Start("t2", "Kto.Cluster.GpuNode.dll", "node", "--config", nodeConfig, "--trainer-id", "t2", "--data-endpoint", "127.0.0.1:0");
+        await second.WaitFor("trainer t2 registered", cluster.Guard);
 
-        // One of them hits a sequence number the other wrote first, and stops with status 1 naming the other.
-        Task<int> firstExit = first.WaitForExit(cluster.Guard), secondExit = second.WaitForExit(cluster.Guard);
-        Task<int> loserExit = await Task.WhenAny(firstExit, secondExit);
-        var (loser, winner, winnerPort) = loserExit == firstExit ? (first, second, port) : (second, first, cluster.Port);
-        Assert.Equal(Coordinator.HostExitCodes.RunError, await loserExit);
-        string error = loser.Lines.Single(l => l.StartsWith("error: ", StringComparison.Ordinal));
+        // The first writes again (resume): the sequence number is the second's; it stops with status 1 naming it.
+        KtoTool.Run(cluster.Port, "run", "resume");
+        Assert.Equal(Coordinator.HostExitCodes.RunError, await first.WaitForExit(cluster.Guard));
+        string error = first.Lines.Single(l => l.StartsWith("error: ", StringComparison.Ordinal));
         output.WriteLine(error);
         Assert.Contains($"run {cluster.RunId}: another coordinator writes its journal", error);
-        Assert.Contains($"akka.tcp://kto@127.0.0.1:{winnerPort}", error);
+        Assert.Contains($"akka.tcp://kto@127.0.0.1:{port}", error);
+        // Its trainer does not wait for a coordinator that will not come back.
+        Assert.Equal(2, await t1.WaitForExit(cluster.Guard));
+        Assert.Contains(t1.Lines, l => l.Contains($"the coordinator of run {cluster.RunId} stopped: run {cluster.RunId}: another coordinator writes its journal", StringComparison.Ordinal));
 
-        await winner.WaitFor("complete:", cluster.Guard);
-        Assert.Equal(0, await winner.WaitForExit(cluster.Guard));
+        // The other drives the run to its end from the journal both wrote.
+        Assert.Contains("resumed", KtoTool.Run(port, "run", "resume"));
+        await second.WaitFor("complete:", cluster.Guard);
+        Assert.Equal(0, await second.WaitForExit(cluster.Guard));
         await AssertSameWeightsAndCleanJournal(cluster, tolerance: 1e-4);
     }
 

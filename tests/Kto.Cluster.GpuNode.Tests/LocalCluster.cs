@@ -94,6 +94,9 @@ public sealed class LocalCluster : IAsyncDisposable
         return p;
     }
 
+    /// <summary>The processes started so far, in order.</summary>
+    public IReadOnlyList<Proc> Processes() => [.. _all];
+
     /// <summary>Every line every process printed so far.</summary>
     public IEnumerable<string> AllLines() => _all.SelectMany(p => p.Lines);
 

@@ -80,6 +80,7 @@ public sealed class RunCoordinatorSupervisor : ReceiveActor, IWithTimers
         Receive<ChildStopped>(_ => OnChildStopped());
         Receive<StartChild>(_ => Start());
         Receive<AnotherWriter>(w => Fatal(w.Reason));
+        Receive<EndHost>(e => _onFatal?.Invoke(e.Reason));
         ReceiveAny(Forward);
         Start();
     }
@@ -156,14 +157,28 @@ public sealed class RunCoordinatorSupervisor : ReceiveActor, IWithTimers
         }, TaskScheduler.Default).PipeTo(Self);
     }
 
+    /// <summary>
+    /// The run cannot be driven from this journal: the trainers of this cluster are told (they exit 2 rather than wait
+    /// for a coordinator that will not come back), then the host is told to end.
+    /// </summary>
     private void Fatal(string reason)
     {
         if (_fatal is not null) return;
         _fatal = reason;
         _trouble = reason;
         _log.Error(reason);
+        if (Context.System.Settings.ProviderClass.Contains("Cluster", StringComparison.Ordinal))
+        {
+            foreach (Akka.Cluster.Member m in Akka.Cluster.Cluster.Get(Context.System).State.Members.Where(m => m.HasRole(Kto.Cluster.Core.ClusterRoles.Trainer)))
+                Context.ActorSelection(new RootActorPath(m.Address) / "user" / Kto.Cluster.Core.ClusterRoles.TrainerActor)
+                    .Tell(new TrainerRefused("", _runId, $"the coordinator of run {_runId} stopped: {reason}"));
+            Timers.StartSingleTimer("fatal", new EndHost(reason), TimeSpan.FromMilliseconds(500)); // lets the notices leave
+            return;
+        }
         _onFatal?.Invoke(reason);
     }
+
+    private sealed record EndHost(string Reason);
 
     private void Forward(object message)
     {
