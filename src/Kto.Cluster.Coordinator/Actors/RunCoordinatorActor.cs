@@ -174,7 +174,8 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
             {
                 // What is on disk must be what runs: a started run's math is not changed behind its journal's back.
                 string refused = $"run {journal.RunId} was started with another config or data than given now; differs: {string.Join(", ", journal.Differences(given))}. " +
-                    $"Start it with the config it was started with ({TrainingLoop.RunConfigFile} in its output_dir), or start a new run with another --run-id";
+                    $"Start it with the config it was started with ({TrainingLoop.RunConfigFile} in its output_dir), or continue it as a new run with the new config: " +
+                    $"resume_from_checkpoint \"latest\" (or a checkpoint directory) and another --run-id";
                 Log.Error(refused);
                 _onRefused?.Invoke(refused);
                 return;
