@@ -50,10 +50,13 @@ public sealed partial class ElasticClusterTests
         output.WriteLine($"freeze → first commit without t3: {clock.Elapsed.TotalSeconds:0.0} s");
         // Frozen long enough for the coordinator to down it (2 s to unreachable + 5 s).
         await coordinator.WaitFor(l => l.Contains("downing ", StringComparison.Ordinal), cluster.Guard, "t3 downed");
-        // Paused while t3 wakes and joins again, so that a fast run cannot end before t3 is back.
+        // Paused while t3 wakes, joins again and takes over the state, so that a fast run cannot end before t3 is back.
         Assert.Contains("paused", KtoTool.Run(cluster.Port, "run", "pause"));
+        string status = KtoTool.Run(cluster.Port, "run", "status");
+        int paused = int.Parse(System.Text.RegularExpressions.Regex.Match(status, @"(\d+)/400 steps committed").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
         t3.Freeze(false);
         await t3.WaitFor("joining again", cluster.Guard);
+        await coordinator.WaitFor(l => l.Contains("trainer t3 registered at", StringComparison.Ordinal) && l.Contains($"holding step {paused} ", StringComparison.Ordinal), cluster.Guard, "t3 synced");
         int thawedAt = coordinator.Commits.Count;
         Assert.Contains("resumed", KtoTool.Run(cluster.Port, "run", "resume"));
         await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && l.Contains("members t1,t2,t3 ", StringComparison.Ordinal)
