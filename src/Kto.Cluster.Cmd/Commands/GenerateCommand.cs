@@ -76,8 +76,7 @@ internal static class GenerateCommand
     private static int[] Tokenize(PromptRow row, ITextTokenizer tokenizer, GptConfig config, string path)
     {
         int[] ids = tokenizer.Encode(row.Prompt);
-        if (ids.Length == 0)
-            throw new DataException($"{path}:line {row.Line}: field \"prompt\": expected a non-empty string (the model needs a token to continue), found empty string");
+        if (ids.Length == 0) ids = [tokenizer.BosTokenId]; // as in training and scoring: an empty prompt is BOS
         if (ids.Length > config.NPositions)
             throw new DataException($"{path}:line {row.Line}: field \"prompt\": expected at most {config.NPositions} tokens (the model's n_positions), found {ids.Length} tokens");
         return ids;

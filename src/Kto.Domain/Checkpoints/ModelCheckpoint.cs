@@ -46,9 +46,29 @@ public static class ModelCheckpoint
             throw new InvalidDataException($"{path}: n_inner {inner} is not supported (this model uses 4·n_embd)");
         int vocab = Int("vocab_size");
         string tokenizer = root["kto_tokenizer"]?.GetValue<string>() ?? (vocab >= Tokenization.Gpt2Tokenizer.Eos + 1 ? "gpt2" : "byte");
+        int? bos = SpecialId(root, "bos_token_id", path), eos = SpecialId(root, "eos_token_id", path);
+        Tokenization.ITextTokenizer t = Tokenization.TokenizerRegistry.Get(tokenizer);
+        if (root["kto_tokenizer"] is not null && t.EosTokenId != vocab - 1)
+        {
+            // Checkpoints this tool wrote before the ids came from the tokenizer state vocab_size − 1 (a padding row): not the checkpoint's own choice.
+            if (bos == vocab - 1) bos = null;
+            if (eos == vocab - 1) eos = null;
+        }
+        // The tokenizer's own ids are kept as "the tokenizer's" (null), so a saved and reloaded config equals the original.
+        if (bos == t.BosTokenId) bos = null;
+        if (eos == t.EosTokenId) eos = null;
         return new GptConfig(vocab, Int("n_positions"), Int("n_embd"), Int("n_layer"), Int("n_head"),
-            root["layer_norm_epsilon"]?.GetValue<double>() ?? GptConfig.DefaultLayerNormEpsilon, tokenizer);
+            root["layer_norm_epsilon"]?.GetValue<double>() ?? GptConfig.DefaultLayerNormEpsilon, tokenizer, bos, eos);
     }
+
+    /// <summary>A special-token id of config.json: an integer, or the first of a list (HF allows several EOS ids); null if absent.</summary>
+    private static int? SpecialId(JsonNode root, string key, string path) => root[key] switch
+    {
+        null => null,
+        JsonArray { Count: > 0 } list => list[0]!.GetValue<int>(),
+        JsonValue v when v.TryGetValue(out int id) => id,
+        var other => throw new InvalidDataException($"{path}: \"{key}\" must be an integer, found {other.ToJsonString()}"),
+    };
 
     /// <summary>Loads the model of the checkpoint at <paramref name="dir"/> onto <paramref name="device"/>.</summary>
     public static GptLmHeadModel Load(string dir, Device? device = null)
@@ -113,8 +133,8 @@ public static class ModelCheckpoint
             ["attn_pdrop"] = 0.0,
             ["scale_attn_weights"] = true,
             ["tie_word_embeddings"] = true,
-            ["bos_token_id"] = c.VocabSize - 1,
-            ["eos_token_id"] = c.VocabSize - 1,
+            ["bos_token_id"] = c.SpecialIds().Bos,
+            ["eos_token_id"] = c.SpecialIds().Eos,
             ["torch_dtype"] = "float32",
             ["kto_tokenizer"] = c.Tokenizer,
         };

@@ -161,7 +161,7 @@ public static class TrainingCheckpoint
     {
         TrainerState state = ReadVerified(dir);
         GptConfig saved = ModelCheckpoint.LoadConfig(dir);
-        if (saved != model.Config) throw new InvalidDataException($"{dir}: model config {saved} differs from the run's {model.Config}");
+        if (saved.Architecture() != model.Config.Architecture()) throw new InvalidDataException($"{dir}: model config {saved} differs from the run's {model.Config}");
         ModelCheckpoint.LoadWeights(model, Path.Combine(dir, ModelCheckpoint.WeightsFile));
         Safetensors.Contents opt = Safetensors.Read(Path.Combine(dir, OptimizerFile));
         try

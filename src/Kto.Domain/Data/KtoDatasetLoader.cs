@@ -59,11 +59,16 @@ public static class KtoDatasetLoader
         }
 
         if (parser is null) throw DataErrors.File(path, "no examples");
+        int identical = parser.IdenticalPairs;
         if (examples.Count == 0)
-            throw DataErrors.File(path, $"all {parsed} examples dropped: no completion token fits {Budget(options)}");
+            throw DataErrors.File(path, identical > 0 && parsed == 0
+                ? $"all {identical} paired rows dropped: chosen equals rejected"
+                : $"all {parsed} examples dropped: no completion token fits {Budget(options)}" + (identical > 0 ? $" ({identical} paired rows dropped too: chosen equals rejected)" : ""));
         int undesirable = examples.Count - desirable;
-        return new LoadedDataset(path, parser.Format, examples, dropped, desirable, undesirable,
-            Warnings(path, options, parsed, dropped, desirable, undesirable));
+        var warnings = Warnings(path, options, parsed, dropped, desirable, undesirable);
+        if (identical > 0)
+            warnings.Insert(0, $"{path}: {identical} paired row(s) dropped: chosen equals rejected (same token ids), so they would train one completion both ways and cancel");
+        return new LoadedDataset(path, parser.Format, examples, dropped, desirable, undesirable, warnings, identical);
     }
 
     private static string Budget(DatasetLoadOptions o) =>

@@ -8,6 +8,7 @@ namespace Kto.Domain.Data;
 /// <param name="DesirableCount">Examples labelled true.</param>
 /// <param name="UndesirableCount">Examples labelled false.</param>
 /// <param name="Warnings">Things worth telling the user that did not stop loading, such as a single-class dataset.</param>
+/// <param name="DroppedIdenticalPairs">Paired rows dropped because chosen equals rejected (each would give two examples).</param>
 public sealed record LoadedDataset(
     string Path,
     string Format,
@@ -15,4 +16,5 @@ public sealed record LoadedDataset(
     int DroppedNoRoom,
     int DesirableCount,
     int UndesirableCount,
-    IReadOnlyList<string> Warnings);
+    IReadOnlyList<string> Warnings,
+    int DroppedIdenticalPairs = 0);

@@ -4,8 +4,10 @@ namespace Kto.Domain.Data;
 
 /// <summary>
 /// Checks each row against the format detected on the first row and turns it into token ids: text is tokenized
-/// (conversations rendered with <see cref="ChatTemplate"/> first) with EOS appended to the completion; pre-tokenized
-/// ids are checked against the vocabulary and used as given.
+/// (conversations rendered with <see cref="ChatTemplate"/> first) with EOS appended to the completion unless it already
+/// ends with it; pre-tokenized ids are checked against the vocabulary and used as given. An empty prompt (text or ids)
+/// becomes the tokenizer's BOS, so that every completion token is scored. Paired rows whose chosen equals rejected are
+/// dropped and counted (<see cref="IdenticalPairs"/>).
 /// </summary>
 internal sealed class RowParser
 {
@@ -100,23 +102,29 @@ internal sealed class RowParser
         {
             case DatasetFormats.Tokenized:
             {
-                int[] prompt = Ids(row, PromptIdsField, allowEmpty: true);
+                int[] prompt = WithBos(Ids(row, PromptIdsField, allowEmpty: true));
                 int[] completion = Ids(row, CompletionIdsField, allowEmpty: false);
                 sink.Add(new TokenizedPair(prompt, completion, Label(row)));
                 break;
             }
             case DatasetFormats.Paired:
             {
-                int[] prompt = _tokenizer.Encode(PromptText(row));
+                int[] prompt = WithBos(_tokenizer.Encode(PromptText(row)));
                 int[] chosen = CompletionIds(CompletionText(row, ChosenField));
                 int[] rejected = CompletionIds(CompletionText(row, RejectedField));
+                if (chosen.AsSpan().SequenceEqual(rejected))
+                {
+                    // Unpaired, it would be one desirable and one undesirable copy of the same completion: their gradients cancel.
+                    IdenticalPairs++;
+                    break;
+                }
                 sink.Add(new TokenizedPair(prompt, chosen, true));
                 sink.Add(new TokenizedPair(prompt, rejected, false));
                 break;
             }
             default:
             {
-                int[] prompt = _tokenizer.Encode(PromptText(row));
+                int[] prompt = WithBos(_tokenizer.Encode(PromptText(row)));
                 int[] completion = CompletionIds(CompletionText(row, CompletionField));
                 sink.Add(new TokenizedPair(prompt, completion, Label(row)));
                 break;
@@ -124,7 +132,18 @@ internal sealed class RowParser
         }
     }
 
-    private int[] CompletionIds(string text) => [.. _tokenizer.Encode(text), _tokenizer.EosTokenId];
+    /// <summary>Paired rows whose chosen and rejected completions have the same token ids (dropped).</summary>
+    public int IdenticalPairs { get; private set; }
+
+    /// <summary>A completion's ids with EOS at the end: appended unless the text already ends with it (by id, after tokenization).</summary>
+    private int[] CompletionIds(string text)
+    {
+        int[] ids = _tokenizer.Encode(text);
+        return ids.Length > 0 && ids[^1] == _tokenizer.EosTokenId ? ids : [.. ids, _tokenizer.EosTokenId];
+    }
+
+    /// <summary>An empty prompt becomes the tokenizer's BOS: a completion's first token then has a position predicting it, and is scored.</summary>
+    private int[] WithBos(int[] prompt) => prompt.Length == 0 ? [_tokenizer.BosTokenId] : prompt;
 
     private string PromptText(SourceRecord row) => _conversational
         ? ChatTemplate.RenderPrompt(Messages(row, PromptField, Get(row, PromptField, "a list of messages")))

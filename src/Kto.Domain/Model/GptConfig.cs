@@ -11,6 +11,8 @@ namespace Kto.Domain.Model;
 /// <param name="NHead">HF <c>n_head</c>: attention heads; must divide <paramref name="NEmbd"/>.</param>
 /// <param name="LayerNormEpsilon">HF <c>layer_norm_epsilon</c>.</param>
 /// <param name="Tokenizer">Our <c>kto_tokenizer</c>: which tokenizer the ids belong to ("gpt2" or "byte").</param>
+/// <param name="BosTokenId">HF <c>bos_token_id</c> as the checkpoint states it; null: the tokenizer's (<see cref="SpecialIds"/>).</param>
+/// <param name="EosTokenId">HF <c>eos_token_id</c> as the checkpoint states it; null: the tokenizer's.</param>
 public sealed record GptConfig(
     int VocabSize,
     int NPositions,
@@ -18,8 +20,23 @@ public sealed record GptConfig(
     int NLayer,
     int NHead,
     double LayerNormEpsilon = GptConfig.DefaultLayerNormEpsilon,
-    string Tokenizer = "gpt2")
+    string Tokenizer = "gpt2",
+    int? BosTokenId = null,
+    int? EosTokenId = null)
 {
+    /// <summary>
+    /// The <c>bos_token_id</c> and <c>eos_token_id</c> to write: the checkpoint's own, else those of its tokenizer (never
+    /// <c>vocab_size − 1</c>, which is a padding row when the vocabulary is padded, so <c>transformers</c> would not stop at the real EOS).
+    /// </summary>
+    public (int Bos, int Eos) SpecialIds()
+    {
+        Tokenization.ITextTokenizer t = Tokenization.TokenizerRegistry.Get(Tokenizer);
+        return (BosTokenId ?? t.BosTokenId, EosTokenId ?? t.EosTokenId);
+    }
+
+    /// <summary>This config without the special-token ids (for comparing architectures).</summary>
+    public GptConfig Architecture() => this with { BosTokenId = null, EosTokenId = null };
+
     /// <summary>GPT-2's layer-norm epsilon.</summary>
     public const double DefaultLayerNormEpsilon = 1e-5;
 

@@ -79,6 +79,7 @@ public static class KtoConfigReader
     {
         var config = kind == RunKind.Kto ? new KtoConfig() : SftDefaults.Config;
         var seen = new HashSet<string>(StringComparer.Ordinal);
+        var keyLines = new Dictionary<string, int>(StringComparer.Ordinal);
         JsonDocument doc;
         try
         {
@@ -98,6 +99,7 @@ public static class KtoConfigReader
             {
                 int line = index < lines.Length ? lines[index] : 0;
                 index++;
+                keyLines.TryAdd(p.Name, line);
                 string where = $"{source}:{line}: \"{p.Name}\"";
                 if (!Fields.TryGetValue(p.Name, out Setter? set))
                     throw new ConfigException($"{where}: unknown setting{Suggest(p.Name)}");
@@ -108,7 +110,7 @@ public static class KtoConfigReader
                 config = set(config, p.Value, where);
             }
         }
-        KtoConfigValidation.Validate(config, source, kind);
+        KtoConfigValidation.Validate(config, source, kind, key => keyLines.TryGetValue(key, out int l) ? l : null);
         return config;
     }
 

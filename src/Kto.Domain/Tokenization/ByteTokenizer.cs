@@ -29,6 +29,9 @@ public sealed class ByteTokenizer : ITextTokenizer
     public int EosTokenId => Eos;
 
     /// <inheritdoc />
+    public int BosTokenId => Eos; // one special token, as GPT-2 has
+
+    /// <inheritdoc />
     public int[] Encode(string text)
     {
         byte[] bytes = Encoding.UTF8.GetBytes(text);

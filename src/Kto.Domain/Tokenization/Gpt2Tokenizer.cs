@@ -32,6 +32,9 @@ public sealed class Gpt2Tokenizer : ITextTokenizer
     public int EosTokenId => Eos;
 
     /// <inheritdoc />
+    public int BosTokenId => Eos; // GPT-2's bos_token_id is <|endoftext|> too
+
+    /// <inheritdoc />
     public int[] Encode(string text) => [.. _bpe.EncodeToIds(text, considerPreTokenization: true, considerNormalization: true)];
 
     /// <inheritdoc />

@@ -26,7 +26,7 @@ public sealed class JsonlFormatTests : IDisposable
         Assert.Equal(path, d.Path);
         Assert.Equal(2, d.Examples.Count);
         Assert.Equal(new KtoExample([97, 98], [99, ByteTokenizer.Eos], true, 1), d.Examples[0], ExampleComparer.Instance);
-        Assert.Equal([], d.Examples[1].PromptIds);
+        Assert.Equal([ByteTokenizer.Eos], d.Examples[1].PromptIds); // an empty prompt is BOS (the byte tokenizer's is 256, its EOS)
         Assert.Equal([100, 0xC3, 0xA9, ByteTokenizer.Eos], d.Examples[1].CompletionIds);
         Assert.False(d.Examples[1].Label);
         Assert.Equal(3, d.Examples[1].SourceRow); // the blank line still counts
@@ -96,7 +96,7 @@ public sealed class JsonlFormatTests : IDisposable
         LoadedDataset d = Load(path);
 
         Assert.Equal(DatasetFormats.Tokenized, d.Format);
-        Assert.Equal(["1:True:[1,2,3]->[4,256]", "2:False:[]->[0]"], Describe(d));
+        Assert.Equal(["1:True:[1,2,3]->[4,256]", "2:False:[256]->[0]"], Describe(d));
     }
 
     [Fact]

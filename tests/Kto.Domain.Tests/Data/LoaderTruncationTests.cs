@@ -48,7 +48,7 @@ public sealed class LoaderTruncationTests : IDisposable
         LoadedDataset d = KtoDatasetLoader.Load(path, ByteTokenizer.Instance, new DatasetLoadOptions(4, 4, null));
 
         Assert.Equal(1, d.DroppedNoRoom);
-        Assert.Equal(["1:True:[]->[97,98,256]", "3:False:[97]->[98,256]"], Describe(d));
+        Assert.Equal(["1:True:[256]->[97,98,256]", "3:False:[97]->[98,256]"], Describe(d));
         Assert.Equal((1, 1), (d.DesirableCount, d.UndesirableCount));
         Assert.Contains(d.Warnings, w => w.Contains("1 of 3 examples dropped"));
     }

@@ -31,7 +31,7 @@ public sealed class ParquetFormatTests : IDisposable
 
         LoadedDataset d = Load(parquet);
         Assert.Equal(DatasetFormats.Standard, d.Format);
-        Assert.Equal(["1:True:[97,98]->[99,256]", "2:False:[]->[100,195,169,256]"], Describe(d));
+        Assert.Equal(["1:True:[97,98]->[99,256]", "2:False:[256]->[100,195,169,256]"], Describe(d));
         Assert.Equal(Describe(Load(jsonl)), Describe(d));
     }
 
@@ -94,7 +94,7 @@ public sealed class ParquetFormatTests : IDisposable
         });
         LoadedDataset d = Load(parquet);
         Assert.Equal(DatasetFormats.Tokenized, d.Format);
-        Assert.Equal(["1:True:[1,2,3]->[4,256]", "2:False:[]->[0]"], Describe(d));
+        Assert.Equal(["1:True:[1,2,3]->[4,256]", "2:False:[256]->[0]"], Describe(d));
     }
 
     [Fact]
