@@ -127,9 +127,9 @@ public sealed class TaskLoopTests : IDisposable
         Assert.Contains("bad.jsonl:line 2: field \"prompt\": expected a string, found integer 3", r.Stderr);
 
         File.WriteAllText(Path.Combine(_dir, "empty.jsonl"), "{\"prompt\":\"1+2=\"}\n\n{\"prompt\":\"\"}\n");
-        r = KtoProcess.Run(_dir, "generate", "--model", model, "--prompts", "empty.jsonl", "--out", "x.jsonl");
+        r = KtoProcess.Run(_dir, "generate", "--model", model, "--prompts", "empty.jsonl", "--out", "empty-out.jsonl");
         Assert.True(r.ExitCode == 0, r.Stderr); // an empty prompt is the tokenizer's BOS, as in training and scoring
-        Assert.Equal(2, File.ReadAllLines(Path.Combine(_dir, "x.jsonl")).Length);
+        Assert.Equal(2, File.ReadAllLines(Path.Combine(_dir, "empty-out.jsonl")).Length);
 
         File.WriteAllText(Path.Combine(_dir, "samples.jsonl"), "{\"prompt\":\"1+2=\",\"completion\":\"3\"}\n{\"prompt\":\"1+2=\"}\n");
         r = KtoProcess.Run(_dir, "data", "label", "addition", "--in", "samples.jsonl", "--out", "x.jsonl");

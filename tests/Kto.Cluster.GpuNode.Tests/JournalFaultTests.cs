@@ -36,13 +36,13 @@ public sealed partial class ElasticClusterTests
         // The first writes again (resume): the sequence number is the second's; it stops with status 1 naming it.
         KtoTool.Run(cluster.Port, "run", "resume");
         Assert.Equal(Coordinator.HostExitCodes.RunError, await first.WaitForExit(cluster.Guard));
-        string error = first.Lines.Single(l => l.StartsWith("error: ", StringComparison.Ordinal));
+        string error = await first.WaitFor(l => l.StartsWith("error: ", StringComparison.Ordinal), cluster.Guard, "an error line");
         output.WriteLine(error);
         Assert.Contains($"run {cluster.RunId}: another coordinator writes its journal", error);
         Assert.Contains($"akka.tcp://kto@127.0.0.1:{port}", error);
         // Its trainer does not wait for a coordinator that will not come back.
         Assert.Equal(2, await t1.WaitForExit(cluster.Guard));
-        Assert.Contains(t1.Lines, l => l.Contains($"the coordinator of run {cluster.RunId} stopped: run {cluster.RunId}: another coordinator writes its journal", StringComparison.Ordinal));
+        await t1.WaitFor($"the coordinator of run {cluster.RunId} stopped: run {cluster.RunId}: another coordinator writes its journal", cluster.Guard);
 
         // The other drives the run to its end from the journal both wrote.
         Assert.Contains("resumed", KtoTool.Run(port, "run", "resume"));
@@ -60,7 +60,7 @@ public sealed partial class ElasticClusterTests
 
         var again = cluster.StartCoordinator();
         Assert.Equal(Coordinator.HostExitCodes.RunError, await again.WaitForExit(cluster.Guard));
-        string error = again.Lines.Single(l => l.StartsWith("error: ", StringComparison.Ordinal));
+        string error = await again.WaitFor(l => l.StartsWith("error: ", StringComparison.Ordinal), cluster.Guard, "an error line");
         output.WriteLine(error);
         Assert.Contains(journal, error);
         Assert.Contains("Restore the journal from a backup", error);
@@ -77,7 +77,7 @@ public sealed partial class ElasticClusterTests
 
         var again = cluster.StartCoordinator();
         Assert.Equal(Coordinator.HostExitCodes.RunError, await again.WaitForExit(cluster.Guard));
-        string error = again.Lines.Single(l => l.StartsWith("error: ", StringComparison.Ordinal));
+        string error = await again.WaitFor(l => l.StartsWith("error: ", StringComparison.Ordinal), cluster.Guard, "an error line");
         output.WriteLine(error);
         Assert.Contains(journal, error);
         Assert.Contains($"event {seq} (StepCommitted) does not follow from the events before it", error);

@@ -31,7 +31,7 @@ public sealed partial class ElasticClusterTests
     {
         var bad = cluster.StartTrainer(id);
         Assert.Equal(2, await bad.WaitForExit(cluster.Guard));
-        string error = bad.Lines.Single(l => l.StartsWith("error: ", StringComparison.Ordinal));
+        string error = await bad.WaitFor(l => l.StartsWith("error: ", StringComparison.Ordinal), cluster.Guard, "an error line");
         output.WriteLine(error);
         foreach (string w in what) Assert.Contains(w, error);
         string seen = await coordinator.WaitFor($"trainer {id} refused run", cluster.Guard);
@@ -88,7 +88,7 @@ public sealed partial class ElasticClusterTests
 
         var second = cluster.Start("t2-again", "Kto.Cluster.GpuNode.dll", "node", "--config", cluster.NodeConfig, "--trainer-id", "t2", "--data-endpoint", "127.0.0.1:0");
         Assert.Equal(2, await second.WaitForExit(cluster.Guard));
-        string error = second.Lines.Single(l => l.StartsWith("error: ", StringComparison.Ordinal));
+        string error = await second.WaitFor(l => l.StartsWith("error: ", StringComparison.Ordinal), cluster.Guard, "an error line");
         output.WriteLine(error);
         Assert.Contains("trainer id t2 is in use by a live trainer at akka.tcp://kto@127.0.0.1:", error);
         Assert.Contains("a second process registers as trainer t2", string.Join("\n", coordinator.Lines));

@@ -8,9 +8,10 @@ namespace Kto.Domain.Checkpoints;
 
 /// <summary>
 /// A model checkpoint directory in Hugging Face's layout: <c>config.json</c> (GPT2Config fields plus our
-/// <c>kto_tokenizer</c>) and <c>model.safetensors</c> (HF tensor names; the output head is tied to
-/// <c>transformer.wte.weight</c> and not stored). Loads gpt2-family checkpoints from the Hub, with or without
-/// the <c>transformer.</c> prefix.
+/// <c>kto_tokenizer</c>) and <c>model.safetensors</c>, or shards listed by <c>model.safetensors.index.json</c>
+/// (<see cref="ShardedSafetensors"/>; HF tensor names; the output head is tied to <c>transformer.wte.weight</c> and not
+/// stored). Loads gpt2-family checkpoints from the Hub, with or without the <c>transformer.</c> prefix, stored in F32,
+/// BF16 or F16, shard by shard into the model's float32 parameters.
 /// </summary>
 public static class ModelCheckpoint
 {
@@ -22,13 +23,15 @@ public static class ModelCheckpoint
 
     private const string Prefix = "transformer.";
 
-    /// <summary>Writes config.json and model.safetensors into <paramref name="dir"/> (each file atomically).</summary>
-    public static void Save(GptLmHeadModel model, string dir)
+    /// <summary>
+    /// Writes config.json and the weights into <paramref name="dir"/> (each file atomically): <c>model.safetensors</c>,
+    /// or shards and their index when the weights exceed <paramref name="maxShardBytes"/> (transformers' default 5 GB).
+    /// </summary>
+    public static void Save(GptLmHeadModel model, string dir, long maxShardBytes = ShardedSafetensors.DefaultMaxShardBytes)
     {
         Directory.CreateDirectory(dir);
         AtomicFile.WriteText(Path.Combine(dir, ConfigFile), ConfigToJson(model.Config));
-        var tensors = model.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter, StringComparer.Ordinal);
-        AtomicFile.Write(Path.Combine(dir, WeightsFile), s => Safetensors.Write(s, tensors, new Dictionary<string, string> { ["format"] = "pt" }));
+        ShardedSafetensors.Save(dir, [.. model.named_parameters().Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter))], maxShardBytes);
     }
 
     /// <summary>Reads config.json of the checkpoint at <paramref name="dir"/>.</summary>
@@ -75,39 +78,39 @@ public static class ModelCheckpoint
     {
         GptConfig config = LoadConfig(dir);
         var model = new GptLmHeadModel(config);
-        LoadWeights(model, Path.Combine(dir, WeightsFile));
+        LoadWeights(model, dir);
         if (device is not null) model.to(device);
         return model;
     }
 
-    /// <summary>Copies the weights of a safetensors file into <paramref name="model"/>, checking names and shapes.</summary>
-    public static void LoadWeights(GptLmHeadModel model, string path)
+    /// <summary>
+    /// Copies the weights of the checkpoint in <paramref name="dir"/> (single file or shards) into
+    /// <paramref name="model"/>, checking names and shapes; each stored tensor is read once, straight into its parameter.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A tensor is missing or of another shape, a file is malformed, or a stored
+    /// <c>lm_head.weight</c> differs from the embedding this model ties it to.</exception>
+    public static void LoadWeights(GptLmHeadModel model, string dir)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: weights file not found", path);
-        Safetensors.Contents contents = Safetensors.Read(path);
-        try
+        var parameters = model.named_parameters().ToList();
+        var destinations = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, p) in parameters)
         {
-            var stored = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-            foreach (var (name, t) in contents.Tensors)
-            {
-                string key = name.StartsWith(Prefix, StringComparison.Ordinal) || name.StartsWith("lm_head.", StringComparison.Ordinal) ? name : Prefix + name;
-                stored[key] = t;
-            }
-            using var noGrad = torch.no_grad();
-            foreach (var (name, p) in model.named_parameters())
-            {
-                if (!stored.TryGetValue(name, out Tensor? t))
-                    throw new InvalidDataException($"{path}: tensor \"{name}\" missing");
-                if (!t.shape.SequenceEqual(p.shape))
-                    throw new InvalidDataException($"{path}: tensor \"{name}\" has shape [{string.Join(", ", t.shape)}], the config needs [{string.Join(", ", p.shape)}]");
-                p.copy_(t.to_type(p.dtype));
-            }
-            if (stored.TryGetValue("lm_head.weight", out Tensor? head) && !head.to_type(ScalarType.Float32).allclose(stored[Prefix + "wte.weight"].to_type(ScalarType.Float32), 0, 0))
-                throw new InvalidDataException($"{path}: lm_head.weight differs from transformer.wte.weight, but this model ties them");
+            destinations[name] = p;
+            if (name.StartsWith(Prefix, StringComparison.Ordinal)) destinations[name[Prefix.Length..]] = p; // Hub files without the prefix
         }
-        finally
+        Tensor wte = parameters.Single(p => p.name == Prefix + "wte.weight").parameter;
+        using Tensor head = torch.empty(wte.shape, wte.dtype);
+        destinations["lm_head.weight"] = head;
+        using (torch.no_grad())
         {
-            foreach (Tensor t in contents.Tensors.Values) t.Dispose();
+            ShardedSafetensors.LoadReport report = ShardedSafetensors.LoadInto(dir, destinations);
+            foreach (var (name, _) in parameters)
+            {
+                bool stored = report.StoredDtypes.ContainsKey(name) || (name.StartsWith(Prefix, StringComparison.Ordinal) && report.StoredDtypes.ContainsKey(name[Prefix.Length..]));
+                if (!stored) throw new InvalidDataException($"{dir}: tensor \"{name}\" missing");
+            }
+            if (report.StoredDtypes.ContainsKey("lm_head.weight") && !head.allclose(wte, 0, 0))
+                throw new InvalidDataException($"{dir}: lm_head.weight differs from transformer.wte.weight, but this model ties them");
         }
     }
 

@@ -52,8 +52,8 @@ public static class TrainingCheckpoint
             AtomicFile.Write(Path.Combine(temp, OptimizerFile), s => Safetensors.Write(s, optimizer.StateTensors(),
                 new Dictionary<string, string> { ["step_count"] = optimizer.StepCount.ToString(CultureInfo.InvariantCulture) }));
             var files = new JsonObject();
-            foreach (string f in new[] { ModelCheckpoint.ConfigFile, ModelCheckpoint.WeightsFile, OptimizerFile })
-                files[f] = AtomicFile.Sha256(Path.Combine(temp, f));
+            foreach (string f in Directory.GetFiles(temp).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal))
+                files[f] = AtomicFile.Sha256(Path.Combine(temp, f)); // config, weights (one file or shards and index), optimizer
             var json = new JsonObject
             {
                 ["global_step"] = state.GlobalStep,
@@ -162,7 +162,7 @@ public static class TrainingCheckpoint
         TrainerState state = ReadVerified(dir);
         GptConfig saved = ModelCheckpoint.LoadConfig(dir);
         if (saved.Architecture() != model.Config.Architecture()) throw new InvalidDataException($"{dir}: model config {saved} differs from the run's {model.Config}");
-        ModelCheckpoint.LoadWeights(model, Path.Combine(dir, ModelCheckpoint.WeightsFile));
+        ModelCheckpoint.LoadWeights(model, dir);
         Safetensors.Contents opt = Safetensors.Read(Path.Combine(dir, OptimizerFile));
         try
         {
