@@ -5,8 +5,8 @@ namespace Kto.Cluster.GpuNode.Tests;
 
 /// <summary>
 /// A small tmpfs mounted on a directory, to fill up and free again: a real full filesystem under the journal or
-/// output_dir (ENOSPC from the kernel, as on a full disk). Needs root (mount); <see cref="TmpfsFactAttribute"/> skips
-/// visibly without it.
+/// output_dir (ENOSPC from the kernel, as on a full disk). Needs root or password-less sudo (mount);
+/// <see cref="TmpfsFactAttribute"/> skips visibly without them.
 /// </summary>
 public sealed class SmallDisk : IDisposable
 {
@@ -21,7 +21,7 @@ public sealed class SmallDisk : IDisposable
     public static SmallDisk Mount(string path, int megabytes)
     {
         Directory.CreateDirectory(path);
-        Run("mount", "-t", "tmpfs", "-o", $"size={megabytes.ToString(CultureInfo.InvariantCulture)}m", "tmpfs", path);
+        Run("mount", "-t", "tmpfs", "-o", $"size={megabytes.ToString(CultureInfo.InvariantCulture)}m,mode=1777", "tmpfs", path);
         return new SmallDisk(path);
     }
 
@@ -78,7 +78,7 @@ public sealed class SmallDisk : IDisposable
         }
         catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception)
         {
-            return $"cannot mount a tmpfs here ({e.Message}); full-disk cases need root";
+            return $"cannot mount a tmpfs here ({e.Message}); full-disk cases need root or password-less sudo";
         }
         finally
         {
@@ -93,9 +93,16 @@ public sealed class SmallDisk : IDisposable
         }
     }
 
+    /// <summary>Runs a mount command: directly as root, else through <c>sudo -n</c> (never prompting).</summary>
     private static void Run(string file, params string[] args)
     {
-        var psi = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        bool root = Environment.UserName == "root";
+        var psi = new ProcessStartInfo(root ? file : "sudo") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        if (!root)
+        {
+            psi.ArgumentList.Add("-n");
+            psi.ArgumentList.Add(file);
+        }
         foreach (string a in args) psi.ArgumentList.Add(a);
         using Process p = Process.Start(psi)!;
         string err = p.StandardError.ReadToEnd();

@@ -9,8 +9,49 @@ internal static class BenchCommands
 {
     public static Command Create() => new("bench", "benchmarks (each prints one JSON line)")
     {
-        Step(), BenchAllReduceCommand.Create(), BenchAllReduceCommand.CreatePeer(), BenchClusterCommand.Create(),
+        Step(), Load(), BenchAllReduceCommand.Create(), BenchAllReduceCommand.CreatePeer(), BenchClusterCommand.Create(),
     };
+
+    private static Command Load()
+    {
+        var layers = new Option<int>("--layers") { DefaultValueFactory = _ => 12, Description = "n_layer (default: GPT-2 small)" };
+        var width = new Option<int>("--width") { DefaultValueFactory = _ => 768, Description = "n_embd" };
+        var heads = new Option<int>("--heads") { DefaultValueFactory = _ => 12, Description = "n_head" };
+        var vocab = new Option<int>("--vocab") { DefaultValueFactory = _ => 50257, Description = "vocab_size" };
+        var dtype = new Option<string>("--dtype") { DefaultValueFactory = _ => "bf16", Description = "stored dtype: bf16, fp16 or fp32" };
+        var shardMb = new Option<int>("--shard-mb") { DefaultValueFactory = _ => 100, Description = "largest shard, MB (10⁶ bytes)" };
+        var cmd = new Command("load", "peak memory of loading a sharded checkpoint into float32 weights, against the model's size and a bare loop that reads each shard whole")
+        {
+            layers, width, heads, vocab, dtype, shardMb,
+        };
+        cmd.SetAction(parse => CommonOptions.Guard(() =>
+        {
+            TorchSharp.torch.ScalarType stored = parse.GetValue(dtype) switch
+            {
+                "bf16" => TorchSharp.torch.ScalarType.BFloat16,
+                "fp16" => TorchSharp.torch.ScalarType.Float16,
+                "fp32" => TorchSharp.torch.ScalarType.Float32,
+                var other => throw new ArgumentException($"--dtype: expected bf16, fp16 or fp32, found \"{other}\""),
+            };
+            if (parse.GetValue(shardMb) < 1) throw new ArgumentException("--shard-mb must be at least 1");
+            string dir = Directory.CreateTempSubdirectory("kto-bench-load-").FullName;
+            try
+            {
+                LoadBenchResult r = LoadBenchmark.Run(parse.GetValue(layers), parse.GetValue(width), parse.GetValue(heads), parse.GetValue(vocab), stored,
+                    parse.GetValue(shardMb) * 1_000_000L, dir);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{{\"bench\":\"load\",\"dtype\":\"{parse.GetValue(dtype)}\",\"shards\":{r.Shards},\"model_mb\":{r.ModelBytes / 1e6:0.0},\"stored_mb\":{r.StoredBytes / 1e6:0.0}," +
+                    $"\"peak_mb\":{r.PeakBytes / 1e6:0.0},\"peak_vs_model\":{(double)r.PeakBytes / r.ModelBytes:0.000},\"seconds\":{r.Seconds:0.00}," +
+                    $"\"bare_peak_mb\":{r.BarePeakBytes / 1e6:0.0},\"bare_peak_vs_model\":{(double)r.BarePeakBytes / r.ModelBytes:0.000},\"bare_seconds\":{r.BareSeconds:0.00}}}"));
+            }
+            finally
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+            return 0;
+        }));
+        return cmd;
+    }
 
     private static Command Step()
     {

@@ -50,7 +50,7 @@ internal static class ScoreCommand
         torch.Device device = DeviceSpec.Resolve(deviceName);
         GptConfig config = ModelCheckpoint.LoadConfig(modelDir);
         ITextTokenizer tokenizer = TokenizerRegistry.Get(config.Tokenizer);
-        var lengths = new DatasetLoadOptions(Math.Min(maxLength, config.NPositions), maxPrompt, null);
+        var lengths = new DatasetLoadOptions(Math.Min(maxLength, config.NPositions), maxPrompt, null, ModelVocabSize: config.VocabSize);
         LoadedDataset dataset = KtoDatasetLoader.Load(dataPath, tokenizer, lengths);
         foreach (string w in dataset.Warnings) observer.Warn(w);
         if (dataset.DroppedNoRoom > 0) observer.Warn($"{dataset.DroppedNoRoom} example(s) not scored: no room for a completion within {lengths.MaxLength} tokens");

@@ -50,16 +50,16 @@ public static class ModelCheckpoint
         int vocab = Int("vocab_size");
         string tokenizer = root["kto_tokenizer"]?.GetValue<string>() ?? (vocab >= Tokenization.Gpt2Tokenizer.Eos + 1 ? "gpt2" : "byte");
         int? bos = SpecialId(root, "bos_token_id", path), eos = SpecialId(root, "eos_token_id", path);
-        Tokenization.ITextTokenizer t = Tokenization.TokenizerRegistry.Get(tokenizer);
-        if (root["kto_tokenizer"] is not null && t.EosTokenId != vocab - 1)
+        var (defaultBos, defaultEos) = new GptConfig(vocab, 1, 1, 1, 1, Tokenizer: tokenizer).SpecialIds();
+        if (root["kto_tokenizer"] is not null && defaultEos != vocab - 1)
         {
             // Checkpoints this tool wrote before the ids came from the tokenizer state vocab_size − 1 (a padding row): not the checkpoint's own choice.
             if (bos == vocab - 1) bos = null;
             if (eos == vocab - 1) eos = null;
         }
         // The tokenizer's own ids are kept as "the tokenizer's" (null), so a saved and reloaded config equals the original.
-        if (bos == t.BosTokenId) bos = null;
-        if (eos == t.EosTokenId) eos = null;
+        if (bos == defaultBos) bos = null;
+        if (eos == defaultEos) eos = null;
         return new GptConfig(vocab, Int("n_positions"), Int("n_embd"), Int("n_layer"), Int("n_head"),
             root["layer_norm_epsilon"]?.GetValue<double>() ?? GptConfig.DefaultLayerNormEpsilon, tokenizer, bos, eos);
     }

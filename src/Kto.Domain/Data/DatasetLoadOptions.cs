@@ -7,7 +7,9 @@ namespace Kto.Domain.Data;
 /// <param name="LabelOptional">Rows of the standard, conversational and tokenized formats may omit <c>label</c>
 /// (it then counts as desirable): the prompt/completion data of supervised fine-tuning. A label that is present must
 /// still be a boolean.</param>
-public sealed record DatasetLoadOptions(int MaxLength, int MaxPromptLength, int? MaxCompletionLength, bool LabelOptional = false)
+/// <param name="ModelVocabSize">The model's <c>vocab_size</c>: ids of tokenized rows must lie below it (a vocabulary may
+/// be padded past its tokenizer's ids). Null: the tokenizer's size.</param>
+public sealed record DatasetLoadOptions(int MaxLength, int MaxPromptLength, int? MaxCompletionLength, bool LabelOptional = false, int? ModelVocabSize = null)
 {
     /// <summary>Throws when a budget is out of range.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A budget is out of range.</exception>

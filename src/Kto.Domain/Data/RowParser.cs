@@ -52,9 +52,13 @@ internal sealed class RowParser
     private readonly int _firstRow;
     private readonly string _unit;
     private readonly bool _labelOptional;
+    private readonly int _idLimit;
+    private readonly string _idLimitName;
 
-    private RowParser(ITextTokenizer tokenizer, string format, bool conversational, RowRef first, bool labelOptional)
+    private RowParser(ITextTokenizer tokenizer, string format, bool conversational, RowRef first, bool labelOptional, int? modelVocabSize)
     {
+        _idLimit = modelVocabSize ?? tokenizer.VocabSize;
+        _idLimitName = modelVocabSize is null ? $"tokenizer \"{tokenizer.Name}\"" : "the model's vocab_size";
         _labelOptional = labelOptional;
         _tokenizer = tokenizer;
         Format = format;
@@ -68,10 +72,10 @@ internal sealed class RowParser
 
     /// <summary>A parser for the format of <paramref name="first"/>, the file's first row.</summary>
     /// <exception cref="DataException">The row has the fields of no format.</exception>
-    public static RowParser Detect(SourceRecord first, ITextTokenizer tokenizer, bool labelOptional = false)
+    public static RowParser Detect(SourceRecord first, ITextTokenizer tokenizer, bool labelOptional = false, int? modelVocabSize = null)
     {
         (string? format, bool conversational) = Sniff(first.Fields);
-        if (format is not null) return new RowParser(tokenizer, format, conversational, first.At, labelOptional);
+        if (format is not null) return new RowParser(tokenizer, format, conversational, first.At, labelOptional, modelVocabSize);
         IReadOnlyDictionary<string, DataValue> f = first.Fields;
         string found = f.Count == 0 ? "no fields" : $"only the fields {string.Join(", ", f.Keys.Order(StringComparer.Ordinal))}";
         throw DataErrors.Row(first.At, ExpectedFields, found);
@@ -208,8 +212,8 @@ internal sealed class RowParser
         var ids = new int[list.Items.Count];
         for (int i = 0; i < ids.Length; i++)
         {
-            if (list.Items[i] is not IntegerValue { Value: >= 0 } id || id.Value >= _tokenizer.VocabSize)
-                throw Mismatch(row, field, $"token ids in [0, {_tokenizer.VocabSize}) for tokenizer \"{_tokenizer.Name}\"", $"{list.Items[i].Describe()} at index {i}");
+            if (list.Items[i] is not IntegerValue { Value: >= 0 } id || id.Value >= _idLimit)
+                throw Mismatch(row, field, $"token ids in [0, {_idLimit}) for {_idLimitName}", $"{list.Items[i].Describe()} at index {i}");
             ids[i] = (int)id.Value;
         }
         return ids;
@@ -218,7 +222,7 @@ internal sealed class RowParser
     private bool InVocabulary(ArraySegment<long> ids)
     {
         foreach (long id in ids)
-            if (id < 0 || id >= _tokenizer.VocabSize) return false;
+            if (id < 0 || id >= _idLimit) return false;
         return true;
     }
 

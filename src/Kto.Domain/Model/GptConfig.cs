@@ -30,6 +30,7 @@ public sealed record GptConfig(
     /// </summary>
     public (int Bos, int Eos) SpecialIds()
     {
+        if (!Tokenization.TokenizerRegistry.Names.Contains(Tokenizer)) return (BosTokenId ?? VocabSize - 1, EosTokenId ?? VocabSize - 1); // synthetic models (benchmarks)
         Tokenization.ITextTokenizer t = Tokenization.TokenizerRegistry.Get(Tokenizer);
         return (BosTokenId ?? t.BosTokenId, EosTokenId ?? t.EosTokenId);
     }

@@ -98,7 +98,7 @@ public sealed class TrainingSetup : IDisposable
             observer.Info($"max_length {maxLength} exceeds the model's n_positions; using {model.NPositions}");
             maxLength = model.NPositions;
         }
-        return new DatasetLoadOptions(maxLength, config.MaxPromptLength, config.MaxCompletionLength);
+        return new DatasetLoadOptions(maxLength, config.MaxPromptLength, config.MaxCompletionLength, ModelVocabSize: model.VocabSize);
     }
 
     private static IReferenceModel CreateReference(KtoConfig config, GptConfig policyConfig, ITextTokenizer tokenizer, TrainingData data, Device device, ITrainingObserver observer)

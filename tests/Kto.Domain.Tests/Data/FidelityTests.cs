@@ -131,4 +131,19 @@ public sealed class FidelityTests : IDisposable
         message = Fails("{\"model_name_or_path\": \"m\",\n\"dataset_path\": \"d.jsonl\",\n\"loss_type\": \"kto\",\n\"per_device_train_batch_size\": 1}");
         Assert.StartsWith($"{run}:4: \"per_device_train_batch_size\" is 1", message);
     }
+
+    [Fact]
+    public void TokenizedIdsAreCheckedAgainstTheModelsVocabularyNotTheTokenizers()
+    {
+        // A model whose vocabulary is padded to 300 past the byte tokenizer's 257 ids: every id below 300 is valid for it.
+        string ok = _dir.Jsonl("padded.jsonl", """{"prompt_ids": [275, 1], "completion_ids": [299], "label": true}""", """{"prompt_ids": [2], "completion_ids": [3], "label": false}""");
+        var options = Roomy with { ModelVocabSize = 300 };
+        Assert.Equal([275, 1], KtoDatasetLoader.Load(ok, ByteTokenizer.Instance, options).Examples[0].PromptIds);
+
+        string bad = _dir.Jsonl("past.jsonl", """{"prompt_ids": [1], "completion_ids": [300], "label": true}""");
+        var e = Assert.Throws<DataException>(() => KtoDatasetLoader.Load(bad, ByteTokenizer.Instance, options));
+        Assert.Contains("line 1: field \"completion_ids\": expected token ids in [0, 300) for the model's vocab_size, found integer 300 at index 0", e.Message);
+        // Without a model (the tokenizer alone), its own size is the limit.
+        Assert.Contains("[0, 257) for tokenizer \"byte\"", Assert.Throws<DataException>(() => KtoDatasetLoader.Load(ok, ByteTokenizer.Instance, Roomy)).Message);
+    }
 }

@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using System.Globalization;
+using Kto.Domain.Checkpoints;
+using Kto.Domain.Model;
+using static TorchSharp.torch;
+
+namespace Kto.Bench;
+
+/// <summary>What <c>kto bench load</c> measured.</summary>
+/// <param name="ModelBytes">The model's float32 parameters, in bytes.</param>
+/// <param name="StoredBytes">The tensors' bytes in the checkpoint (their stored dtype).</param>
+/// <param name="Shards">Weight files of the checkpoint.</param>
+/// <param name="PeakBytes">Growth of the process's peak resident memory while <see cref="ModelCheckpoint.Load"/> ran.</param>
+/// <param name="Seconds">Its wall time.</param>
+/// <param name="BarePeakBytes">The same for the baseline: a bare loop that reads each shard whole (<c>File.ReadAllBytes</c>),
+/// parses it into tensors and copies them into the model with <c>to_type</c>.</param>
+/// <param name="BareSeconds">Its wall time.</param>
+public sealed record LoadBenchResult(long ModelBytes, long StoredBytes, int Shards, long PeakBytes, double Seconds, long BarePeakBytes, double BareSeconds);
+
+/// <summary>
+/// Peak memory while loading a sharded half-precision checkpoint into float32 weights, against the model's size and
+/// against a bare loop that holds each shard whole. Peaks are the kernel's VmHWM (reset through
+/// <c>/proc/self/clear_refs</c> before each side), minus the resident size when the side starts.
+/// </summary>
+public static class LoadBenchmark
+{
+    /// <summary>Writes a random GPT of the given size into <paramref name="dir"/> (stored as <paramref name="dtype"/>, shards
+    /// of at most <paramref name="shardBytes"/>), then loads it both ways.</summary>
+    public static LoadBenchResult Run(int layers, int width, int heads, int vocab, ScalarType dtype, long shardBytes, string dir)
+    {
+        var config = new GptConfig(vocab, 1024, width, layers, heads, Tokenizer: vocab >= 50257 ? "gpt2" : "byte");
+        long modelBytes, storedBytes;
+        using (var g = new Generator(1))
+        using (var model = new GptLmHeadModel(config, g))
+        {
+            ModelCheckpoint.Save(model, dir);
+            var named = model.named_parameters().Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter)).ToList();
+            modelBytes = named.Sum(kv => kv.Value.NumberOfElements * 4);
+            storedBytes = named.Sum(kv => kv.Value.NumberOfElements * Safetensors.SizeOf(dtype));
+            File.Delete(Path.Combine(dir, ShardedSafetensors.SingleFile));
+            ShardedSafetensors.Save(dir, named, shardBytes, dtype);
+        }
+        int shards = ShardedSafetensors.Files(dir).Count;
+        Settle();
+
+        var (peak, seconds) = Measure(() => ModelCheckpoint.Load(dir).Dispose());
+        Settle();
+        var (barePeak, bareSeconds) = Measure(() => BareLoad(dir, config));
+        return new LoadBenchResult(modelBytes, storedBytes, shards, peak, seconds, barePeak, bareSeconds);
+    }
+
+    /// <summary>The baseline: every shard read whole, parsed into tensors of its dtype, each converted with <c>to_type</c> and copied.</summary>
+    private static void BareLoad(string dir, GptConfig config)
+    {
+        using var model = new GptLmHeadModel(config);
+        var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        using var noGrad = no_grad();
+        foreach (var (file, _) in ShardedSafetensors.Files(dir))
+        {
+            Safetensors.Contents contents = Safetensors.Read(File.ReadAllBytes(file), file);
+            foreach (var (name, t) in contents.Tensors)
+            {
+                using Tensor converted = t.to_type(ScalarType.Float32);
+                parameters[name].copy_(converted);
+                t.Dispose();
+            }
+        }
+    }
+
+    private static (long Peak, double Seconds) Measure(Action load)
+    {
+        ResetPeak();
+        long before = Status("VmRSS:");
+        var clock = Stopwatch.StartNew();
+        load();
+        double seconds = clock.Elapsed.TotalSeconds;
+        return (Status("VmHWM:") - before, seconds);
+    }
+
+    private static void Settle()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+    }
+
+    /// <summary>Resets the kernel's peak resident size of this process to its current size (Linux: "5" to clear_refs).</summary>
+    private static void ResetPeak()
+    {
+        try
+        {
+            File.WriteAllText("/proc/self/clear_refs", "5");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new PlatformNotSupportedException($"cannot reset the peak resident size (/proc/self/clear_refs): {e.Message}", e);
+        }
+    }
+
+    /// <summary>A size line of /proc/self/status, in bytes.</summary>
+    private static long Status(string key)
+    {
+        string line = File.ReadLines("/proc/self/status").First(l => l.StartsWith(key, StringComparison.Ordinal));
+        return long.Parse(line[key.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
+    }
+}
