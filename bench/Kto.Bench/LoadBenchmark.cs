@@ -19,14 +19,19 @@ public sealed record LoadBenchResult(long ModelBytes, long StoredBytes, int Shar
 
 /// <summary>
 /// Peak memory while loading a sharded half-precision checkpoint into float32 weights, against the model's size and
-/// against a bare loop that holds each shard whole. Peaks are the kernel's VmHWM (reset through
-/// <c>/proc/self/clear_refs</c> before each side), minus the resident size when the side starts.
+/// against a bare loop that holds each shard whole. Each side runs in a fresh process; its peak is the kernel's VmHWM
+/// (reset through <c>/proc/self/clear_refs</c>) minus the resident size when the load starts.
 /// </summary>
 public static class LoadBenchmark
 {
-    /// <summary>Writes a random GPT of the given size into <paramref name="dir"/> (stored as <paramref name="dtype"/>, shards
-    /// of at most <paramref name="shardBytes"/>), then loads it both ways.</summary>
-    public static LoadBenchResult Run(int layers, int width, int heads, int vocab, ScalarType dtype, long shardBytes, string dir)
+    /// <summary>
+    /// Writes a random GPT of the given size into <paramref name="dir"/> (stored as <paramref name="dtype"/>, shards of at
+    /// most <paramref name="shardBytes"/>), then loads it both ways, each in a fresh process started by
+    /// <paramref name="measureInChild"/> (side name → its peak growth in bytes and seconds), so that neither side reuses
+    /// memory the other freed.
+    /// </summary>
+    public static LoadBenchResult Run(int layers, int width, int heads, int vocab, ScalarType dtype, long shardBytes, string dir,
+        Func<string, (long Peak, double Seconds)> measureInChild)
     {
         var config = new GptConfig(vocab, 1024, width, layers, heads, Tokenizer: vocab >= 50257 ? "gpt2" : "byte");
         long modelBytes, storedBytes;
@@ -41,12 +46,28 @@ public static class LoadBenchmark
             ShardedSafetensors.Save(dir, named, shardBytes, dtype);
         }
         int shards = ShardedSafetensors.Files(dir).Count;
-        Settle();
-
-        var (peak, seconds) = Measure(() => ModelCheckpoint.Load(dir).Dispose());
-        Settle();
-        var (barePeak, bareSeconds) = Measure(() => BareLoad(dir, config));
+        var (peak, seconds) = measureInChild(Ours);
+        var (barePeak, bareSeconds) = measureInChild(Bare);
         return new LoadBenchResult(modelBytes, storedBytes, shards, peak, seconds, barePeak, bareSeconds);
+    }
+
+    /// <summary>The product's loader.</summary>
+    public const string Ours = "ours";
+
+    /// <summary>The baseline loader.</summary>
+    public const string Bare = "bare";
+
+    /// <summary>In a fresh process: loads the checkpoint in <paramref name="dir"/> one way; returns the growth of the peak resident size and the time.</summary>
+    public static (long Peak, double Seconds) MeasureSide(string dir, string side)
+    {
+        using (zeros(1)) { } // libtorch loaded before the baseline is taken
+        GptConfig config = ModelCheckpoint.LoadConfig(dir);
+        return side switch
+        {
+            Ours => Measure(() => ModelCheckpoint.Load(dir).Dispose()),
+            Bare => Measure(() => BareLoad(dir, config)),
+            _ => throw new ArgumentException($"unknown side \"{side}\"", nameof(side)),
+        };
     }
 
     /// <summary>The baseline: every shard read whole, parsed into tensors of its dtype, each converted with <c>to_type</c> and copied.</summary>
@@ -75,13 +96,6 @@ public static class LoadBenchmark
         load();
         double seconds = clock.Elapsed.TotalSeconds;
         return (Status("VmHWM:") - before, seconds);
-    }
-
-    private static void Settle()
-    {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        GC.Collect();
     }
 
     /// <summary>Resets the kernel's peak resident size of this process to its current size (Linux: "5" to clear_refs).</summary>

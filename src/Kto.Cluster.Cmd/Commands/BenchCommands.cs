@@ -9,8 +9,37 @@ internal static class BenchCommands
 {
     public static Command Create() => new("bench", "benchmarks (each prints one JSON line)")
     {
-        Step(), Load(), BenchAllReduceCommand.Create(), BenchAllReduceCommand.CreatePeer(), BenchClusterCommand.Create(),
+        Step(), Load(), LoadSide(), BenchAllReduceCommand.Create(), BenchAllReduceCommand.CreatePeer(), BenchClusterCommand.Create(),
     };
+
+    /// <summary>Runs <c>kto bench load-side</c> in a fresh process and reads its "PEAK SECONDS" line.</summary>
+    private static (long Peak, double Seconds) MeasureInChild(string dir, string side)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "kto.dll"), "bench", "load-side", dir, side }) psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        Task<string> err = p.StandardError.ReadToEndAsync();
+        string output = p.StandardOutput.ReadToEnd().Trim();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"bench load-side {side} failed ({p.ExitCode}): {err.Result.Trim()}");
+        string[] parts = output.Split(' ');
+        return (long.Parse(parts[0], CultureInfo.InvariantCulture), double.Parse(parts[1], CultureInfo.InvariantCulture));
+    }
+
+    private static Command LoadSide()
+    {
+        var dir = new Argument<string>("dir");
+        var side = new Argument<string>("side");
+        var cmd = new Command("load-side", "one side of `kto bench load`, in its own process (prints peak bytes and seconds)") { dir, side };
+        cmd.Hidden = true;
+        cmd.SetAction(parse => CommonOptions.Guard(() =>
+        {
+            var (peak, seconds) = LoadBenchmark.MeasureSide(parse.GetValue(dir)!, parse.GetValue(side)!);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{peak} {seconds:R}"));
+            return 0;
+        }));
+        return cmd;
+    }
 
     private static Command Load()
     {
@@ -38,9 +67,9 @@ internal static class BenchCommands
             try
             {
                 LoadBenchResult r = LoadBenchmark.Run(parse.GetValue(layers), parse.GetValue(width), parse.GetValue(heads), parse.GetValue(vocab), stored,
-                    parse.GetValue(shardMb) * 1_000_000L, dir);
+                    parse.GetValue(shardMb) * 1_000_000L, dir, side => MeasureInChild(dir, side));
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{{\"bench\":\"load\",\"dtype\":\"{parse.GetValue(dtype)}\",\"shards\":{r.Shards},\"model_mb\":{r.ModelBytes / 1e6:0.0},\"stored_mb\":{r.StoredBytes / 1e6:0.0}," +
+                    $"{{\"bench\":\"load\",\"dtype\":\"{parse.GetValue(dtype)}\",\"shards\":{r.Shards},\"model_bytes\":{r.ModelBytes},\"stored_bytes\":{r.StoredBytes},\"peak_bytes\":{r.PeakBytes},\"bare_peak_bytes\":{r.BarePeakBytes},\"model_mb\":{r.ModelBytes / 1e6:0.0},\"stored_mb\":{r.StoredBytes / 1e6:0.0}," +
                     $"\"peak_mb\":{r.PeakBytes / 1e6:0.0},\"peak_vs_model\":{(double)r.PeakBytes / r.ModelBytes:0.000},\"seconds\":{r.Seconds:0.00}," +
                     $"\"bare_peak_mb\":{r.BarePeakBytes / 1e6:0.0},\"bare_peak_vs_model\":{(double)r.BarePeakBytes / r.ModelBytes:0.000},\"bare_seconds\":{r.BareSeconds:0.00}}}"));
             }
