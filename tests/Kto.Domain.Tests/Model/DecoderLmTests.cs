@@ -1,0 +1,172 @@
+using System.Text.Json.Nodes;
+using Kto.Domain.Model;
+using static TorchSharp.torch;
+
+namespace Kto.Domain.Tests.Model;
+
+/// <summary>
+/// The Llama-family decoder against a double-precision reference written here from transformers' formulas with plain
+/// loops (RMSNorm, half-split RoPE with the llama3 frequencies, GQA head h → kv head h/(nH/nKV), causal softmax,
+/// SwiGLU, Qwen2 biases, Qwen3 head norms, tied and untied heads), and its Hugging Face parameter names.
+/// </summary>
+public sealed class DecoderLmTests
+{
+    private static DecoderConfig Config(string json) => DecoderConfig.Parse(JsonNode.Parse(json)!.AsObject(), "config.json");
+
+    public static TheoryData<string> Families() =>
+    [
+        // llama: GQA 4 → 2, llama3 rope scaling, untied head
+        """{"model_type": "llama", "vocab_size": 23, "hidden_size": 16, "intermediate_size": 24, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5, "rope_theta": 500000, "rope_scaling": {"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4, "original_max_position_embeddings": 8}, "tie_word_embeddings": false}""",
+        // qwen2: q/k/v biases, tied head
+        """{"model_type": "qwen2", "vocab_size": 19, "hidden_size": 12, "intermediate_size": 20, "num_hidden_layers": 2, "num_attention_heads": 3, "num_key_value_heads": 1, "rope_theta": 1000000, "tie_word_embeddings": true}""",
+        // qwen3: per-head q/k norms, head_dim 8 while hidden/heads = 4
+        """{"model_type": "qwen3", "vocab_size": 17, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8, "rope_theta": 10000, "tie_word_embeddings": true}""",
+    ];
+
+    [Theory]
+    [MemberData(nameof(Families))]
+    public void LogitsMatchADoublePrecisionReferenceOfTheFormulas(string json)
+    {
+        DecoderConfig c = Config(json);
+        using var g = new Generator(3);
+        using var model = new DecoderLm(c, g);
+        using (no_grad())
+            foreach (var (_, p) in model.named_parameters()) p.normal_(0.1, 0.3, g); // biases and norm weights too, so each is exercised
+        var weights = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.to_type(ScalarType.Float64).data<double>().ToArray());
+        long[] ids = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3];
+
+        double[,] expected = Reference(c, weights, ids);
+        using Tensor logits = model.forward(tensor(ids).unsqueeze(0));
+        float[] actual = logits.data<float>().ToArray();
+        double worst = 0, scale = 0;
+        for (int t = 0; t < ids.Length; t++)
+            for (int v = 0; v < c.VocabSize; v++)
+            {
+                worst = Math.Max(worst, Math.Abs(actual[t * c.VocabSize + v] - expected[t, v]));
+                scale = Math.Max(scale, Math.Abs(expected[t, v]));
+            }
+        Assert.True(worst <= 1e-5 * Math.Max(1, scale), $"max |float32 − float64| = {worst:E2} over logits up to {scale:F2}");
+    }
+
+    [Fact]
+    public void ParametersHaveHuggingFaceNamesAndShapes()
+    {
+        DecoderConfig c = Config("""{"model_type": "qwen3", "vocab_size": 17, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8, "tie_word_embeddings": false}""");
+        using var model = new DecoderLm(c);
+        var shapes = model.named_parameters().ToDictionary(p => p.name, p => string.Join("x", p.parameter.shape));
+        Assert.Equal(new Dictionary<string, string>
+        {
+            ["model.embed_tokens.weight"] = "17x8",
+            ["model.layers.0.input_layernorm.weight"] = "8",
+            ["model.layers.0.self_attn.q_proj.weight"] = "16x8",
+            ["model.layers.0.self_attn.k_proj.weight"] = "8x8",
+            ["model.layers.0.self_attn.v_proj.weight"] = "8x8",
+            ["model.layers.0.self_attn.o_proj.weight"] = "8x16",
+            ["model.layers.0.self_attn.q_norm.weight"] = "8",
+            ["model.layers.0.self_attn.k_norm.weight"] = "8",
+            ["model.layers.0.post_attention_layernorm.weight"] = "8",
+            ["model.layers.0.mlp.gate_proj.weight"] = "16x8",
+            ["model.layers.0.mlp.up_proj.weight"] = "16x8",
+            ["model.layers.0.mlp.down_proj.weight"] = "8x16",
+            ["model.norm.weight"] = "8",
+            ["lm_head.weight"] = "17x8",
+        }, shapes);
+    }
+
+    // ---- the reference: plain loops in double precision ----
+
+    private static double[] Rms(double[] x, double[] w, double eps)
+    {
+        double ms = x.Sum(v => v * v) / x.Length;
+        double r = 1 / Math.Sqrt(ms + eps);
+        return [.. x.Select((v, i) => v * r * w[i])];
+    }
+
+    /// <summary>y = W x + b with W stored [out, in] row-major.</summary>
+    private static double[] Linear(Dictionary<string, double[]> p, string name, double[] x)
+    {
+        double[] w = p[name + ".weight"];
+        int inDim = x.Length, outDim = w.Length / inDim;
+        p.TryGetValue(name + ".bias", out double[]? b);
+        var y = new double[outDim];
+        for (int o = 0; o < outDim; o++)
+        {
+            double s = b?[o] ?? 0;
+            for (int i = 0; i < inDim; i++) s += w[o * inDim + i] * x[i];
+            y[o] = s;
+        }
+        return y;
+    }
+
+    /// <summary>Half-split rotary embedding of one head vector at position <paramref name="pos"/>.</summary>
+    private static double[] Rope(double[] u, int pos, double[] inv)
+    {
+        int half = u.Length / 2;
+        var r = new double[u.Length];
+        for (int j = 0; j < half; j++)
+        {
+            double a = pos * inv[j], cos = Math.Cos(a), sin = Math.Sin(a);
+            r[j] = u[j] * cos - u[j + half] * sin;
+            r[j + half] = u[j + half] * cos + u[j] * sin;
+        }
+        return r;
+    }
+
+    private static double[] Head(double[] all, int head, int d) => all[(head * d)..((head + 1) * d)];
+
+    private static double[,] Reference(DecoderConfig c, Dictionary<string, double[]> p, long[] ids)
+    {
+        int T = ids.Length, H = c.HiddenSize, D = c.HeadDim, nH = c.NumAttentionHeads, nKV = c.NumKeyValueHeads, rep = nH / nKV;
+        double[] inv = c.InverseFrequencies();
+        double[] embed = p["model.embed_tokens.weight"];
+        var h = new double[T][];
+        for (int t = 0; t < T; t++) h[t] = embed[(int)(ids[t] * H)..(int)((ids[t] + 1) * H)];
+        for (int layer = 0; layer < c.NumHiddenLayers; layer++)
+        {
+            string at = $"model.layers.{layer}.";
+            var q = new double[T][][];
+            var k = new double[T][][];
+            var v = new double[T][][];
+            for (int t = 0; t < T; t++)
+            {
+                double[] x = Rms(h[t], p[at + "input_layernorm.weight"], c.RmsNormEps);
+                double[] qa = Linear(p, at + "self_attn.q_proj", x), ka = Linear(p, at + "self_attn.k_proj", x), va = Linear(p, at + "self_attn.v_proj", x);
+                q[t] = [.. Enumerable.Range(0, nH).Select(i => Head(qa, i, D)).Select(u => c.QkNorm ? Rms(u, p[at + "self_attn.q_norm.weight"], c.RmsNormEps) : u).Select(u => Rope(u, t, inv))];
+                k[t] = [.. Enumerable.Range(0, nKV).Select(i => Head(ka, i, D)).Select(u => c.QkNorm ? Rms(u, p[at + "self_attn.k_norm.weight"], c.RmsNormEps) : u).Select(u => Rope(u, t, inv))];
+                v[t] = [.. Enumerable.Range(0, nKV).Select(i => Head(va, i, D))];
+            }
+            for (int t = 0; t < T; t++)
+            {
+                var concat = new double[nH * D];
+                for (int head = 0; head < nH; head++)
+                {
+                    int kv = head / rep;
+                    var scores = new double[t + 1];
+                    for (int s = 0; s <= t; s++) scores[s] = q[t][head].Zip(k[s][kv], (a, b) => a * b).Sum() / Math.Sqrt(D);
+                    double max = scores.Max(), z = scores.Sum(x => Math.Exp(x - max));
+                    for (int s = 0; s <= t; s++)
+                        for (int j = 0; j < D; j++) concat[head * D + j] += Math.Exp(scores[s] - max) / z * v[s][kv][j];
+                }
+                double[] o = Linear(p, at + "self_attn.o_proj", concat);
+                h[t] = [.. h[t].Zip(o, (a, b) => a + b)];
+                double[] y = Rms(h[t], p[at + "post_attention_layernorm.weight"], c.RmsNormEps);
+                double[] gate = Linear(p, at + "mlp.gate_proj", y), up = Linear(p, at + "mlp.up_proj", y);
+                double[] act = [.. gate.Zip(up, (a, b) => a / (1 + Math.Exp(-a)) * b)];
+                h[t] = [.. h[t].Zip(Linear(p, at + "mlp.down_proj", act), (a, b) => a + b)];
+            }
+        }
+        double[] output = c.TieWordEmbeddings ? embed : p["lm_head.weight"];
+        var logits = new double[T, c.VocabSize];
+        for (int t = 0; t < T; t++)
+        {
+            double[] x = Rms(h[t], p["model.norm.weight"], c.RmsNormEps);
+            for (int tok = 0; tok < c.VocabSize; tok++)
+            {
+                double s = 0;
+                for (int i = 0; i < H; i++) s += output[tok * H + i] * x[i];
+                logits[t, tok] = s;
+            }
+        }
+        return logits;
+    }
+}
