@@ -73,6 +73,55 @@ public sealed class DecoderLmTests
         }, shapes);
     }
 
+    [Fact]
+    public void ABf16ShardedHubCheckpointLoadsWithOrWithoutTheModelPrefixAndItsHeadIsChecked()
+    {
+        string dir = Directory.CreateTempSubdirectory("kto-decoder-").FullName;
+        try
+        {
+            const string Json = """{"model_type": "llama", "vocab_size": 23, "hidden_size": 16, "intermediate_size": 24, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "tie_word_embeddings": true, "torch_dtype": "bfloat16"}""";
+            File.WriteAllText(Path.Combine(dir, "config.json"), Json);
+            using var g = new Generator(4);
+            using var model = new DecoderLm(Config(Json), g);
+            using (no_grad())
+                foreach (var (_, p) in model.named_parameters()) p.copy_(p.to_type(ScalarType.BFloat16)); // what BF16 can hold
+            var files = Checkpoints.DecoderCheckpoint.SaveWeights(model, dir, maxShardBytes: 2000, dtype: ScalarType.BFloat16);
+            Assert.Contains(files, f => f.EndsWith(Checkpoints.ShardedSafetensors.IndexFile, StringComparison.Ordinal));
+            Assert.DoesNotContain(model.named_parameters(), p => p.name == "lm_head.weight"); // tied: not a parameter, not stored
+
+            long[] ids = [1, 2, 3, 4, 5];
+            using Tensor expected = model.forward(tensor(ids).unsqueeze(0));
+            using (var loaded = Checkpoints.DecoderCheckpoint.Load(dir))
+            using (Tensor actual = loaded.forward(tensor(ids).unsqueeze(0)))
+                Assert.True(actual.eq(expected).all().item<bool>(), "logits differ after a BF16 sharded round trip");
+
+            // The same tensors without the "model." prefix, in one file with a stale rotary buffer and a stored tied head.
+            var flat = model.named_parameters().ToDictionary(p => p.name.StartsWith("model.", StringComparison.Ordinal) ? p.name["model.".Length..] : p.name, p => (Tensor)p.parameter);
+            using Tensor invFreq = ones(2);
+            flat["layers.0.self_attn.rotary_emb.inv_freq"] = invFreq;
+            flat["lm_head.weight"] = flat["embed_tokens.weight"];
+            foreach (string f in Directory.GetFiles(dir, "*.safetensors*")) File.Delete(f);
+            Checkpoints.Safetensors.Write(Path.Combine(dir, "model.safetensors"), flat);
+            using (var loaded = Checkpoints.DecoderCheckpoint.Load(dir))
+            using (Tensor actual = loaded.forward(tensor(ids).unsqueeze(0)))
+                Assert.True(actual.eq(expected).all().item<bool>(), "logits differ when loaded without the prefix");
+
+            // A tied head that is not the embedding, and an untied config whose head is missing, are refused.
+            using Tensor other = flat["embed_tokens.weight"] + 1;
+            flat["lm_head.weight"] = other;
+            Checkpoints.Safetensors.Write(Path.Combine(dir, "model.safetensors"), flat);
+            Assert.Contains("lm_head.weight differs from model.embed_tokens.weight", Assert.Throws<InvalidDataException>(() => Checkpoints.DecoderCheckpoint.Load(dir).Dispose()).Message);
+            flat.Remove("lm_head.weight");
+            Checkpoints.Safetensors.Write(Path.Combine(dir, "model.safetensors"), flat);
+            File.WriteAllText(Path.Combine(dir, "config.json"), Json.Replace("\"tie_word_embeddings\": true", "\"tie_word_embeddings\": false", StringComparison.Ordinal));
+            Assert.Contains("\"lm_head.weight\" missing, and tie_word_embeddings is false", Assert.Throws<InvalidDataException>(() => Checkpoints.DecoderCheckpoint.Load(dir).Dispose()).Message);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     // ---- the reference: plain loops in double precision ----
 
     private static double[] Rms(double[] x, double[] w, double eps)

@@ -1,0 +1,86 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Kto.Domain.Model;
+using static TorchSharp.torch;
+
+namespace Kto.Domain.Checkpoints;
+
+/// <summary>
+/// A Llama-family checkpoint directory as the Hub ships it: <c>config.json</c> (<see cref="DecoderConfig"/>) and the
+/// weights in one file or shards (<see cref="ShardedSafetensors"/>), with Hugging Face's names; the <c>model.</c> prefix
+/// is optional on load, stale <c>rotary_emb.inv_freq</c> buffers are ignored, and a tied head's stored
+/// <c>lm_head.weight</c> must equal the embedding.
+/// </summary>
+public static class DecoderCheckpoint
+{
+    private const string Prefix = "model.";
+
+    /// <summary>Reads config.json of <paramref name="dir"/> as a decoder config.</summary>
+    /// <exception cref="InvalidDataException">The file is missing or describes a model this decoder does not run (key named).</exception>
+    public static DecoderConfig LoadConfig(string dir)
+    {
+        string path = Path.Combine(dir, ModelCheckpoint.ConfigFile);
+        if (!File.Exists(path)) throw new InvalidDataException($"{dir}: not a model checkpoint (no {ModelCheckpoint.ConfigFile})");
+        JsonNode? root;
+        try
+        {
+            root = JsonNode.Parse(File.ReadAllText(path));
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: malformed JSON: {e.Message}", e);
+        }
+        return DecoderConfig.Parse(root as JsonObject ?? throw new InvalidDataException($"{path}: expected a JSON object"), path);
+    }
+
+    /// <summary>Loads the model in <paramref name="dir"/> (float32 weights, whatever the stored dtype), shard by shard.</summary>
+    /// <exception cref="InvalidDataException">A tensor is missing, of another shape, or unexpected; or the head is inconsistent with tie_word_embeddings.</exception>
+    public static DecoderLm Load(string dir, Generator? generator = null)
+    {
+        var model = new DecoderLm(LoadConfig(dir), generator);
+        try
+        {
+            LoadWeights(model, dir);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        return model;
+    }
+
+    /// <summary>Copies the weights of <paramref name="dir"/> into <paramref name="model"/>, each tensor read once, straight into its parameter.</summary>
+    public static void LoadWeights(DecoderLm model, string dir)
+    {
+        var parameters = model.named_parameters().ToList();
+        var destinations = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, p) in parameters)
+        {
+            destinations[name] = p;
+            if (name.StartsWith(Prefix, StringComparison.Ordinal)) destinations[name[Prefix.Length..]] = p;
+        }
+        Tensor embedding = parameters.Single(p => p.name == Prefix + "embed_tokens.weight").parameter;
+        using Tensor storedHead = empty(embedding.shape, embedding.dtype);
+        if (model.Config.TieWordEmbeddings) destinations["lm_head.weight"] = storedHead;
+        using var noGrad = no_grad();
+        ShardedSafetensors.LoadReport report = ShardedSafetensors.LoadInto(dir, destinations);
+        foreach (var (name, _) in parameters)
+            if (!report.StoredDtypes.ContainsKey(name) && !(name.StartsWith(Prefix, StringComparison.Ordinal) && report.StoredDtypes.ContainsKey(name[Prefix.Length..])))
+                throw new InvalidDataException(name == "lm_head.weight"
+                    ? $"{dir}: tensor \"lm_head.weight\" missing, and tie_word_embeddings is false (the head is not the embedding)"
+                    : $"{dir}: tensor \"{name}\" missing");
+        if (report.Unused.FirstOrDefault(n => !n.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal)) is { } unexpected)
+            throw new InvalidDataException($"{dir}: tensor \"{unexpected}\" is not part of a {model.Config.ModelType} model of this config");
+        if (report.StoredDtypes.ContainsKey("lm_head.weight") && model.Config.TieWordEmbeddings && !storedHead.allclose(embedding, 0, 0))
+            throw new InvalidDataException($"{dir}: lm_head.weight differs from model.embed_tokens.weight, but tie_word_embeddings is true");
+    }
+
+    /// <summary>
+    /// Writes the weights of <paramref name="model"/> into <paramref name="dir"/> with Hugging Face's names (one file or
+    /// shards of at most <paramref name="maxShardBytes"/>, in <paramref name="dtype"/> if given); a tied head is not stored.
+    /// config.json is not written (the input checkpoint's is copied by the caller, unknown keys and all).
+    /// </summary>
+    public static IReadOnlyList<string> SaveWeights(DecoderLm model, string dir, long maxShardBytes = ShardedSafetensors.DefaultMaxShardBytes, ScalarType? dtype = null) =>
+        ShardedSafetensors.Save(dir, [.. model.named_parameters().Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter))], maxShardBytes, dtype);
+}
