@@ -71,6 +71,9 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
 
     private readonly Action<string>? _onRefused;
 
+    /// <summary>Pause before loading the run again after a load failure that is not a mismatch.</summary>
+    private static readonly TimeSpan LoadRetry = TimeSpan.FromSeconds(5);
+
     /// <inheritdoc />
     protected override void PreStart() => StartRegistering();
 
@@ -170,7 +173,14 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
             _onLeaveGranted?.Invoke();
         });
         Receive<TrainerLeaving>(l => _coordinator.Tell(l));
-        Receive<TrainerRefused>(r => Refuse(r.RunId, r.Reason)); // from the coordinator: e.g. another process holds this id
+        // From the coordinator this trainer registered with (or its supervisor, when it stops for good), or from one that
+        // never answered it (another process holds this id): a replaced coordinator cannot send it away.
+        Receive<TrainerRefused>(r =>
+        {
+            bool ours = _registeredWith is null || Sender.Equals(_registeredWith) || Sender.Path.Equals(_registeredWith.Path.Parent);
+            if (ours) Refuse(r.RunId, r.Reason);
+            else _log.Warning("ignored a refusal from {0}: not the coordinator this trainer is registered with", Sender.Path);
+        });
     }
 
     /// <summary>
@@ -196,9 +206,16 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
         _log.Info("loading run {0}: {1} examples, {2} steps", spec.RunId, spec.ExampleCount, spec.TotalSteps);
         RunTask($"loading run {spec.RunId}", () => { _engine.Load(spec); return 0; }, r =>
         {
+            if (r.Error is InvalidDataException mismatch)
+            {
+                Refuse(spec.RunId, mismatch.Message); // its data or models differ from the run's
+                return;
+            }
             if (r.Error is not null)
             {
-                Refuse(spec.RunId, r.Error.Message);
+                // Not a mismatch (memory, a passing I/O error): tried again on the next registration answer.
+                _log.Error("loading run {0} failed: {1}; trying again in {2} s", spec.RunId, r.Error.Message, LoadRetry.TotalSeconds);
+                Timers.StartSingleTimer(RegisterTimer, RegisterTick.Instance, LoadRetry);
                 return;
             }
             _log.Info("run {0} loaded; holding step {1}; {2}", spec.RunId, _engine.HeldStep,
@@ -320,11 +337,6 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
         byte[] image = [.. f.Chunks.SelectMany(x => x)];
         RunTask($"taking over the state of step {f.Step}", () => { _engine.ImportState(image); return image.Length; }, r =>
         {
-            if (r.Error is InvalidDataException mismatch)
-            {
-                Refuse(_engine.Spec?.RunId ?? "?", $"the state of step {f.Step} does not fit this trainer's model: {mismatch.Message}");
-                return;
-            }
             if (r.Error is null) _log.Info("took over the state of step {0} ({1:0.0} MB in {2} chunks)", f.Step, r.Value / 1e6, f.Chunks.Length);
             else _log.Error("taking over the state of step {0} failed: {1}", f.Step, r.Error.Message);
             Register(); // the coordinator decides again (another source, or a checkpoint)

@@ -137,6 +137,7 @@ public sealed partial class ElasticClusterTests
         Assert.True(committedFrom >= 24, from);
         Assert.Equal(40 - committedFrom, again.Commits.Count); // only the steps after the checkpoint are trained again
         await AssertSameWeightsAndCleanJournal(cluster);
+        AssertCompleteMetrics(cluster); // the earlier lines kept, the new run's lines after them
     }
 
     /// <summary>Runs the cluster's run to its end with one trainer; returns the journal file.</summary>

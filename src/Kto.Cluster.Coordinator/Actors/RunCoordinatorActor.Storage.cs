@@ -81,7 +81,7 @@ public sealed partial class RunCoordinatorActor
         {
             if (_metrics is null)
             {
-                _metrics = ClusterMetricsLog.Open(spec, Config, _state.CommittedSteps);
+                _metrics = ClusterMetricsLog.Open(spec, Config, _state.CommittedSteps, _state.FirstStep);
                 foreach (StepCommitted c in _unlogged) _metrics.Add(c);
                 _unlogged.Clear();
                 if (_metrics.LoggedStep < _state.CommittedSteps && !_metrics.Holds(_metrics.NeededFrom))

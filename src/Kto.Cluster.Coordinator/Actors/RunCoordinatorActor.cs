@@ -184,27 +184,25 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
         });
     }
 
-    /// <summary>Persists the start of <paramref name="spec"/> (and the checkpoint it continues from, if any), then runs <paramref name="then"/>.</summary>
+    /// <summary>
+    /// Persists the start of <paramref name="spec"/> and the checkpoint it continues from, if any, as one atomic write
+    /// (a crash between the two must not leave a started run that forgot its checkpoint), then runs <paramref name="then"/>.
+    /// </summary>
     private void StartRunFrom(RunSpec spec, RunStartedFromCheckpoint? from, Action then)
     {
-        Persist(new RunStarted(spec), started =>
+        IRunEvent[] events = from is null ? [new RunStarted(spec)] : [new RunStarted(spec), from];
+        PersistAll(events, e =>
         {
-            _state = _state.Apply(started);
+            _state = _state.Apply(e);
             _onChanged?.Invoke(_state);
-            Log.Info("run {0} started: {1} examples, {2} steps of {3} × {4} examples", spec.RunId, spec.ExampleCount, spec.TotalSteps, spec.GlobalBatchSize, spec.Accumulation);
-            if (from is null)
+            if (e is RunStarted)
+                Log.Info("run {0} started: {1} examples, {2} steps of {3} × {4} examples", spec.RunId, spec.ExampleCount, spec.TotalSteps, spec.GlobalBatchSize, spec.Accumulation);
+            if (e is RunStartedFromCheckpoint f)
             {
-                then();
-                return;
+                Log.Info("run {0} continues from checkpoint {1}: {2} steps count as committed", spec.RunId, f.Path, f.Step);
+                Note($"run {spec.RunId} continues from checkpoint {f.Path} at step {f.Step}");
             }
-            Persist(from, _ =>
-            {
-                _state = _state.Apply(from);
-                _onChanged?.Invoke(_state);
-                Log.Info("run {0} continues from checkpoint {1}: {2} steps count as committed", spec.RunId, from.Path, from.Step);
-                Note($"run {spec.RunId} continues from checkpoint {from.Path} at step {from.Step}");
-                then();
-            });
+            if (ReferenceEquals(e, events[^1])) then();
         });
     }
 

@@ -27,4 +27,7 @@ public static class AtomicFile
         using var fs = File.OpenRead(path);
         return Convert.ToHexStringLower(SHA256.HashData(fs));
     }
+
+    /// <summary>SHA-256 of a text's UTF-8 bytes, lower-case hex.</summary>
+    public static string Sha256Text(string text) => Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)));
 }

@@ -42,7 +42,7 @@ public static class TrainingCheckpoint
     public static string Save(string outputDir, GptLmHeadModel model, AdamW optimizer, TrainerState state)
     {
         string final = Path.Combine(outputDir, Prefix + state.GlobalStep.ToString(CultureInfo.InvariantCulture));
-        string temp = Path.Combine(outputDir, $".{Prefix}{state.GlobalStep}.tmp-{Environment.ProcessId}");
+        string temp = Path.Combine(outputDir, $".{Prefix}{state.GlobalStep}.tmp-{TempOwner}-{Environment.ProcessId}");
         RemoveAbandonedTemporaries(outputDir);
         try
         {
@@ -74,14 +74,17 @@ public static class TrainingCheckpoint
         }
     }
 
+    /// <summary>This machine's part of a temporary directory's name (an output_dir may be shared by several hosts).</summary>
+    private static string TempOwner { get; } = new string([.. Environment.MachineName.Select(c => char.IsLetterOrDigit(c) ? c : '_')]);
+
     /// <summary>
-    /// Removes <c>.checkpoint-STEP.tmp-PID</c> directories of processes that no longer run on this machine (a writer
-    /// killed mid-write). Directories of live processes are kept: they may be writing now.
+    /// Removes <c>.checkpoint-STEP.tmp-MACHINE-PID</c> directories this machine's processes left when they died while
+    /// writing. Directories of live processes, and of other machines (a shared output_dir), are kept.
     /// </summary>
     public static void RemoveAbandonedTemporaries(string outputDir)
     {
         if (!Directory.Exists(outputDir)) return;
-        foreach (string dir in Directory.GetDirectories(outputDir, $".{Prefix}*.tmp-*"))
+        foreach (string dir in Directory.GetDirectories(outputDir, $".{Prefix}*.tmp-{TempOwner}-*"))
         {
             string name = Path.GetFileName(dir);
             if (!int.TryParse(name.AsSpan(name.LastIndexOf('-') + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int pid)) continue;

@@ -35,13 +35,18 @@ public sealed class ClusterMetricsLog
     /// Opens the log of a run with <paramref name="committed"/> committed steps: lines past it and lines cut short are
     /// dropped, and the last line's step becomes <see cref="LoggedStep"/>.
     /// </summary>
+    /// <param name="spec">The run.</param>
+    /// <param name="config">Its config (output_dir, logging_steps, the schedule).</param>
+    /// <param name="committed">Steps committed.</param>
+    /// <param name="firstStep">The step the run's own commits start at (a run continued from a checkpoint has none
+    /// before it): lines start after it.</param>
     /// <exception cref="IOException">output_dir cannot be written.</exception>
-    public static ClusterMetricsLog Open(RunSpec spec, KtoConfig config, int committed)
+    public static ClusterMetricsLog Open(RunSpec spec, KtoConfig config, int committed, int firstStep = 0)
     {
         Directory.CreateDirectory(config.OutputDir);
         var log = new MetricsLog(config.OutputDir);
         log.TruncateAfter(committed);
-        return new ClusterMetricsLog(spec, config, Math.Min(committed, log.LastStep()));
+        return new ClusterMetricsLog(spec, config, Math.Max(firstStep, Math.Min(committed, log.LastStep())));
     }
 
     /// <summary>The file.</summary>

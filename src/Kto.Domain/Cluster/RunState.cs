@@ -43,6 +43,9 @@ public sealed record RunState
     /// <summary>Committed steps; also the index of the next step to train.</summary>
     public int CommittedSteps { get; init; }
 
+    /// <summary>The step this run's own commits start at: 0, or the step of the checkpoint it continued from (<see cref="RunStartedFromCheckpoint"/>).</summary>
+    public int FirstStep { get; init; }
+
     /// <summary>The latest coordinator incarnation.</summary>
     public int Incarnation { get; init; }
 
@@ -72,7 +75,7 @@ public sealed record RunState
         _ when Spec is null => throw Invalid(e, "the run has not started"),
         StepCommitted c => Commit(c),
         RunStartedFromCheckpoint f when CommittedSteps == 0 && Checkpoints.IsEmpty && Phase == RunPhase.Running && f.Step > 0 && f.Step < Spec.TotalSteps
-            => this with { CommittedSteps = f.Step, Checkpoints = Checkpoints.Add(new CheckpointRecord(f.Step, f.Path, f.Sha256)) },
+            => this with { CommittedSteps = f.Step, FirstStep = f.Step, Checkpoints = Checkpoints.Add(new CheckpointRecord(f.Step, f.Path, f.Sha256)) },
         RunStartedFromCheckpoint f => throw Invalid(e, $"a run continues from a checkpoint only right after it started, before step {Spec.TotalSteps} (the checkpoint holds {f.Step})"),
         CheckpointSaved c when c.Step <= CommittedSteps && (Checkpoints.IsEmpty || c.Step > Checkpoints[^1].Step)
             => this with { Checkpoints = Checkpoints.Add(new CheckpointRecord(c.Step, c.Path, c.Sha256)) },

@@ -74,8 +74,10 @@ public sealed class MetricsLog
         foreach (var (k, v) in metrics) sb.Append(CultureInfo.InvariantCulture, $",\"{k}\":{Num(v)}");
         sb.Append("}\n");
         byte[] line = Encoding.UTF8.GetBytes(sb.ToString());
-        using var file = new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 0);
+        using var file = new FileStream(_path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0);
+        DropFragment(file); // a line an earlier failure could not cut back
         long before = file.Length;
+        file.Position = before;
         try
         {
             file.Write(line);
@@ -93,6 +95,23 @@ public sealed class MetricsLog
             }
             throw;
         }
+    }
+
+    /// <summary>Cuts the file back to just after its last newline, if it ends with part of a line.</summary>
+    private static void DropFragment(FileStream file)
+    {
+        long length = file.Length;
+        if (length == 0) return;
+        var one = new byte[1];
+        long end = length;
+        while (end > 0)
+        {
+            file.Position = end - 1;
+            file.ReadExactly(one);
+            if (one[0] == (byte)'\n') break;
+            end--;
+        }
+        if (end != length) file.SetLength(end);
     }
 
     private static string Num(double v) => double.IsFinite(v) ? v.ToString("R", CultureInfo.InvariantCulture) : "null";

@@ -87,7 +87,12 @@ public sealed class TrainingSetup : IDisposable
     public static string ReferenceDir(KtoConfig config) => config.RefModelNameOrPath ?? config.ModelNameOrPath;
 
     /// <summary>SHA-256 (hex) of the reference weights: with the dataset fingerprint, it keys precomputed log-probs.</summary>
-    public static string ReferenceHash(KtoConfig config) => AtomicFile.Sha256(Path.Combine(ReferenceDir(config), ModelCheckpoint.WeightsFile));
+    public static string ReferenceHash(KtoConfig config)
+    {
+        string single = Path.Combine(ReferenceDir(config), ModelCheckpoint.WeightsFile);
+        // One weights file: its SHA-256 (the key stored scores already have); shards: the identity of every file.
+        return File.Exists(single) ? AtomicFile.Sha256(single) : AtomicFile.Sha256Text(Cluster.ModelIdentity.Of(ReferenceDir(config)));
+    }
 
     /// <summary>max_length capped at the model's n_positions; max_prompt_length as configured.</summary>
     public static DatasetLoadOptions EffectiveLengths(KtoConfig config, GptConfig model, ITrainingObserver observer)

@@ -77,4 +77,21 @@ public sealed class ClusterMetricsLogTests : IDisposable
         Assert.Equal(1, log.SkippedWindows);
         Assert.Equal([6], Lines().Select(l => l.GetProperty("step").GetInt32()));
     }
+
+    [Fact]
+    public void ARunContinuedFromACheckpointLogsFromThatStepAndAFragmentIsNeverAppendedTo()
+    {
+        // An earlier run's file, whose last line was cut by a failure the cut-back could not undo.
+        File.WriteAllText(Path.Combine(_dir, MetricsLog.FileName), "{\"step\":3,\"loss\":1}\n{\"step\":6,\"lo");
+        var log = ClusterMetricsLog.Open(Spec, Config, committed: 4, firstStep: 4); // continued from a checkpoint of step 4
+        Assert.Equal(4, log.LoggedStep);
+        log.Add(Commit(4));
+        log.Add(Commit(5));
+        Assert.Equal(1, log.Flush()); // the window 5–6, of the run's own steps
+        Assert.Equal([3, 6], Lines().Select(l => l.GetProperty("step").GetInt32()));
+
+        File.AppendAllText(Path.Combine(_dir, MetricsLog.FileName), "{\"step\":7,\"lo"); // cut again
+        new MetricsLog(_dir).Append(7, 2.3, [new("loss", 0.5)]);
+        Assert.Equal([3, 6, 7], Lines().Select(l => l.GetProperty("step").GetInt32()));
+    }
 }

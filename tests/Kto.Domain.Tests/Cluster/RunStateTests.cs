@@ -81,6 +81,8 @@ public class RunStateTests
         var started = RunState.Empty.Apply(new RunStarted(Spec)).Apply(new CoordinatorIncarnated(1));
         var s = started.Apply(new RunStartedFromCheckpoint(4, "/old/checkpoint-4", "h"));
         Assert.Equal(4, s.CommittedSteps);
+        Assert.Equal(4, s.FirstStep);
+        Assert.Equal(4, RunSnapshot.Of(s).ToState().FirstStep);
         Assert.Equal(4, s.LatestCheckpoint!.Step);
         s = s.Apply(Commit(4, GenerationNumbers.First(1)));
         Assert.Equal(5, s.CommittedSteps);
