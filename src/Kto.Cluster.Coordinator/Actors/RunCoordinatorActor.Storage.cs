@@ -84,7 +84,7 @@ public sealed partial class RunCoordinatorActor
                 _metrics = ClusterMetricsLog.Open(spec, Config, _state.CommittedSteps, _state.FirstStep);
                 foreach (StepCommitted c in _unlogged) _metrics.Add(c);
                 _unlogged.Clear();
-                if (_metrics.LoggedStep < _state.CommittedSteps && !_metrics.Holds(_metrics.NeededFrom))
+                if (_metrics.LoggedStep < _state.CommittedSteps && !_metrics.Holds(_metrics.LoggedStep))
                 {
                     // The file is behind the events replayed since the last snapshot: the rest are in the journal.
                     _readingBacklog = true;

@@ -53,27 +53,30 @@ public static class DecoderCheckpoint
     /// <summary>Copies the weights of <paramref name="dir"/> into <paramref name="model"/>, each tensor read once, straight into its parameter.</summary>
     public static void LoadWeights(DecoderLm model, string dir)
     {
-        var parameters = model.named_parameters().ToList();
-        var destinations = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (name, p) in parameters)
-        {
-            destinations[name] = p;
-            if (name.StartsWith(Prefix, StringComparison.Ordinal)) destinations[name[Prefix.Length..]] = p;
-        }
-        Tensor embedding = parameters.Single(p => p.name == Prefix + "embed_tokens.weight").parameter;
-        using Tensor storedHead = empty(embedding.shape, embedding.dtype);
-        if (model.Config.TieWordEmbeddings) destinations["lm_head.weight"] = storedHead;
-        using var noGrad = no_grad();
-        ShardedSafetensors.LoadReport report = ShardedSafetensors.LoadInto(dir, destinations);
-        foreach (var (name, _) in parameters)
-            if (!report.StoredDtypes.ContainsKey(name) && !(name.StartsWith(Prefix, StringComparison.Ordinal) && report.StoredDtypes.ContainsKey(name[Prefix.Length..])))
-                throw new InvalidDataException(name == "lm_head.weight"
-                    ? $"{dir}: tensor \"lm_head.weight\" missing, and tie_word_embeddings is false (the head is not the embedding)"
-                    : $"{dir}: tensor \"{name}\" missing");
+        var parameters = model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
+        Tensor embedding = parameters.Single(p => p.name == Prefix + "embed_tokens.weight").Item2;
+        if (!model.Config.TieWordEmbeddings && !Stores(dir, ShardedSafetensors.LmHead)) // headers only: named before any tensor is read
+            throw new InvalidDataException($"{dir}: tensor \"{ShardedSafetensors.LmHead}\" missing, and tie_word_embeddings is false (the head is not the embedding)");
+        ShardedSafetensors.LoadReport report = ShardedSafetensors.LoadParameters(dir, parameters, Prefix,
+            model.Config.TieWordEmbeddings ? (Prefix + "embed_tokens.weight", embedding) : null);
         if (report.Unused.FirstOrDefault(n => !n.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal)) is { } unexpected)
             throw new InvalidDataException($"{dir}: tensor \"{unexpected}\" is not part of a {model.Config.ModelType} model of this config");
-        if (report.StoredDtypes.ContainsKey("lm_head.weight") && model.Config.TieWordEmbeddings && !storedHead.allclose(embedding, 0, 0))
-            throw new InvalidDataException($"{dir}: lm_head.weight differs from model.embed_tokens.weight, but tie_word_embeddings is true");
+    }
+
+    /// <summary>Whether the checkpoint's headers list <paramref name="name"/> (without reading any tensor).</summary>
+    private static bool Stores(string dir, string name)
+    {
+        foreach (var (file, mapped) in ShardedSafetensors.Files(dir))
+        {
+            if (mapped is not null)
+            {
+                if (mapped.Contains(name)) return true;
+                continue;
+            }
+            using var fs = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read);
+            if (Safetensors.ReadHeader(fs, file).Entries.Any(e => e.Name == name)) return true;
+        }
+        return false;
     }
 
     /// <summary>

@@ -64,13 +64,14 @@ public static class ModelCheckpoint
             root["layer_norm_epsilon"]?.GetValue<double>() ?? GptConfig.DefaultLayerNormEpsilon, tokenizer, bos, eos);
     }
 
-    /// <summary>A special-token id of config.json: an integer, or the first of a list (HF allows several EOS ids); null if absent.</summary>
-    private static int? SpecialId(JsonNode root, string key, string path) => root[key] switch
+    /// <summary>A special-token id of config.json: an integer, or the first of a list (HF allows several EOS ids); null if absent or an empty list.</summary>
+    /// <exception cref="InvalidDataException">The value is neither.</exception>
+    internal static int? SpecialId(JsonNode root, string key, string path) => root[key] switch
     {
-        null => null,
-        JsonArray { Count: > 0 } list => list[0]!.GetValue<int>(),
+        null or JsonArray { Count: 0 } => null,
+        JsonArray list when list[0] is JsonValue first && first.TryGetValue(out int id) => id,
         JsonValue v when v.TryGetValue(out int id) => id,
-        var other => throw new InvalidDataException($"{path}: \"{key}\" must be an integer, found {other.ToJsonString()}"),
+        var other => throw new InvalidDataException($"{path}: \"{key}\" must be an integer or a list of integers, found {other.ToJsonString()}"),
     };
 
     /// <summary>Loads the model of the checkpoint at <paramref name="dir"/> onto <paramref name="device"/>.</summary>
@@ -91,27 +92,9 @@ public static class ModelCheckpoint
     /// <c>lm_head.weight</c> differs from the embedding this model ties it to.</exception>
     public static void LoadWeights(GptLmHeadModel model, string dir)
     {
-        var parameters = model.named_parameters().ToList();
-        var destinations = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (name, p) in parameters)
-        {
-            destinations[name] = p;
-            if (name.StartsWith(Prefix, StringComparison.Ordinal)) destinations[name[Prefix.Length..]] = p; // Hub files without the prefix
-        }
-        Tensor wte = parameters.Single(p => p.name == Prefix + "wte.weight").parameter;
-        using Tensor head = torch.empty(wte.shape, wte.dtype);
-        destinations["lm_head.weight"] = head;
-        using (torch.no_grad())
-        {
-            ShardedSafetensors.LoadReport report = ShardedSafetensors.LoadInto(dir, destinations);
-            foreach (var (name, _) in parameters)
-            {
-                bool stored = report.StoredDtypes.ContainsKey(name) || (name.StartsWith(Prefix, StringComparison.Ordinal) && report.StoredDtypes.ContainsKey(name[Prefix.Length..]));
-                if (!stored) throw new InvalidDataException($"{dir}: tensor \"{name}\" missing");
-            }
-            if (report.StoredDtypes.ContainsKey("lm_head.weight") && !head.allclose(wte, 0, 0))
-                throw new InvalidDataException($"{dir}: lm_head.weight differs from transformer.wte.weight, but this model ties them");
-        }
+        var parameters = model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
+        Tensor wte = parameters.Single(p => p.name == Prefix + "wte.weight").Item2;
+        ShardedSafetensors.LoadParameters(dir, parameters, Prefix, (Prefix + "wte.weight", wte)); // Hub files may omit the prefix
     }
 
     /// <summary>config.json text in Hugging Face's GPT2Config form.</summary>

@@ -88,6 +88,37 @@ public static class ShardedSafetensors
         return new LoadReport(found, extra, [.. destinations.Keys.Where(k => !found.ContainsKey(k)).Order(StringComparer.Ordinal)]);
     }
 
+    /// <summary>
+    /// Reads a model's parameters (Hugging Face names) from the checkpoint in <paramref name="dir"/>: each name may be
+    /// stored with or without <paramref name="optionalPrefix"/> (<c>transformer.</c>, <c>model.</c>); every parameter
+    /// must be stored. With <paramref name="tiedEmbedding"/> (the head is the embedding and not a parameter), a stored
+    /// <c>lm_head.weight</c> is read aside and must equal it.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A parameter is missing or of another shape, a file is malformed, or a stored
+    /// tied head differs from the embedding.</exception>
+    public static LoadReport LoadParameters(string dir, IReadOnlyList<(string Name, Tensor Parameter)> parameters, string optionalPrefix, (string Name, Tensor Weight)? tiedEmbedding)
+    {
+        var destinations = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, p) in parameters)
+        {
+            destinations[name] = p;
+            if (name.StartsWith(optionalPrefix, StringComparison.Ordinal)) destinations[name[optionalPrefix.Length..]] = p;
+        }
+        using Tensor? storedHead = tiedEmbedding is { } tied ? empty(tied.Weight.shape, tied.Weight.dtype) : null;
+        if (storedHead is not null) destinations[LmHead] = storedHead;
+        using var noGrad = no_grad();
+        LoadReport report = LoadInto(dir, destinations);
+        foreach (var (name, _) in parameters)
+            if (!report.StoredDtypes.ContainsKey(name) && !(name.StartsWith(optionalPrefix, StringComparison.Ordinal) && report.StoredDtypes.ContainsKey(name[optionalPrefix.Length..])))
+                throw new InvalidDataException($"{dir}: tensor \"{name}\" missing");
+        if (tiedEmbedding is { } t && report.StoredDtypes.ContainsKey(LmHead) && !storedHead!.allclose(t.Weight, 0, 0))
+            throw new InvalidDataException($"{dir}: {LmHead} differs from {t.Name}, but this model ties them");
+        return report;
+    }
+
+    /// <summary>The output head's name.</summary>
+    public const string LmHead = "lm_head.weight";
+
     /// <summary>What <see cref="LoadInto"/> read.</summary>
     /// <param name="StoredDtypes">Each tensor read, with its stored dtype.</param>
     /// <param name="Unused">Stored tensors no destination wanted.</param>

@@ -52,11 +52,8 @@ public sealed class ClusterMetricsLog
     /// <summary>The file.</summary>
     public string FilePath => _log.FilePath;
 
-    /// <summary>Steps (counted from 1) the file holds lines up to.</summary>
+    /// <summary>Steps (counted from 1) the file holds lines up to; the next lines need every commit of a 0-based step ≥ this.</summary>
     public int LoggedStep { get; private set; }
-
-    /// <summary>0-based steps whose commits the next lines need: every commit with <c>Step ≥</c> this.</summary>
-    public int NeededFrom => LoggedStep;
 
     /// <summary>Windows skipped because their commits carry no metrics (journals written before commits recorded them).</summary>
     public int SkippedWindows { get; private set; }

@@ -112,8 +112,9 @@ public sealed record CheckpointWritten([property: Key(0)] string TrainerId, [pro
 public sealed record CheckpointFailed([property: Key(0)] string TrainerId, [property: Key(1)] int Step, [property: Key(2)] string Reason) : INodeMessage;
 
 /// <summary>
-/// A trainer cannot take part in the run: its data or models differ from the run's, or a state it was sent does not
-/// fit its model. The coordinator removes it; the node process exits with status 2.
+/// A trainer cannot take part in the run: its data or models differ from the run's (sent by the trainer; the
+/// coordinator removes it), or the coordinator sends it away (another process holds its id, or the coordinator stops for
+/// good). The node process exits with status 2.
 /// </summary>
 /// <param name="TrainerId">The trainer.</param>
 /// <param name="RunId">The run it refused.</param>

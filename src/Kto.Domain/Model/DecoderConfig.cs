@@ -121,7 +121,7 @@ public sealed record DecoderConfig(
             OProjBias: type is "llama" or "qwen3" && attentionBias,
             MlpBias: mlpBias, QkNorm: type == "qwen3",
             TieWordEmbeddings: Bool(root, "tie_word_embeddings", path) ?? false,
-            maxPositions, window, SpecialId(root, "bos_token_id", path), SpecialId(root, "eos_token_id", path));
+            maxPositions, window, Checkpoints.ModelCheckpoint.SpecialId(root, "bos_token_id", path), Checkpoints.ModelCheckpoint.SpecialId(root, "eos_token_id", path));
     }
 
     /// <summary>
@@ -190,13 +190,5 @@ public sealed record DecoderConfig(
         null => null,
         JsonValue v when v.TryGetValue(out string? s) => s,
         var other => throw new InvalidDataException($"{path}: \"{key}\" must be a string, found {other.ToJsonString()}"),
-    };
-
-    private static int? SpecialId(JsonObject o, string key, string path) => o[key] switch
-    {
-        null => null,
-        JsonArray { Count: > 0 } list => list[0]!.GetValue<int>(),
-        JsonArray => null,
-        _ => Int(o, key, path),
     };
 }

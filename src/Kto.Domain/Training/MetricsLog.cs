@@ -26,39 +26,25 @@ public sealed class MetricsLog
     public void TruncateAfter(int step)
     {
         if (!File.Exists(_path)) return;
-        var kept = File.ReadAllLines(_path).Where(l =>
-        {
-            try
-            {
-                using var doc = JsonDocument.Parse(l);
-                return doc.RootElement.GetProperty("step").GetInt32() <= step;
-            }
-            catch (JsonException)
-            {
-                return false; // a line cut short by a crash
-            }
-        }).ToArray();
+        var kept = File.ReadAllLines(_path).Where(l => StepOf(l) is int s && s <= step).ToArray();
         Checkpoints.AtomicFile.WriteText(_path, kept.Length == 0 ? "" : string.Join('\n', kept) + "\n");
     }
 
     /// <summary>The step of the last complete line, or 0 when there is none (lines cut short by a crash are skipped).</summary>
-    public int LastStep()
+    public int LastStep() => File.Exists(_path) ? File.ReadLines(_path).Select(StepOf).Max() ?? 0 : 0;
+
+    /// <summary>The "step" of a line, or null for a line cut short by a crash (or not ours).</summary>
+    private static int? StepOf(string line)
     {
-        if (!File.Exists(_path)) return 0;
-        int last = 0;
-        foreach (string l in File.ReadLines(_path))
+        try
         {
-            try
-            {
-                using var doc = JsonDocument.Parse(l);
-                last = Math.Max(last, doc.RootElement.GetProperty("step").GetInt32());
-            }
-            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
-            {
-                // a line cut short by a crash, or not ours
-            }
+            using var doc = JsonDocument.Parse(line);
+            return doc.RootElement.GetProperty("step").GetInt32();
         }
-        return last;
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            return null;
+        }
     }
 
     /// <summary>
