@@ -61,7 +61,7 @@ public static class LoadBenchmark
     public static (long Peak, double Seconds) MeasureSide(string dir, string side)
     {
         using (zeros(1)) { } // libtorch loaded before the baseline is taken
-        GptConfig config = ModelCheckpoint.LoadConfig(dir);
+        LmConfig config = ModelCheckpoint.LoadConfig(dir);
         return side switch
         {
             Ours => Measure(() => ModelCheckpoint.Load(dir).Dispose()),
@@ -71,9 +71,9 @@ public static class LoadBenchmark
     }
 
     /// <summary>The baseline: every shard read whole, parsed into tensors of its dtype, each converted with <c>to_type</c> and copied.</summary>
-    private static void BareLoad(string dir, GptConfig config)
+    private static void BareLoad(string dir, LmConfig config)
     {
-        using var model = new GptLmHeadModel(config);
+        using CausalLm model = config.CreateModel();
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         using var noGrad = no_grad();
         foreach (var (file, _) in ShardedSafetensors.Files(dir))

@@ -53,6 +53,34 @@ public sealed class CommandTests : IDisposable
     }
 
     [Fact]
+    public void ALlamaFamilyModelFromModelInitTrainsScoresAndGenerates()
+    {
+        string ex = CopyExample();
+        var init = KtoProcess.Run(ex, "model", "init", "--arch", "qwen3", "--out", "qwen", "--layers", "1", "--heads", "4", "--kv-heads", "2", "--width", "32", "--untied");
+        Assert.True(init.ExitCode == 0, init.Stderr);
+        Assert.Contains("qwen3", init.Stdout);
+        JsonElement config = JsonDocument.Parse(File.ReadAllText(Path.Combine(ex, "qwen", "config.json"))).RootElement;
+        Assert.Equal(("Qwen3ForCausalLM", 2, false), (config.GetProperty("architectures")[0].GetString(), config.GetProperty("num_key_value_heads").GetInt32(),
+            config.GetProperty("tie_word_embeddings").GetBoolean()));
+
+        File.WriteAllText(Path.Combine(ex, "run.json"), File.ReadAllText(Path.Combine(ex, "run.json"))
+            .Replace("\"model\"", "\"qwen\"", StringComparison.Ordinal).Replace("\"num_train_epochs\": 10", "\"num_train_epochs\": 2", StringComparison.Ordinal));
+        var train = KtoProcess.Run(ex, "train", "--config", "run.json");
+        Assert.True(train.ExitCode == 0, train.Stderr);
+        string checkpoint = Directory.GetDirectories(Path.Combine(ex, "out"), "checkpoint-*").Single();
+        Assert.Contains("lm_head.weight", Kto.Domain.Checkpoints.WeightDistance.ReadWeights(checkpoint).Keys);
+
+        var score = KtoProcess.Run(ex, "score", "--model", checkpoint, "--data", "feedback.jsonl", "--out", "scores.jsonl");
+        Assert.True(score.ExitCode == 0, score.Stderr);
+        Assert.All(File.ReadAllLines(Path.Combine(ex, "scores.jsonl")), l => Assert.True(JsonDocument.Parse(l).RootElement.GetProperty("logp").GetDouble() < 0));
+
+        File.WriteAllText(Path.Combine(ex, "prompts.jsonl"), "{\"prompt\": \"12+7=\"}\n");
+        var generate = KtoProcess.Run(ex, "generate", "--model", checkpoint, "--prompts", "prompts.jsonl", "--out", "samples.jsonl", "--max-new-tokens", "4");
+        Assert.True(generate.ExitCode == 0, generate.Stderr);
+        Assert.Single(File.ReadAllLines(Path.Combine(ex, "samples.jsonl")));
+    }
+
+    [Fact]
     public void BenchStepPrintsItsFiguresAgainstTheBareLoop()
     {
         var r = KtoProcess.Run(_dir, "bench", "step", "--layers", "1", "--width", "32", "--heads", "2", "--vocab", "64", "--tokens", "16", "--batch", "4", "--steps", "2");

@@ -43,6 +43,25 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
     }
 
     [Fact]
+    public async Task AQwen3ModelTrainsOnTheClusterAndAJoiningTrainerTakesOverItsState()
+    {
+        await using var cluster = new LocalCluster(output, maxSteps: 200, learningRate: 1e-4, arch: "qwen3");
+        var coordinator = cluster.StartCoordinator();
+        await coordinator.WaitFor("coordinator ready", cluster.Guard);
+        cluster.StartTrainer("t1");
+        await coordinator.WaitFor("step 3/", cluster.Guard);
+        var second = cluster.StartTrainer("t2");
+        await second.WaitFor("took over the state of step", cluster.Guard);
+        await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == "t1,t2", cluster.Guard, "a commit by both");
+        await coordinator.WaitFor("complete:", cluster.Guard);
+
+        Assert.Equal(200, coordinator.Commits.Count);
+        Assert.Equal("t1,t2", MembersOf(coordinator.Commits[^1]));
+        Assert.Contains("lm_head.weight", LocalCluster.Weights(Path.Combine(cluster.OutputDir, "checkpoint-200")).Keys);
+        await AssertSameWeightsAndCleanJournal(cluster);
+    }
+
+    [Fact]
     public async Task ATrainerKilledMidRunIsLeftOutAndTheRunEndsWithTheSameWeights()
     {
         await using var cluster = new LocalCluster(output, maxSteps: 40);

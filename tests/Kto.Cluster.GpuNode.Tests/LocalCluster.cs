@@ -26,7 +26,7 @@ public sealed class LocalCluster : IAsyncDisposable
     private readonly Xunit.Abstractions.ITestOutputHelper _output;
 
     public LocalCluster(Xunit.Abstractions.ITestOutputHelper output, int maxSteps = 24, string? postgres = null, double learningRate = 3e-4,
-        bool precompute = false, int examples = 30, int coordinators = 1)
+        bool precompute = false, int examples = 30, int coordinators = 1, string arch = "gpt2")
     {
         _output = output;
         Dir = Directory.CreateTempSubdirectory("kto-cluster-").FullName;
@@ -41,7 +41,7 @@ public sealed class LocalCluster : IAsyncDisposable
         File.WriteAllText(ScorerConfig, $$"""{"hostname": "127.0.0.1", "port": 0, "seed_nodes": {{seeds}}, "roles": ["scorer"]}""");
 
         using (var g = new torch.Generator(3))
-        using (var m = new GptLmHeadModel(new GptConfig(257, 24, 16, 1, 2, Tokenizer: "byte"), g))
+        using (CausalLm m = TestModel(arch).CreateModel(g))
             ModelCheckpoint.Save(m, Path.Combine(Dir, "model"));
         var rng = new Random(17);
         File.WriteAllLines(Path.Combine(Dir, "data.jsonl"), Enumerable.Range(0, examples).Select(_ =>
@@ -58,6 +58,15 @@ public sealed class LocalCluster : IAsyncDisposable
             """);
         MaxSteps = maxSteps;
     }
+
+    /// <summary>The run's tiny model: GPT-2, or Qwen3 (grouped-query attention, per-head q/k norms, untied head).</summary>
+    private static LmConfig TestModel(string arch) => arch switch
+    {
+        "gpt2" => new GptConfig(257, 24, 16, 1, 2, Tokenizer: "byte"),
+        "qwen3" => new DecoderConfig("qwen3", 257, 16, 32, 1, 4, 2, 8, 1e-6, 1000000, null,
+            QkvBias: false, OProjBias: false, MlpBias: false, QkNorm: true, TieWordEmbeddings: false, 24, null, null, 256) { Tokenizer = "byte" },
+        _ => throw new ArgumentException($"no test model for {arch}", nameof(arch)),
+    };
 
     public string Dir { get; }
     public string RunId { get; }

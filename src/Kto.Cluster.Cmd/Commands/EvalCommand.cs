@@ -73,10 +73,10 @@ internal static class EvalCommand
         EvalOptions options, string deviceName, ConsoleObserver observer)
     {
         torch.Device device = DeviceSpec.Resolve(deviceName);
-        GptConfig config = ModelCheckpoint.LoadConfig(modelDir);
-        ITextTokenizer tokenizer = TokenizerRegistry.Get(config.Tokenizer);
-        using GptLmHeadModel policy = ModelCheckpoint.Load(modelDir, device);
-        using GptLmHeadModel? reference = refDir is null ? null : ModelCheckpoint.Load(refDir, device);
+        LmConfig config = ModelCheckpoint.LoadConfig(modelDir);
+        ITextTokenizer tokenizer = TokenizerRegistry.ForModel(modelDir, config);
+        using CausalLm policy = ModelCheckpoint.Load(modelDir, device);
+        using CausalLm? reference = refDir is null ? null : ModelCheckpoint.Load(refDir, device);
         EvalReport report = Evaluator.Run(policy, reference, tokenizer, task, prompts, options, device,
             (phase, done, total) => observer.Progress(new ProgressUpdate("eval " + phase, done, total, new Dictionary<string, double>())));
         observer.Done();

@@ -53,12 +53,12 @@ internal static class GenerateCommand
         if (threads > 0) torch.set_num_threads(threads);
         var observer = new ConsoleObserver();
         torch.Device device = DeviceSpec.Resolve(deviceName);
-        GptConfig config = ModelCheckpoint.LoadConfig(modelDir);
-        ITextTokenizer tokenizer = TokenizerRegistry.Get(config.Tokenizer);
+        LmConfig config = ModelCheckpoint.LoadConfig(modelDir);
+        ITextTokenizer tokenizer = TokenizerRegistry.ForModel(modelDir, config);
         IReadOnlyList<PromptRow> rows = TaskJsonlReader.ReadPrompts(promptsPath);
         int[][] ids = [.. rows.Select(r => Tokenize(r, tokenizer, config, promptsPath))];
 
-        using GptLmHeadModel model = ModelCheckpoint.Load(modelDir, device);
+        using CausalLm model = ModelCheckpoint.Load(modelDir, device);
         int total = rows.Count * options.NumSamples;
         var noFigures = new Dictionary<string, double>();
         int[][][] completions = Sampler.Generate(model, ids, options, tokenizer.EosTokenId, batchSize, device,
@@ -73,12 +73,12 @@ internal static class GenerateCommand
     }
 
     /// <summary>The prompt's ids, or an error naming its line when the model cannot continue it.</summary>
-    private static int[] Tokenize(PromptRow row, ITextTokenizer tokenizer, GptConfig config, string path)
+    private static int[] Tokenize(PromptRow row, ITextTokenizer tokenizer, LmConfig config, string path)
     {
         int[] ids = tokenizer.Encode(row.Prompt);
         if (ids.Length == 0) ids = [tokenizer.BosTokenId]; // as in training and scoring: an empty prompt is BOS
-        if (ids.Length > config.NPositions)
-            throw new DataException($"{path}:line {row.Line}: field \"prompt\": expected at most {config.NPositions} tokens (the model's n_positions), found {ids.Length} tokens");
+        if (ids.Length > config.MaxPositions)
+            throw new DataException($"{path}:line {row.Line}: field \"prompt\": expected at most {config.MaxPositions} tokens (the model's {config.MaxPositionsKey}), found {ids.Length} tokens");
         return ids;
     }
 }

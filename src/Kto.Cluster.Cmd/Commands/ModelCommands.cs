@@ -6,35 +6,77 @@ using TorchSharp;
 
 namespace Kto.Cluster.Cmd.Commands;
 
-/// <summary><c>kto model init</c>: a freshly initialised GPT checkpoint of a chosen size.</summary>
+/// <summary><c>kto model init</c>: a freshly initialised checkpoint of a chosen architecture and size.</summary>
 internal static class ModelCommands
 {
     public static Command Create()
     {
         var output = new Option<DirectoryInfo>("--out") { Description = "checkpoint directory to write", Required = true };
+        var arch = new Option<string>("--arch") { Description = "gpt2, llama, mistral, qwen2 or qwen3 (config.json's model_type)", DefaultValueFactory = _ => "gpt2" };
         var tokenizer = new Option<string>("--tokenizer") { Description = "byte or gpt2", DefaultValueFactory = _ => ByteTokenizer.TokenizerName };
-        var layers = new Option<int>("--layers") { Description = "n_layer", DefaultValueFactory = _ => 2 };
-        var heads = new Option<int>("--heads") { Description = "n_head", DefaultValueFactory = _ => 2 };
-        var width = new Option<int>("--width") { Description = "n_embd", DefaultValueFactory = _ => 64 };
-        var positions = new Option<int>("--positions") { Description = "n_positions (longest sequence)", DefaultValueFactory = _ => 128 };
+        var layers = new Option<int>("--layers") { Description = "n_layer / num_hidden_layers", DefaultValueFactory = _ => 2 };
+        var heads = new Option<int>("--heads") { Description = "n_head / num_attention_heads", DefaultValueFactory = _ => 2 };
+        var kvHeads = new Option<int?>("--kv-heads") { Description = "num_key_value_heads (Llama family; default: --heads)" };
+        var width = new Option<int>("--width") { Description = "n_embd / hidden_size", DefaultValueFactory = _ => 64 };
+        var intermediate = new Option<int?>("--intermediate") { Description = "intermediate_size of the SwiGLU MLP (Llama family; default 3 × width)" };
+        var positions = new Option<int>("--positions") { Description = "n_positions / max_position_embeddings (longest sequence)", DefaultValueFactory = _ => 128 };
+        var untied = new Option<bool>("--untied") { Description = "tie_word_embeddings false: a separate lm_head (Llama family)" };
         var seed = new Option<int>("--seed") { Description = "initialisation seed", DefaultValueFactory = _ => 0 };
-        var init = new Command("init", "write a randomly initialised GPT-2-architecture checkpoint")
+        var init = new Command("init", "write a randomly initialised checkpoint in Hugging Face's layout")
         {
-            output, tokenizer, layers, heads, width, positions, seed,
+            output, arch, tokenizer, layers, heads, kvHeads, width, intermediate, positions, untied, seed,
         };
         init.SetAction(parse => CommonOptions.Guard(() =>
         {
             ITextTokenizer tok = TokenizerRegistry.Get(parse.GetValue(tokenizer)!);
-            var config = new GptConfig(tok.VocabSize, parse.GetValue(positions), parse.GetValue(width), parse.GetValue(layers), parse.GetValue(heads), Tokenizer: tok.Name);
-            config.Validate();
+            string type = parse.GetValue(arch)!;
+            LmConfig config = type == "gpt2"
+                ? new GptConfig(tok.VocabSize, parse.GetValue(positions), parse.GetValue(width), parse.GetValue(layers), parse.GetValue(heads), Tokenizer: tok.Name)
+                : DecoderConfigFor(type, tok, parse.GetValue(width), parse.GetValue(intermediate), parse.GetValue(layers), parse.GetValue(heads),
+                    parse.GetValue(kvHeads), parse.GetValue(positions), !parse.GetValue(untied));
+            if (config is GptConfig gpt) gpt.Validate();
             using var generator = new torch.Generator((ulong)parse.GetValue(seed));
-            using var model = new GptLmHeadModel(config, generator);
+            using CausalLm model = config.CreateModel(generator);
             string dir = parse.GetValue(output)!.FullName;
             ModelCheckpoint.Save(model, dir);
             long parameters = model.parameters().Sum(p => p.numel());
-            Console.WriteLine($"wrote {dir}: {parameters:N0} parameters, {config.NLayer} layers × {config.NEmbd} wide, {config.NHead} heads, {config.NPositions} positions, tokenizer {tok.Name}");
+            Console.WriteLine($"wrote {dir}: {config.ModelType}, {parameters:N0} parameters, {Describe(config)}, tokenizer {tok.Name}");
             return 0;
         }));
         return new Command("model", "model checkpoints") { init };
     }
+
+    /// <summary>A Llama-family config of the given size, otherwise with the transformers defaults of <paramref name="type"/>, through the same parser as config.json files.</summary>
+    private static DecoderConfig DecoderConfigFor(string type, ITextTokenizer tok, int width, int? intermediate, int layers, int heads, int? kvHeads, int positions, bool tied)
+    {
+        if (!DecoderConfig.ModelTypes.Contains(type))
+            throw new ArgumentException($"--arch \"{type}\" is not supported (gpt2, {string.Join(", ", DecoderConfig.ModelTypes)})");
+        if (heads < 1 || width % heads != 0) throw new ArgumentException($"--width {width} must be a positive multiple of --heads {heads}");
+        var root = new System.Text.Json.Nodes.JsonObject
+        {
+            ["model_type"] = type,
+            ["vocab_size"] = tok.VocabSize,
+            ["hidden_size"] = width,
+            ["intermediate_size"] = intermediate ?? 3 * width,
+            ["num_hidden_layers"] = layers,
+            ["num_attention_heads"] = heads,
+            ["num_key_value_heads"] = kvHeads ?? heads,
+            ["head_dim"] = width / heads,
+            ["max_position_embeddings"] = positions,
+            ["tie_word_embeddings"] = tied,
+            ["bos_token_id"] = tok.BosTokenId,
+            ["eos_token_id"] = tok.EosTokenId,
+            ["sliding_window"] = null,
+            ["kto_tokenizer"] = tok.Name,
+        };
+        return DecoderConfig.Parse(root, "--arch " + type) with { SourceJson = null };
+    }
+
+    private static string Describe(LmConfig config) => config switch
+    {
+        GptConfig g => $"{g.NLayer} layers × {g.NEmbd} wide, {g.NHead} heads, {g.NPositions} positions",
+        DecoderConfig d => $"{d.NumHiddenLayers} layers × {d.HiddenSize} wide, {d.NumAttentionHeads} heads ({d.NumKeyValueHeads} key/value), "
+            + $"intermediate {d.IntermediateSize}, {d.MaxPositionEmbeddings} positions, {(d.TieWordEmbeddings ? "tied" : "untied")} head",
+        _ => config.ModelType,
+    };
 }

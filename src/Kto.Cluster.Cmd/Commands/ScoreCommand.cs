@@ -48,14 +48,14 @@ internal static class ScoreCommand
         if (threads > 0) torch.set_num_threads(threads);
         var observer = new ConsoleObserver();
         torch.Device device = DeviceSpec.Resolve(deviceName);
-        GptConfig config = ModelCheckpoint.LoadConfig(modelDir);
-        ITextTokenizer tokenizer = TokenizerRegistry.Get(config.Tokenizer);
-        var lengths = new DatasetLoadOptions(Math.Min(maxLength, config.NPositions), maxPrompt, null, ModelVocabSize: config.VocabSize);
+        LmConfig config = ModelCheckpoint.LoadConfig(modelDir);
+        ITextTokenizer tokenizer = TokenizerRegistry.ForModel(modelDir, config);
+        var lengths = new DatasetLoadOptions(Math.Min(maxLength, config.MaxPositions), maxPrompt, null, ModelVocabSize: config.VocabSize);
         LoadedDataset dataset = KtoDatasetLoader.Load(dataPath, tokenizer, lengths);
         foreach (string w in dataset.Warnings) observer.Warn(w);
         if (dataset.DroppedNoRoom > 0) observer.Warn($"{dataset.DroppedNoRoom} example(s) not scored: no room for a completion within {lengths.MaxLength} tokens");
 
-        using GptLmHeadModel model = ModelCheckpoint.Load(modelDir, device);
+        using CausalLm model = ModelCheckpoint.Load(modelDir, device);
         model.eval();
         var examples = dataset.Examples;
         double[] logps = SequenceLogProbs.Score(model, examples.Select(e => (e.PromptIds, e.CompletionIds)).ToList(),

@@ -50,8 +50,8 @@ internal sealed class DemoPipeline(DemoOptions o, ConsoleObserver observer)
         Directory.CreateDirectory(outDir);
         string refDir = ResolveReference();
         var task = new AdditionTask();
-        GptConfig config = ModelCheckpoint.LoadConfig(refDir);
-        ITextTokenizer tokenizer = TokenizerRegistry.Get(config.Tokenizer);
+        LmConfig config = ModelCheckpoint.LoadConfig(refDir);
+        ITextTokenizer tokenizer = TokenizerRegistry.ForModel(refDir, config);
 
         Stage("choosing prompts");
         var feedbackPrompts = task.Problems(TaskSplit.Train, o.FeedbackPrompts, o.Seed).Select(p => task.Prompt(p.A, p.B)).ToList();
@@ -152,7 +152,7 @@ internal sealed class DemoPipeline(DemoOptions o, ConsoleObserver observer)
 
     private List<Sample> SampleFeedback(string refDir, ITextTokenizer tokenizer, List<string> prompts, torch.Device device)
     {
-        using GptLmHeadModel reference = ModelCheckpoint.Load(refDir, device);
+        using CausalLm reference = ModelCheckpoint.Load(refDir, device);
         int[][] ids = [.. prompts.Select(tokenizer.Encode)];
         var options = new SamplingOptions(MaxNewTokens, 1.0, 0, 1.0, o.Seed, o.SamplesPerPrompt);
         int total = prompts.Count * o.SamplesPerPrompt;

@@ -19,18 +19,9 @@ public static class DecoderCheckpoint
     /// <exception cref="InvalidDataException">The file is missing or describes a model this decoder does not run (key named).</exception>
     public static DecoderConfig LoadConfig(string dir)
     {
-        string path = Path.Combine(dir, ModelCheckpoint.ConfigFile);
-        if (!File.Exists(path)) throw new InvalidDataException($"{dir}: not a model checkpoint (no {ModelCheckpoint.ConfigFile})");
-        JsonNode? root;
-        try
-        {
-            root = JsonNode.Parse(File.ReadAllText(path));
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{path}: malformed JSON: {e.Message}", e);
-        }
-        return DecoderConfig.Parse(root as JsonObject ?? throw new InvalidDataException($"{path}: expected a JSON object"), path);
+        if (!File.Exists(Path.Combine(dir, ModelCheckpoint.ConfigFile))) throw new InvalidDataException($"{dir}: not a model checkpoint (no {ModelCheckpoint.ConfigFile})");
+        return ModelCheckpoint.LoadConfig(dir) as DecoderConfig
+            ?? throw new InvalidDataException($"{Path.Combine(dir, ModelCheckpoint.ConfigFile)}: model_type \"gpt2\" is not a Llama-family decoder");
     }
 
     /// <summary>Loads the model in <paramref name="dir"/> (float32 weights, whatever the stored dtype), shard by shard.</summary>

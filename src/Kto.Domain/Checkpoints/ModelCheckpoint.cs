@@ -7,11 +7,12 @@ using static TorchSharp.torch;
 namespace Kto.Domain.Checkpoints;
 
 /// <summary>
-/// A model checkpoint directory in Hugging Face's layout: <c>config.json</c> (GPT2Config fields plus our
-/// <c>kto_tokenizer</c>) and <c>model.safetensors</c>, or shards listed by <c>model.safetensors.index.json</c>
-/// (<see cref="ShardedSafetensors"/>; HF tensor names; the output head is tied to <c>transformer.wte.weight</c> and not
-/// stored). Loads gpt2-family checkpoints from the Hub, with or without the <c>transformer.</c> prefix, stored in F32,
-/// BF16 or F16, shard by shard into the model's float32 parameters.
+/// A model checkpoint directory in Hugging Face's layout: <c>config.json</c> and <c>model.safetensors</c>, or shards
+/// listed by <c>model.safetensors.index.json</c> (<see cref="ShardedSafetensors"/>; HF tensor names). The model is
+/// chosen by config.json's <c>model_type</c>: gpt2 (GPT2Config fields plus our <c>kto_tokenizer</c>; the head is tied
+/// to <c>transformer.wte.weight</c> and not stored; the <c>transformer.</c> prefix optional on load) or a Llama-family
+/// decoder (<see cref="DecoderCheckpoint"/>). Weights stored in F32, BF16 or F16 load shard by shard into the model's
+/// float32 parameters.
 /// </summary>
 public static class ModelCheckpoint
 {
@@ -27,23 +28,46 @@ public static class ModelCheckpoint
     /// Writes config.json and the weights into <paramref name="dir"/> (each file atomically): <c>model.safetensors</c>,
     /// or shards and their index when the weights exceed <paramref name="maxShardBytes"/> (transformers' default 5 GB).
     /// </summary>
-    public static void Save(GptLmHeadModel model, string dir, long maxShardBytes = ShardedSafetensors.DefaultMaxShardBytes)
+    public static void Save(CausalLm model, string dir, long maxShardBytes = ShardedSafetensors.DefaultMaxShardBytes)
     {
         Directory.CreateDirectory(dir);
-        AtomicFile.WriteText(Path.Combine(dir, ConfigFile), ConfigToJson(model.Config));
+        string json = model.Config switch
+        {
+            GptConfig gpt => ConfigToJson(gpt),
+            DecoderConfig decoder => decoder.ToJson("float32"),
+            var other => throw new NotSupportedException($"no config.json writer for model_type \"{other.ModelType}\""),
+        };
+        AtomicFile.WriteText(Path.Combine(dir, ConfigFile), json);
         ShardedSafetensors.Save(dir, [.. model.named_parameters().Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter))], maxShardBytes);
     }
 
-    /// <summary>Reads config.json of the checkpoint at <paramref name="dir"/>.</summary>
-    public static GptConfig LoadConfig(string dir)
+    /// <summary>
+    /// Reads config.json of the checkpoint at <paramref name="dir"/>: a <see cref="GptConfig"/> for <c>model_type</c>
+    /// gpt2 (or none, as this tool's first checkpoints), a <see cref="DecoderConfig"/> for llama, mistral, qwen2 and qwen3.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">There is no config.json.</exception>
+    /// <exception cref="InvalidDataException">The file is malformed or describes a model this tool does not run (the key is named).</exception>
+    public static LmConfig LoadConfig(string dir)
     {
         string path = Path.Combine(dir, ConfigFile);
         if (!File.Exists(path)) throw new FileNotFoundException($"{dir}: not a model checkpoint (no {ConfigFile})", path);
-        JsonNode root = JsonNode.Parse(File.ReadAllText(path)) ?? throw new InvalidDataException($"{path}: empty config");
+        JsonObject root;
+        try
+        {
+            root = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"{path}: expected a JSON object");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: malformed JSON: {e.Message}", e);
+        }
+        JsonNode? type = root["model_type"];
+        if (type is null || (type is JsonValue v && v.TryGetValue(out string? name) && name == "gpt2")) return ParseGpt(root, path);
+        return DecoderConfig.Parse(root, path);
+    }
+
+    private static GptConfig ParseGpt(JsonObject root, string path)
+    {
         int Int(string key) => root[key]?.GetValue<int>() ?? throw new InvalidDataException($"{path}: \"{key}\" missing");
-        string? modelType = root["model_type"]?.GetValue<string>();
-        if (modelType is not null and not "gpt2")
-            throw new InvalidDataException($"{path}: model_type \"{modelType}\" is not supported (expected \"gpt2\")");
         int? nInner = root["n_inner"]?.GetValue<int?>();
         if (nInner is int inner && inner != 4 * Int("n_embd"))
             throw new InvalidDataException($"{path}: n_inner {inner} is not supported (this model uses 4·n_embd)");
@@ -74,12 +98,20 @@ public static class ModelCheckpoint
         var other => throw new InvalidDataException($"{path}: \"{key}\" must be an integer or a list of integers, found {other.ToJsonString()}"),
     };
 
-    /// <summary>Loads the model of the checkpoint at <paramref name="dir"/> onto <paramref name="device"/>.</summary>
-    public static GptLmHeadModel Load(string dir, Device? device = null)
+    /// <summary>Loads the model of the checkpoint at <paramref name="dir"/> (float32 weights, whatever the stored dtype) onto <paramref name="device"/>.</summary>
+    /// <exception cref="InvalidDataException">The config or the weights do not make a model (see <see cref="LoadConfig"/> and <see cref="LoadWeights"/>).</exception>
+    public static CausalLm Load(string dir, Device? device = null)
     {
-        GptConfig config = LoadConfig(dir);
-        var model = new GptLmHeadModel(config);
-        LoadWeights(model, dir);
+        CausalLm model = LoadConfig(dir).CreateModel();
+        try
+        {
+            LoadWeights(model, dir);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
         if (device is not null) model.to(device);
         return model;
     }
@@ -90,8 +122,13 @@ public static class ModelCheckpoint
     /// </summary>
     /// <exception cref="InvalidDataException">A tensor is missing or of another shape, a file is malformed, or a stored
     /// <c>lm_head.weight</c> differs from the embedding this model ties it to.</exception>
-    public static void LoadWeights(GptLmHeadModel model, string dir)
+    public static void LoadWeights(CausalLm model, string dir)
     {
+        if (model is DecoderLm decoder)
+        {
+            DecoderCheckpoint.LoadWeights(decoder, dir);
+            return;
+        }
         var parameters = model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
         Tensor wte = parameters.Single(p => p.name == Prefix + "wte.weight").Item2;
         ShardedSafetensors.LoadParameters(dir, parameters, Prefix, (Prefix + "wte.weight", wte)); // Hub files may omit the prefix

@@ -39,7 +39,7 @@ public static class TrainingCheckpoint
     /// left by processes that died while writing are removed first.
     /// </summary>
     /// <exception cref="IOException">The checkpoint could not be written; no part of it is left behind.</exception>
-    public static string Save(string outputDir, GptLmHeadModel model, AdamW optimizer, TrainerState state)
+    public static string Save(string outputDir, CausalLm model, AdamW optimizer, TrainerState state)
     {
         string final = Path.Combine(outputDir, Prefix + state.GlobalStep.ToString(CultureInfo.InvariantCulture));
         string temp = Path.Combine(outputDir, $".{Prefix}{state.GlobalStep}.tmp-{TempOwner}-{Environment.ProcessId}");
@@ -160,10 +160,10 @@ public static class TrainingCheckpoint
     }
 
     /// <summary>Loads weights and optimizer state of a verified checkpoint into <paramref name="model"/> and <paramref name="optimizer"/>.</summary>
-    public static TrainerState Restore(string dir, GptLmHeadModel model, AdamW optimizer)
+    public static TrainerState Restore(string dir, CausalLm model, AdamW optimizer)
     {
         TrainerState state = ReadVerified(dir);
-        GptConfig saved = ModelCheckpoint.LoadConfig(dir);
+        LmConfig saved = ModelCheckpoint.LoadConfig(dir);
         if (saved.Architecture() != model.Config.Architecture()) throw new InvalidDataException($"{dir}: model config {saved} differs from the run's {model.Config}");
         ModelCheckpoint.LoadWeights(model, dir);
         Safetensors.Contents opt = Safetensors.Read(Path.Combine(dir, OptimizerFile));

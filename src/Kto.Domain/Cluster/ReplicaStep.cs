@@ -13,7 +13,7 @@ namespace Kto.Domain.Cluster;
 /// </summary>
 public sealed class ReplicaStep
 {
-    private readonly GptLmHeadModel _policy;
+    private readonly CausalLm _policy;
     private readonly KtoStepper _stepper;
     private readonly IReadOnlyList<TrainItem> _items;
     private readonly List<TorchSharp.Modules.Parameter> _parameters;
@@ -22,7 +22,7 @@ public sealed class ReplicaStep
     private readonly float[] _grads;
 
     /// <summary>Creates the step runner for <paramref name="policy"/> (not owned).</summary>
-    public ReplicaStep(GptLmHeadModel policy, KtoStepper stepper, IReadOnlyList<TrainItem> items)
+    public ReplicaStep(CausalLm policy, KtoStepper stepper, IReadOnlyList<TrainItem> items)
     {
         _policy = policy;
         _stepper = stepper;

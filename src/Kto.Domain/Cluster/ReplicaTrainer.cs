@@ -21,7 +21,7 @@ public sealed class ReplicaTrainer : IDisposable
     private readonly LrSchedule _schedule;
     private readonly ReplicaStep _step;
     private readonly AdamW _optimizer;
-    private readonly GptLmHeadModel _policy;
+    private readonly CausalLm _policy;
     private readonly string _fingerprint;
     private (int Step, long Generation)? _reduced;
 

@@ -23,7 +23,7 @@ public static class Evaluator
     /// <param name="options">Sampling settings.</param>
     /// <param name="device">Where to run.</param>
     /// <param name="progress">Receives (phase, done, total).</param>
-    public static EvalReport Run(GptLmHeadModel model, GptLmHeadModel? reference, ITextTokenizer tokenizer, IVerifiableTask task,
+    public static EvalReport Run(CausalLm model, CausalLm? reference, ITextTokenizer tokenizer, IVerifiableTask task,
         IReadOnlyList<string> prompts, EvalOptions options, Device device, Action<string, int, int>? progress = null)
     {
         if (prompts.Count == 0) throw new ArgumentException("no prompts to evaluate", nameof(prompts));

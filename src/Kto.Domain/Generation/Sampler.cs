@@ -38,11 +38,11 @@ public static class Sampler
     /// <returns><c>result[promptIndex][sampleIndex]</c>. Greedy decoding computes one completion per prompt and
     /// gives each sample its own copy.</returns>
     /// <exception cref="ArgumentException">Invalid options, batch size, EOS id or prompt.</exception>
-    public static int[][][] Generate(GptLmHeadModel model, IReadOnlyList<int[]> prompts, SamplingOptions options,
+    public static int[][][] Generate(CausalLm model, IReadOnlyList<int[]> prompts, SamplingOptions options,
         int eosId, int batchSize, Device device, Action<int>? progress = null)
     {
         options.Validate();
-        GptConfig config = model.Config;
+        LmConfig config = model.Config;
         if (batchSize < 1) throw new ArgumentException($"batch size must be at least 1, got {batchSize}", nameof(batchSize));
         if (eosId < 0 || eosId >= config.VocabSize)
             throw new ArgumentException($"EOS id {eosId} lies outside the vocabulary [0, {config.VocabSize})", nameof(eosId));
@@ -85,15 +85,15 @@ public static class Sampler
     /// <summary>One sequence being generated: which prompt, which sample.</summary>
     private sealed record Row(int Prompt, int Sample);
 
-    private static void CheckPrompts(IReadOnlyList<int[]> prompts, GptConfig config)
+    private static void CheckPrompts(IReadOnlyList<int[]> prompts, LmConfig config)
     {
         for (int i = 0; i < prompts.Count; i++)
         {
             int[] p = prompts[i] ?? throw new ArgumentException($"prompt {i} is null", nameof(prompts));
             if (p.Length == 0)
                 throw new ArgumentException($"prompt {i} is empty: the model needs at least one token to condition on", nameof(prompts));
-            if (p.Length > config.NPositions)
-                throw new ArgumentException($"prompt {i} has {p.Length} tokens, more than the model's n_positions = {config.NPositions}", nameof(prompts));
+            if (p.Length > config.MaxPositions)
+                throw new ArgumentException($"prompt {i} has {p.Length} tokens, more than the model's {config.MaxPositionsKey} = {config.MaxPositions}", nameof(prompts));
             foreach (int id in p)
                 if (id < 0 || id >= config.VocabSize)
                     throw new ArgumentException($"prompt {i} holds token id {id}, outside the vocabulary [0, {config.VocabSize})", nameof(prompts));
@@ -101,11 +101,11 @@ public static class Sampler
     }
 
     /// <summary>Generates the completions of <paramref name="batch"/>, whose prompts all have <paramref name="promptLength"/> tokens.</summary>
-    private static void RunBatch(GptLmHeadModel model, IReadOnlyList<int[]> prompts, List<Row> batch, int promptLength,
+    private static void RunBatch(CausalLm model, IReadOnlyList<int[]> prompts, List<Row> batch, int promptLength,
         SamplingOptions options, int eosId, Device device, TokenChooser chooser, int[][][] completions)
     {
         int vocab = model.Config.VocabSize;
-        int budget = Math.Min(options.MaxNewTokens, model.Config.NPositions - promptLength);
+        int budget = Math.Min(options.MaxNewTokens, model.Config.MaxPositions - promptLength);
         var generated = batch.Select(_ => new List<int>(budget)).ToArray();
         var streams = batch.Select(r => SampleStream.For(options.Seed, r.Prompt, r.Sample)).ToArray();
         var active = Enumerable.Range(0, batch.Count).ToList();
@@ -146,21 +146,21 @@ public static class Sampler
     }
 
     /// <summary>The last position's logits of (rows, length) ids: (rows, V), on the device.</summary>
-    private static Tensor LastLogits(GptLmHeadModel model, long[] ids, int rows, int length, Device device)
+    private static Tensor LastLogits(CausalLm model, long[] ids, int rows, int length, Device device)
     {
         Tensor x = torch.tensor(ids, [rows, length], ScalarType.Int64, device);
         return model.Logits(model.HiddenStates(x).select(1, length - 1));
     }
 
     /// <summary>The argmax of each row's last logits (torch returns the first of equal maxima).</summary>
-    private static long[] GreedyTokens(GptLmHeadModel model, long[] ids, int rows, int length, Device device)
+    private static long[] GreedyTokens(CausalLm model, long[] ids, int rows, int length, Device device)
     {
         using var scope = torch.NewDisposeScope();
         return LastLogits(model, ids, rows, length, device).argmax(-1).cpu().data<long>().ToArray();
     }
 
     /// <summary>softmax(last logits / temperature) of each row, on the host as (rows × V).</summary>
-    private static float[] Probabilities(GptLmHeadModel model, long[] ids, int rows, int length, double temperature, Device device)
+    private static float[] Probabilities(CausalLm model, long[] ids, int rows, int length, double temperature, Device device)
     {
         using var scope = torch.NewDisposeScope();
         Tensor logits = LastLogits(model, ids, rows, length, device).to_type(ScalarType.Float64);

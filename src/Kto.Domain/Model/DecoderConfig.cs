@@ -43,8 +43,93 @@ public sealed record Llama3RopeScaling(double Factor, double LowFreqFactor, doub
 public sealed record DecoderConfig(
     string ModelType, int VocabSize, int HiddenSize, int IntermediateSize, int NumHiddenLayers, int NumAttentionHeads, int NumKeyValueHeads,
     int HeadDim, double RmsNormEps, double RopeTheta, Llama3RopeScaling? RopeScaling, bool QkvBias, bool OProjBias, bool MlpBias, bool QkNorm,
-    bool TieWordEmbeddings, int MaxPositionEmbeddings, int? SlidingWindow, int? BosTokenId, int? EosTokenId)
+    bool TieWordEmbeddings, int MaxPositionEmbeddings, int? SlidingWindow, int? BosTokenId, int? EosTokenId) : LmConfig
 {
+    /// <summary>Our <c>kto_tokenizer</c> key: the built-in tokenizer of a model made by <c>kto model init</c>, else null (the checkpoint's own tokenizer files).</summary>
+    public override string? Tokenizer { get; init; }
+
+    /// <summary>The config.json text this config was read from, or null: saving keeps every key of it (unknown ones too).</summary>
+    public string? SourceJson { get; init; }
+
+    /// <inheritdoc />
+    public override int MaxPositions => MaxPositionEmbeddings;
+
+    /// <inheritdoc />
+    public override string MaxPositionsKey => "max_position_embeddings";
+
+    /// <inheritdoc />
+    public override DecoderConfig Architecture() => this with { BosTokenId = null, EosTokenId = null, SourceJson = null };
+
+    /// <inheritdoc />
+    public override DecoderLm CreateModel(TorchSharp.torch.Generator? generator = null) => new(this, generator);
+
+    /// <summary>Hugging Face's class name of this family's causal LM (config.json's <c>architectures</c>).</summary>
+    public string ArchitectureName => ModelType switch
+    {
+        "llama" => "LlamaForCausalLM",
+        "mistral" => "MistralForCausalLM",
+        "qwen2" => "Qwen2ForCausalLM",
+        _ => "Qwen3ForCausalLM",
+    };
+
+    /// <summary>
+    /// config.json text for weights stored in <paramref name="torchDtype"/> ("float32", "bfloat16", "float16"): the source
+    /// file with its <c>torch_dtype</c> replaced when there is one, else every key transformers needs to rebuild this model.
+    /// </summary>
+    public string ToJson(string torchDtype)
+    {
+        var options = new System.Text.Json.JsonSerializerOptions { WriteIndented = true };
+        if (SourceJson is not null && JsonNode.Parse(SourceJson) is JsonObject source)
+        {
+            source["torch_dtype"] = torchDtype;
+            if (source.ContainsKey("dtype")) source["dtype"] = torchDtype; // transformers v5's name
+            return source.ToJsonString(options);
+        }
+        var root = new JsonObject
+        {
+            ["architectures"] = new JsonArray(ArchitectureName),
+            ["model_type"] = ModelType,
+            ["vocab_size"] = VocabSize,
+            ["hidden_size"] = HiddenSize,
+            ["intermediate_size"] = IntermediateSize,
+            ["num_hidden_layers"] = NumHiddenLayers,
+            ["num_attention_heads"] = NumAttentionHeads,
+            ["num_key_value_heads"] = NumKeyValueHeads,
+            ["head_dim"] = HeadDim,
+            ["hidden_act"] = "silu",
+            ["max_position_embeddings"] = MaxPositionEmbeddings,
+            ["rms_norm_eps"] = RmsNormEps,
+            ["rope_theta"] = RopeTheta,
+            ["rope_scaling"] = RopeScaling is { } r
+                ? new JsonObject
+                {
+                    ["rope_type"] = "llama3",
+                    ["factor"] = r.Factor,
+                    ["low_freq_factor"] = r.LowFreqFactor,
+                    ["high_freq_factor"] = r.HighFreqFactor,
+                    ["original_max_position_embeddings"] = r.OriginalMaxPositionEmbeddings,
+                }
+                : null,
+            ["tie_word_embeddings"] = TieWordEmbeddings,
+            ["initializer_range"] = 0.02,
+            ["attention_dropout"] = 0.0,
+            ["use_cache"] = true,
+            ["torch_dtype"] = torchDtype,
+        };
+        if (ModelType is "llama" or "qwen3") root["attention_bias"] = OProjBias;
+        if (ModelType == "llama") root["mlp_bias"] = MlpBias;
+        if (ModelType == "mistral") root["sliding_window"] = SlidingWindow;
+        if (ModelType is "qwen2" or "qwen3")
+        {
+            root["use_sliding_window"] = SlidingWindow is not null;
+            root["sliding_window"] = SlidingWindow;
+        }
+        if (BosTokenId is int bos) root["bos_token_id"] = bos;
+        if (EosTokenId is int eos) root["eos_token_id"] = eos;
+        if (Tokenizer is not null) root["kto_tokenizer"] = Tokenizer;
+        return root.ToJsonString(options);
+    }
+
     /// <summary>The <c>model_type</c> values this decoder implements.</summary>
     public static IReadOnlyList<string> ModelTypes { get; } = ["llama", "mistral", "qwen2", "qwen3"];
 
@@ -121,7 +206,11 @@ public sealed record DecoderConfig(
             OProjBias: type is "llama" or "qwen3" && attentionBias,
             MlpBias: mlpBias, QkNorm: type == "qwen3",
             TieWordEmbeddings: Bool(root, "tie_word_embeddings", path) ?? false,
-            maxPositions, window, Checkpoints.ModelCheckpoint.SpecialId(root, "bos_token_id", path), Checkpoints.ModelCheckpoint.SpecialId(root, "eos_token_id", path));
+            maxPositions, window, Checkpoints.ModelCheckpoint.SpecialId(root, "bos_token_id", path), Checkpoints.ModelCheckpoint.SpecialId(root, "eos_token_id", path))
+        {
+            Tokenizer = Str(root, "kto_tokenizer", path),
+            SourceJson = root.ToJsonString(),
+        };
     }
 
     /// <summary>
@@ -152,8 +241,9 @@ public sealed record DecoderConfig(
 
     /// <summary>Refuses sequences the sliding window would cut (with sequences no longer than the window it changes nothing).</summary>
     /// <exception cref="InvalidDataException">The window is shorter than <paramref name="maxLength"/>.</exception>
-    public void CheckSequenceLength(int maxLength, string path)
+    public override void CheckSequenceLength(int maxLength, string path)
     {
+        base.CheckSequenceLength(maxLength, path);
         if (SlidingWindow is int w && w < maxLength)
             throw new InvalidDataException($"{path}: sliding_window {w} is shorter than max_length {maxLength}: sliding-window attention is not supported; use max_length ≤ {w}");
     }

@@ -155,7 +155,7 @@ public sealed class DecoderLayer : nn.Module
 /// (<c>model.embed_tokens.weight</c>, <c>model.layers.{i}.self_attn.q_proj.weight</c>, …, <c>model.norm.weight</c>,
 /// <c>lm_head.weight</c> unless tied). Float32 parameters; positions 0…T−1 (right-padded batches).
 /// </summary>
-public sealed class DecoderLm : nn.Module<Tensor, Tensor>
+public sealed class DecoderLm : CausalLm
 {
     private readonly DecoderBody _model;
     private readonly Linear? _lmHead;
@@ -183,21 +183,22 @@ public sealed class DecoderLm : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>The configuration.</summary>
-    public DecoderConfig Config { get; }
+    public override DecoderConfig Config { get; }
 
-    /// <summary>Logits for every position.</summary>
+    /// <inheritdoc />
+    protected override Tensor HeadWeight => _lmHead?.weight ?? _model.TokenEmbedding;
+
+    /// <summary>The final hidden states, after the last RMSNorm.</summary>
     /// <param name="ids">(B, T) int64 token ids.</param>
-    /// <returns>(B, T, V) logits.</returns>
-    public override Tensor forward(Tensor ids)
+    /// <returns>(B, T, H).</returns>
+    public override Tensor HiddenStates(Tensor ids)
     {
         using var scope = NewDisposeScope();
         long t = ids.shape[1];
         // freqs[t, j] = t · inv_freq[j] in float32; emb = cat(freqs, freqs) over D.
         Tensor freqs = arange(t, dtype: ScalarType.Float32, device: ids.device).unsqueeze(1) * _invFreq.to(ids.device).unsqueeze(0);
         Tensor emb = cat([freqs, freqs], -1);
-        Tensor h = _model.Forward(ids, emb.cos(), emb.sin());
-        Tensor logits = _lmHead is null ? nn.functional.linear(h, _model.TokenEmbedding) : _lmHead.forward(h);
-        return logits.MoveToOuterDisposeScope();
+        return _model.Forward(ids, emb.cos(), emb.sin()).MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc />

@@ -20,23 +20,35 @@ public sealed record GptConfig(
     int NLayer,
     int NHead,
     double LayerNormEpsilon = GptConfig.DefaultLayerNormEpsilon,
-    string Tokenizer = "gpt2",
+    string? Tokenizer = "gpt2",
     int? BosTokenId = null,
-    int? EosTokenId = null)
+    int? EosTokenId = null) : LmConfig
 {
+    /// <inheritdoc />
+    public override string ModelType { get; init; } = "gpt2";
+
+    /// <inheritdoc />
+    public override int MaxPositions => NPositions;
+
+    /// <inheritdoc />
+    public override string MaxPositionsKey => "n_positions";
+
+    /// <inheritdoc />
+    public override GptLmHeadModel CreateModel(TorchSharp.torch.Generator? generator = null) => new(this, generator);
+
     /// <summary>
     /// The <c>bos_token_id</c> and <c>eos_token_id</c> to write: the checkpoint's own, else those of its tokenizer (never
     /// <c>vocab_size − 1</c>, which is a padding row when the vocabulary is padded, so <c>transformers</c> would not stop at the real EOS).
     /// </summary>
     public (int Bos, int Eos) SpecialIds()
     {
-        if (!Tokenization.TokenizerRegistry.Names.Contains(Tokenizer)) return (BosTokenId ?? VocabSize - 1, EosTokenId ?? VocabSize - 1); // synthetic models (benchmarks)
+        if (Tokenizer is null || !Tokenization.TokenizerRegistry.Names.Contains(Tokenizer)) return (BosTokenId ?? VocabSize - 1, EosTokenId ?? VocabSize - 1); // synthetic models (benchmarks)
         Tokenization.ITextTokenizer t = Tokenization.TokenizerRegistry.Get(Tokenizer);
         return (BosTokenId ?? t.BosTokenId, EosTokenId ?? t.EosTokenId);
     }
 
     /// <summary>This config without the special-token ids (for comparing architectures).</summary>
-    public GptConfig Architecture() => this with { BosTokenId = null, EosTokenId = null };
+    public override GptConfig Architecture() => this with { BosTokenId = null, EosTokenId = null };
 
     /// <summary>GPT-2's layer-norm epsilon.</summary>
     public const double DefaultLayerNormEpsilon = 1e-5;

@@ -10,7 +10,7 @@ namespace Kto.Domain.Model;
 /// There is no dropout: like TRL's trainers (<c>disable_dropout=True</c>), training runs without it, which also
 /// makes steps deterministic.
 /// </summary>
-public sealed class GptLmHeadModel : nn.Module<Tensor, Tensor>
+public sealed class GptLmHeadModel : CausalLm
 {
     private readonly GptBody _transformer;
 
@@ -25,26 +25,15 @@ public sealed class GptLmHeadModel : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>The model's size and tokenizer.</summary>
-    public GptConfig Config { get; }
-
-    /// <summary>Logits for every position.</summary>
-    /// <param name="ids">(B, T) int64 token ids, T ≤ n_positions.</param>
-    /// <returns>(B, T, V) logits.</returns>
-    public override Tensor forward(Tensor ids) => Logits(HiddenStates(ids));
+    public override GptConfig Config { get; }
 
     /// <summary>The final hidden states, after ln_f.</summary>
     /// <param name="ids">(B, T) int64 token ids, T ≤ n_positions.</param>
     /// <returns>(B, T, C).</returns>
-    public Tensor HiddenStates(Tensor ids) => _transformer.forward(ids);
+    public override Tensor HiddenStates(Tensor ids) => _transformer.forward(ids);
 
-    /// <summary>The tied output head: logits of hidden states <paramref name="h"/> (…, C) → (…, V).</summary>
-    public Tensor Logits(Tensor h) => nn.functional.linear(h, _transformer.TokenEmbedding);
-
-    /// <summary>
-    /// The mean over the vocabulary of the logits of <paramref name="h"/> (…, C) → (…), without forming the logits:
-    /// mean_v (h · e_v) = h · mean_v e_v.
-    /// </summary>
-    public Tensor MeanLogit(Tensor h) => h.matmul(_transformer.TokenEmbedding.mean([0]));
+    /// <inheritdoc />
+    protected override Tensor HeadWeight => _transformer.TokenEmbedding;
 
     private void Initialise(Generator? generator)
     {

@@ -14,4 +14,15 @@ public static class TokenizerRegistry
         ByteTokenizer.TokenizerName => ByteTokenizer.Instance,
         _ => throw new ArgumentException($"unknown tokenizer \"{name}\"; known: {string.Join(", ", Names)}", nameof(name)),
     };
+
+    /// <summary>The tokenizer of the checkpoint in <paramref name="dir"/> whose config is <paramref name="config"/>: the built-in one its <c>kto_tokenizer</c> names.</summary>
+    /// <exception cref="InvalidDataException">The checkpoint names no tokenizer this build has.</exception>
+    public static ITextTokenizer ForModel(string dir, Model.LmConfig config)
+    {
+        if (config.Tokenizer is null)
+            throw new InvalidDataException($"{dir}: no tokenizer: config.json has no \"kto_tokenizer\" ({string.Join(" or ", Names)}) and the directory's tokenizer files are not read by this build");
+        if (!Names.Contains(config.Tokenizer))
+            throw new InvalidDataException($"{Path.Combine(dir, "config.json")}: \"kto_tokenizer\" \"{config.Tokenizer}\" is unknown (known: {string.Join(", ", Names)})");
+        return Get(config.Tokenizer);
+    }
 }

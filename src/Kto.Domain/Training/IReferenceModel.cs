@@ -24,7 +24,7 @@ public sealed class PrecomputedReference(ReferenceLogps[] byIndex) : IReferenceM
 /// <summary>A frozen reference model run without gradient on every batch.</summary>
 public sealed class LiveReference : IReferenceModel
 {
-    private readonly GptLmHeadModel _model;
+    private readonly CausalLm _model;
     private readonly int _padId;
     private readonly Device _device;
     private readonly bool _scoreKl;
@@ -34,7 +34,7 @@ public sealed class LiveReference : IReferenceModel
     /// <param name="padId">Padding id.</param>
     /// <param name="device">Where batches go.</param>
     /// <param name="scoreKl">Whether KL pairs are scored too (not for losses without the KL term).</param>
-    public LiveReference(GptLmHeadModel model, int padId, Device device, bool scoreKl)
+    public LiveReference(CausalLm model, int padId, Device device, bool scoreKl)
     {
         _model = model;
         _model.eval();

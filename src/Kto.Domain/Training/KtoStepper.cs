@@ -20,14 +20,14 @@ namespace Kto.Domain.Training;
 /// </summary>
 public sealed class KtoStepper
 {
-    private readonly GptLmHeadModel _policy;
+    private readonly CausalLm _policy;
     private readonly IReferenceModel _reference;
     private readonly KtoLossOptions _loss;
     private readonly int _padId;
     private readonly Device _device;
 
     /// <summary>Creates a stepper for <paramref name="policy"/> (not owned) and <paramref name="reference"/> (not owned).</summary>
-    public KtoStepper(GptLmHeadModel policy, IReferenceModel reference, KtoLossOptions loss, int padId, Device device)
+    public KtoStepper(CausalLm policy, IReferenceModel reference, KtoLossOptions loss, int padId, Device device)
     {
         _policy = policy;
         _reference = reference;

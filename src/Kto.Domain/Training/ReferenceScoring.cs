@@ -28,7 +28,7 @@ public static class ReferenceScoring
     /// <param name="padId">Padding id.</param>
     /// <param name="device">Where batches go.</param>
     /// <param name="scoreKl">Whether KL pairs are scored (not for losses without the KL term; 0 then).</param>
-    public static ReferenceLogps[] Score(GptLmHeadModel model, IReadOnlyList<TrainItem> items, int padId, Device device, bool scoreKl)
+    public static ReferenceLogps[] Score(CausalLm model, IReadOnlyList<TrainItem> items, int padId, Device device, bool scoreKl)
     {
         int batch = Math.Max(1, items.Count);
         double[] completion = SequenceLogProbs.Score(model, [.. items.Select(i => (i.Example.PromptIds, i.Example.CompletionIds))], padId, batch, device);

@@ -17,7 +17,7 @@ public static class SequenceLogProbs
     /// <param name="model">The causal LM.</param>
     /// <param name="batch">Right-padded sequences and their completion mask.</param>
     /// <param name="withLogits">Also compute the mean-logit sums (for the logits/* metrics).</param>
-    public static Result Compute(GptLmHeadModel model, SequenceBatch batch, bool withLogits = true)
+    public static Result Compute(CausalLm model, SequenceBatch batch, bool withLogits = true)
     {
         Tensor h = model.HiddenStates(batch.Ids);                           // (B, T, C)
         long t = h.shape[1];
@@ -33,7 +33,7 @@ public static class SequenceLogProbs
     }
 
     /// <summary>Summed completion log-probs of many sequences, without gradient, <paramref name="batchSize"/> at a time.</summary>
-    public static double[] Score(GptLmHeadModel model, IReadOnlyList<(int[] Prompt, int[] Completion)> sequences, int padId, int batchSize, Device device, Action<int>? progress = null)
+    public static double[] Score(CausalLm model, IReadOnlyList<(int[] Prompt, int[] Completion)> sequences, int padId, int batchSize, Device device, Action<int>? progress = null)
     {
         var result = new double[sequences.Count];
         using var noGrad = torch.no_grad();

@@ -20,7 +20,7 @@ public sealed class SftTrainer : IDisposable
     private readonly KtoConfig _config;
     private readonly ITrainingObserver _observer;
     private readonly Device _device;
-    private readonly GptLmHeadModel _policy;
+    private readonly CausalLm _policy;
     private readonly IReadOnlyList<KtoExample> _examples;
     private readonly int _padId;
     private readonly string _fingerprint;
@@ -32,8 +32,8 @@ public sealed class SftTrainer : IDisposable
         _observer = observer;
         TrainingSetup.ConfigureTorch(config);
         _device = DeviceSpec.Resolve(config.Device);
-        GptConfig modelConfig = ModelCheckpoint.LoadConfig(config.ModelNameOrPath);
-        ITextTokenizer tokenizer = TokenizerRegistry.Get(modelConfig.Tokenizer);
+        LmConfig modelConfig = ModelCheckpoint.LoadConfig(config.ModelNameOrPath);
+        ITextTokenizer tokenizer = TokenizerRegistry.ForModel(config.ModelNameOrPath, modelConfig);
         DatasetLoadOptions lengths = TrainingSetup.EffectiveLengths(config, modelConfig, observer) with { LabelOptional = true };
         LoadedDataset dataset = KtoDatasetLoader.Load(config.DatasetPath, tokenizer, lengths);
         foreach (string w in dataset.Warnings) observer.Warn(w);
@@ -48,7 +48,7 @@ public sealed class SftTrainer : IDisposable
     }
 
     /// <summary>The model being trained.</summary>
-    public GptLmHeadModel Policy => _policy;
+    public CausalLm Policy => _policy;
 
     /// <summary>Trains to the configured end; see <see cref="TrainingLoop"/>.</summary>
     public TrainResult Run(CancellationToken cancel = default)

@@ -19,13 +19,13 @@ public sealed record TrainResult(int GlobalStep, string FinalCheckpoint, IReadOn
 public sealed class TrainingLoop
 {
     private readonly KtoConfig _config;
-    private readonly GptLmHeadModel _policy;
+    private readonly CausalLm _policy;
     private readonly string _fingerprint;
     private readonly ITrainingObserver _observer;
     private readonly BatchPlan _plan;
 
     /// <summary>Creates the loop for <paramref name="policy"/> (not owned) over <paramref name="exampleCount"/> examples.</summary>
-    public TrainingLoop(KtoConfig config, GptLmHeadModel policy, string dataFingerprint, int exampleCount, ITrainingObserver observer)
+    public TrainingLoop(KtoConfig config, CausalLm policy, string dataFingerprint, int exampleCount, ITrainingObserver observer)
     {
         _config = config;
         _policy = policy;

@@ -13,7 +13,7 @@ namespace Kto.Domain.Training;
 /// <summary>Everything a run needs before its first step: device, data, policy, reference. Built by <see cref="Prepare"/>.</summary>
 public sealed class TrainingSetup : IDisposable
 {
-    private TrainingSetup(KtoConfig config, Device device, ITextTokenizer tokenizer, GptLmHeadModel policy, TrainingData data, IReferenceModel reference)
+    private TrainingSetup(KtoConfig config, Device device, ITextTokenizer tokenizer, CausalLm policy, TrainingData data, IReferenceModel reference)
     {
         Config = config;
         Device = device;
@@ -30,7 +30,7 @@ public sealed class TrainingSetup : IDisposable
     /// <summary>The checkpoint's tokenizer.</summary>
     public ITextTokenizer Tokenizer { get; }
     /// <summary>The policy at its starting weights.</summary>
-    public GptLmHeadModel Policy { get; }
+    public CausalLm Policy { get; }
     /// <summary>Paired, fingerprinted examples.</summary>
     public TrainingData Data { get; }
     /// <summary>Live reference model or precomputed log-probs.</summary>
@@ -53,7 +53,7 @@ public sealed class TrainingSetup : IDisposable
         ConfigureTorch(config);
         Device device = DeviceSpec.Resolve(config.Device);
         var (data, modelConfig, tokenizer) = LoadData(config, observer);
-        GptLmHeadModel policy = ModelCheckpoint.Load(config.ModelNameOrPath, device);
+        CausalLm policy = ModelCheckpoint.Load(config.ModelNameOrPath, device);
         reference ??= CreateReference(config, modelConfig, tokenizer, data, device, observer);
         return new TrainingSetup(config, device, tokenizer, policy, data, reference);
     }
@@ -63,10 +63,10 @@ public sealed class TrainingSetup : IDisposable
     /// lengths, KL pairs); reports warnings to <paramref name="observer"/>.
     /// </summary>
     /// <exception cref="InvalidDataException">The data or the model config is unusable (the message names the file).</exception>
-    public static (TrainingData Data, GptConfig Model, ITextTokenizer Tokenizer) LoadData(KtoConfig config, ITrainingObserver observer)
+    public static (TrainingData Data, LmConfig Model, ITextTokenizer Tokenizer) LoadData(KtoConfig config, ITrainingObserver observer)
     {
-        GptConfig modelConfig = ModelCheckpoint.LoadConfig(config.ModelNameOrPath);
-        ITextTokenizer tokenizer = TokenizerRegistry.Get(modelConfig.Tokenizer);
+        LmConfig modelConfig = ModelCheckpoint.LoadConfig(config.ModelNameOrPath);
+        ITextTokenizer tokenizer = TokenizerRegistry.ForModel(config.ModelNameOrPath, modelConfig);
         if (tokenizer.VocabSize > modelConfig.VocabSize)
             throw new InvalidDataException($"{config.ModelNameOrPath}: vocab_size {modelConfig.VocabSize} is smaller than the {tokenizer.Name} tokenizer's {tokenizer.VocabSize}");
 
@@ -94,22 +94,24 @@ public sealed class TrainingSetup : IDisposable
         return File.Exists(single) ? AtomicFile.Sha256(single) : AtomicFile.Sha256Text(Cluster.ModelIdentity.Of(ReferenceDir(config)));
     }
 
-    /// <summary>max_length capped at the model's n_positions; max_prompt_length as configured.</summary>
-    public static DatasetLoadOptions EffectiveLengths(KtoConfig config, GptConfig model, ITrainingObserver observer)
+    /// <summary>max_length capped at the model's n_positions (or max_position_embeddings); max_prompt_length as configured.</summary>
+    /// <exception cref="InvalidDataException">The model cannot run sequences of that length (a sliding window shorter than it).</exception>
+    public static DatasetLoadOptions EffectiveLengths(KtoConfig config, LmConfig model, ITrainingObserver observer)
     {
         int maxLength = config.MaxLength;
-        if (maxLength > model.NPositions)
+        if (maxLength > model.MaxPositions)
         {
-            observer.Info($"max_length {maxLength} exceeds the model's n_positions; using {model.NPositions}");
-            maxLength = model.NPositions;
+            observer.Info($"max_length {maxLength} exceeds the model's {model.MaxPositionsKey}; using {model.MaxPositions}");
+            maxLength = model.MaxPositions;
         }
+        model.CheckSequenceLength(maxLength, Path.Combine(config.ModelNameOrPath, ModelCheckpoint.ConfigFile));
         return new DatasetLoadOptions(maxLength, config.MaxPromptLength, config.MaxCompletionLength, ModelVocabSize: model.VocabSize);
     }
 
-    private static IReferenceModel CreateReference(KtoConfig config, GptConfig policyConfig, ITextTokenizer tokenizer, TrainingData data, Device device, ITrainingObserver observer)
+    private static IReferenceModel CreateReference(KtoConfig config, LmConfig policyConfig, ITextTokenizer tokenizer, TrainingData data, Device device, ITrainingObserver observer)
     {
         string refDir = ReferenceDir(config);
-        GptConfig refConfig = ModelCheckpoint.LoadConfig(refDir);
+        LmConfig refConfig = ModelCheckpoint.LoadConfig(refDir);
         if (refConfig.Tokenizer != policyConfig.Tokenizer || refConfig.VocabSize != policyConfig.VocabSize)
             throw new InvalidDataException($"{refDir}: the reference model's tokenizer/vocabulary ({refConfig.Tokenizer}, {refConfig.VocabSize}) differs from the policy's ({policyConfig.Tokenizer}, {policyConfig.VocabSize})");
         bool kl = config.LossType.UsesKl();
@@ -125,7 +127,7 @@ public sealed class TrainingSetup : IDisposable
             return new PrecomputedReference(cached);
         }
         observer.Info($"reference log-probs: one pass over {data.Items.Count} examples with {refDir}");
-        using (GptLmHeadModel refModel = ModelCheckpoint.Load(refDir, device))
+        using (CausalLm refModel = ModelCheckpoint.Load(refDir, device))
         {
             // The same units, in the same order, as the cluster's scorer pool: both give bit-identical values.
             var values = new ReferenceLogps[data.Items.Count];

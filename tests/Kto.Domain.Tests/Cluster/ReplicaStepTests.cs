@@ -10,11 +10,21 @@ namespace Kto.Domain.Tests.Cluster;
 /// N replicas, each on its shard and reducing KL and gradients, reach the weights of one process training the same
 /// global batches. In-process (threads and an in-memory all-reduce); the multi-process version runs over TCP.
 /// </summary>
-public sealed class ReplicaStepTests : IDisposable
+public class ReplicaStepTests : IDisposable
 {
-    private readonly TrainingFixture _f = new(examples: 30, desirableShare: 0.4, seed: 13);
+    private readonly TrainingFixture _f;
 
-    public void Dispose() => _f.Dispose();
+    public ReplicaStepTests() : this("gpt2")
+    {
+    }
+
+    protected ReplicaStepTests(string arch) => _f = new TrainingFixture(examples: 30, desirableShare: 0.4, seed: 13, arch: arch);
+
+    public void Dispose()
+    {
+        _f.Dispose();
+        GC.SuppressFinalize(this);
+    }
 
     /// <summary>All-reduce among threads: every member deposits its buffer, rank 0 sums in rank order, all copy.</summary>
     private sealed class InMemoryGroup(int size)
@@ -58,7 +68,7 @@ public sealed class ReplicaStepTests : IDisposable
         MaxSteps = 20, PerDeviceTrainBatchSize = 6, GradientAccumulationSteps = 2, LearningRate = 3e-3, WarmupSteps = 2, LrSchedulerType = "cosine",
     });
 
-    private static Dictionary<string, float[]> Weights(Kto.Domain.Model.GptLmHeadModel m)
+    private static Dictionary<string, float[]> Weights(Kto.Domain.Model.CausalLm m)
         => m.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().cpu().data<float>().ToArray());
 
     private static double RelativeL2(Dictionary<string, float[]> a, Dictionary<string, float[]> b) => Kto.Domain.Checkpoints.WeightDistance.RelativeL2(a, b);
@@ -101,3 +111,6 @@ public sealed class ReplicaStepTests : IDisposable
         Assert.True(rel < 1e-5, $"relative L2 distance to the single-process weights: {rel:E2}");
     }
 }
+
+/// <summary>Replicas of a Qwen2 model (q/k/v biases, untied head) match one process.</summary>
+public sealed class Qwen2ReplicaStepTests() : ReplicaStepTests("qwen2");

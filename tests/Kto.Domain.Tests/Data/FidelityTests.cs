@@ -73,7 +73,7 @@ public sealed class FidelityTests : IDisposable
         config["eos_token_id"] = new JsonArray(9, 10);
         File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString());
         using var loaded = ModelCheckpoint.Load(dir);
-        Assert.Equal((7, 9), loaded.Config.SpecialIds());
+        Assert.Equal((7, 9), ((GptConfig)loaded.Config).SpecialIds());
         string again = Path.Combine(_dir.Root, "again");
         ModelCheckpoint.Save(loaded, again);
         JsonNode saved = JsonNode.Parse(File.ReadAllText(Path.Combine(again, "config.json")))!;
@@ -83,7 +83,7 @@ public sealed class FidelityTests : IDisposable
         config["bos_token_id"] = 299;
         config["eos_token_id"] = 299;
         File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString());
-        Assert.Equal((256, 256), ModelCheckpoint.LoadConfig(dir).SpecialIds());
+        Assert.Equal((256, 256), ((GptConfig)ModelCheckpoint.LoadConfig(dir)).SpecialIds());
         Assert.Equal((50256, 50256), GptConfig.Gpt2Small.SpecialIds());
     }
 

@@ -108,4 +108,37 @@ public sealed class DecoderConfigTests
         Assert.Contains("\"num_hidden_layers\" must be an integer, found \"two\"", Refused("""{"model_type": "llama", "vocab_size": 8, "hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": "two", "num_attention_heads": 2}"""));
         Assert.Contains("layer_types entry \"linear_attention\"", Refused($$"""{"model_type": "qwen3", "layer_types": ["full_attention", "linear_attention"], {{Base}}}"""));
     }
+
+    [Theory]
+    [InlineData("llama")]
+    [InlineData("mistral")]
+    [InlineData("qwen2")]
+    [InlineData("qwen3")]
+    public void AWrittenConfigReadsBackAsTheSameModel(string type)
+    {
+        DecoderConfig original = Parse($$"""
+            {"model_type": "{{type}}", "vocab_size": 300, "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 3, "num_attention_heads": 4,
+             "num_key_value_heads": 2, "head_dim": 16, "rms_norm_eps": 1e-5, "rope_theta": 500000, "max_position_embeddings": 512,
+             "tie_word_embeddings": {{(type == "qwen2" ? "false" : "true")}}, "bos_token_id": 1, "eos_token_id": [2, 3], "kto_tokenizer": "byte"}
+            """) with { SourceJson = null };
+        JsonObject written = JsonNode.Parse(original.ToJson("bfloat16"))!.AsObject();
+        Assert.Equal("bfloat16", written["torch_dtype"]!.GetValue<string>());
+        Assert.Equal(original.ArchitectureName, written["architectures"]![0]!.GetValue<string>());
+        Assert.Equal(original, DecoderConfig.Parse(written, "config.json") with { SourceJson = null });
+
+        var scaled = original with { RopeScaling = new Llama3RopeScaling(8, 1, 4, 64) };
+        Assert.Equal(scaled, DecoderConfig.Parse(JsonNode.Parse(scaled.ToJson("float32"))!.AsObject(), "config.json") with { SourceJson = null });
+    }
+
+    [Fact]
+    public void AConfigReadFromAFileIsWrittenBackWithEveryKeyOnlyItsDtypeChanged()
+    {
+        DecoderConfig c = Parse(Llama32);
+        JsonObject written = JsonNode.Parse(c.ToJson("float32"))!.AsObject();
+        JsonObject source = JsonNode.Parse(Llama32)!.AsObject();
+        Assert.Equal("float32", written["torch_dtype"]!.GetValue<string>());
+        source.Remove("torch_dtype");
+        written.Remove("torch_dtype");
+        Assert.True(JsonNode.DeepEquals(source, written), written.ToJsonString());
+    }
 }

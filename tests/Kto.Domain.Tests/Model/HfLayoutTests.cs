@@ -93,7 +93,7 @@ public sealed class HfLayoutTests : IDisposable
         WriteConfig(dir);
         WriteByHand(Path.Combine(dir, "model.safetensors"), tensors, prefix);
 
-        using GptLmHeadModel model = ModelCheckpoint.Load(dir);
+        using var model = (GptLmHeadModel)ModelCheckpoint.Load(dir);
         int[] ids = [3, 1, 6, 0, 2];
         using var scope = NewDisposeScope();
         float[] got = model.forward(tensor(ids.Select(i => (long)i).ToArray(), [1, ids.Length])).data<float>().ToArray();

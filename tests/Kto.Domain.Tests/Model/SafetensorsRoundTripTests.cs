@@ -18,7 +18,7 @@ public sealed class SafetensorsRoundTripTests : IDisposable
         using var g = new Generator(11);
         using var model = new GptLmHeadModel(config, g);
         ModelCheckpoint.Save(model, _dir);
-        using GptLmHeadModel loaded = ModelCheckpoint.Load(_dir);
+        using var loaded = (GptLmHeadModel)ModelCheckpoint.Load(_dir);
         Assert.Equal(config, loaded.Config);
 
         using var scope = NewDisposeScope();

@@ -51,7 +51,7 @@ public sealed class ShardedSafetensorsTests : IDisposable
             Assert.All(h.Entries, e => Assert.Equal(stored, e.Dtype));
         }
 
-        using GptLmHeadModel loaded = ModelCheckpoint.Load(dir);
+        using var loaded = (GptLmHeadModel)ModelCheckpoint.Load(dir);
         using var ids = randint(0, 257, [2, 16], generator: new Generator(9));
         using (no_grad())
         {

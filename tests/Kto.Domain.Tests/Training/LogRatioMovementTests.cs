@@ -25,8 +25,8 @@ public sealed class LogRatioMovementTests : IDisposable
         var lengths = new DatasetLoadOptions(c.MaxLength, c.MaxPromptLength, null);
         LoadedDataset data = KtoDatasetLoader.Load(_f.DataPath, ByteTokenizer.Instance, lengths);
         var seqs = data.Examples.Select(e => (e.PromptIds, e.CompletionIds)).ToList();
-        using GptLmHeadModel policy = ModelCheckpoint.Load(r.FinalCheckpoint);
-        using GptLmHeadModel reference = ModelCheckpoint.Load(_f.ModelDir);
+        using CausalLm policy = ModelCheckpoint.Load(r.FinalCheckpoint);
+        using CausalLm reference = ModelCheckpoint.Load(_f.ModelDir);
         double[] p = SequenceLogProbs.Score(policy, seqs, ByteTokenizer.Eos, 16, CPU);
         double[] q = SequenceLogProbs.Score(reference, seqs, ByteTokenizer.Eos, 16, CPU);
         double desirable = data.Examples.Select((e, i) => (e, i)).Where(x => x.e.Label).Average(x => p[x.i] - q[x.i]);

@@ -5,11 +5,22 @@ using Kto.Domain.Training;
 
 namespace Kto.Domain.Tests.Training;
 
-public sealed class TrainerTests : IDisposable
+/// <summary>The one-process trainer on the GPT-2 fixture model; the subclasses run every test on a Llama-family model.</summary>
+public class TrainerTests : IDisposable
 {
-    private readonly TrainingFixture _f = new();
+    private readonly TrainingFixture _f;
 
-    public void Dispose() => _f.Dispose();
+    public TrainerTests() : this("gpt2")
+    {
+    }
+
+    protected TrainerTests(string arch) => _f = new TrainingFixture(arch: arch);
+
+    public void Dispose()
+    {
+        _f.Dispose();
+        GC.SuppressFinalize(this);
+    }
 
     private static void AssertSameWeights(string a, string b)
     {
@@ -176,7 +187,7 @@ public sealed class TrainerTests : IDisposable
         // Reference = a differently initialised model: at the first step r ≠ 0, so the loss is not 0.5.
         string refDir = Path.Combine(_f.Dir, "ref");
         using (var g = new TorchSharp.torch.Generator(99))
-        using (var m = new Kto.Domain.Model.GptLmHeadModel(Kto.Domain.Checkpoints.ModelCheckpoint.LoadConfig(_f.ModelDir), g))
+        using (var m = Kto.Domain.Checkpoints.ModelCheckpoint.LoadConfig(_f.ModelDir).CreateModel(g))
             Kto.Domain.Checkpoints.ModelCheckpoint.Save(m, refDir);
         var same = _f.Config("same", c => c with { MaxSteps = 1 });
         var other = _f.Config("other", c => c with { MaxSteps = 1, RefModelNameOrPath = refDir });
@@ -186,3 +197,9 @@ public sealed class TrainerTests : IDisposable
         Assert.NotEqual(0.5, TrainingFixture.Metrics(other)[0]["loss"]!.Value, 3);
     }
 }
+
+/// <summary>Every trainer test on a Llama model (tied head, grouped-query attention, llama3 rope scaling).</summary>
+public sealed class LlamaTrainerTests() : TrainerTests("llama");
+
+/// <summary>Every trainer test on a Qwen3 model (per-head q/k norms, untied head, grouped-query attention).</summary>
+public sealed class Qwen3TrainerTests() : TrainerTests("qwen3");

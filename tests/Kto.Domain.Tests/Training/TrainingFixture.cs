@@ -10,12 +10,14 @@ namespace Kto.Domain.Tests.Training;
 /// <summary>A temp directory with a tiny byte-level model, a small feedback dataset and run configs.</summary>
 internal sealed class TrainingFixture : IDisposable
 {
-    public TrainingFixture(int examples = 24, double desirableShare = 0.5, int seed = 5)
+    /// <param name="arch">gpt2; or llama (tied head, grouped-query attention, llama3 rope scaling), qwen2 (q/k/v biases,
+    /// untied head) or qwen3 (per-head q/k norms, untied head, grouped-query attention).</param>
+    public TrainingFixture(int examples = 24, double desirableShare = 0.5, int seed = 5, string arch = "gpt2")
     {
         Dir = Directory.CreateTempSubdirectory("kto-train-").FullName;
         ModelDir = Path.Combine(Dir, "model");
         using (var g = new torch.Generator(3))
-        using (var model = new GptLmHeadModel(new GptConfig(257, 24, 16, 1, 2, Tokenizer: "byte"), g))
+        using (CausalLm model = ModelConfig(arch).CreateModel(g))
             ModelCheckpoint.Save(model, ModelDir);
         DataPath = Path.Combine(Dir, "data.jsonl");
         var rng = new Random(seed);
@@ -28,6 +30,19 @@ internal sealed class TrainingFixture : IDisposable
             w.WriteLine(JsonSerializer.Serialize(new { prompt = $"{a}+{b}=", completion = answer.ToString(), label = good }));
         }
     }
+
+    /// <summary>The fixture's tiny model of <paramref name="arch"/> (byte tokenizer, 24 positions, width 16, one layer).</summary>
+    public static LmConfig ModelConfig(string arch) => arch switch
+    {
+        "gpt2" => new GptConfig(257, 24, 16, 1, 2, Tokenizer: "byte"),
+        "llama" => new DecoderConfig("llama", 257, 16, 40, 1, 4, 2, 4, 1e-5, 500000, new Llama3RopeScaling(8, 1, 4, 16),
+            QkvBias: false, OProjBias: false, MlpBias: false, QkNorm: false, TieWordEmbeddings: true, 24, null, 256, 256) { Tokenizer = "byte" },
+        "qwen2" => new DecoderConfig("qwen2", 257, 16, 32, 1, 2, 2, 8, 1e-6, 1000000, null,
+            QkvBias: true, OProjBias: false, MlpBias: false, QkNorm: false, TieWordEmbeddings: false, 24, null, null, 256) { Tokenizer = "byte" },
+        "qwen3" => new DecoderConfig("qwen3", 257, 16, 32, 1, 4, 2, 8, 1e-6, 1000000, null,
+            QkvBias: false, OProjBias: false, MlpBias: false, QkNorm: true, TieWordEmbeddings: false, 24, null, null, 256) { Tokenizer = "byte" },
+        _ => throw new ArgumentException($"no fixture model for {arch}", nameof(arch)),
+    };
 
     public string Dir { get; }
     public string ModelDir { get; }
