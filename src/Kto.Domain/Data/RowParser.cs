@@ -113,9 +113,10 @@ internal sealed class RowParser
             }
             case DatasetFormats.Paired:
             {
-                int[] prompt = WithBos(_tokenizer.Encode(PromptText(row)));
-                int[] chosen = CompletionIds(CompletionText(row, ChosenField));
-                int[] rejected = CompletionIds(CompletionText(row, RejectedField));
+                string promptText = PromptText(row);
+                int[] prompt = PromptIds(promptText);
+                int[] chosen = CompletionIds(promptText, CompletionText(row, ChosenField));
+                int[] rejected = CompletionIds(promptText, CompletionText(row, RejectedField));
                 if (chosen.AsSpan().SequenceEqual(rejected))
                 {
                     // Unpaired, it would be one desirable and one undesirable copy of the same completion: their gradients cancel.
@@ -128,9 +129,8 @@ internal sealed class RowParser
             }
             default:
             {
-                int[] prompt = WithBos(_tokenizer.Encode(PromptText(row)));
-                int[] completion = CompletionIds(CompletionText(row, CompletionField));
-                sink.Add(new TokenizedPair(prompt, completion, Label(row)));
+                string promptText = PromptText(row);
+                sink.Add(new TokenizedPair(PromptIds(promptText), CompletionIds(promptText, CompletionText(row, CompletionField)), Label(row)));
                 break;
             }
         }
@@ -139,10 +139,34 @@ internal sealed class RowParser
     /// <summary>Paired rows whose chosen and rejected completions have the same token ids (dropped).</summary>
     public int IdenticalPairs { get; private set; }
 
-    /// <summary>A completion's ids with EOS at the end: appended unless the text already ends with it (by id, after tokenization).</summary>
-    private int[] CompletionIds(string text)
+    /// <summary>Completions whose prompt's ids are not the start of the prompt + completion ids (the tokenizer merged across the boundary).</summary>
+    public int PrefixMismatches { get; private set; }
+
+    /// <summary>
+    /// A prompt's ids as TRL tokenizes it (<c>tokenizer(prompt)</c>, special tokens included): the tokenizer's
+    /// <see cref="ITextTokenizer.SpecialPrefix"/> (never doubled when the text already starts with it), then the text's ids.
+    /// An empty prompt becomes the tokenizer's BOS: a completion's first token then has a position predicting it, and is scored.
+    /// </summary>
+    private int[] PromptIds(string text)
     {
         int[] ids = _tokenizer.Encode(text);
+        IReadOnlyList<int> prefix = _tokenizer.SpecialPrefix;
+        if (prefix.Count > 0 && !ids.AsSpan().StartsWith([.. prefix])) ids = [.. prefix, .. ids];
+        return WithBos(ids);
+    }
+
+    /// <summary>
+    /// A completion's ids as TRL takes them: the ids of prompt + completion after those of the prompt (so a tokenizer
+    /// that merges or prefixes across the boundary, as SentencePiece-style ones do, gives what the model sees in one
+    /// text), then EOS unless they already end with it (by id). When the prompt's ids are not the start of the whole,
+    /// the cut is made at the prompt's length anyway (as TRL does) and counted in <see cref="PrefixMismatches"/>.
+    /// </summary>
+    private int[] CompletionIds(string promptText, string completionText)
+    {
+        int[] prompt = _tokenizer.Encode(promptText);
+        int[] whole = _tokenizer.Encode(promptText + completionText);
+        if (!whole.AsSpan().StartsWith(prompt)) PrefixMismatches++;
+        int[] ids = whole.Length > prompt.Length ? whole[prompt.Length..] : [];
         return ids.Length > 0 && ids[^1] == _tokenizer.EosTokenId ? ids : [.. ids, _tokenizer.EosTokenId];
     }
 

@@ -39,13 +39,22 @@ public static class Sampler
     /// gives each sample its own copy.</returns>
     /// <exception cref="ArgumentException">Invalid options, batch size, EOS id or prompt.</exception>
     public static int[][][] Generate(CausalLm model, IReadOnlyList<int[]> prompts, SamplingOptions options,
-        int eosId, int batchSize, Device device, Action<int>? progress = null)
+        int eosId, int batchSize, Device device, Action<int>? progress = null) =>
+        Generate(model, prompts, options, [eosId], batchSize, device, progress);
+
+    /// <summary>As <see cref="Generate(CausalLm, IReadOnlyList{int[]}, SamplingOptions, int, int, Device, Action{int}?)"/>, a
+    /// completion ending at the first of several stop ids (a checkpoint's generation_config.json may name several EOS ids); the stop id is not kept.</summary>
+    public static int[][][] Generate(CausalLm model, IReadOnlyList<int[]> prompts, SamplingOptions options,
+        IReadOnlyCollection<int> stopIds, int batchSize, Device device, Action<int>? progress = null)
     {
         options.Validate();
         LmConfig config = model.Config;
         if (batchSize < 1) throw new ArgumentException($"batch size must be at least 1, got {batchSize}", nameof(batchSize));
-        if (eosId < 0 || eosId >= config.VocabSize)
-            throw new ArgumentException($"EOS id {eosId} lies outside the vocabulary [0, {config.VocabSize})", nameof(eosId));
+        if (stopIds.Count == 0) throw new ArgumentException("at least one stop (EOS) id is needed", nameof(stopIds));
+        foreach (int eosId in stopIds)
+            if (eosId < 0 || eosId >= config.VocabSize)
+                throw new ArgumentException($"EOS id {eosId} lies outside the vocabulary [0, {config.VocabSize})", nameof(stopIds));
+        var stops = new HashSet<int>(stopIds);
         CheckPrompts(prompts, config);
 
         int distinct = options.IsGreedy ? 1 : options.NumSamples;
@@ -65,7 +74,7 @@ public static class Sampler
                 for (int start = 0; start < rows.Count; start += batchSize)
                 {
                     var batch = rows.GetRange(start, Math.Min(batchSize, rows.Count - start));
-                    RunBatch(model, prompts, batch, group.Key, options, eosId, device, chooser, completions);
+                    RunBatch(model, prompts, batch, group.Key, options, stops, device, chooser, completions);
                     finished += batch.Count * (options.NumSamples / distinct);
                     progress?.Invoke(finished);
                 }
@@ -102,7 +111,7 @@ public static class Sampler
 
     /// <summary>Generates the completions of <paramref name="batch"/>, whose prompts all have <paramref name="promptLength"/> tokens.</summary>
     private static void RunBatch(CausalLm model, IReadOnlyList<int[]> prompts, List<Row> batch, int promptLength,
-        SamplingOptions options, int eosId, Device device, TokenChooser chooser, int[][][] completions)
+        SamplingOptions options, HashSet<int> stops, Device device, TokenChooser chooser, int[][][] completions)
     {
         int vocab = model.Config.VocabSize;
         int budget = Math.Min(options.MaxNewTokens, model.Config.MaxPositions - promptLength);
@@ -121,7 +130,7 @@ public static class Sampler
             {
                 int r = active[a];
                 int token = greedy is not null ? (int)greedy[a] : chooser.Choose(probs.AsSpan(a * vocab, vocab), ref streams[r]);
-                if (token == eosId) continue;
+                if (stops.Contains(token)) continue;
                 generated[r].Add(token);
                 still.Add(r);
             }

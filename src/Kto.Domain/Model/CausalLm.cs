@@ -15,6 +15,9 @@ public abstract class CausalLm : nn.Module<Tensor, Tensor>
     {
     }
 
+    /// <summary>The checkpoint directory the weights were loaded from, or null: saving copies its tokenizer files along.</summary>
+    public string? SourceDir { get; set; }
+
     /// <summary>The model's configuration.</summary>
     public abstract LmConfig Config { get; }
 

@@ -25,6 +25,12 @@ public abstract record LmConfig
     /// <summary>Name of the built-in tokenizer (<c>kto_tokenizer</c>: "gpt2" or "byte") the ids belong to, or null when the checkpoint names none.</summary>
     public abstract string? Tokenizer { get; init; }
 
+    /// <summary>config.json's <c>bos_token_id</c> (the first, if a list), or null.</summary>
+    public abstract int? BosTokenId { get; init; }
+
+    /// <summary>config.json's <c>eos_token_id</c> (the first, if a list), or null.</summary>
+    public abstract int? EosTokenId { get; init; }
+
     /// <summary>The name of <see cref="MaxPositions"/> in config.json, for messages.</summary>
     public abstract string MaxPositionsKey { get; }
 

@@ -18,7 +18,19 @@ public interface ITextTokenizer
     /// </summary>
     int BosTokenId { get; }
 
-    /// <summary>The ids of <paramref name="text"/> (no EOS added).</summary>
+    /// <summary>
+    /// The ids put before a text when special tokens are asked for (transformers' <c>add_special_tokens=True</c>, which
+    /// TRL uses for text prompts): Llama 3's <c>&lt;|begin_of_text|&gt;</c>, Mistral's <c>&lt;s&gt;</c>; none for GPT-2, Qwen and our byte tokenizer.
+    /// </summary>
+    IReadOnlyList<int> SpecialPrefix => [];
+
+    /// <summary>Every id that ends a generated reply (a checkpoint's generation_config.json may name several); <see cref="EosTokenId"/> among them.</summary>
+    IReadOnlyList<int> StopTokenIds => [EosTokenId];
+
+    /// <summary>The model's own Jinja chat template, or null (conversations then use <see cref="Data.ChatTemplate"/>'s transcript).</summary>
+    string? ChatTemplate => null;
+
+    /// <summary>The ids of <paramref name="text"/> (no special tokens added, no EOS).</summary>
     int[] Encode(string text);
 
     /// <summary>The text of <paramref name="ids"/>; EOS decodes to nothing.</summary>

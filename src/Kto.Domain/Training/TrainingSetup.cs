@@ -112,8 +112,9 @@ public sealed class TrainingSetup : IDisposable
     {
         string refDir = ReferenceDir(config);
         LmConfig refConfig = ModelCheckpoint.LoadConfig(refDir);
-        if (refConfig.Tokenizer != policyConfig.Tokenizer || refConfig.VocabSize != policyConfig.VocabSize)
-            throw new InvalidDataException($"{refDir}: the reference model's tokenizer/vocabulary ({refConfig.Tokenizer}, {refConfig.VocabSize}) differs from the policy's ({policyConfig.Tokenizer}, {policyConfig.VocabSize})");
+        ITextTokenizer refTokenizer = TokenizerRegistry.ForModel(refDir, refConfig);
+        if (refTokenizer.Name != tokenizer.Name || refConfig.VocabSize != policyConfig.VocabSize)
+            throw new InvalidDataException($"{refDir}: the reference model's tokenizer/vocabulary ({refTokenizer.Name}, {refConfig.VocabSize}) differs from the policy's ({tokenizer.Name}, {policyConfig.VocabSize})");
         bool kl = config.LossType.UsesKl();
         if (!config.PrecomputeRefLogProbs)
             return new LiveReference(ModelCheckpoint.Load(refDir, device), tokenizer.EosTokenId, device, kl);

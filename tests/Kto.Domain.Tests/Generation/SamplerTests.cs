@@ -48,6 +48,19 @@ public sealed class SamplerTests : IDisposable
     }
 
     [Fact]
+    public void ACompletionEndsAtTheFirstOfSeveralStopIds()
+    {
+        int[][][] free = Run(Greedy(maxNew: 10));
+        int[] first = free[0][0];
+        Assert.True(first.Length >= 3, "the tiny model's greedy completion is too short to cut");
+        int stop = first[2];
+        int[][][] cut = Sampler.Generate(_model, Prompts, Greedy(maxNew: 10), [TinyModels.Eos, stop], 64, CPU);
+        Assert.Equal(first[..Array.IndexOf(first, stop)], cut[0][0]);
+        for (int p = 0; p < Prompts.Length; p++)
+            Assert.DoesNotContain(stop, cut[p][0]);
+    }
+
+    [Fact]
     public void GreedyIgnoresTheSeedAndRepeatsAcrossSamples()
     {
         int[][][] a = Run(Greedy(samples: 3) with { Seed = 1 });
