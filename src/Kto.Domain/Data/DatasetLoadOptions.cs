@@ -9,7 +9,9 @@ namespace Kto.Domain.Data;
 /// still be a boolean.</param>
 /// <param name="ModelVocabSize">The model's <c>vocab_size</c>: ids of tokenized rows must lie below it (a vocabulary may
 /// be padded past its tokenizer's ids). Null: the tokenizer's size.</param>
-public sealed record DatasetLoadOptions(int MaxLength, int MaxPromptLength, int? MaxCompletionLength, bool LabelOptional = false, int? ModelVocabSize = null)
+/// <param name="ChatTemplate">A Jinja chat template for conversational rows that overrides the tokenizer's (a run
+/// config's <c>chat_template</c>); null: the tokenizer's, else our transcript (<see cref="Data.ChatTemplate"/>).</param>
+public sealed record DatasetLoadOptions(int MaxLength, int MaxPromptLength, int? MaxCompletionLength, bool LabelOptional = false, int? ModelVocabSize = null, string? ChatTemplate = null)
 {
     /// <summary>Throws when a budget is out of range.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A budget is out of range.</exception>

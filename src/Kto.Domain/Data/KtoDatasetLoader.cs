@@ -41,7 +41,7 @@ public static class KtoDatasetLoader
         int parsed = 0, dropped = 0, desirable = 0;
         foreach (SourceRecord row in rows)
         {
-            parser ??= RowParser.Detect(row, tokenizer, options.LabelOptional, options.ModelVocabSize);
+            parser ??= RowParser.Detect(row, tokenizer, options.LabelOptional, options.ModelVocabSize, options.ChatTemplate);
             pairs.Clear();
             parser.Parse(row, pairs);
             foreach (TokenizedPair pair in pairs)

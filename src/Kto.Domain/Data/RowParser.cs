@@ -55,8 +55,11 @@ internal sealed class RowParser
     private readonly int _idLimit;
     private readonly string _idLimitName;
 
-    private RowParser(ITextTokenizer tokenizer, string format, bool conversational, RowRef first, bool labelOptional, int? modelVocabSize)
+    private readonly ModelChatTemplate? _template;
+
+    private RowParser(ITextTokenizer tokenizer, string format, bool conversational, RowRef first, bool labelOptional, int? modelVocabSize, string? chatTemplate)
     {
+        _template = conversational ? ModelChatTemplate.For(tokenizer, chatTemplate) : null;
         _idLimit = modelVocabSize ?? tokenizer.VocabSize;
         _idLimitName = modelVocabSize is null ? $"tokenizer \"{tokenizer.Name}\"" : "the model's vocab_size";
         _labelOptional = labelOptional;
@@ -72,10 +75,11 @@ internal sealed class RowParser
 
     /// <summary>A parser for the format of <paramref name="first"/>, the file's first row.</summary>
     /// <exception cref="DataException">The row has the fields of no format.</exception>
-    public static RowParser Detect(SourceRecord first, ITextTokenizer tokenizer, bool labelOptional = false, int? modelVocabSize = null)
+    /// <exception cref="InvalidDataException">The rows are conversations and the chat template does not parse.</exception>
+    public static RowParser Detect(SourceRecord first, ITextTokenizer tokenizer, bool labelOptional = false, int? modelVocabSize = null, string? chatTemplate = null)
     {
         (string? format, bool conversational) = Sniff(first.Fields);
-        if (format is not null) return new RowParser(tokenizer, format, conversational, first.At, labelOptional, modelVocabSize);
+        if (format is not null) return new RowParser(tokenizer, format, conversational, first.At, labelOptional, modelVocabSize, chatTemplate);
         IReadOnlyDictionary<string, DataValue> f = first.Fields;
         string found = f.Count == 0 ? "no fields" : $"only the fields {string.Join(", ", f.Keys.Order(StringComparer.Ordinal))}";
         throw DataErrors.Row(first.At, ExpectedFields, found);
@@ -113,10 +117,8 @@ internal sealed class RowParser
             }
             case DatasetFormats.Paired:
             {
-                string promptText = PromptText(row);
-                int[] prompt = PromptIds(promptText);
-                int[] chosen = CompletionIds(promptText, CompletionText(row, ChosenField));
-                int[] rejected = CompletionIds(promptText, CompletionText(row, RejectedField));
+                var (prompt, chosen) = Example(row, ChosenField);
+                var (_, rejected) = Example(row, RejectedField);
                 if (chosen.AsSpan().SequenceEqual(rejected))
                 {
                     // Unpaired, it would be one desirable and one undesirable copy of the same completion: their gradients cancel.
@@ -129,12 +131,57 @@ internal sealed class RowParser
             }
             default:
             {
-                string promptText = PromptText(row);
-                sink.Add(new TokenizedPair(PromptIds(promptText), CompletionIds(promptText, CompletionText(row, CompletionField)), Label(row)));
+                var (prompt, completion) = Example(row, CompletionField);
+                sink.Add(new TokenizedPair(prompt, completion, Label(row)));
                 break;
             }
         }
     }
+
+    /// <summary>The prompt's and the completion's ids of a text row (plain text, or a conversation with our transcript or the model's chat template).</summary>
+    private (int[] Prompt, int[] Completion) Example(SourceRecord row, string completionField)
+    {
+        if (_template is null)
+        {
+            string promptText = PromptText(row);
+            return (PromptIds(promptText), CompletionIds(promptText, CompletionText(row, completionField)));
+        }
+        // As TRL: prompt = render(prompt, add_generation_prompt=True); completion = render(prompt + completion)[len(prompt):],
+        // both tokenized without added special tokens (the template writes them), no EOS appended (the template ends the turn).
+        List<ChatMessage> promptMessages = Messages(row, PromptField, Get(row, PromptField, "a list of messages"));
+        IReadOnlyList<ChatMessage> completionMessages = CompletionMessages(row, completionField);
+        string prompt = Render(row, PromptField, promptMessages, addGenerationPrompt: true);
+        string whole = Render(row, completionField, [.. promptMessages, .. completionMessages], addGenerationPrompt: false);
+        if (!whole.StartsWith(prompt, StringComparison.Ordinal))
+            throw Mismatch(row, completionField, $"a conversation whose rendering by {_template.Source} starts with the prompt's rendering with add_generation_prompt",
+                $"one that does not (the prompt renders to {Excerpt(prompt[Math.Max(0, CommonPrefix(prompt, whole) - 20)..])}, the whole continues {Excerpt(whole[Math.Max(0, CommonPrefix(prompt, whole) - 20)..])})");
+        int[] promptIds = _tokenizer.Encode(prompt), wholeIds = _tokenizer.Encode(whole);
+        if (!wholeIds.AsSpan().StartsWith(promptIds)) PrefixMismatches++;
+        int[] completion = wholeIds.Length > promptIds.Length ? wholeIds[promptIds.Length..] : [];
+        if (completion.Length == 0) throw Mismatch(row, completionField, "a completion", "one that the chat template renders to no tokens");
+        return (WithBos(promptIds), completion);
+    }
+
+    private string Render(SourceRecord row, string field, IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt)
+    {
+        try
+        {
+            return _template!.Render(messages, addGenerationPrompt);
+        }
+        catch (Templating.JinjaException e)
+        {
+            throw new DataException($"{row.At}: field \"{field}\": {_template!.Source} failed: {e.Message}", e);
+        }
+    }
+
+    private static int CommonPrefix(string a, string b)
+    {
+        int n = 0;
+        while (n < a.Length && n < b.Length && a[n] == b[n]) n++;
+        return n;
+    }
+
+    private static string Excerpt(string s) => System.Text.Json.JsonSerializer.Serialize(s.Length > 60 ? s[..60] + "…" : s);
 
     /// <summary>Paired rows whose chosen and rejected completions have the same token ids (dropped).</summary>
     public int IdenticalPairs { get; private set; }
@@ -180,14 +227,20 @@ internal sealed class RowParser
     private string CompletionText(SourceRecord row, string field)
     {
         if (!_conversational) return Text(row, field, allowEmpty: false);
+        string text = ChatTemplate.RenderCompletion(CompletionMessages(row, field));
+        if (text.Length == 0) throw Mismatch(row, field, "a non-empty completion", "a completion that renders to empty text");
+        return text;
+    }
+
+    /// <summary>A completion's messages: a non-empty list starting with the assistant's.</summary>
+    private List<ChatMessage> CompletionMessages(SourceRecord row, string field)
+    {
         DataValue value = Get(row, field, "a non-empty list of messages");
-        IReadOnlyList<ChatMessage> messages = Messages(row, field, value);
+        List<ChatMessage> messages = Messages(row, field, value);
         if (messages.Count == 0) throw Mismatch(row, field, "a non-empty list of messages", value.Describe());
         if (messages[0].Role != ChatTemplate.AssistantRole)
             throw Mismatch(row, $"{field}[0].{RoleField}", $"\"{ChatTemplate.AssistantRole}\" (a completion starts with the assistant's message)", new StringValue(messages[0].Role).Describe());
-        string text = ChatTemplate.RenderCompletion(messages);
-        if (text.Length == 0) throw Mismatch(row, field, "a non-empty completion", "a completion that renders to empty text");
-        return text;
+        return messages;
     }
 
     private string Text(SourceRecord row, string field, bool allowEmpty)

@@ -43,6 +43,13 @@ public sealed record KtoConfig
     /// <summary><c>max_prompt_length</c>: longest prompt kept when prompt + completion is too long.</summary>
     public int MaxPromptLength { get; init; } = KtoDefaults.MaxPromptLength;
 
+    /// <summary>
+    /// <c>chat_template</c>: a Jinja chat template for conversational rows, overriding the model's own (in the config
+    /// file: the template's text, or the path of a <c>.jinja</c> file relative to the config, read when the config is
+    /// loaded). Null: the model's <c>tokenizer_config.json</c> template, else our transcript (docs/data-formats.md).
+    /// </summary>
+    public string? ChatTemplate { get; init; }
+
     /// <summary><c>max_completion_length</c>: optional cap on completion tokens; null = max_length − prompt.</summary>
     public int? MaxCompletionLength { get; init; }
 

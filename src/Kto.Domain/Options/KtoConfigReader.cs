@@ -50,6 +50,7 @@ public static class KtoConfigReader
         ["resume_from_checkpoint"] = (c, v, w) => c with { ResumeFromCheckpoint = NullableStr(v, w) },
         ["device"] = (c, v, w) => c with { Device = Str(v, w) },
         ["num_threads"] = (c, v, w) => c with { NumThreads = Int(v, w) },
+        ["chat_template"] = (c, v, w) => c with { ChatTemplate = NullableStr(v, w) },
     };
 
     /// <summary>Keys that only KTO runs read; an SFT config rejects them.</summary>
@@ -71,7 +72,21 @@ public static class KtoConfigReader
         if (!File.Exists(path)) throw new ConfigException($"{path}: run config not found");
         string baseDir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         KtoConfig config = Parse(File.ReadAllBytes(path), path, kind);
-        return ResolvePaths(config, baseDir);
+        return ReadChatTemplateFile(ResolvePaths(config, baseDir), path, baseDir);
+    }
+
+    /// <summary>A <c>chat_template</c> that names a <c>.jinja</c> file (relative to the config) is replaced by the file's text.</summary>
+    private static KtoConfig ReadChatTemplateFile(KtoConfig c, string path, string baseDir)
+    {
+        if (c.ChatTemplate is not { } value || !value.EndsWith(".jinja", StringComparison.Ordinal) || value.Contains('\n', StringComparison.Ordinal) || value.Contains("{%", StringComparison.Ordinal) || value.Contains("{{", StringComparison.Ordinal))
+            return c;
+        string file = Path.IsPathRooted(value) ? value : Path.GetFullPath(Path.Combine(baseDir, value));
+        if (!File.Exists(file))
+        {
+            int line = Array.FindIndex(File.ReadAllLines(path), l => l.Contains("\"chat_template\"", StringComparison.Ordinal)) + 1;
+            throw new ConfigException($"{path}:{line}: \"chat_template\": template file {file} not found");
+        }
+        return c with { ChatTemplate = File.ReadAllText(file) };
     }
 
     /// <summary>Parses and validates a config held in memory; <paramref name="source"/> names it in errors.</summary>
@@ -229,6 +244,7 @@ public static class KtoConfigReader
             if (c.ResumeFromCheckpoint is null) w.WriteNull("resume_from_checkpoint"); else w.WriteString("resume_from_checkpoint", c.ResumeFromCheckpoint);
             w.WriteString("device", c.Device);
             w.WriteNumber("num_threads", c.NumThreads);
+            if (c.ChatTemplate is not null) w.WriteString("chat_template", c.ChatTemplate); // absent when unset, as configs written before the key
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(stream.ToArray());

@@ -35,6 +35,14 @@ public sealed class Gpt2Tokenizer : ITextTokenizer
     public int BosTokenId => Eos; // GPT-2's bos_token_id is <|endoftext|> too
 
     /// <inheritdoc />
+    public IReadOnlyDictionary<string, string?> SpecialTokens { get; } = new Dictionary<string, string?>
+    {
+        ["bos_token"] = "<|endoftext|>",
+        ["eos_token"] = "<|endoftext|>",
+        ["unk_token"] = "<|endoftext|>",
+    };
+
+    /// <inheritdoc />
     public int[] Encode(string text) => [.. _bpe.EncodeToIds(text, considerPreTokenization: true, considerNormalization: true)];
 
     /// <inheritdoc />

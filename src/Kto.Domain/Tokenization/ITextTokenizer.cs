@@ -30,6 +30,9 @@ public interface ITextTokenizer
     /// <summary>The model's own Jinja chat template, or null (conversations then use <see cref="Data.ChatTemplate"/>'s transcript).</summary>
     string? ChatTemplate => null;
 
+    /// <summary>The special tokens' strings by tokenizer_config.json's names (<c>bos_token</c>, <c>eos_token</c>, …), as chat templates read them; empty when none are known.</summary>
+    IReadOnlyDictionary<string, string?> SpecialTokens => new Dictionary<string, string?>();
+
     /// <summary>The ids of <paramref name="text"/> (no special tokens added, no EOS).</summary>
     int[] Encode(string text);
 

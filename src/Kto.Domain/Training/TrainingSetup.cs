@@ -105,7 +105,7 @@ public sealed class TrainingSetup : IDisposable
             maxLength = model.MaxPositions;
         }
         model.CheckSequenceLength(maxLength, Path.Combine(config.ModelNameOrPath, ModelCheckpoint.ConfigFile));
-        return new DatasetLoadOptions(maxLength, config.MaxPromptLength, config.MaxCompletionLength, ModelVocabSize: model.VocabSize);
+        return new DatasetLoadOptions(maxLength, config.MaxPromptLength, config.MaxCompletionLength, ModelVocabSize: model.VocabSize, ChatTemplate: config.ChatTemplate);
     }
 
     private static IReferenceModel CreateReference(KtoConfig config, LmConfig policyConfig, ITextTokenizer tokenizer, TrainingData data, Device device, ITrainingObserver observer)
