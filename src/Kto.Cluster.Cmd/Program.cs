@@ -24,6 +24,7 @@ public static class Program
             PlotCommand.Create(),
             GenerateCommand.Create(),
             DataCommands.Create(),
+            TokenizerCommands.Tokenize(),
             EvalCommand.Create(),
         };
         return root.Parse(args).Invoke();

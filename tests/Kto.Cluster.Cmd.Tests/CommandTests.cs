@@ -117,6 +117,34 @@ public sealed class CommandTests : IDisposable
         Assert.Single(File.ReadAllLines(Path.Combine(ex, "samples.jsonl")));
     }
 
+    [HfFixturesFact]
+    public void TokenizeGivesTheReferenceIdsAndPreviewShowsTheTemplatedExample()
+    {
+        string hf = Path.Combine(KtoProcess.RepoRoot(), "tests", "fixtures", "hf");
+        JsonElement cases = JsonDocument.Parse(File.ReadAllText(Path.Combine(hf, "expected-tokens.json"))).RootElement.GetProperty("cases").GetProperty("qwen3");
+        File.WriteAllLines(Path.Combine(_dir, "texts.jsonl"), cases.EnumerateArray().Select(c => JsonSerializer.Serialize(new { text = c.GetProperty("text").GetString() })));
+        var r = KtoProcess.Run(_dir, "tokenize", "--tokenizer", Qwen3Tokenizer()!, "--in", "texts.jsonl", "--out", "ids.jsonl");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        string[] lines = File.ReadAllLines(Path.Combine(_dir, "ids.jsonl"));
+        Assert.Equal(cases.GetArrayLength(), lines.Length);
+        foreach (var (line, expected) in lines.Zip(cases.EnumerateArray()))
+            Assert.Equal(expected.GetProperty("ids").GetRawText(), JsonDocument.Parse(line).RootElement.GetProperty("ids").GetRawText());
+
+        File.WriteAllText(Path.Combine(_dir, "chat.jsonl"),
+            """{"prompt": [{"role": "user", "content": "2+2?"}], "completion": [{"role": "assistant", "content": "4"}], "label": true}""" + "\n");
+        var p = KtoProcess.Run(_dir, "data", "preview", "--tokenizer", Qwen3Tokenizer()!, "--data", "chat.jsonl", "--out", "preview.jsonl");
+        Assert.True(p.ExitCode == 0, p.Stderr);
+        JsonElement row = JsonDocument.Parse(File.ReadAllLines(Path.Combine(_dir, "preview.jsonl")).Single()).RootElement;
+        Assert.Equal("<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n", row.GetProperty("prompt_text").GetString());
+        Assert.Equal("<think>\n\n</think>\n\n4<|im_end|>\n", row.GetProperty("completion_text").GetString());
+        Assert.True(row.GetProperty("label").GetBoolean());
+
+        File.WriteAllText(Path.Combine(_dir, "bad.jsonl"), "{\"txt\": 1}\n");
+        var bad = KtoProcess.Run(_dir, "tokenize", "--tokenizer", Qwen3Tokenizer()!, "--in", "bad.jsonl", "--out", "x.jsonl");
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("bad.jsonl:line 1: field \"text\": expected a string, found no such field", bad.Stderr);
+    }
+
     [Fact]
     public void BenchStepPrintsItsFiguresAgainstTheBareLoop()
     {

@@ -47,4 +47,19 @@ public sealed class Gpt2Tokenizer : ITextTokenizer
 
     /// <inheritdoc />
     public string Decode(IReadOnlyList<int> ids) => _bpe.Decode(ids.Where(id => id != Eos)) ?? "";
+
+    /// <inheritdoc />
+    public string DecodeWithSpecialTokens(IReadOnlyList<int> ids)
+    {
+        var text = new System.Text.StringBuilder();
+        int start = 0;
+        for (int i = 0; i <= ids.Count; i++)
+        {
+            if (i < ids.Count && ids[i] != Eos) continue;
+            text.Append(_bpe.Decode(ids.Skip(start).Take(i - start)) ?? "");
+            if (i < ids.Count) text.Append("<|endoftext|>");
+            start = i + 1;
+        }
+        return text.ToString();
+    }
 }

@@ -44,9 +44,12 @@ public sealed class HfTokenizer : ITextTokenizer
     private readonly Tokenizers.DotNet.Tokenizer _native;
     private readonly Lock _lock = new();
 
+    private readonly IReadOnlyDictionary<int, string> _specialContents;
+
     private HfTokenizer(Tokenizers.DotNet.Tokenizer native, string name, int vocabSize, int eos, int bos, int[] prefix, int[] stops, string? chatTemplate,
-        IReadOnlyDictionary<string, string?> specialTokens)
+        IReadOnlyDictionary<string, string?> specialTokens, IReadOnlyDictionary<int, string> specialContents)
     {
+        _specialContents = specialContents;
         _native = native;
         Name = name;
         VocabSize = vocabSize;
@@ -153,7 +156,7 @@ public sealed class HfTokenizer : ITextTokenizer
             {
                 throw new InvalidDataException($"{path}: Hugging Face's tokenizers library refused it: {e.Message}", e);
             }
-            return new HfTokenizer(native, $"{TokenizerFile} ({hash[..12]})", vocabSize, eos, bos, prefix, [.. stops], template, special);
+            return new HfTokenizer(native, $"{TokenizerFile} ({hash[..12]})", vocabSize, eos, bos, prefix, [.. stops], template, special, SpecialContents(root));
         }
         finally
         {
@@ -177,6 +180,35 @@ public sealed class HfTokenizer : ITextTokenizer
         uint[] raw = new uint[ids.Count];
         for (int i = 0; i < raw.Length; i++) raw[i] = checked((uint)ids[i]);
         lock (_lock) return _native.Decode(raw);
+    }
+
+    /// <inheritdoc />
+    public string DecodeWithSpecialTokens(IReadOnlyList<int> ids)
+    {
+        var text = new System.Text.StringBuilder();
+        var run = new List<int>();
+        foreach (int id in ids)
+        {
+            if (!_specialContents.TryGetValue(id, out string? content))
+            {
+                run.Add(id);
+                continue;
+            }
+            text.Append(Decode(run)).Append(content);
+            run.Clear();
+        }
+        return text.Append(Decode(run)).ToString();
+    }
+
+    /// <summary>The text of every added token marked special, by id (the library's decode skips them).</summary>
+    private static Dictionary<int, string> SpecialContents(JsonObject root)
+    {
+        var contents = new Dictionary<int, string>();
+        if (root["added_tokens"] is JsonArray added)
+            foreach (JsonNode? t in added)
+                if (t?["special"]?.GetValue<bool>() == true && t["content"]?.GetValue<string>() is { } content && t["id"]?.GetValue<int>() is int id)
+                    contents[id] = content;
+        return contents;
     }
 
     private static JsonObject ParseObject(byte[] bytes, string path)

@@ -38,4 +38,7 @@ public interface ITextTokenizer
 
     /// <summary>The text of <paramref name="ids"/>; EOS decodes to nothing.</summary>
     string Decode(IReadOnlyList<int> ids);
+
+    /// <summary>The text of <paramref name="ids"/> with special tokens written out (for reading what the model sees, as <c>kto data preview</c> shows it).</summary>
+    string DecodeWithSpecialTokens(IReadOnlyList<int> ids) => Decode(ids);
 }
