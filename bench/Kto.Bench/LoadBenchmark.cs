@@ -90,31 +90,8 @@ public static class LoadBenchmark
 
     private static (long Peak, double Seconds) Measure(Action load)
     {
-        ResetPeak();
-        long before = Status("VmRSS:");
         var clock = Stopwatch.StartNew();
-        load();
-        double seconds = clock.Elapsed.TotalSeconds;
-        return (Status("VmHWM:") - before, seconds);
-    }
-
-    /// <summary>Resets the kernel's peak resident size of this process to its current size (Linux: "5" to clear_refs).</summary>
-    private static void ResetPeak()
-    {
-        try
-        {
-            File.WriteAllText("/proc/self/clear_refs", "5");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new PlatformNotSupportedException($"cannot reset the peak resident size (/proc/self/clear_refs): {e.Message}", e);
-        }
-    }
-
-    /// <summary>A size line of /proc/self/status, in bytes.</summary>
-    private static long Status(string key)
-    {
-        string line = File.ReadLines("/proc/self/status").First(l => l.StartsWith(key, StringComparison.Ordinal));
-        return long.Parse(line[key.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
+        long peak = PeakMemory.Of(load);
+        return (peak, clock.Elapsed.TotalSeconds);
     }
 }

@@ -3,6 +3,10 @@ namespace Kto.Bench;
 /// <summary>What <see cref="StepBenchmark"/> measures; defaults are the `kto bench step` defaults.</summary>
 public sealed record StepBenchOptions
 {
+    /// <summary>gpt2, or a Llama-family model_type (llama, mistral, qwen2, qwen3) with an untied head, grouped-query attention (half as many kv heads) and a SwiGLU MLP of 8/3 × width.</summary>
+    public string Arch { get; init; } = "gpt2";
+    /// <summary>Our step forms the whole (B, T, V) logits instead of chunks of completion positions (to measure what chunking saves).</summary>
+    public bool NaiveLogits { get; init; }
     /// <summary>n_layer.</summary>
     public int Layers { get; init; } = 4;
     /// <summary>n_head.</summary>

@@ -17,7 +17,10 @@ public sealed record StepTiming(double MedianStepMs, double ExamplesPerSecond);
 /// <summary>Both sides of <c>kto bench step</c>.</summary>
 /// <param name="Kto">The product's step: <see cref="KtoStepper"/> + clipping + <see cref="AdamW"/>.</param>
 /// <param name="Bare">A bare TorchSharp loop doing the same work on pre-built tensors with torch.optim.AdamW.</param>
-public sealed record StepBenchResult(StepTiming Kto, StepTiming Bare);
+/// <param name="PeakStepBytes">How far one step of ours (after a warm-up step) raises the peak resident size, measured in a
+/// fresh process whose allocator returns every block of 1 MB or more to the system when it is freed.</param>
+/// <param name="BarePeakStepBytes">The same for the bare loop.</param>
+public sealed record StepBenchResult(StepTiming Kto, StepTiming Bare, long PeakStepBytes, long BarePeakStepBytes);
 
 /// <summary>
 /// Times one KTO training step of a configurable GPT against a bare TorchSharp loop doing the same work
@@ -27,16 +30,18 @@ public sealed record StepBenchResult(StepTiming Kto, StepTiming Bare);
 public static class StepBenchmark
 {
     /// <summary>Runs the comparison.</summary>
-    public static StepBenchResult Run(StepBenchOptions o)
+    /// <param name="o">What to run.</param>
+    /// <param name="peakInChild">Runs <see cref="PeakOfOneStep"/> for a side ("kto" or "bare") in a fresh process.</param>
+    public static StepBenchResult Run(StepBenchOptions o, Func<string, long> peakInChild)
     {
         torch.set_num_threads(o.Threads);
         Device device = DeviceSpec.Resolve(o.Device);
-        var config = new GptConfig(o.Vocab, o.Tokens, o.Width, o.Layers, o.Heads, Tokenizer: "bench");
+        LmConfig config = ModelConfig(o);
         List<TrainItem> items = SyntheticItems(o);
         var lossOptions = new KtoLossOptions(0.1, KtoLossType.Kto, 1, 1);
 
-        using var kto = new KtoSide(config, items, lossOptions, o, device);
-        using var bare = new BareSide(config, items, o, device);
+        var kto = new KtoSide(config, items, lossOptions, o, device);
+        var bare = new BareSide(config, items, o, device);
         for (int i = 0; i < o.WarmupSteps; i++) { kto.Step(); bare.Step(); }
         var ktoMs = new List<double>();
         var bareMs = new List<double>();
@@ -46,7 +51,47 @@ public static class StepBenchmark
             if (i % 2 == 0) { ktoMs.Add(Time(kto.Step)); bareMs.Add(Time(bare.Step)); }
             else { bareMs.Add(Time(bare.Step)); ktoMs.Add(Time(kto.Step)); }
         }
-        return new StepBenchResult(Timing(ktoMs, o.Batch), Timing(bareMs, o.Batch));
+        kto.Dispose();
+        bare.Dispose();
+        return new StepBenchResult(Timing(ktoMs, o.Batch), Timing(bareMs, o.Batch), peakInChild(Ours), peakInChild(Bare));
+    }
+
+    /// <summary>Our side.</summary>
+    public const string Ours = "kto";
+
+    /// <summary>The bare loop's side.</summary>
+    public const string Bare = "bare";
+
+    /// <summary>The environment a peak-measuring child needs: glibc's allocator hands every block of 1 MB or more back on free.</summary>
+    public static IReadOnlyDictionary<string, string> PeakChildEnvironment { get; } = new Dictionary<string, string> { ["MALLOC_MMAP_THRESHOLD_"] = "1048576" };
+
+    /// <summary>In this (fresh) process: builds one side, runs a warm-up step, and returns how far the next step raises the peak resident size.</summary>
+    public static long PeakOfOneStep(StepBenchOptions o, string side)
+    {
+        torch.set_num_threads(o.Threads);
+        Device device = DeviceSpec.Resolve(o.Device);
+        LmConfig config = ModelConfig(o);
+        List<TrainItem> items = SyntheticItems(o);
+        using IDisposable built = side switch
+        {
+            Ours => new KtoSide(config, items, new KtoLossOptions(0.1, KtoLossType.Kto, 1, 1), o, device),
+            Bare => new BareSide(config, items, o, device),
+            _ => throw new ArgumentException($"unknown side \"{side}\"", nameof(side)),
+        };
+        Action step = built is KtoSide k ? k.Step : ((BareSide)built).Step;
+        step();
+        return PeakMemory.Of(step);
+    }
+
+    /// <summary>The bench model of <paramref name="o"/>.</summary>
+    public static LmConfig ModelConfig(StepBenchOptions o)
+    {
+        if (o.Arch == "gpt2") return new GptConfig(o.Vocab, o.Tokens, o.Width, o.Layers, o.Heads, Tokenizer: "bench");
+        if (!DecoderConfig.ModelTypes.Contains(o.Arch)) throw new ArgumentException($"--arch \"{o.Arch}\": expected gpt2 or {string.Join(", ", DecoderConfig.ModelTypes)}");
+        if (o.Width % o.Heads != 0 || o.Heads % 2 != 0) throw new ArgumentException($"--width {o.Width} must be a multiple of --heads {o.Heads}, which must be even");
+        int inner = (o.Width * 8 / 3 + 63) / 64 * 64;
+        return new DecoderConfig(o.Arch, o.Vocab, o.Width, inner, o.Layers, o.Heads, o.Heads / 2, o.Width / o.Heads, 1e-5, 500000, null,
+            QkvBias: o.Arch == "qwen2", OProjBias: false, MlpBias: false, QkNorm: o.Arch == "qwen3", TieWordEmbeddings: false, o.Tokens, null, null, o.Vocab - 1);
     }
 
     private static double Time(Action step)
@@ -74,28 +119,28 @@ public static class StepBenchmark
 
     private sealed class KtoSide : IDisposable
     {
-        private readonly GptLmHeadModel _policy;
+        private readonly CausalLm _policy;
         private readonly IReferenceModel _reference;
         private readonly AdamW _optimizer;
         private readonly KtoStepper _stepper;
         private readonly List<TrainItem> _items;
 
-        public KtoSide(GptConfig config, List<TrainItem> items, KtoLossOptions loss, StepBenchOptions o, Device device)
+        public KtoSide(LmConfig config, List<TrainItem> items, KtoLossOptions loss, StepBenchOptions o, Device device)
         {
             _items = items;
             _policy = NewModel(config, device);
             if (o.PrecomputedRef)
             {
-                using GptLmHeadModel refModel = NewModel(config, device);
-                using var live = new LiveReference(refModel, config.VocabSize - 1, device, scoreKl: true);
+                using CausalLm refModel = NewModel(config, device);
+                using var live = new LiveReference(refModel, config.VocabSize - 1, device, scoreKl: true) { ChunkedLogits = !o.NaiveLogits };
                 _reference = new PrecomputedReference(live.Score(items));
             }
             else
             {
-                _reference = new LiveReference(NewModel(config, device), config.VocabSize - 1, device, scoreKl: true);
+                _reference = new LiveReference(NewModel(config, device), config.VocabSize - 1, device, scoreKl: true) { ChunkedLogits = !o.NaiveLogits };
             }
             _optimizer = new AdamW(_policy.named_parameters().Select(p => (p.name, p.parameter)), 0.9, 0.999, 1e-8, 0);
-            _stepper = new KtoStepper(_policy, _reference, loss, config.VocabSize - 1, device);
+            _stepper = new KtoStepper(_policy, _reference, loss, config.VocabSize - 1, device) { ChunkedLogits = !o.NaiveLogits };
         }
 
         public void Step()
@@ -118,13 +163,13 @@ public static class StepBenchmark
 
     private sealed class BareSide : IDisposable
     {
-        private readonly GptLmHeadModel _policy;
-        private readonly GptLmHeadModel? _reference;
+        private readonly CausalLm _policy;
+        private readonly CausalLm? _reference;
         private readonly optim.Optimizer _optimizer;
         private readonly Tensor _ids, _mask, _klIds, _klMask, _labels;
         private readonly Tensor? _refLogps, _refKl;
 
-        public BareSide(GptConfig config, List<TrainItem> items, StepBenchOptions o, Device device)
+        public BareSide(LmConfig config, List<TrainItem> items, StepBenchOptions o, Device device)
         {
             _policy = NewModel(config, device);
             using (var main = SequenceBatch.Collate(items.Select(i => (i.Example.PromptIds, i.Example.CompletionIds)).ToList(), config.VocabSize - 1, device))
@@ -170,7 +215,7 @@ public static class StepBenchmark
             _optimizer.step();
         }
 
-        private static Tensor LogProbs(GptLmHeadModel model, Tensor ids, Tensor mask)
+        private static Tensor LogProbs(CausalLm model, Tensor ids, Tensor mask)
         {
             // An inner scope frees the (B, T, V) logits of no-grad forwards at once, as a tuned loop would.
             using var scope = torch.NewDisposeScope();
@@ -189,10 +234,10 @@ public static class StepBenchmark
         }
     }
 
-    private static GptLmHeadModel NewModel(GptConfig config, Device device)
+    private static CausalLm NewModel(LmConfig config, Device device)
     {
         using var g = new Generator(7);
-        var model = new GptLmHeadModel(config, g);
+        CausalLm model = config.CreateModel(g);
         model.to(device);
         return model;
     }

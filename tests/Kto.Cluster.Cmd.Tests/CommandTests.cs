@@ -154,6 +154,22 @@ public sealed class CommandTests : IDisposable
         Assert.True(json.GetProperty("examples_per_s").GetDouble() > 0);
         Assert.True(json.GetProperty("step_ms").GetDouble() > 0);
         Assert.True(json.GetProperty("bare_step_ms").GetDouble() > 0);
+        Assert.True(json.GetProperty("step_peak_mb").GetDouble() >= 0);
+    }
+
+    [Fact]
+    public void BenchStepOnALlamaModelWithFullLogitsSpendsMoreMemoryThanChunked()
+    {
+        // A vocabulary large enough that the (B, T, V) logits dominate a step's memory: 4 × 63 × 32000 floats ≈ 8 MB per copy.
+        string[] common = ["bench", "step", "--arch", "llama", "--layers", "1", "--width", "32", "--heads", "2", "--vocab", "32000", "--tokens", "64", "--batch", "4", "--steps", "1"];
+        var chunked = KtoProcess.Run(_dir, common);
+        var full = KtoProcess.Run(_dir, [.. common, "--naive-logits"]);
+        Assert.True(chunked.ExitCode == 0, chunked.Stderr);
+        Assert.True(full.ExitCode == 0, full.Stderr);
+        JsonElement c = JsonDocument.Parse(chunked.Stdout.Trim()).RootElement, f = JsonDocument.Parse(full.Stdout.Trim()).RootElement;
+        Assert.Equal(("llama", "chunked", "full"), (c.GetProperty("arch").GetString(), c.GetProperty("logits").GetString(), f.GetProperty("logits").GetString()));
+        Assert.True(c.GetProperty("step_peak_mb").GetDouble() < f.GetProperty("step_peak_mb").GetDouble(),
+            $"chunked {c.GetProperty("step_peak_mb")} MB, full {f.GetProperty("step_peak_mb")} MB");
     }
 
     [Fact]

@@ -9,7 +9,7 @@ internal static class BenchCommands
 {
     public static Command Create() => new("bench", "benchmarks (each prints one JSON line)")
     {
-        Step(), Load(), LoadSide(), BenchAllReduceCommand.Create(), BenchAllReduceCommand.CreatePeer(), BenchClusterCommand.Create(),
+        Step(), StepPeak(), Load(), LoadSide(), BenchAllReduceCommand.Create(), BenchAllReduceCommand.CreatePeer(), BenchClusterCommand.Create(),
     };
 
     /// <summary>Runs <c>kto bench load-side</c> in a fresh process and reads its "PEAK SECONDS" line.</summary>
@@ -82,37 +82,94 @@ internal static class BenchCommands
         return cmd;
     }
 
-    private static Command Step()
+    /// <summary>The options of <c>kto bench step</c> (and its hidden peak-measuring child), and how to read them.</summary>
+    private sealed class StepOptions
     {
-        var d = new StepBenchOptions();
-        var layers = new Option<int>("--layers") { DefaultValueFactory = _ => d.Layers, Description = "n_layer" };
-        var heads = new Option<int>("--heads") { DefaultValueFactory = _ => d.Heads, Description = "n_head" };
-        var width = new Option<int>("--width") { DefaultValueFactory = _ => d.Width, Description = "n_embd" };
-        var vocab = new Option<int>("--vocab") { DefaultValueFactory = _ => d.Vocab, Description = "vocab_size" };
-        var tokens = new Option<int>("--tokens") { DefaultValueFactory = _ => d.Tokens, Description = "tokens per example, half prompt" };
-        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => d.Batch, Description = "examples per step" };
-        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => d.Steps, Description = "measured steps per side" };
-        var threads = CommonOptions.Threads(d.Threads);
-        var precomputed = new Option<bool>("--precomputed-ref") { Description = "reference log-probs precomputed instead of a live reference model" };
-        var device = CommonOptions.Device();
-        var cmd = new Command("step", "time one KTO training step against a bare TorchSharp loop doing the same work")
+        private readonly StepBenchOptions _d = new();
+        public readonly Option<string> Arch;
+        public readonly Option<int> Layers, Heads, Width, Vocab, Tokens, Batch, Steps, Threads;
+        public readonly Option<bool> Precomputed, Naive;
+        public readonly Option<string> Device;
+
+        public StepOptions()
         {
-            layers, heads, width, vocab, tokens, batch, steps, threads, precomputed, device,
+            Arch = new Option<string>("--arch") { DefaultValueFactory = _ => _d.Arch, Description = "gpt2, or llama, mistral, qwen2, qwen3 (untied head, kv heads = heads/2, SwiGLU 8/3 × width)" };
+            Layers = new Option<int>("--layers") { DefaultValueFactory = _ => _d.Layers, Description = "n_layer" };
+            Heads = new Option<int>("--heads") { DefaultValueFactory = _ => _d.Heads, Description = "n_head" };
+            Width = new Option<int>("--width") { DefaultValueFactory = _ => _d.Width, Description = "n_embd" };
+            Vocab = new Option<int>("--vocab") { DefaultValueFactory = _ => _d.Vocab, Description = "vocab_size" };
+            Tokens = new Option<int>("--tokens") { DefaultValueFactory = _ => _d.Tokens, Description = "tokens per example, half prompt" };
+            Batch = new Option<int>("--batch") { DefaultValueFactory = _ => _d.Batch, Description = "examples per step" };
+            Steps = new Option<int>("--steps") { DefaultValueFactory = _ => _d.Steps, Description = "measured steps per side" };
+            Threads = CommonOptions.Threads(_d.Threads);
+            Precomputed = new Option<bool>("--precomputed-ref") { Description = "reference log-probs precomputed instead of a live reference model" };
+            Naive = new Option<bool>("--naive-logits") { Description = "our step forms the whole (B, T, V) logits, as the bare loop does, instead of chunks of completion positions" };
+            Device = CommonOptions.Device();
+        }
+
+        public Option[] All => [Arch, Layers, Heads, Width, Vocab, Tokens, Batch, Steps, Threads, Precomputed, Naive, Device];
+
+        public StepBenchOptions Read(ParseResult parse) => new()
+        {
+            Arch = parse.GetValue(Arch)!, Layers = parse.GetValue(Layers), Heads = parse.GetValue(Heads), Width = parse.GetValue(Width),
+            Vocab = parse.GetValue(Vocab), Tokens = parse.GetValue(Tokens), Batch = parse.GetValue(Batch), Steps = parse.GetValue(Steps),
+            Threads = parse.GetValue(Threads), PrecomputedRef = parse.GetValue(Precomputed), NaiveLogits = parse.GetValue(Naive), Device = parse.GetValue(Device)!,
         };
+
+        /// <summary>The arguments that give <paramref name="o"/> back.</summary>
+        public static string[] Args(StepBenchOptions o) =>
+        [
+            "--arch", o.Arch, "--layers", I(o.Layers), "--heads", I(o.Heads), "--width", I(o.Width), "--vocab", I(o.Vocab), "--tokens", I(o.Tokens),
+            "--batch", I(o.Batch), "--steps", I(o.Steps), "--threads", I(o.Threads), "--device", o.Device,
+            .. o.PrecomputedRef ? new[] { "--precomputed-ref" } : [], .. o.NaiveLogits ? new[] { "--naive-logits" } : [],
+        ];
+
+        private static string I(int v) => v.ToString(CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Runs <c>kto bench step-peak SIDE …</c> in a fresh process and reads the bytes it prints.</summary>
+    private static long StepPeakInChild(StepBenchOptions o, string side)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "kto.dll"), "bench", "step-peak", side }.Concat(StepOptions.Args(o))) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in StepBenchmark.PeakChildEnvironment) psi.Environment[k] = v;
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        Task<string> err = p.StandardError.ReadToEndAsync();
+        string output = p.StandardOutput.ReadToEnd().Trim();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"bench step-peak {side} failed ({p.ExitCode}): {err.Result.Trim()}");
+        return long.Parse(output, CultureInfo.InvariantCulture);
+    }
+
+    private static Command StepPeak()
+    {
+        var options = new StepOptions();
+        var side = new Argument<string>("side");
+        var cmd = new Command("step-peak", "one side of `kto bench step`'s memory figure, in its own process (prints bytes)") { side };
+        foreach (Option o in options.All) cmd.Options.Add(o);
+        cmd.Hidden = true;
         cmd.SetAction(parse => CommonOptions.Guard(() =>
         {
-            var o = new StepBenchOptions
-            {
-                Layers = parse.GetValue(layers), Heads = parse.GetValue(heads), Width = parse.GetValue(width),
-                Vocab = parse.GetValue(vocab), Tokens = parse.GetValue(tokens), Batch = parse.GetValue(batch),
-                Steps = parse.GetValue(steps), Threads = parse.GetValue(threads), PrecomputedRef = parse.GetValue(precomputed),
-                Device = parse.GetValue(device)!,
-            };
+            Console.WriteLine(StepBenchmark.PeakOfOneStep(options.Read(parse), parse.GetValue(side)!).ToString(CultureInfo.InvariantCulture));
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Step()
+    {
+        var options = new StepOptions();
+        var cmd = new Command("step", "time one KTO training step against a bare TorchSharp loop doing the same work, and the peak memory of one step of each");
+        foreach (Option o in options.All) cmd.Options.Add(o);
+        cmd.SetAction(parse => CommonOptions.Guard(() =>
+        {
+            StepBenchOptions o = options.Read(parse);
             if (o.Batch < 2 || o.Tokens < 4 || o.Steps < 1) throw new ArgumentException("need --batch ≥ 2, --tokens ≥ 4, --steps ≥ 1");
-            StepBenchResult r = StepBenchmark.Run(o);
+            StepBenchResult r = StepBenchmark.Run(o, side => StepPeakInChild(o, side));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{{\"bench\":\"step\",\"layers\":{o.Layers},\"heads\":{o.Heads},\"width\":{o.Width},\"vocab\":{o.Vocab},\"tokens\":{o.Tokens},\"batch\":{o.Batch},\"threads\":{o.Threads},\"reference\":\"{(o.PrecomputedRef ? "precomputed" : "live")}\",\"steps\":{o.Steps}," +
-                $"\"examples_per_s\":{r.Kto.ExamplesPerSecond:0.00},\"step_ms\":{r.Kto.MedianStepMs:0.0},\"bare_examples_per_s\":{r.Bare.ExamplesPerSecond:0.00},\"bare_step_ms\":{r.Bare.MedianStepMs:0.0},\"kto_vs_bare\":{r.Kto.ExamplesPerSecond / r.Bare.ExamplesPerSecond:0.000}}}"));
+                $"{{\"bench\":\"step\",\"arch\":\"{o.Arch}\",\"logits\":\"{(o.NaiveLogits ? "full" : "chunked")}\",\"layers\":{o.Layers},\"heads\":{o.Heads},\"width\":{o.Width},\"vocab\":{o.Vocab},\"tokens\":{o.Tokens},\"batch\":{o.Batch},\"threads\":{o.Threads},\"reference\":\"{(o.PrecomputedRef ? "precomputed" : "live")}\",\"steps\":{o.Steps}," +
+                $"\"examples_per_s\":{r.Kto.ExamplesPerSecond:0.00},\"step_ms\":{r.Kto.MedianStepMs:0.0},\"bare_examples_per_s\":{r.Bare.ExamplesPerSecond:0.00},\"bare_step_ms\":{r.Bare.MedianStepMs:0.0},\"kto_vs_bare\":{r.Kto.ExamplesPerSecond / r.Bare.ExamplesPerSecond:0.000}," +
+                $"\"step_peak_mb\":{r.PeakStepBytes / 1e6:0},\"bare_step_peak_mb\":{r.BarePeakStepBytes / 1e6:0}}}"));
             return 0;
         }));
         return cmd;

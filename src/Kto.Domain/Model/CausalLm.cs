@@ -40,6 +40,15 @@ public abstract class CausalLm : nn.Module<Tensor, Tensor>
     public Tensor Logits(Tensor h) => nn.functional.linear(h, HeadWeight);
 
     /// <summary>
+    /// log p(target | h) of rows of hidden states, the logits formed a chunk of rows at a time in forward and backward
+    /// (<see cref="ChunkedTokenLogProbs"/>): memory one chunk's logits, not (rows × V).
+    /// </summary>
+    /// <param name="h">(N, C) hidden states.</param>
+    /// <param name="targets">(N) int64 next-token ids.</param>
+    /// <returns>(N) float32 log-probs, differentiable with respect to <paramref name="h"/> and the head.</returns>
+    public Tensor TokenLogProbs(Tensor h, Tensor targets) => ChunkedTokenLogProbs.Compute(h, HeadWeight, targets);
+
+    /// <summary>
     /// The mean over the vocabulary of the logits of <paramref name="h"/> (…, C) → (…), without forming the logits:
     /// mean_v (h · w_v) = h · mean_v w_v.
     /// </summary>

@@ -44,8 +44,11 @@ public sealed class LiveReference : IReferenceModel
         _scoreKl = scoreKl;
     }
 
+    /// <summary>Chunked logits (the default); false only to measure the full-logits path (<c>kto bench step --naive-logits</c>).</summary>
+    public bool ChunkedLogits { get; init; } = true;
+
     /// <inheritdoc />
-    public ReferenceLogps[] Score(IReadOnlyList<TrainItem> items) => ReferenceScoring.Score(_model, items, _padId, _device, _scoreKl);
+    public ReferenceLogps[] Score(IReadOnlyList<TrainItem> items) => ReferenceScoring.Score(_model, items, _padId, _device, _scoreKl, ChunkedLogits);
 
     /// <inheritdoc />
     public void Dispose() => _model.Dispose();

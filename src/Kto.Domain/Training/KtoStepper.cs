@@ -36,6 +36,9 @@ public sealed class KtoStepper
         _device = device;
     }
 
+    /// <summary>Chunked logits (the default, <see cref="SequenceLogProbs.Compute"/>); false only to measure the full-logits path.</summary>
+    public bool ChunkedLogits { get; init; } = true;
+
     /// <summary>The shard's reference log-probs, which both phases use; get them once per shard.</summary>
     public ReferenceLogps[] Reference(IReadOnlyList<TrainItem> shard) => _reference.Score(shard);
 
@@ -46,7 +49,7 @@ public sealed class KtoStepper
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         using SequenceBatch kl = SequenceBatch.Collate(shard.Select(i => (i.KlPromptIds, i.KlCompletionIds)).ToList(), _padId, _device);
-        double[] policy = SequenceLogProbs.Compute(_policy, kl, withLogits: false).Sum.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
+        double[] policy = SequenceLogProbs.Compute(_policy, kl, withLogits: false, ChunkedLogits).Sum.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
         double sum = 0;
         for (int i = 0; i < policy.Length; i++) sum += policy[i] - reference[i].Kl;
         return new KlPartial(sum, policy.Length);
@@ -63,7 +66,7 @@ public sealed class KtoStepper
         if (shard.Count == 0) return StepMetrics.Zero;
         using var scope = torch.NewDisposeScope();
         using SequenceBatch batch = SequenceBatch.Collate(shard.Select(i => (i.Example.PromptIds, i.Example.CompletionIds)).ToList(), _padId, _device);
-        SequenceLogProbs.Result policy = SequenceLogProbs.Compute(_policy, batch);
+        SequenceLogProbs.Result policy = SequenceLogProbs.Compute(_policy, batch, chunked: ChunkedLogits);
         Tensor refLogps = torch.tensor(reference.Select(r => (float)r.Completion).ToArray(), device: _device);
         Tensor desirable = torch.tensor(shard.Select(i => i.Example.Label).ToArray(), device: _device);
         KtoLossOutput output = KtoLoss.Compute(policy.Sum, refLogps, desirable, kl.Clamped, _loss);

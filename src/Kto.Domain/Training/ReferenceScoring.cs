@@ -28,12 +28,13 @@ public static class ReferenceScoring
     /// <param name="padId">Padding id.</param>
     /// <param name="device">Where batches go.</param>
     /// <param name="scoreKl">Whether KL pairs are scored (not for losses without the KL term; 0 then).</param>
-    public static ReferenceLogps[] Score(CausalLm model, IReadOnlyList<TrainItem> items, int padId, Device device, bool scoreKl)
+    /// <param name="chunked">Chunked logits (<see cref="SequenceLogProbs.Compute"/>); false only to measure the full-logits path.</param>
+    public static ReferenceLogps[] Score(CausalLm model, IReadOnlyList<TrainItem> items, int padId, Device device, bool scoreKl, bool chunked = true)
     {
         int batch = Math.Max(1, items.Count);
-        double[] completion = SequenceLogProbs.Score(model, [.. items.Select(i => (i.Example.PromptIds, i.Example.CompletionIds))], padId, batch, device);
+        double[] completion = SequenceLogProbs.Score(model, [.. items.Select(i => (i.Example.PromptIds, i.Example.CompletionIds))], padId, batch, device, chunked: chunked);
         double[] kl = scoreKl
-            ? SequenceLogProbs.Score(model, [.. items.Select(i => (i.KlPromptIds, i.KlCompletionIds))], padId, batch, device)
+            ? SequenceLogProbs.Score(model, [.. items.Select(i => (i.KlPromptIds, i.KlCompletionIds))], padId, batch, device, chunked: chunked)
             : new double[items.Count];
         return [.. completion.Select((c, k) => new ReferenceLogps(c, kl[k]))];
     }

@@ -17,23 +17,40 @@ public static class SequenceLogProbs
     /// <param name="model">The causal LM.</param>
     /// <param name="batch">Right-padded sequences and their completion mask.</param>
     /// <param name="withLogits">Also compute the mean-logit sums (for the logits/* metrics).</param>
-    public static Result Compute(CausalLm model, SequenceBatch batch, bool withLogits = true)
+    /// <param name="chunked">Form logits only at completion positions, a chunk of rows at a time in forward and backward
+    /// (<see cref="ChunkedTokenLogProbs"/>; the default): memory does not grow with B·T·V. False: the whole (B, T−1, V)
+    /// logits and their log-softmax, as a plain loop does (kept for <c>kto bench step --naive-logits</c>).</param>
+    public static Result Compute(CausalLm model, SequenceBatch batch, bool withLogits = true, bool chunked = true)
     {
         Tensor h = model.HiddenStates(batch.Ids);                           // (B, T, C)
-        long t = h.shape[1];
+        long b = h.shape[0], t = h.shape[1], c = h.shape[2];
         Tensor predicting = h.narrow(1, 0, t - 1);                          // (B, T−1, C): position j predicts token j+1
-        Tensor logits = model.Logits(predicting);                           // (B, T−1, V); the last position is never needed
-        Tensor targets = batch.Ids.narrow(1, 1, t - 1).unsqueeze(-1);      // (B, T−1, 1)
-        Tensor tokenLogps = logits.log_softmax(-1).gather(-1, targets).squeeze(-1); // (B, T−1)
-        Tensor sum = (tokenLogps * batch.LabelMask).sum(1);                // (B)
+        if (!chunked)
+        {
+            Tensor logits = model.Logits(predicting);                       // (B, T−1, V); the last position is never needed
+            Tensor targetIds = batch.Ids.narrow(1, 1, t - 1).unsqueeze(-1); // (B, T−1, 1)
+            Tensor tokenLogps = logits.log_softmax(-1).gather(-1, targetIds).squeeze(-1); // (B, T−1)
+            Tensor total = (tokenLogps * batch.LabelMask).sum(1);          // (B)
+            Tensor logitTotal = withLogits
+                ? (model.MeanLogit(predicting.detach()).detach() * batch.LabelMask).sum(1)
+                : torch.zeros_like(total);
+            return new Result(total, logitTotal, batch.LabelMask.sum(1));
+        }
+        // Only completion positions are scored: gather them (N of the B·(T−1)), score them, and sum per sequence.
+        Tensor positions = batch.LabelMask.reshape(-1).nonzero().squeeze(-1);                        // (N) in [0, B·(T−1))
+        Tensor hidden = predicting.reshape(b * (t - 1), c).index_select(0, positions);              // (N, C)
+        Tensor targets = batch.Ids.narrow(1, 1, t - 1).reshape(-1).index_select(0, positions);     // (N)
+        Tensor rows = positions.div(t - 1, rounding_mode: RoundingMode.floor);                       // (N) sequence of each
+        Tensor sum = torch.zeros(b, dtype: ScalarType.Float32, device: h.device).index_add(0, rows, model.TokenLogProbs(hidden, targets), 1);
         Tensor logitSum = withLogits
-            ? (model.MeanLogit(predicting.detach()).detach() * batch.LabelMask).sum(1)
+            ? torch.zeros(b, dtype: ScalarType.Float32, device: h.device).index_add(0, rows, model.MeanLogit(hidden.detach()).detach().to_type(ScalarType.Float32), 1)
             : torch.zeros_like(sum);
         return new Result(sum, logitSum, batch.LabelMask.sum(1));
     }
 
     /// <summary>Summed completion log-probs of many sequences, without gradient, <paramref name="batchSize"/> at a time.</summary>
-    public static double[] Score(CausalLm model, IReadOnlyList<(int[] Prompt, int[] Completion)> sequences, int padId, int batchSize, Device device, Action<int>? progress = null)
+    public static double[] Score(CausalLm model, IReadOnlyList<(int[] Prompt, int[] Completion)> sequences, int padId, int batchSize, Device device, Action<int>? progress = null,
+        bool chunked = true)
     {
         var result = new double[sequences.Count];
         using var noGrad = torch.no_grad();
@@ -44,7 +61,7 @@ public static class SequenceLogProbs
             var slice = new (int[], int[])[n];
             for (int i = 0; i < n; i++) slice[i] = sequences[start + i];
             using SequenceBatch batch = SequenceBatch.Collate(slice, padId, device);
-            double[] sums = Compute(model, batch, withLogits: false).Sum.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
+            double[] sums = Compute(model, batch, withLogits: false, chunked).Sum.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
             Array.Copy(sums, 0, result, start, n);
             progress?.Invoke(start + n);
         }
