@@ -48,6 +48,60 @@ public sealed class DecoderLmTests
         Assert.True(worst <= 1e-5 * Math.Max(1, scale), $"max |float32 − float64| = {worst:E2} over logits up to {scale:F2}");
     }
 
+    [Theory]
+    [MemberData(nameof(Families))]
+    public void AHandBuiltTwoShardBf16HubCheckpointGivesTheReferenceLogProbs(string json)
+    {
+        string dir = Directory.CreateTempSubdirectory("kto-hub-").FullName;
+        try
+        {
+            DecoderConfig c = Config(json);
+            using var g = new Generator(8);
+            using var source = new DecoderLm(c, g);
+            var stored = new Dictionary<string, Tensor>();
+            using (no_grad())
+                foreach (var (name, p) in source.named_parameters())
+                    stored[name] = p.normal_(0.1, 0.3, g).to_type(ScalarType.BFloat16); // what the Hub stores
+            var rounded = stored.ToDictionary(kv => kv.Key, kv => kv.Value.to_type(ScalarType.Float64).data<double>().ToArray());
+
+            // Two shards and the index, written here as the Hub lays them out (not by our checkpoint writer).
+            File.WriteAllText(Path.Combine(dir, "config.json"), json.TrimEnd('}') + ", \"torch_dtype\": \"bfloat16\"}");
+            string[] names = [.. stored.Keys.Order(StringComparer.Ordinal)];
+            var shards = new[] { names[..(names.Length / 2)], names[(names.Length / 2)..] };
+            var weightMap = new JsonObject();
+            for (int i = 0; i < 2; i++)
+            {
+                string file = $"model-0000{i + 1}-of-00002.safetensors";
+                Checkpoints.Safetensors.Write(Path.Combine(dir, file), shards[i].ToDictionary(n => n, n => stored[n]));
+                foreach (string n in shards[i]) weightMap[n] = file;
+            }
+            long total = stored.Values.Sum(t => t.NumberOfElements * 2);
+            File.WriteAllText(Path.Combine(dir, "model.safetensors.index.json"),
+                new JsonObject { ["metadata"] = new JsonObject { ["total_size"] = total }, ["weight_map"] = weightMap }.ToJsonString());
+
+            using var model = Checkpoints.ModelCheckpoint.Load(dir);
+            int[] prompt = [3, 1, 4, 1], completion = [5, 9, 2, 6];
+            using var batch = Kto.Domain.Training.SequenceBatch.Collate([(prompt, completion)], 0, CPU);
+            double actual = Kto.Domain.Training.SequenceLogProbs.Compute(model, batch).Sum.to_type(ScalarType.Float64).item<double>();
+
+            long[] ids = [.. prompt.Concat(completion).Select(i => (long)i)];
+            double[,] logits = Reference(c, rounded, ids);
+            double expected = 0;
+            for (int t = prompt.Length - 1; t < ids.Length - 1; t++)
+            {
+                double max = Enumerable.Range(0, c.VocabSize).Max(v => logits[t, v]);
+                double lse = max + Math.Log(Enumerable.Range(0, c.VocabSize).Sum(v => Math.Exp(logits[t, v] - max)));
+                expected += logits[t, ids[t + 1]] - lse;
+            }
+            Assert.True(Math.Abs(actual - expected) <= 1e-4 * Math.Max(1, Math.Abs(expected)), $"log-prob {actual} vs the reference's {expected}");
+            foreach (Tensor t in stored.Values) t.Dispose();
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [Fact]
     public void ParametersHaveHuggingFaceNamesAndShapes()
     {
