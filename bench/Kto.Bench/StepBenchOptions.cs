@@ -7,6 +7,8 @@ public sealed record StepBenchOptions
     public string Arch { get; init; } = "gpt2";
     /// <summary>Our step forms the whole (B, T, V) logits instead of chunks of completion positions (to measure what chunking saves).</summary>
     public bool NaiveLogits { get; init; }
+    /// <summary>Our step's precision: fp32, or bf16/fp16 (half compute copy, float32 masters, as the run config's bf16/fp16); the bare loop stays float32.</summary>
+    public string Precision { get; init; } = "fp32";
     /// <summary>n_layer.</summary>
     public int Layers { get; init; } = 4;
     /// <summary>n_head.</summary>

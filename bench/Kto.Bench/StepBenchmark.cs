@@ -120,6 +120,7 @@ public static class StepBenchmark
     private sealed class KtoSide : IDisposable
     {
         private readonly CausalLm _policy;
+        private readonly MixedPrecision? _precision;
         private readonly IReferenceModel _reference;
         private readonly AdamW _optimizer;
         private readonly KtoStepper _stepper;
@@ -129,18 +130,22 @@ public static class StepBenchmark
         {
             _items = items;
             _policy = NewModel(config, device);
+            var run = new Kto.Domain.Options.KtoConfig { Bf16 = o.Precision == "bf16", Fp16 = o.Precision == "fp16" };
+            if (o.Precision is not ("fp32" or "bf16" or "fp16")) throw new ArgumentException($"--precision \"{o.Precision}\": expected fp32, bf16 or fp16");
+            _precision = MixedPrecision.For(run, _policy);
+            ScalarType? half = MixedPrecision.ComputeDtype(run);
             if (o.PrecomputedRef)
             {
-                using CausalLm refModel = NewModel(config, device);
+                using CausalLm refModel = NewModel(config, device, half);
                 using var live = new LiveReference(refModel, config.VocabSize - 1, device, scoreKl: true) { ChunkedLogits = !o.NaiveLogits };
                 _reference = new PrecomputedReference(live.Score(items));
             }
             else
             {
-                _reference = new LiveReference(NewModel(config, device), config.VocabSize - 1, device, scoreKl: true) { ChunkedLogits = !o.NaiveLogits };
+                _reference = new LiveReference(NewModel(config, device, half), config.VocabSize - 1, device, scoreKl: true) { ChunkedLogits = !o.NaiveLogits };
             }
             _optimizer = new AdamW(_policy.named_parameters().Select(p => (p.name, p.parameter)), 0.9, 0.999, 1e-8, 0);
-            _stepper = new KtoStepper(_policy, _reference, loss, config.VocabSize - 1, device) { ChunkedLogits = !o.NaiveLogits };
+            _stepper = new KtoStepper(_precision?.Compute ?? _policy, _reference, loss, config.VocabSize - 1, device) { ChunkedLogits = !o.NaiveLogits, Precision = _precision };
         }
 
         public void Step()
@@ -149,14 +154,18 @@ public static class StepBenchmark
             ReferenceLogps[] reference = _stepper.Reference(_items);
             KlPartial kl = _stepper.KlPartial(_items, reference);
             _stepper.ForwardBackward(_items, reference, kl, _items.Count, 1);
+            _precision?.GradsToMasters();
+            if (!(_precision?.FinishStep() ?? true)) return;
             GradientClipping.ClipGlobalNorm(_policy.parameters(), 1.0);
             _optimizer.Step(1e-5);
+            _precision?.MastersToCompute();
         }
 
         public void Dispose()
         {
             _optimizer.Dispose();
             _reference.Dispose();
+            _precision?.Dispose();
             _policy.Dispose();
         }
     }
@@ -234,10 +243,11 @@ public static class StepBenchmark
         }
     }
 
-    private static CausalLm NewModel(LmConfig config, Device device)
+    private static CausalLm NewModel(LmConfig config, Device device, ScalarType? dtype = null)
     {
         using var g = new Generator(7);
         CausalLm model = config.CreateModel(g);
+        if (dtype is { } d) model.to(d);
         model.to(device);
         return model;
     }

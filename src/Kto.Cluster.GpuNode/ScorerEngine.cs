@@ -40,7 +40,7 @@ public sealed class ScorerEngine : IDisposable
         if (hash != expected)
             throw new InvalidDataException($"{refDir}: this node's reference weights (sha256 {hash[..12]}…) differ from the run's ({expected[..12]}…)");
         var device = DeviceSpec.Resolve(config.Device);
-        var reference = new LiveReference(ModelCheckpoint.Load(refDir, device), tokenizer.EosTokenId, device, config.LossType.UsesKl());
+        var reference = new LiveReference(TrainingSetup.LoadReference(config, refDir, device), tokenizer.EosTokenId, device, config.LossType.UsesKl());
         return new ScorerEngine(spec, reference, data.Items);
     }
 

@@ -86,7 +86,7 @@ internal static class BenchCommands
     private sealed class StepOptions
     {
         private readonly StepBenchOptions _d = new();
-        public readonly Option<string> Arch;
+        public readonly Option<string> Arch, Precision;
         public readonly Option<int> Layers, Heads, Width, Vocab, Tokens, Batch, Steps, Threads;
         public readonly Option<bool> Precomputed, Naive;
         public readonly Option<string> Device;
@@ -105,21 +105,23 @@ internal static class BenchCommands
             Precomputed = new Option<bool>("--precomputed-ref") { Description = "reference log-probs precomputed instead of a live reference model" };
             Naive = new Option<bool>("--naive-logits") { Description = "our step forms the whole (B, T, V) logits, as the bare loop does, instead of chunks of completion positions" };
             Device = CommonOptions.Device();
+            Precision = new Option<string>("--precision") { DefaultValueFactory = _ => _d.Precision, Description = "our step's precision: fp32, bf16 or fp16 (float32 masters, as the run config's bf16/fp16); the bare loop stays float32" };
         }
 
-        public Option[] All => [Arch, Layers, Heads, Width, Vocab, Tokens, Batch, Steps, Threads, Precomputed, Naive, Device];
+        public Option[] All => [Arch, Precision, Layers, Heads, Width, Vocab, Tokens, Batch, Steps, Threads, Precomputed, Naive, Device];
 
         public StepBenchOptions Read(ParseResult parse) => new()
         {
             Arch = parse.GetValue(Arch)!, Layers = parse.GetValue(Layers), Heads = parse.GetValue(Heads), Width = parse.GetValue(Width),
             Vocab = parse.GetValue(Vocab), Tokens = parse.GetValue(Tokens), Batch = parse.GetValue(Batch), Steps = parse.GetValue(Steps),
             Threads = parse.GetValue(Threads), PrecomputedRef = parse.GetValue(Precomputed), NaiveLogits = parse.GetValue(Naive), Device = parse.GetValue(Device)!,
+            Precision = parse.GetValue(Precision)!,
         };
 
         /// <summary>The arguments that give <paramref name="o"/> back.</summary>
         public static string[] Args(StepBenchOptions o) =>
         [
-            "--arch", o.Arch, "--layers", I(o.Layers), "--heads", I(o.Heads), "--width", I(o.Width), "--vocab", I(o.Vocab), "--tokens", I(o.Tokens),
+            "--arch", o.Arch, "--precision", o.Precision, "--layers", I(o.Layers), "--heads", I(o.Heads), "--width", I(o.Width), "--vocab", I(o.Vocab), "--tokens", I(o.Tokens),
             "--batch", I(o.Batch), "--steps", I(o.Steps), "--threads", I(o.Threads), "--device", o.Device,
             .. o.PrecomputedRef ? new[] { "--precomputed-ref" } : [], .. o.NaiveLogits ? new[] { "--naive-logits" } : [],
         ];
@@ -167,7 +169,7 @@ internal static class BenchCommands
             if (o.Batch < 2 || o.Tokens < 4 || o.Steps < 1) throw new ArgumentException("need --batch ≥ 2, --tokens ≥ 4, --steps ≥ 1");
             StepBenchResult r = StepBenchmark.Run(o, side => StepPeakInChild(o, side));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{{\"bench\":\"step\",\"arch\":\"{o.Arch}\",\"logits\":\"{(o.NaiveLogits ? "full" : "chunked")}\",\"layers\":{o.Layers},\"heads\":{o.Heads},\"width\":{o.Width},\"vocab\":{o.Vocab},\"tokens\":{o.Tokens},\"batch\":{o.Batch},\"threads\":{o.Threads},\"reference\":\"{(o.PrecomputedRef ? "precomputed" : "live")}\",\"steps\":{o.Steps}," +
+                $"{{\"bench\":\"step\",\"arch\":\"{o.Arch}\",\"logits\":\"{(o.NaiveLogits ? "full" : "chunked")}\",\"precision\":\"{o.Precision}\",\"layers\":{o.Layers},\"heads\":{o.Heads},\"width\":{o.Width},\"vocab\":{o.Vocab},\"tokens\":{o.Tokens},\"batch\":{o.Batch},\"threads\":{o.Threads},\"reference\":\"{(o.PrecomputedRef ? "precomputed" : "live")}\",\"steps\":{o.Steps}," +
                 $"\"examples_per_s\":{r.Kto.ExamplesPerSecond:0.00},\"step_ms\":{r.Kto.MedianStepMs:0.0},\"bare_examples_per_s\":{r.Bare.ExamplesPerSecond:0.00},\"bare_step_ms\":{r.Bare.MedianStepMs:0.0},\"kto_vs_bare\":{r.Kto.ExamplesPerSecond / r.Bare.ExamplesPerSecond:0.000}," +
                 $"\"step_peak_mb\":{r.PeakStepBytes / 1e6:0},\"bare_step_peak_mb\":{r.BarePeakStepBytes / 1e6:0}}}"));
             return 0;

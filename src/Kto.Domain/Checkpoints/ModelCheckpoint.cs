@@ -34,7 +34,7 @@ public static class ModelCheckpoint
     {
         Directory.CreateDirectory(dir);
         string torchDtype = TorchDtypeName(dtype);
-        string json = model.Config switch
+        string json = model.LmConfig switch
         {
             GptConfig gpt => ConfigToJson(gpt, torchDtype),
             DecoderConfig decoder => decoder.ToJson(torchDtype),

@@ -39,7 +39,12 @@ public static class TrainingCheckpoint
     /// left by processes that died while writing are removed first.
     /// </summary>
     /// <exception cref="IOException">The checkpoint could not be written; no part of it is left behind.</exception>
-    public static string Save(string outputDir, CausalLm model, AdamW optimizer, TrainerState state)
+    /// <param name="outputDir">The run's output_dir.</param>
+    /// <param name="model">The weights (float32; a mixed-precision run's masters).</param>
+    /// <param name="optimizer">Its optimizer.</param>
+    /// <param name="state">Step, data fingerprint and schedule length.</param>
+    /// <param name="precision">A <c>bf16</c>/<c>fp16</c> run's mixed precision: its loss scaler's state is kept with the optimizer's.</param>
+    public static string Save(string outputDir, CausalLm model, AdamW optimizer, TrainerState state, Training.MixedPrecision? precision = null)
     {
         string final = Path.Combine(outputDir, Prefix + state.GlobalStep.ToString(CultureInfo.InvariantCulture));
         string temp = Path.Combine(outputDir, $".{Prefix}{state.GlobalStep}.tmp-{TempOwner}-{Environment.ProcessId}");
@@ -49,8 +54,11 @@ public static class TrainingCheckpoint
             if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
             Directory.CreateDirectory(temp);
             ModelCheckpoint.Save(model, temp);
-            AtomicFile.Write(Path.Combine(temp, OptimizerFile), s => Safetensors.Write(s, optimizer.StateTensors(),
-                new Dictionary<string, string> { ["step_count"] = optimizer.StepCount.ToString(CultureInfo.InvariantCulture) }));
+            var metadata = new Dictionary<string, string>(precision?.ScalerState() ?? new Dictionary<string, string>())
+            {
+                ["step_count"] = optimizer.StepCount.ToString(CultureInfo.InvariantCulture),
+            };
+            AtomicFile.Write(Path.Combine(temp, OptimizerFile), s => Safetensors.Write(s, optimizer.StateTensors(), metadata));
             var files = new JsonObject();
             foreach (string f in Directory.GetFiles(temp).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal))
                 files[f] = AtomicFile.Sha256(Path.Combine(temp, f)); // config, weights (one file or shards and index), optimizer
@@ -160,16 +168,22 @@ public static class TrainingCheckpoint
     }
 
     /// <summary>Loads weights and optimizer state of a verified checkpoint into <paramref name="model"/> and <paramref name="optimizer"/>.</summary>
-    public static TrainerState Restore(string dir, CausalLm model, AdamW optimizer)
+    /// <param name="dir">The checkpoint.</param>
+    /// <param name="model">Receives the weights.</param>
+    /// <param name="optimizer">Receives the optimizer state.</param>
+    /// <param name="precision">A <c>bf16</c>/<c>fp16</c> run's mixed precision: its half copy takes the restored weights, its loss scaler the saved state.</param>
+    public static TrainerState Restore(string dir, CausalLm model, AdamW optimizer, Training.MixedPrecision? precision = null)
     {
         TrainerState state = ReadVerified(dir);
         LmConfig saved = ModelCheckpoint.LoadConfig(dir);
-        if (saved.Architecture() != model.Config.Architecture()) throw new InvalidDataException($"{dir}: model config {saved} differs from the run's {model.Config}");
+        if (saved.Architecture() != model.LmConfig.Architecture()) throw new InvalidDataException($"{dir}: model config {saved} differs from the run's {model.LmConfig}");
         ModelCheckpoint.LoadWeights(model, dir);
         Safetensors.Contents opt = Safetensors.Read(Path.Combine(dir, OptimizerFile));
         try
         {
             optimizer.LoadState(long.Parse(opt.Metadata["step_count"], CultureInfo.InvariantCulture), opt.Tensors);
+            precision?.RestoreScalerState(opt.Metadata);
+            precision?.MastersToCompute();
         }
         finally
         {

@@ -21,9 +21,13 @@ public sealed class ReplicaStep
     /// are faulted in again each step (about 40 ms for 3 M parameters).</summary>
     private readonly float[] _grads;
 
-    /// <summary>Creates the step runner for <paramref name="policy"/> (not owned).</summary>
-    public ReplicaStep(CausalLm policy, KtoStepper stepper, IReadOnlyList<TrainItem> items)
+    private readonly MixedPrecision? _precision;
+
+    /// <summary>Creates the step runner for <paramref name="policy"/> (not owned; with <paramref name="precision"/>, the float32
+    /// master weights, whose half copy <paramref name="stepper"/> runs on).</summary>
+    public ReplicaStep(CausalLm policy, KtoStepper stepper, IReadOnlyList<TrainItem> items, MixedPrecision? precision = null)
     {
+        _precision = precision;
         _policy = policy;
         _stepper = stepper;
         _items = items;
@@ -57,6 +61,7 @@ public sealed class ReplicaStep
             local += _stepper.ForwardBackward(shard, reference, global, micro.Length, microBatches.Count);
             if (group.Rank == 0) local += KtoStepper.MicroBatchMetrics(global); // once per micro-batch, not per member
         }
+        _precision?.GradsToMasters(); // the all-reduce sums float32 master gradients, unscaled
         float[] grads = _grads;
         GradientBuffer.CopyGradientsTo(_parameters, grads);
         exchange.Start();
@@ -73,10 +78,14 @@ public sealed class ReplicaStep
     }
 
     /// <summary>Clips and applies the reduced gradients (call once the step is committed); returns the gradient norm.</summary>
+    /// <remarks>With fp16, a step whose reduced gradients overflowed is skipped (every member holds the same reduced
+    /// gradients, so all skip it alike) and the norm returned is +∞.</remarks>
     public double Apply(AdamW optimizer, double learningRate, double maxGradNorm)
     {
+        if (!(_precision?.FinishStep() ?? true)) return double.PositiveInfinity;
         double norm = GradientClipping.ClipGlobalNorm(_parameters, maxGradNorm);
         optimizer.Step(learningRate);
+        _precision?.MastersToCompute();
         return norm;
     }
 }

@@ -23,6 +23,7 @@ public sealed class ReplicaTrainer : IDisposable
     private readonly AdamW _optimizer;
     private readonly CausalLm _policy;
     private readonly string _fingerprint;
+    private readonly MixedPrecision? _precision;
     private (int Step, long Generation)? _reduced;
 
     /// <summary>Wraps <paramref name="setup"/> (not owned); the replica holds step 0 (the initial weights).</summary>
@@ -34,8 +35,9 @@ public sealed class ReplicaTrainer : IDisposable
         Plan = BatchPlan.For(_config, setup.Data.Items.Count);
         TotalSteps = Plan.TotalSteps(_config.NumTrainEpochs, _config.MaxSteps);
         _schedule = LrSchedule.For(_config, TotalSteps);
-        var stepper = new KtoStepper(setup.Policy, setup.Reference, _config.LossOptions, setup.Tokenizer.EosTokenId, setup.Device);
-        _step = new ReplicaStep(setup.Policy, stepper, setup.Data.Items);
+        _precision = setup.Precision;
+        var stepper = new KtoStepper(setup.Compute, setup.Reference, _config.LossOptions, setup.Tokenizer.EosTokenId, setup.Device) { Precision = _precision };
+        _step = new ReplicaStep(setup.Policy, stepper, setup.Data.Items, _precision);
         _optimizer = new AdamW(setup.Policy.named_parameters().Select(p => (p.name, p.parameter)), _config.AdamBeta1, _config.AdamBeta2, _config.AdamEpsilon, _config.WeightDecay);
         setup.Policy.train();
     }
@@ -83,13 +85,13 @@ public sealed class ReplicaTrainer : IDisposable
 
     /// <summary>Writes an atomic training checkpoint of the held step under <paramref name="outputDir"/>; returns its path.</summary>
     public string SaveCheckpoint(string outputDir) =>
-        TrainingCheckpoint.Save(outputDir, _policy, _optimizer, new TrainerState(HeldStep, _fingerprint, TotalSteps, (double)HeldStep / Plan.StepsPerEpoch));
+        TrainingCheckpoint.Save(outputDir, _policy, _optimizer, new TrainerState(HeldStep, _fingerprint, TotalSteps, (double)HeldStep / Plan.StepsPerEpoch), _precision);
 
     /// <summary>Loads a verified checkpoint of this run's data; the replica then holds its step.</summary>
     /// <exception cref="InvalidDataException">The checkpoint is corrupt or belongs to other data or another model.</exception>
     public void RestoreCheckpoint(string dir)
     {
-        TrainerState state = TrainingCheckpoint.Restore(dir, _policy, _optimizer);
+        TrainerState state = TrainingCheckpoint.Restore(dir, _policy, _optimizer, _precision);
         if (state.DatasetFingerprint != _fingerprint)
             throw new InvalidDataException($"{dir}: was trained on different data (fingerprint {state.DatasetFingerprint[..12]}…, this run {_fingerprint[..12]}…)");
         _reduced = null;
@@ -102,7 +104,7 @@ public sealed class ReplicaTrainer : IDisposable
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (name, p) in _policy.named_parameters()) tensors[ModelPrefix + name] = p.detach();
         foreach (var (name, t) in _optimizer.StateTensors()) tensors[OptimizerPrefix + name] = t;
-        var metadata = new Dictionary<string, string>
+        var metadata = new Dictionary<string, string>(_precision?.ScalerState() ?? new Dictionary<string, string>())
         {
             ["held_step"] = HeldStep.ToString(CultureInfo.InvariantCulture),
             ["step_count"] = _optimizer.StepCount.ToString(CultureInfo.InvariantCulture),
@@ -135,6 +137,8 @@ public sealed class ReplicaTrainer : IDisposable
                 .ToDictionary(kv => kv.Key[OptimizerPrefix.Length..], kv => kv.Value, StringComparer.Ordinal);
             _optimizer.LoadState(long.Parse(contents.Metadata["step_count"], CultureInfo.InvariantCulture), optimizer);
             HeldStep = int.Parse(contents.Metadata["held_step"], CultureInfo.InvariantCulture);
+            _precision?.RestoreScalerState(contents.Metadata);
+            _precision?.MastersToCompute();
             _reduced = null;
         }
         finally

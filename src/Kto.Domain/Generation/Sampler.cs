@@ -48,7 +48,7 @@ public static class Sampler
         IReadOnlyCollection<int> stopIds, int batchSize, Device device, Action<int>? progress = null)
     {
         options.Validate();
-        LmConfig config = model.Config;
+        LmConfig config = model.LmConfig;
         if (batchSize < 1) throw new ArgumentException($"batch size must be at least 1, got {batchSize}", nameof(batchSize));
         if (stopIds.Count == 0) throw new ArgumentException("at least one stop (EOS) id is needed", nameof(stopIds));
         foreach (int eosId in stopIds)
@@ -113,8 +113,8 @@ public static class Sampler
     private static void RunBatch(CausalLm model, IReadOnlyList<int[]> prompts, List<Row> batch, int promptLength,
         SamplingOptions options, HashSet<int> stops, Device device, TokenChooser chooser, int[][][] completions)
     {
-        int vocab = model.Config.VocabSize;
-        int budget = Math.Min(options.MaxNewTokens, model.Config.MaxPositions - promptLength);
+        int vocab = model.LmConfig.VocabSize;
+        int budget = Math.Min(options.MaxNewTokens, model.LmConfig.MaxPositions - promptLength);
         var generated = batch.Select(_ => new List<int>(budget)).ToArray();
         var streams = batch.Select(r => SampleStream.For(options.Seed, r.Prompt, r.Sample)).ToArray();
         var active = Enumerable.Range(0, batch.Count).ToList();

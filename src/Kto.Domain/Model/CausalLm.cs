@@ -18,8 +18,9 @@ public abstract class CausalLm : nn.Module<Tensor, Tensor>
     /// <summary>The checkpoint directory the weights were loaded from, or null: saving copies its tokenizer files along.</summary>
     public string? SourceDir { get; set; }
 
-    /// <summary>The model's configuration.</summary>
-    public abstract LmConfig Config { get; }
+    /// <summary>The model's configuration (each kind also has a typed <c>Config</c>; one name per type, as TorchSharp's
+    /// <c>Module.to</c> indexes a module's properties by name).</summary>
+    public abstract LmConfig LmConfig { get; }
 
     /// <summary>The output head's weight, (V, C): the token embedding when tied, else <c>lm_head.weight</c>.</summary>
     protected abstract Tensor HeadWeight { get; }

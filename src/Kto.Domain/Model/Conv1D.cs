@@ -9,8 +9,13 @@ namespace Kto.Domain.Model;
 /// </summary>
 public sealed class Conv1D : nn.Module<Tensor, Tensor>
 {
-    private readonly TorchSharp.Modules.Parameter _weight; // (in, out)
-    private readonly TorchSharp.Modules.Parameter _bias;   // (out)
+    // Named as registered, so Module.to (dtype or device) replaces these fields along with the parameters (by reflection: not readonly).
+    [TorchSharp.Utils.ComponentName(Name = "weight")]
+#pragma warning disable IDE0044 // Module.to assigns it by reflection
+    private TorchSharp.Modules.Parameter _weight; // (in, out)
+    [TorchSharp.Utils.ComponentName(Name = "bias")]
+    private TorchSharp.Modules.Parameter _bias;   // (out)
+#pragma warning restore IDE0044
 
     /// <summary>Creates the layer with zero weights; <see cref="GptLmHeadModel"/> initialises them.</summary>
     public Conv1D(long inFeatures, long outFeatures) : base(nameof(Conv1D))

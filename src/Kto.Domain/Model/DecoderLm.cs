@@ -10,7 +10,11 @@ namespace Kto.Domain.Model;
 /// </summary>
 public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
-    private readonly Parameter _weight;
+    // Named as registered, so Module.to (dtype or device) replaces this field along with the parameter (by reflection: not readonly).
+    [TorchSharp.Utils.ComponentName(Name = "weight")]
+#pragma warning disable IDE0044 // Module.to assigns it by reflection
+    private Parameter _weight;
+#pragma warning restore IDE0044
     private readonly double _eps;
 
     /// <summary>A norm over a last axis of <paramref name="size"/>, weight ones.</summary>
@@ -183,7 +187,10 @@ public sealed class DecoderLm : CausalLm
     }
 
     /// <summary>The configuration.</summary>
-    public override DecoderConfig Config { get; }
+    public DecoderConfig Config { get; }
+
+    /// <inheritdoc />
+    public override LmConfig LmConfig => Config;
 
     /// <inheritdoc />
     protected override Tensor HeadWeight => _lmHead?.weight ?? _model.TokenEmbedding;

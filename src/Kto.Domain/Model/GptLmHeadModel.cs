@@ -25,7 +25,10 @@ public sealed class GptLmHeadModel : CausalLm
     }
 
     /// <summary>The model's size and tokenizer.</summary>
-    public override GptConfig Config { get; }
+    public GptConfig Config { get; }
+
+    /// <inheritdoc />
+    public override LmConfig LmConfig => Config;
 
     /// <summary>The final hidden states, after ln_f.</summary>
     /// <param name="ids">(B, T) int64 token ids, T ≤ n_positions.</param>

@@ -85,6 +85,16 @@ public sealed record KtoConfig
     /// <summary><c>max_grad_norm</c>: clip the global gradient L2 norm to this; 0 turns clipping off.</summary>
     public double MaxGradNorm { get; init; } = KtoDefaults.MaxGradNorm;
 
+    /// <summary>
+    /// <c>bf16</c> (TrainingArguments): forward and backward in bfloat16 on a copy of the model, with float32 master
+    /// weights, gradients and optimizer state (<see cref="Training.MixedPrecision"/>); the reference model runs in
+    /// bfloat16 too. False (the default): everything in float32.
+    /// </summary>
+    public bool Bf16 { get; init; }
+
+    /// <summary><c>fp16</c> (TrainingArguments): as <see cref="Bf16"/> in float16, with dynamic loss scaling (a step whose gradients overflow is skipped and the scale halved).</summary>
+    public bool Fp16 { get; init; }
+
     /// <summary><c>per_device_train_batch_size</c>: examples per forward/backward (the KL batch).</summary>
     public int PerDeviceTrainBatchSize { get; init; } = KtoDefaults.PerDeviceTrainBatchSize;
 

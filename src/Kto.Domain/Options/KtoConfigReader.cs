@@ -51,6 +51,8 @@ public static class KtoConfigReader
         ["device"] = (c, v, w) => c with { Device = Str(v, w) },
         ["num_threads"] = (c, v, w) => c with { NumThreads = Int(v, w) },
         ["chat_template"] = (c, v, w) => c with { ChatTemplate = NullableStr(v, w) },
+        ["bf16"] = (c, v, w) => c with { Bf16 = Bool(v, w) },
+        ["fp16"] = (c, v, w) => c with { Fp16 = Bool(v, w) },
     };
 
     /// <summary>Keys that only KTO runs read; an SFT config rejects them.</summary>
@@ -245,6 +247,8 @@ public static class KtoConfigReader
             w.WriteString("device", c.Device);
             w.WriteNumber("num_threads", c.NumThreads);
             if (c.ChatTemplate is not null) w.WriteString("chat_template", c.ChatTemplate); // absent when unset, as configs written before the key
+            if (c.Bf16) w.WriteBoolean("bf16", true);  // likewise
+            if (c.Fp16) w.WriteBoolean("fp16", true);
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(stream.ToArray());

@@ -36,6 +36,9 @@ public sealed class KtoStepper
         _device = device;
     }
 
+    /// <summary>The run's mixed precision (the loss is multiplied by its loss scale before backward), or null.</summary>
+    public MixedPrecision? Precision { get; init; }
+
     /// <summary>Chunked logits (the default, <see cref="SequenceLogProbs.Compute"/>); false only to measure the full-logits path.</summary>
     public bool ChunkedLogits { get; init; } = true;
 
@@ -73,7 +76,8 @@ public sealed class KtoStepper
 
         // Σ over the shard / micro-batch size = this shard's part of the micro-batch mean.
         Tensor shardLoss = output.Losses.sum() / microBatchSize;
-        (shardLoss / microBatchesInStep).backward();
+        double scale = Precision?.LossScale ?? 1;
+        (scale == 1 ? shardLoss / microBatchesInStep : shardLoss * (scale / microBatchesInStep)).backward();
 
         double[] rewards = output.Rewards.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
         double[] logps = policy.Sum.detach().to_type(ScalarType.Float64).cpu().data<double>().ToArray();

@@ -24,8 +24,8 @@ public sealed class KtoTrainer
     public TrainResult Run(CancellationToken cancel = default)
     {
         KtoConfig c = _setup.Config;
-        var stepper = new KtoStepper(_setup.Policy, _setup.Reference, c.LossOptions, _setup.Tokenizer.EosTokenId, _setup.Device);
-        var loop = new TrainingLoop(c, _setup.Policy, _setup.Data.Fingerprint, _setup.Data.Items.Count, _observer);
+        var stepper = new KtoStepper(_setup.Compute, _setup.Reference, c.LossOptions, _setup.Tokenizer.EosTokenId, _setup.Device) { Precision = _setup.Precision };
+        var loop = new TrainingLoop(c, _setup.Policy, _setup.Data.Fingerprint, _setup.Data.Items.Count, _observer, _setup.Precision);
         return loop.Run(microBatches => ForwardBackward(stepper, microBatches), $"loss {c.LossType.ToName()}, β {c.Beta}", cancel);
     }
 

@@ -21,6 +21,7 @@ public sealed class SftTrainer : IDisposable
     private readonly ITrainingObserver _observer;
     private readonly Device _device;
     private readonly CausalLm _policy;
+    private readonly MixedPrecision? _precision;
     private readonly IReadOnlyList<KtoExample> _examples;
     private readonly int _padId;
     private readonly string _fingerprint;
@@ -45,6 +46,7 @@ public sealed class SftTrainer : IDisposable
         _padId = tokenizer.EosTokenId;
         _fingerprint = TrainingData.Build(_examples, 2, lengths).Fingerprint;
         _policy = ModelCheckpoint.Load(config.ModelNameOrPath, _device);
+        _precision = MixedPrecision.For(config, _policy);
     }
 
     /// <summary>The model being trained.</summary>
@@ -53,7 +55,7 @@ public sealed class SftTrainer : IDisposable
     /// <summary>Trains to the configured end; see <see cref="TrainingLoop"/>.</summary>
     public TrainResult Run(CancellationToken cancel = default)
     {
-        var loop = new TrainingLoop(_config, _policy, _fingerprint, _examples.Count, _observer);
+        var loop = new TrainingLoop(_config, _policy, _fingerprint, _examples.Count, _observer, _precision);
         return loop.Run(ForwardBackward, "supervised fine-tuning, loss on completion tokens", cancel);
     }
 
@@ -65,14 +67,16 @@ public sealed class SftTrainer : IDisposable
             using var scope = torch.NewDisposeScope();
             var seqs = indices.Select(i => (_examples[i].PromptIds, _examples[i].CompletionIds)).ToList();
             using SequenceBatch batch = SequenceBatch.Collate(seqs, _padId, _device);
-            Tensor h = _policy.HiddenStates(batch.Ids);                                  // (B, T, C)
+            CausalLm model = _precision?.Compute ?? _policy;
+            Tensor h = model.HiddenStates(batch.Ids);                                     // (B, T, C)
             long t = h.shape[1];
-            Tensor logits = _policy.Logits(h.narrow(1, 0, t - 1));                        // (B, T−1, V)
+            Tensor logits = model.Logits(h.narrow(1, 0, t - 1)).to_type(ScalarType.Float32); // (B, T−1, V)
             Tensor targets = batch.Ids.narrow(1, 1, t - 1);                               // (B, T−1)
             Tensor tokenNll = -logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1);
             Tensor count = batch.LabelMask.sum();
             Tensor loss = (tokenNll * batch.LabelMask).sum() / count;                     // mean over completion tokens
-            (loss / microBatches.Count).backward();
+            double scale = _precision?.LossScale ?? 1;
+            (scale == 1 ? loss / microBatches.Count : loss * (scale / microBatches.Count)).backward();
             long correct = (logits.detach().argmax(-1).eq(targets).to_type(ScalarType.Float32) * batch.LabelMask).sum().item<float>() is float f ? (long)Math.Round(f) : 0;
             metrics += new SftMetrics
             {
@@ -87,5 +91,9 @@ public sealed class SftTrainer : IDisposable
     }
 
     /// <inheritdoc />
-    public void Dispose() => _policy.Dispose();
+    public void Dispose()
+    {
+        _precision?.Dispose();
+        _policy.Dispose();
+    }
 }

@@ -20,13 +20,21 @@ public sealed class TrainingLoop
 {
     private readonly KtoConfig _config;
     private readonly CausalLm _policy;
+    private readonly MixedPrecision? _precision;
     private readonly string _fingerprint;
     private readonly ITrainingObserver _observer;
     private readonly BatchPlan _plan;
 
     /// <summary>Creates the loop for <paramref name="policy"/> (not owned) over <paramref name="exampleCount"/> examples.</summary>
-    public TrainingLoop(KtoConfig config, CausalLm policy, string dataFingerprint, int exampleCount, ITrainingObserver observer)
+    /// <param name="config">The run config.</param>
+    /// <param name="policy">The weights the optimizer steps (not owned).</param>
+    /// <param name="dataFingerprint">The data's fingerprint, kept in checkpoints.</param>
+    /// <param name="exampleCount">Examples in the data.</param>
+    /// <param name="observer">Progress and warnings.</param>
+    /// <param name="precision">The run's mixed precision (forward and backward on its copy; the optimizer steps the float32 <paramref name="policy"/>), or null.</param>
+    public TrainingLoop(KtoConfig config, CausalLm policy, string dataFingerprint, int exampleCount, ITrainingObserver observer, MixedPrecision? precision = null)
     {
+        _precision = precision;
         _config = config;
         _policy = policy;
         _fingerprint = dataFingerprint;
@@ -70,8 +78,19 @@ public sealed class TrainingLoop
             double lr = schedule.At(step);
             optimizer.ZeroGrad();
             TMetrics m = forwardBackward(microBatches);
-            double gradNorm = GradientClipping.ClipGlobalNorm(_policy.parameters(), c.MaxGradNorm);
-            optimizer.Step(lr);
+            _precision?.GradsToMasters();
+            double gradNorm;
+            if (_precision?.FinishStep() ?? true)
+            {
+                gradNorm = GradientClipping.ClipGlobalNorm(_policy.parameters(), c.MaxGradNorm);
+                optimizer.Step(lr);
+                _precision?.MastersToCompute();
+            }
+            else
+            {
+                gradNorm = double.PositiveInfinity; // logged as null
+                _observer.Warn($"step {step + 1}: fp16 gradients overflowed; the optimizer step is skipped and the loss scale halved to {_precision!.LossScale}");
+            }
             window += m;
             windowExamples += microBatches.Sum(b => b.Length);
             step++;
@@ -126,7 +145,7 @@ public sealed class TrainingLoop
             if (File.Exists(log.FilePath)) File.Delete(log.FilePath);
             return 0;
         }
-        TrainerState state = TrainingCheckpoint.Restore(dir, _policy, optimizer);
+        TrainerState state = TrainingCheckpoint.Restore(dir, _policy, optimizer, _precision);
         if (state.DatasetFingerprint != _fingerprint)
             throw new InvalidDataException($"{dir}: was trained on different data (fingerprint {state.DatasetFingerprint[..12]}…, now {_fingerprint[..12]}…)");
         log.TruncateAfter(state.GlobalStep);
@@ -137,7 +156,7 @@ public sealed class TrainingLoop
     private string SaveCheckpoint(AdamW optimizer, int step, int total)
     {
         var state = new TrainerState(step, _fingerprint, total, (double)step / _plan.StepsPerEpoch);
-        string path = TrainingCheckpoint.Save(_config.OutputDir, _policy, optimizer, state);
+        string path = TrainingCheckpoint.Save(_config.OutputDir, _policy, optimizer, state, _precision);
         if (_config.SaveTotalLimit is int keep) TrainingCheckpoint.Prune(_config.OutputDir, keep);
         return path;
     }

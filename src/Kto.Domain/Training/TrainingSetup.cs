@@ -21,6 +21,7 @@ public sealed class TrainingSetup : IDisposable
         Policy = policy;
         Data = data;
         Reference = reference;
+        Precision = MixedPrecision.For(config, policy);
     }
 
     /// <summary>The run config.</summary>
@@ -29,8 +30,12 @@ public sealed class TrainingSetup : IDisposable
     public Device Device { get; }
     /// <summary>The checkpoint's tokenizer.</summary>
     public ITextTokenizer Tokenizer { get; }
-    /// <summary>The policy at its starting weights.</summary>
+    /// <summary>The policy at its starting weights (float32: with <c>bf16</c>/<c>fp16</c>, the master weights).</summary>
     public CausalLm Policy { get; }
+    /// <summary>The half-precision copy and loss scaling of a <c>bf16</c>/<c>fp16</c> run, or null.</summary>
+    public MixedPrecision? Precision { get; }
+    /// <summary>The model forward and backward run on: <see cref="Policy"/>, or its half-precision copy.</summary>
+    public CausalLm Compute => Precision?.Compute ?? Policy;
     /// <summary>Paired, fingerprinted examples.</summary>
     public TrainingData Data { get; }
     /// <summary>Live reference model or precomputed log-probs.</summary>
@@ -91,7 +96,9 @@ public sealed class TrainingSetup : IDisposable
     {
         string single = Path.Combine(ReferenceDir(config), ModelCheckpoint.WeightsFile);
         // One weights file: its SHA-256 (the key stored scores already have); shards: the identity of every file.
-        return File.Exists(single) ? AtomicFile.Sha256(single) : AtomicFile.Sha256Text(Cluster.ModelIdentity.Of(ReferenceDir(config)));
+        string weights = File.Exists(single) ? AtomicFile.Sha256(single) : AtomicFile.Sha256Text(Cluster.ModelIdentity.Of(ReferenceDir(config)));
+        // Scores computed in another precision are other values.
+        return MixedPrecision.ComputeDtype(config) is { } dtype ? AtomicFile.Sha256Text($"{weights}|{dtype}") : weights;
     }
 
     /// <summary>max_length capped at the model's n_positions (or max_position_embeddings); max_prompt_length as configured.</summary>
@@ -117,7 +124,7 @@ public sealed class TrainingSetup : IDisposable
             throw new InvalidDataException($"{refDir}: the reference model's tokenizer/vocabulary ({refTokenizer.Name}, {refConfig.VocabSize}) differs from the policy's ({tokenizer.Name}, {policyConfig.VocabSize})");
         bool kl = config.LossType.UsesKl();
         if (!config.PrecomputeRefLogProbs)
-            return new LiveReference(ModelCheckpoint.Load(refDir, device), tokenizer.EosTokenId, device, kl);
+            return new LiveReference(LoadReference(config, refDir, device), tokenizer.EosTokenId, device, kl);
 
         string refHash = ReferenceHash(config);
         string cachePath = ReferenceLogpsCache.PathFor(Path.Combine(config.OutputDir, "cache"), data.Fingerprint, refHash);
@@ -128,7 +135,7 @@ public sealed class TrainingSetup : IDisposable
             return new PrecomputedReference(cached);
         }
         observer.Info($"reference log-probs: one pass over {data.Items.Count} examples with {refDir}");
-        using (CausalLm refModel = ModelCheckpoint.Load(refDir, device))
+        using (CausalLm refModel = LoadReference(config, refDir, device))
         {
             // The same units, in the same order, as the cluster's scorer pool: both give bit-identical values.
             var values = new ReferenceLogps[data.Items.Count];
@@ -148,10 +155,19 @@ public sealed class TrainingSetup : IDisposable
 
     private static readonly IReadOnlyDictionary<string, double> EmptyFigures = new Dictionary<string, double>();
 
+    /// <summary>The reference model of <paramref name="dir"/>, in the run's compute dtype (a <c>bf16</c> run scores its reference in bfloat16 too, as under autocast).</summary>
+    public static CausalLm LoadReference(KtoConfig config, string dir, Device device)
+    {
+        CausalLm model = ModelCheckpoint.Load(dir, device);
+        if (MixedPrecision.ComputeDtype(config) is { } dtype) model.to(dtype);
+        return model;
+    }
+
     /// <inheritdoc />
     public void Dispose()
     {
         Reference.Dispose();
+        Precision?.Dispose();
         Policy.Dispose();
     }
 }

@@ -73,7 +73,7 @@ public sealed class FidelityTests : IDisposable
         config["eos_token_id"] = new JsonArray(9, 10);
         File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString());
         using var loaded = ModelCheckpoint.Load(dir);
-        Assert.Equal((7, 9), ((GptConfig)loaded.Config).SpecialIds());
+        Assert.Equal((7, 9), ((GptConfig)loaded.LmConfig).SpecialIds());
         string again = Path.Combine(_dir.Root, "again");
         ModelCheckpoint.Save(loaded, again);
         JsonNode saved = JsonNode.Parse(File.ReadAllText(Path.Combine(again, "config.json")))!;

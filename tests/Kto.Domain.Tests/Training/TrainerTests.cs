@@ -14,7 +14,7 @@ public class TrainerTests : IDisposable
     {
     }
 
-    protected TrainerTests(string arch) => _f = new TrainingFixture(arch: arch);
+    protected TrainerTests(string arch, Func<KtoConfig, KtoConfig>? configEdit = null) => _f = new TrainingFixture(arch: arch, configEdit: configEdit);
 
     public void Dispose()
     {
@@ -203,3 +203,9 @@ public sealed class LlamaTrainerTests() : TrainerTests("llama");
 
 /// <summary>Every trainer test on a Qwen3 model (per-head q/k norms, untied head, grouped-query attention).</summary>
 public sealed class Qwen3TrainerTests() : TrainerTests("qwen3");
+
+/// <summary>Every trainer test with bf16 mixed precision (bfloat16 compute, float32 masters) on a Llama model.</summary>
+public sealed class Bf16LlamaTrainerTests() : TrainerTests("llama", c => c with { Bf16 = true });
+
+/// <summary>Every trainer test with fp16 mixed precision (float16 compute, loss scaling, float32 masters) on GPT-2.</summary>
+public sealed class Fp16TrainerTests() : TrainerTests("gpt2", c => c with { Fp16 = true });

@@ -12,8 +12,10 @@ internal sealed class TrainingFixture : IDisposable
 {
     /// <param name="arch">gpt2; or llama (tied head, grouped-query attention, llama3 rope scaling), qwen2 (q/k/v biases,
     /// untied head) or qwen3 (per-head q/k norms, untied head, grouped-query attention).</param>
-    public TrainingFixture(int examples = 24, double desirableShare = 0.5, int seed = 5, string arch = "gpt2")
+    /// <param name="configEdit">Applied to every config the fixture makes (before the test's own edit), e.g. bf16.</param>
+    public TrainingFixture(int examples = 24, double desirableShare = 0.5, int seed = 5, string arch = "gpt2", Func<KtoConfig, KtoConfig>? configEdit = null)
     {
+        _configEdit = configEdit;
         Dir = Directory.CreateTempSubdirectory("kto-train-").FullName;
         ModelDir = Path.Combine(Dir, "model");
         using (var g = new torch.Generator(3))
@@ -44,6 +46,8 @@ internal sealed class TrainingFixture : IDisposable
         _ => throw new ArgumentException($"no fixture model for {arch}", nameof(arch)),
     };
 
+    private readonly Func<KtoConfig, KtoConfig>? _configEdit;
+
     public string Dir { get; }
     public string ModelDir { get; }
     public string DataPath { get; }
@@ -65,6 +69,7 @@ internal sealed class TrainingFixture : IDisposable
             NumThreads = 1,
             Seed = 7,
         };
+        if (_configEdit is not null) c = _configEdit(c);
         return edit is null ? c : edit(c);
     }
 
