@@ -42,7 +42,8 @@ public static class DecoderCheckpoint
     }
 
     /// <summary>Copies the weights of <paramref name="dir"/> into <paramref name="model"/>, each tensor read once, straight into its parameter.</summary>
-    public static void LoadWeights(DecoderLm model, string dir)
+    /// <returns>What was read: each tensor's stored dtype, and what was left over.</returns>
+    public static ShardedSafetensors.LoadReport LoadWeights(DecoderLm model, string dir)
     {
         var parameters = model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
         Tensor embedding = parameters.Single(p => p.name == Prefix + "embed_tokens.weight").Item2;
@@ -52,6 +53,7 @@ public static class DecoderCheckpoint
             model.Config.TieWordEmbeddings ? (Prefix + "embed_tokens.weight", embedding) : null);
         if (report.Unused.FirstOrDefault(n => !n.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal)) is { } unexpected)
             throw new InvalidDataException($"{dir}: tensor \"{unexpected}\" is not part of a {model.Config.ModelType} model of this config");
+        return report;
     }
 
     /// <summary>Whether the checkpoint's headers list <paramref name="name"/> (without reading any tensor).</summary>

@@ -27,13 +27,15 @@ public static class ModelCheckpoint
     /// <summary>
     /// Writes config.json and the weights into <paramref name="dir"/> (each file atomically): <c>model.safetensors</c>,
     /// or shards and their index when the weights exceed <paramref name="maxShardBytes"/> (transformers' default 5 GB),
-    /// stored in <paramref name="dtype"/> (float32, bfloat16 or float16; config.json's <c>torch_dtype</c> says which).
-    /// The tokenizer files of the checkpoint the model was loaded from are copied along.
+    /// stored in <paramref name="dtype"/> (float32, bfloat16 or float16; config.json's <c>torch_dtype</c> says which;
+    /// default: the dtype the model was loaded from, <see cref="CausalLm.SourceDtype"/>). The tokenizer files of the
+    /// checkpoint the model was loaded from are copied along.
     /// </summary>
-    public static void Save(CausalLm model, string dir, long maxShardBytes = ShardedSafetensors.DefaultMaxShardBytes, ScalarType dtype = ScalarType.Float32)
+    public static void Save(CausalLm model, string dir, long maxShardBytes = ShardedSafetensors.DefaultMaxShardBytes, ScalarType? dtype = null)
     {
         Directory.CreateDirectory(dir);
-        string torchDtype = TorchDtypeName(dtype);
+        ScalarType stored = dtype ?? model.SourceDtype;
+        string torchDtype = TorchDtypeName(stored);
         string json = model.LmConfig switch
         {
             GptConfig gpt => ConfigToJson(gpt, torchDtype),
@@ -42,7 +44,7 @@ public static class ModelCheckpoint
         };
         AtomicFile.WriteText(Path.Combine(dir, ConfigFile), json);
         ShardedSafetensors.Save(dir, [.. model.named_parameters().Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter))], maxShardBytes,
-            dtype == ScalarType.Float32 ? null : dtype);
+            stored == ScalarType.Float32 ? null : stored);
         CopyTokenizerFiles(model.SourceDir, dir);
     }
 
@@ -121,8 +123,9 @@ public static class ModelCheckpoint
         CausalLm model = LoadConfig(dir).CreateModel();
         try
         {
-            LoadWeights(model, dir);
+            ShardedSafetensors.LoadReport report = LoadWeights(model, dir);
             model.SourceDir = dir;
+            model.SourceDtype = WeightDtype(report);
         }
         catch
         {
@@ -139,17 +142,19 @@ public static class ModelCheckpoint
     /// </summary>
     /// <exception cref="InvalidDataException">A tensor is missing or of another shape, a file is malformed, or a stored
     /// <c>lm_head.weight</c> differs from the embedding this model ties it to.</exception>
-    public static void LoadWeights(CausalLm model, string dir)
+    /// <returns>What was read: each tensor's stored dtype.</returns>
+    public static ShardedSafetensors.LoadReport LoadWeights(CausalLm model, string dir)
     {
-        if (model is DecoderLm decoder)
-        {
-            DecoderCheckpoint.LoadWeights(decoder, dir);
-            return;
-        }
+        if (model is DecoderLm decoder) return DecoderCheckpoint.LoadWeights(decoder, dir);
         var parameters = model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
         Tensor wte = parameters.Single(p => p.name == Prefix + "wte.weight").Item2;
-        ShardedSafetensors.LoadParameters(dir, parameters, Prefix, (Prefix + "wte.weight", wte)); // Hub files may omit the prefix
+        return ShardedSafetensors.LoadParameters(dir, parameters, Prefix, (Prefix + "wte.weight", wte)); // Hub files may omit the prefix
     }
+
+    /// <summary>The floating dtype most of a checkpoint's weights were stored in (float32 if none).</summary>
+    public static ScalarType WeightDtype(ShardedSafetensors.LoadReport report) =>
+        report.StoredDtypes.Values.Where(d => d is ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16)
+            .GroupBy(d => d).OrderByDescending(g => g.Count()).Select(g => g.Key).DefaultIfEmpty(ScalarType.Float32).First();
 
     /// <summary>transformers' <c>torch_dtype</c> name of <paramref name="dtype"/>.</summary>
     /// <exception cref="ArgumentException">Not a weight dtype checkpoints are stored in.</exception>

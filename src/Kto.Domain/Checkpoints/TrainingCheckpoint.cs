@@ -27,6 +27,9 @@ public static class TrainingCheckpoint
     /// <summary>Directory name prefix (Hugging Face's).</summary>
     public const string Prefix = "checkpoint-";
 
+    /// <summary>The float32 weights of a run whose model is stored in a half dtype (its source's): what a resume loads.</summary>
+    public const string MasterWeightsFile = "master_weights.safetensors";
+
     /// <summary>File of the optimizer state.</summary>
     public const string OptimizerFile = "optimizer.safetensors";
 
@@ -53,7 +56,10 @@ public static class TrainingCheckpoint
         {
             if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
             Directory.CreateDirectory(temp);
-            ModelCheckpoint.Save(model, temp);
+            ModelCheckpoint.Save(model, temp); // in the dtype the run started from, loadable by transformers as such
+            if (model.SourceDtype != ScalarType.Float32) // …and the float32 weights, for an exact resume
+                AtomicFile.Write(Path.Combine(temp, MasterWeightsFile), s => Safetensors.Write(s,
+                    model.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter.detach(), StringComparer.Ordinal)));
             var metadata = new Dictionary<string, string>(precision?.ScalerState() ?? new Dictionary<string, string>())
             {
                 ["step_count"] = optimizer.StepCount.ToString(CultureInfo.InvariantCulture),
@@ -177,7 +183,26 @@ public static class TrainingCheckpoint
         TrainerState state = ReadVerified(dir);
         LmConfig saved = ModelCheckpoint.LoadConfig(dir);
         if (saved.Architecture() != model.LmConfig.Architecture()) throw new InvalidDataException($"{dir}: model config {saved} differs from the run's {model.LmConfig}");
-        ModelCheckpoint.LoadWeights(model, dir);
+        string masters = Path.Combine(dir, MasterWeightsFile);
+        if (File.Exists(masters))
+        {
+            Safetensors.Contents stored = Safetensors.Read(masters);
+            try
+            {
+                using var noGrad = no_grad();
+                foreach (var (name, p) in model.named_parameters())
+                {
+                    if (!stored.Tensors.TryGetValue(name, out Tensor? t) || !t.shape.SequenceEqual(p.shape))
+                        throw new InvalidDataException($"{masters}: tensor \"{name}\" missing or of another shape");
+                    p.copy_(t);
+                }
+            }
+            finally
+            {
+                foreach (Tensor t in stored.Tensors.Values) t.Dispose();
+            }
+        }
+        else ModelCheckpoint.LoadWeights(model, dir);
         Safetensors.Contents opt = Safetensors.Read(Path.Combine(dir, OptimizerFile));
         try
         {

@@ -18,6 +18,9 @@ public abstract class CausalLm : nn.Module<Tensor, Tensor>
     /// <summary>The checkpoint directory the weights were loaded from, or null: saving copies its tokenizer files along.</summary>
     public string? SourceDir { get; set; }
 
+    /// <summary>The dtype the loaded checkpoint stored its weights in (float32 for a new model): saving keeps it.</summary>
+    public ScalarType SourceDtype { get; set; } = ScalarType.Float32;
+
     /// <summary>The model's configuration (each kind also has a typed <c>Config</c>; one name per type, as TorchSharp's
     /// <c>Module.to</c> indexes a module's properties by name).</summary>
     public abstract LmConfig LmConfig { get; }

@@ -80,6 +80,25 @@ public sealed class MixedPrecisionTests : IDisposable
     }
 
     [Fact]
+    public void ACheckpointKeepsItsSourcesDtypeWithFloat32MastersBeside()
+    {
+        using var f = new TrainingFixture(arch: "qwen3", storedDtype: ScalarType.BFloat16);
+        TrainResult r = TrainingFixture.Train(f.Config("run", c => c with { MaxSteps = 2 }));
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(r.FinalCheckpoint, "config.json")))!;
+        Assert.Equal("bfloat16", config["torch_dtype"]!.GetValue<string>());
+        using (var stream = File.OpenRead(Path.Combine(r.FinalCheckpoint, Kto.Domain.Checkpoints.ModelCheckpoint.WeightsFile)))
+            Assert.All(Kto.Domain.Checkpoints.Safetensors.ReadHeader(stream, "model.safetensors").Entries, e => Assert.Equal(ScalarType.BFloat16, e.Dtype));
+        using (var stream = File.OpenRead(Path.Combine(r.FinalCheckpoint, Kto.Domain.Checkpoints.TrainingCheckpoint.MasterWeightsFile)))
+            Assert.All(Kto.Domain.Checkpoints.Safetensors.ReadHeader(stream, "masters").Entries, e => Assert.Equal(ScalarType.Float32, e.Dtype));
+        // The stored model is the masters rounded to bfloat16.
+        using CausalLm saved = Kto.Domain.Checkpoints.ModelCheckpoint.Load(r.FinalCheckpoint);
+        Assert.Equal(ScalarType.BFloat16, saved.SourceDtype);
+        var masters = TrainingFixture.Weights(r.FinalCheckpoint);
+        foreach (var (name, p) in saved.named_parameters())
+            Assert.True(p.allclose(tensor(masters[name]).reshape(p.shape).to_type(ScalarType.BFloat16).to_type(ScalarType.Float32), 0, 0), name);
+    }
+
+    [Fact]
     public void ABf16RunTrainsInBfloat16AndStoresFloat32Weights()
     {
         TrainResult fp32 = TrainingFixture.Train(_f.Config("fp32"));

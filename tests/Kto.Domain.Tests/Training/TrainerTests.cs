@@ -14,7 +14,8 @@ public class TrainerTests : IDisposable
     {
     }
 
-    protected TrainerTests(string arch, Func<KtoConfig, KtoConfig>? configEdit = null) => _f = new TrainingFixture(arch: arch, configEdit: configEdit);
+    protected TrainerTests(string arch, Func<KtoConfig, KtoConfig>? configEdit = null, TorchSharp.torch.ScalarType storedDtype = TorchSharp.torch.ScalarType.Float32) =>
+        _f = new TrainingFixture(arch: arch, configEdit: configEdit, storedDtype: storedDtype);
 
     public void Dispose()
     {
@@ -206,6 +207,9 @@ public sealed class Qwen3TrainerTests() : TrainerTests("qwen3");
 
 /// <summary>Every trainer test with bf16 mixed precision (bfloat16 compute, float32 masters) on a Llama model.</summary>
 public sealed class Bf16LlamaTrainerTests() : TrainerTests("llama", c => c with { Bf16 = true });
+
+/// <summary>Every trainer test from a Qwen3 checkpoint stored in bfloat16: checkpoints keep that dtype, with float32 master weights beside for an exact resume.</summary>
+public sealed class Bf16StoredTrainerTests() : TrainerTests("qwen3", storedDtype: TorchSharp.torch.ScalarType.BFloat16);
 
 /// <summary>Every trainer test with fp16 mixed precision (float16 compute, loss scaling, float32 masters) on GPT-2.</summary>
 public sealed class Fp16TrainerTests() : TrainerTests("gpt2", c => c with { Fp16 = true });

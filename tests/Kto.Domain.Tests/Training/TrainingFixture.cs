@@ -13,14 +13,16 @@ internal sealed class TrainingFixture : IDisposable
     /// <param name="arch">gpt2; or llama (tied head, grouped-query attention, llama3 rope scaling), qwen2 (q/k/v biases,
     /// untied head) or qwen3 (per-head q/k norms, untied head, grouped-query attention).</param>
     /// <param name="configEdit">Applied to every config the fixture makes (before the test's own edit), e.g. bf16.</param>
-    public TrainingFixture(int examples = 24, double desirableShare = 0.5, int seed = 5, string arch = "gpt2", Func<KtoConfig, KtoConfig>? configEdit = null)
+    /// <param name="storedDtype">How the starting model's weights are stored (float32, or bfloat16 as the Hub's; the values are then bfloat16's).</param>
+    public TrainingFixture(int examples = 24, double desirableShare = 0.5, int seed = 5, string arch = "gpt2", Func<KtoConfig, KtoConfig>? configEdit = null,
+        TorchSharp.torch.ScalarType storedDtype = TorchSharp.torch.ScalarType.Float32)
     {
         _configEdit = configEdit;
         Dir = Directory.CreateTempSubdirectory("kto-train-").FullName;
         ModelDir = Path.Combine(Dir, "model");
         using (var g = new torch.Generator(3))
         using (CausalLm model = ModelConfig(arch).CreateModel(g))
-            ModelCheckpoint.Save(model, ModelDir);
+            ModelCheckpoint.Save(model, ModelDir, dtype: storedDtype);
         DataPath = Path.Combine(Dir, "data.jsonl");
         var rng = new Random(seed);
         using var w = new StreamWriter(DataPath);
@@ -83,8 +85,10 @@ internal sealed class TrainingFixture : IDisposable
     /// <summary>All weights of a checkpoint, flattened, in name order.</summary>
     public static Dictionary<string, float[]> Weights(string checkpointDir)
     {
-        var contents = Safetensors.Read(Path.Combine(checkpointDir, ModelCheckpoint.WeightsFile));
-        var d = contents.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.data<float>().ToArray());
+        // The exact (float32) weights: the master file of a run whose model is stored in a half dtype.
+        string masters = Path.Combine(checkpointDir, TrainingCheckpoint.MasterWeightsFile);
+        var contents = Safetensors.Read(File.Exists(masters) ? masters : Path.Combine(checkpointDir, ModelCheckpoint.WeightsFile));
+        var d = contents.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.to_type(TorchSharp.torch.ScalarType.Float32).data<float>().ToArray());
         foreach (var t in contents.Tensors.Values) t.Dispose();
         return d;
     }
