@@ -118,6 +118,40 @@ public sealed class CommandTests : IDisposable
     }
 
     [HfFixturesFact]
+    public void KtoUpTrainsAHubLayoutQwen3DirectoryOnConversationsAndSftTrainsItToo()
+    {
+        string ex = CopyExample();
+        var init = KtoProcess.Run(ex, "model", "init", "--arch", "qwen3", "--tokenizer", Qwen3Tokenizer()!, "--vocab", "151936", "--layers", "1",
+            "--heads", "2", "--width", "32", "--dtype", "bf16", "--max-shard-mb", "6", "--out", "qwen");
+        Assert.True(init.ExitCode == 0, init.Stderr);
+        // Conversational feedback: rendered with Qwen3's own chat template.
+        File.WriteAllLines(Path.Combine(ex, "chat.jsonl"), Enumerable.Range(0, 12).Select(i => JsonSerializer.Serialize(new
+        {
+            prompt = new[] { new { role = "user", content = $"{i}+{i}=?" } },
+            completion = new[] { new { role = "assistant", content = (i % 3 == 0 ? i * 2 + 1 : i * 2).ToString(System.Globalization.CultureInfo.InvariantCulture) } },
+            label = i % 3 != 0,
+        })));
+        File.WriteAllText(Path.Combine(ex, "up.json"), """
+            {"model_name_or_path": "qwen", "dataset_path": "chat.jsonl", "output_dir": "out-up", "max_length": 48, "max_prompt_length": 24,
+             "per_device_train_batch_size": 4, "max_steps": 6, "save_steps": 3, "logging_steps": 3, "learning_rate": 1e-3, "num_threads": 1}
+            """);
+        var up = KtoProcess.Run(ex, "up", "up.json", "--trainers", "2", "--run-dir", Path.Combine(ex, "cluster"));
+        Assert.True(up.ExitCode == 0, up.Stderr + up.Stdout);
+        string checkpoint = Path.Combine(ex, "out-up", "checkpoint-6");
+        foreach (string f in new[] { "tokenizer.json", "tokenizer_config.json", "master_weights.safetensors", "optimizer.safetensors" })
+            Assert.True(File.Exists(Path.Combine(checkpoint, f)), f);
+        Assert.Equal("bfloat16", JsonDocument.Parse(File.ReadAllText(Path.Combine(checkpoint, "config.json"))).RootElement.GetProperty("torch_dtype").GetString());
+
+        File.WriteAllText(Path.Combine(ex, "sft.json"), """
+            {"model_name_or_path": "qwen", "dataset_path": "chat.jsonl", "output_dir": "out-sft", "max_length": 48, "max_prompt_length": 24,
+             "per_device_train_batch_size": 4, "max_steps": 3, "save_steps": 3, "logging_steps": 1, "learning_rate": 1e-3, "num_threads": 1, "bf16": true}
+            """);
+        var sft = KtoProcess.Run(ex, "sft", "--config", "sft.json");
+        Assert.True(sft.ExitCode == 0, sft.Stderr);
+        Assert.True(File.Exists(Path.Combine(ex, "out-sft", "checkpoint-3", "model.safetensors")));
+    }
+
+    [HfFixturesFact]
     public void TokenizeGivesTheReferenceIdsAndPreviewShowsTheTemplatedExample()
     {
         string hf = Path.Combine(KtoProcess.RepoRoot(), "tests", "fixtures", "hf");

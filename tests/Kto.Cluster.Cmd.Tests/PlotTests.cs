@@ -192,6 +192,29 @@ public sealed class PlotTests : IDisposable
     }
 
     [Fact]
+    public void EvalLinesBetweenTrainingLinesGiveTheirOwnCurvesWithoutBreakingTheTrainingOnes()
+    {
+        string path = Path.Combine(_dir, "with-eval.jsonl");
+        File.WriteAllLines(path,
+        [
+            """{"step": 1, "loss": 0.5, "kl": 0.1}""",
+            """{"step": 2, "loss": 0.45, "kl": 0.2}""",
+            """{"step": 2, "eval_loss": 0.48, "eval_kl": 0.15, "eval_runtime": 0.1}""",
+            """{"step": 3, "loss": 0.4, "kl": null}""",
+            """{"step": 4, "loss": 0.35, "kl": 0.3}""",
+            """{"step": 4, "eval_loss": 0.44, "eval_kl": 0.2}""",
+        ]);
+        MetricsTable table = MetricsTable.Read(path, ["loss", "kl", "eval_loss", "eval_kl"]);
+        Assert.Equal([0, 1, 3, 4], table.Rows("loss"));
+        Assert.Equal([2, 5], table.Rows("eval_loss"));
+        Assert.Equal([0, 1, 3, 4], table.Rows("kl")); // the null at step 3 is kept: it still breaks the curve
+        string png = Path.Combine(_dir, "with-eval.png");
+        TrainingCurvesPlot.Write(path, png, new CurveReport("eval", []));
+        using SKBitmap bitmap = SKBitmap.Decode(png);
+        Assert.Equal((TrainingCurvesPlot.Width, TrainingCurvesPlot.Height), (bitmap.Width, bitmap.Height));
+    }
+
+    [Fact]
     public void AnEmptyFileIsAnError()
     {
         string path = Path.Combine(_dir, "metrics.jsonl");

@@ -10,13 +10,21 @@ namespace Kto.Cluster.Cmd.Reports;
 internal sealed class MetricsTable
 {
     private readonly Dictionary<string, double[]> _columns;
+    private readonly Dictionary<string, List<int>> _rows;
 
-    private MetricsTable(string path, double[] steps, Dictionary<string, double[]> columns)
+    private MetricsTable(string path, double[] steps, Dictionary<string, double[]> columns, Dictionary<string, List<int>> rows)
     {
         Path = path;
         Steps = steps;
         _columns = columns;
+        _rows = rows;
     }
+
+    /// <summary>
+    /// The lines that hold <paramref name="name"/> (a number or null), in file order: a curve runs through these only,
+    /// so lines of another kind (eval lines between training lines) do not break it; a null still does.
+    /// </summary>
+    public IReadOnlyList<int> Rows(string name) => _rows.TryGetValue(name, out List<int>? rows) ? rows : [];
 
     /// <summary>The file read.</summary>
     public string Path { get; }
@@ -42,6 +50,7 @@ internal sealed class MetricsTable
     {
         var steps = new List<double>();
         var columns = new Dictionary<string, List<double>>(StringComparer.Ordinal);
+        var rows = new Dictionary<string, List<int>>(StringComparer.Ordinal);
         int lineNo = 0;
         foreach (string line in File.ReadLines(path))
         {
@@ -77,6 +86,8 @@ internal sealed class MetricsTable
                         throw new InvalidDataException($"{where}: \"{p.Name}\" must be a number or null, got {p.Value.GetRawText()}");
                     else continue;
 
+                    if (!rows.TryGetValue(p.Name, out List<int>? holding)) rows[p.Name] = holding = [];
+                    if (holding.Count == 0 || holding[^1] != row) holding.Add(row);
                     if (!columns.TryGetValue(p.Name, out List<double>? column))
                     {
                         column = new List<double>(Enumerable.Repeat(double.NaN, row));
@@ -98,6 +109,6 @@ internal sealed class MetricsTable
             while (c.Value.Count < steps.Count) c.Value.Add(double.NaN);
             return c.Value.ToArray();
         }, StringComparer.Ordinal);
-        return new MetricsTable(path, steps.ToArray(), padded);
+        return new MetricsTable(path, steps.ToArray(), padded, rows);
     }
 }

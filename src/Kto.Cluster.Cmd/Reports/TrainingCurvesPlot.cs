@@ -108,10 +108,11 @@ internal static class TrainingCurvesPlot
     /// <summary>The four panels, in reading order (row by row).</summary>
     private static readonly PanelSpec[] Panels =
     [
-        new("loss", false, [new CurveSpec("loss", "loss", Colors.C0)]),
-        new("kl", false, [new CurveSpec("kl", "kl", Colors.C4), new CurveSpec("kl_raw", "kl_raw", Colors.C7)]),
-        new("rewards", true, [new CurveSpec("rewards/chosen", "chosen", Colors.C2), new CurveSpec("rewards/rejected", "rejected", Colors.C3)]),
-        new("rewards/margins", true, [new CurveSpec("rewards/margins", "margins", Colors.C1)]),
+        new("loss", false, [new CurveSpec("loss", "loss", Colors.C0), new CurveSpec("eval_loss", "eval_loss", Colors.C0, Eval: true)]),
+        new("kl", false, [new CurveSpec("kl", "kl", Colors.C4), new CurveSpec("kl_raw", "kl_raw", Colors.C7), new CurveSpec("eval_kl", "eval_kl", Colors.C4, Eval: true)]),
+        new("rewards", true, [new CurveSpec("rewards/chosen", "chosen", Colors.C2), new CurveSpec("rewards/rejected", "rejected", Colors.C3),
+            new CurveSpec("eval_rewards/chosen", "eval chosen", Colors.C2, Eval: true), new CurveSpec("eval_rewards/rejected", "eval rejected", Colors.C3, Eval: true)]),
+        new("rewards/margins", true, [new CurveSpec("rewards/margins", "margins", Colors.C1), new CurveSpec("eval_rewards/margins", "eval margins", Colors.C1, Eval: true)]),
     ];
 
     /// <summary>Panels per row.</summary>
@@ -206,7 +207,8 @@ internal static class TrainingCurvesPlot
                 CurveSpec curve = present[c];
                 // One run: a colour per metric. Several: a colour per run, and the second metric of a panel dashed.
                 Color color = comparison ? RunPalette.GetColor(r) : curve.Color;
-                LinePattern pattern = comparison && c > 0 ? LinePattern.Dashed : LinePattern.Solid;
+                // Eval curves (from the eval lines) are dotted beside their training curve.
+                LinePattern pattern = curve.Eval ? LinePattern.Dotted : comparison && c > 0 ? LinePattern.Dashed : LinePattern.Solid;
                 string legend = comparison ? (twoCurves ? runs[r].Name + LegendSeparator + curve.Label : runs[r].Name) : curve.Label;
                 lines.AddRange(AddCurve(plot, runs[r].Table, curve.Key, color, pattern, legend));
             }
@@ -322,8 +324,9 @@ internal static class TrainingCurvesPlot
     private static List<Coordinates[]> AddCurve(Plot plot, MetricsTable table, string key, Color color, LinePattern pattern, string legend)
     {
         var lines = new List<Coordinates[]>();
-        IReadOnlyList<double> steps = table.Steps;
-        IReadOnlyList<double> values = table.Column(key);
+        IReadOnlyList<int> rows = table.Rows(key); // the lines holding the key: others (another kind of line) do not break the curve
+        IReadOnlyList<double> steps = [.. rows.Select(k => table.Steps[k])];
+        IReadOnlyList<double> values = [.. rows.Select(k => table.Column(key)[k])];
         int points = values.Count(double.IsFinite);
         bool labelled = false;
         int i = 0;
@@ -425,7 +428,7 @@ internal static class TrainingCurvesPlot
     private sealed record Run(string Name, MetricsTable Table);
 
     /// <summary>One metric in a panel: its key, its legend label, and its colour when one run is drawn.</summary>
-    private sealed record CurveSpec(string Key, string Label, Color Color);
+    private sealed record CurveSpec(string Key, string Label, Color Color, bool Eval = false);
 
     /// <summary>One panel: its title when no metric of it has values, whether to draw y = 0, and its metrics.</summary>
     private sealed record PanelSpec(string Title, bool ZeroLine, CurveSpec[] Curves);

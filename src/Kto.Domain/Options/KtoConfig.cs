@@ -121,6 +121,18 @@ public sealed record KtoConfig
     /// <summary><c>logging_steps</c>: append a metrics line every this many optimizer steps (and at the end).</summary>
     public int LoggingSteps { get; init; } = KtoDefaults.LoggingSteps;
 
+    /// <summary><c>eval_dataset_path</c>: a second dataset (any supported format) evaluated during training; null: none.</summary>
+    public string? EvalDatasetPath { get; init; }
+
+    /// <summary><c>eval_strategy</c>: "no" (TrainingArguments' default), "steps" (every <see cref="EvalSteps"/>) or "epoch" (at the end of every epoch).</summary>
+    public string EvalStrategy { get; init; } = KtoDefaults.EvalStrategy;
+
+    /// <summary><c>eval_steps</c>: evaluate every this many optimizer steps under "steps"; null: <see cref="LoggingSteps"/>, as TrainingArguments.</summary>
+    public int? EvalSteps { get; init; }
+
+    /// <summary><c>per_device_eval_batch_size</c>: eval examples per forward pass (and per KL-pairing batch, as training's).</summary>
+    public int PerDeviceEvalBatchSize { get; init; } = KtoDefaults.PerDeviceEvalBatchSize;
+
     /// <summary><c>save_steps</c>: write a checkpoint every this many optimizer steps (and at the end).</summary>
     public int SaveSteps { get; init; } = KtoDefaults.SaveSteps;
 

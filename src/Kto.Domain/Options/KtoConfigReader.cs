@@ -52,6 +52,10 @@ public static class KtoConfigReader
         ["num_threads"] = (c, v, w) => c with { NumThreads = Int(v, w) },
         ["chat_template"] = (c, v, w) => c with { ChatTemplate = NullableStr(v, w) },
         ["bf16"] = (c, v, w) => c with { Bf16 = Bool(v, w) },
+        ["eval_dataset_path"] = (c, v, w) => c with { EvalDatasetPath = NullableStr(v, w) },
+        ["eval_strategy"] = (c, v, w) => c with { EvalStrategy = Str(v, w) },
+        ["eval_steps"] = (c, v, w) => c with { EvalSteps = NullableInt(v, w) },
+        ["per_device_eval_batch_size"] = (c, v, w) => c with { PerDeviceEvalBatchSize = Int(v, w) },
         ["fp16"] = (c, v, w) => c with { Fp16 = Bool(v, w) },
     };
 
@@ -59,6 +63,7 @@ public static class KtoConfigReader
     public static readonly IReadOnlySet<string> KtoOnlyKeys = new HashSet<string>(StringComparer.Ordinal)
     {
         "ref_model_name_or_path", "beta", "desirable_weight", "undesirable_weight", "loss_type", "precompute_ref_log_probs",
+        "eval_dataset_path", "eval_strategy", "eval_steps", "per_device_eval_batch_size",
     };
 
     /// <summary>The keys a run config may contain.</summary>
@@ -139,6 +144,7 @@ public static class KtoConfigReader
             ModelNameOrPath = Abs(c.ModelNameOrPath),
             RefModelNameOrPath = c.RefModelNameOrPath is null ? null : Abs(c.RefModelNameOrPath),
             DatasetPath = Abs(c.DatasetPath),
+            EvalDatasetPath = c.EvalDatasetPath is null ? null : Abs(c.EvalDatasetPath),
             OutputDir = Abs(c.OutputDir),
             ResumeFromCheckpoint = c.ResumeFromCheckpoint is null or ResumeLatest ? c.ResumeFromCheckpoint : Abs(c.ResumeFromCheckpoint),
         };
@@ -249,6 +255,10 @@ public static class KtoConfigReader
             if (c.ChatTemplate is not null) w.WriteString("chat_template", c.ChatTemplate); // absent when unset, as configs written before the key
             if (c.Bf16) w.WriteBoolean("bf16", true);  // likewise
             if (c.Fp16) w.WriteBoolean("fp16", true);
+            if (c.EvalDatasetPath is not null) w.WriteString("eval_dataset_path", c.EvalDatasetPath);
+            if (c.EvalStrategy != KtoDefaults.EvalStrategy) w.WriteString("eval_strategy", c.EvalStrategy);
+            if (c.EvalSteps is int es) w.WriteNumber("eval_steps", es);
+            if (c.PerDeviceEvalBatchSize != KtoDefaults.PerDeviceEvalBatchSize) w.WriteNumber("per_device_eval_batch_size", c.PerDeviceEvalBatchSize);
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(stream.ToArray());

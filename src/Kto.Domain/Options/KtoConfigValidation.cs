@@ -48,6 +48,10 @@ public static class KtoConfigValidation
         Require(c.AdamEpsilon > 0, "adam_epsilon", $"must be positive, got {c.AdamEpsilon}");
         Require(c.MaxGradNorm >= 0, "max_grad_norm", $"must be ≥ 0 (0 turns clipping off), got {c.MaxGradNorm}");
         Require(!(c.Bf16 && c.Fp16), "fp16", "and bf16 are both true: choose one mixed precision", related: "bf16");
+        Require(c.EvalStrategy is "no" or "steps" or "epoch", "eval_strategy", $"must be \"no\", \"steps\" or \"epoch\", got \"{c.EvalStrategy}\"");
+        Require(c.EvalStrategy == "no" || c.EvalDatasetPath is not null, "eval_strategy", $"\"{c.EvalStrategy}\" needs eval_dataset_path (the dataset to evaluate)");
+        Require(c.EvalSteps is null or >= 1, "eval_steps", $"must be at least 1, got {c.EvalSteps}");
+        Require(c.PerDeviceEvalBatchSize >= 1, "per_device_eval_batch_size", $"must be at least 1, got {c.PerDeviceEvalBatchSize}");
         Require(c.PerDeviceTrainBatchSize >= 1, "per_device_train_batch_size", $"must be at least 1, got {c.PerDeviceTrainBatchSize}");
         Require(kind == RunKind.Sft || c.PerDeviceTrainBatchSize > 1 || !c.LossType.UsesKl(), "per_device_train_batch_size",
             "is 1, but batch size must be > 1 for loss_type \"kto\": the KL reference point pairs each prompt with another example's completion (use 8–128, or loss_type \"apo_zero_unpaired\")", related: "loss_type");

@@ -80,6 +80,12 @@ public static class KtoDefaults
     /// <summary>TrainingArguments.save_steps.</summary>
     public const int SaveSteps = 500;
 
+    /// <summary>TrainingArguments' <c>eval_strategy</c> default: no evaluation.</summary>
+    public const string EvalStrategy = "no";
+
+    /// <summary>TrainingArguments' <c>per_device_eval_batch_size</c> default.</summary>
+    public const int PerDeviceEvalBatchSize = 8;
+
     /// <summary>The CPU backend runs everywhere.</summary>
     public const string Device = "cpu";
 

@@ -68,6 +68,28 @@ public sealed class KtoStepper
     {
         if (shard.Count == 0) return StepMetrics.Zero;
         using var scope = torch.NewDisposeScope();
+        return Forward(shard, reference, kl, microBatchSize, shardLoss =>
+        {
+            double scale = Precision?.LossScale ?? 1;
+            (scale == 1 ? shardLoss / microBatchesInStep : shardLoss * (scale / microBatchesInStep)).backward();
+        });
+    }
+
+    /// <summary>
+    /// Evaluation: the loss and metric sums of <paramref name="batch"/> (its own KL pairs, its own reference
+    /// log-probs) without gradient, as TRL's prediction_step computes them; KL included once for the batch.
+    /// </summary>
+    public StepMetrics Evaluate(IReadOnlyList<TrainItem> batch, ReferenceLogps[] reference)
+    {
+        if (batch.Count == 0) return StepMetrics.Zero;
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        KlPartial kl = KlPartial(batch, reference);
+        return Forward(batch, reference, kl, batch.Count, null) + MicroBatchMetrics(kl);
+    }
+
+    private StepMetrics Forward(IReadOnlyList<TrainItem> shard, ReferenceLogps[] reference, KlPartial kl, int microBatchSize, Action<Tensor>? backward)
+    {
         using SequenceBatch batch = SequenceBatch.Collate(shard.Select(i => (i.Example.PromptIds, i.Example.CompletionIds)).ToList(), _padId, _device);
         SequenceLogProbs.Result policy = SequenceLogProbs.Compute(_policy, batch, chunked: ChunkedLogits);
         Tensor refLogps = torch.tensor(reference.Select(r => (float)r.Completion).ToArray(), device: _device);
@@ -76,8 +98,7 @@ public sealed class KtoStepper
 
         // Σ over the shard / micro-batch size = this shard's part of the micro-batch mean.
         Tensor shardLoss = output.Losses.sum() / microBatchSize;
-        double scale = Precision?.LossScale ?? 1;
-        (scale == 1 ? shardLoss / microBatchesInStep : shardLoss * (scale / microBatchesInStep)).backward();
+        backward?.Invoke(shardLoss);
 
         double[] rewards = output.Rewards.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
         double[] logps = policy.Sum.detach().to_type(ScalarType.Float64).cpu().data<double>().ToArray();

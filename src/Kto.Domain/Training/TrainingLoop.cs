@@ -53,7 +53,9 @@ public sealed class TrainingLoop
     /// accumulating gradients, and returns the step's metric sums.</param>
     /// <param name="describe">One line about the objective, for the start-up message.</param>
     /// <param name="cancel">Stops the run after the current step (a checkpoint is written).</param>
-    public TrainResult Run<TMetrics>(Func<IReadOnlyList<int[]>, TMetrics> forwardBackward, string describe, CancellationToken cancel = default)
+    /// <param name="evaluate">Evaluates the current weights (eval_strategy), returning the eval line's figures; null: no evaluation.</param>
+    public TrainResult Run<TMetrics>(Func<IReadOnlyList<int[]>, TMetrics> forwardBackward, string describe, CancellationToken cancel = default,
+        Func<Dictionary<string, double>>? evaluate = null)
         where TMetrics : IWindowMetrics<TMetrics>
     {
         KtoConfig c = _config;
@@ -112,6 +114,14 @@ public sealed class TrainingLoop
                 window = TMetrics.Zero;
                 windowExamples = 0;
                 clock.Restart();
+            }
+            if (evaluate is not null && KtoEvaluation.Due(c, step, total, _plan.StepsPerEpoch))
+            {
+                Dictionary<string, double> eval = evaluate();
+                log.Append(step, (double)step / _plan.StepsPerEpoch, eval);
+                string shown = string.Join("  ", eval.Where(kv => kv.Key is "eval_loss" or "eval_kl" or "eval_rewards/margins")
+                    .Select(kv => kv.Key + " " + kv.Value.ToString("0.0000", System.Globalization.CultureInfo.InvariantCulture)));
+                _observer.Info($"eval at step {step}: {shown}");
             }
             if (step % c.SaveSteps == 0 || step == total)
                 lastCheckpoint = SaveCheckpoint(optimizer, step, total);

@@ -60,7 +60,33 @@ public sealed class TrainingSetup : IDisposable
         var (data, modelConfig, tokenizer) = LoadData(config, observer);
         CausalLm policy = ModelCheckpoint.Load(config.ModelNameOrPath, device);
         reference ??= CreateReference(config, modelConfig, tokenizer, data, device, observer);
-        return new TrainingSetup(config, device, tokenizer, policy, data, reference);
+        var setup = new TrainingSetup(config, device, tokenizer, policy, data, reference);
+        if (config.EvalStrategy != "no" && config.EvalDatasetPath is { } evalPath)
+        {
+            setup.EvalData = LoadEvalData(config, modelConfig, tokenizer, evalPath, observer);
+            // A live reference scores any rows; precomputed scores are the training rows', so the eval set gets its own.
+            setup.EvalReference = reference is LiveReference ? reference
+                : CreateReference(config with { DatasetPath = evalPath }, modelConfig, tokenizer, setup.EvalData, device, observer);
+        }
+        return setup;
+    }
+
+    /// <summary>The eval set of a run that evaluates (<c>eval_dataset_path</c>), KL pairs built per eval batch; null otherwise.</summary>
+    public TrainingData? EvalData { get; private set; }
+
+    /// <summary>Reference log-probs of the eval set (the run's live reference, or the eval set's precomputed ones), or null.</summary>
+    public IReferenceModel? EvalReference { get; private set; }
+
+    private static TrainingData LoadEvalData(KtoConfig config, LmConfig modelConfig, ITextTokenizer tokenizer, string path, ITrainingObserver observer)
+    {
+        DatasetLoadOptions lengths = EffectiveLengths(config, modelConfig, NullObserver.Instance);
+        LoadedDataset eval = KtoDatasetLoader.Load(path, tokenizer, lengths);
+        foreach (string w in eval.Warnings) observer.Warn($"eval: {w}");
+        observer.Info($"eval dataset: {eval.Examples.Count} examples ({eval.DesirableCount} desirable, {eval.UndesirableCount} undesirable), format {eval.Format}; "
+            + $"evaluated {(config.EvalStrategy == "epoch" ? "every epoch" : $"every {config.EvalSteps ?? config.LoggingSteps} steps")}");
+        if (config.LossType.UsesKl() && eval.Examples.Count < 2)
+            throw new InvalidDataException($"{path}: loss_type \"kto\" needs at least two eval examples to form KL pairs");
+        return TrainingData.Build(eval.Examples, config.PerDeviceEvalBatchSize, lengths);
     }
 
     /// <summary>
@@ -166,6 +192,7 @@ public sealed class TrainingSetup : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        if (!ReferenceEquals(EvalReference, Reference)) EvalReference?.Dispose();
         Reference.Dispose();
         Precision?.Dispose();
         Policy.Dispose();
