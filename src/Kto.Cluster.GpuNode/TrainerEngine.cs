@@ -147,6 +147,9 @@ public sealed class TrainerEngine : IAsyncDisposable
     /// <summary>Loads a checkpoint of this run.</summary>
     public void RestoreCheckpoint(string dir) => Replica.RestoreCheckpoint(dir);
 
+    /// <summary>The eval line of the held weights (see <see cref="ReplicaTrainer.Evaluate"/>).</summary>
+    public Dictionary<string, double> Evaluate() => Replica.Evaluate();
+
     /// <summary>The replica's state image (see <see cref="ReplicaTrainer.ExportState"/>).</summary>
     public byte[] ExportState() => Replica.ExportState();
 

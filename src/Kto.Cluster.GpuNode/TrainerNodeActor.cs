@@ -268,6 +268,12 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
         _engine.Apply(a.Step, a.Generation);
         _export = null; // the image served to joiners was of the previous step
         if (a.CheckpointDir is { } dir) SaveCheckpoint(dir, a.SaveTotalLimit);
+        if (a.Evaluate)
+        {
+            // On the weights just applied, before any later step (the actor handles one message at a time).
+            Dictionary<string, double> figures = _engine.Evaluate();
+            _coordinator.Tell(new EvaluationDone(_trainerId, _engine.HeldStep, figures));
+        }
     }
 
     private void SaveCheckpoint(string dir, int saveTotalLimit)

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Diagnostics;
 using Kto.Cluster.Coordinator.Tests;
 using Kto.Domain.Cluster;
@@ -40,6 +41,40 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
         Assert.Equal(24, commits.Count);
         Assert.All(commits, c => Assert.Equal("t1,t2,t3", MembersOf(c)));
         await AssertSameWeightsAndCleanJournal(cluster);
+    }
+
+    [Fact]
+    public async Task TheCoordinatorSchedulesEvaluationAndLogsItOnceAsOneProcessDoes()
+    {
+        await using var cluster = new LocalCluster(output, maxSteps: 12, evaluate: true);
+        var coordinator = cluster.StartCoordinator("--min-trainers", "2");
+        await coordinator.WaitFor("coordinator ready", cluster.Guard);
+        cluster.StartTrainer("t1");
+        cluster.StartTrainer("t2");
+        await coordinator.WaitFor("complete:", cluster.Guard);
+        Assert.Equal(0, await coordinator.WaitForExit(cluster.Guard));
+
+        static List<Dictionary<string, JsonElement>> EvalLines(string dir) => File.ReadAllLines(Path.Combine(dir, "metrics.jsonl"))
+            .Select(l => JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(l)!).Where(l => l.ContainsKey("eval_loss")).ToList();
+        var singleWeights = cluster.SingleProcessWeights(); // kto train's loop on the same config, into "single"
+        var clustered = EvalLines(cluster.OutputDir);
+        var single = EvalLines(Path.Combine(cluster.Dir, "single"));
+        Assert.Equal([4, 8, 12], clustered.Select(l => l["step"].GetInt32()));
+        Assert.Equal(single.Select(l => l["step"].GetInt32()), clustered.Select(l => l["step"].GetInt32()));
+        foreach (var (c, o) in clustered.Zip(single))
+            foreach (string key in o.Keys.Where(k => k.StartsWith("eval_", StringComparison.Ordinal) && k is not ("eval_runtime" or "eval_samples_per_second")))
+            {
+                double a = c[key].GetDouble(), b = o[key].GetDouble();
+                Assert.True(Math.Abs(a - b) <= 1e-4 * Math.Max(1, Math.Abs(b)), $"step {o["step"]}: {key} {a} on the cluster, {b} in one process");
+            }
+        // Written once: no duplicate eval lines, each after its step's training line.
+        var steps = File.ReadAllLines(Path.Combine(cluster.OutputDir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .Select(e => (e.GetProperty("step").GetInt32(), e.TryGetProperty("eval_loss", out _))).ToList();
+        Assert.Equal([(4, false), (4, true), (8, false), (8, true), (12, false), (12, true)], steps);
+        Assert.True(LocalCluster.RelativeL2(singleWeights, cluster.ClusterWeights()) < Tolerance);
+        AuditReport audit = JournalAudit.Check(await cluster.JournalAsync(), requireComplete: true);
+        Assert.True(audit.Ok, string.Join("; ", audit.Problems));
+        Assert.Equal(3, (await cluster.JournalAsync()).OfType<EvaluationRecorded>().Count());
     }
 
     [Fact]

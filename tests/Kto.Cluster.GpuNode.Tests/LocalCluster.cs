@@ -26,7 +26,7 @@ public sealed class LocalCluster : IAsyncDisposable
     private readonly Xunit.Abstractions.ITestOutputHelper _output;
 
     public LocalCluster(Xunit.Abstractions.ITestOutputHelper output, int maxSteps = 24, string? postgres = null, double learningRate = 3e-4,
-        bool precompute = false, int examples = 30, int coordinators = 1, string arch = "gpt2")
+        bool precompute = false, int examples = 30, int coordinators = 1, string arch = "gpt2", bool evaluate = false)
     {
         _output = output;
         Dir = Directory.CreateTempSubdirectory("kto-cluster-").FullName;
@@ -50,8 +50,12 @@ public sealed class LocalCluster : IAsyncDisposable
             bool good = rng.NextDouble() < 0.4;
             return JsonSerializer.Serialize(new { prompt = $"{a}+{b}=", completion = (good ? a + b : a + b + rng.Next(1, 9)).ToString(), label = good });
         }));
+        if (evaluate)
+            File.WriteAllLines(Path.Combine(Dir, "eval.jsonl"), Enumerable.Range(0, 10).Select(i =>
+                JsonSerializer.Serialize(new { prompt = $"{i}+{i + 3}=", completion = (i % 4 == 0 ? 2 * i + 4 : 2 * i + 3).ToString(System.Globalization.CultureInfo.InvariantCulture), label = i % 4 != 0 })));
+        string evalKeys = evaluate ? "\"eval_dataset_path\": \"eval.jsonl\", \"eval_strategy\": \"steps\", \"eval_steps\": 4, \"per_device_eval_batch_size\": 4, " : "";
         File.WriteAllText(RunConfig, $$"""
-            {"model_name_or_path": "model", "dataset_path": "data.jsonl", "output_dir": "out",
+            {{{evalKeys}}"model_name_or_path": "model", "dataset_path": "data.jsonl", "output_dir": "out",
              "learning_rate": {{learningRate.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}}, "lr_scheduler_type": "cosine", "warmup_steps": 2, "per_device_train_batch_size": 6,
              "gradient_accumulation_steps": 2, "max_steps": {{maxSteps}}, "max_length": 16, "max_prompt_length": 8,
              "logging_steps": 4, "save_steps": 8, "num_threads": 1, "seed": 7, "precompute_ref_log_probs": {{(precompute ? "true" : "false")}}}

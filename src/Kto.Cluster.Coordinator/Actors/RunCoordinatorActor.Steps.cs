@@ -51,6 +51,8 @@ public sealed partial class RunCoordinatorActor
     private BatchPlan? _plan;
     private (int Step, int[] Examples)? _stepExamples;
     private (int Step, string TrainerId, DateTime Deadline)? _finalCheckpoint;
+    /// <summary>An evaluation asked of a member and not answered yet: the run's end waits for it (while its trainer lives and the deadline holds).</summary>
+    private (int Step, string TrainerId, DateTime Deadline)? _pendingEvaluation;
     private readonly List<(long Seq, string Line)> _recent = [];
     private long _recentSeq;
     private bool _checkpointRequested;
@@ -84,6 +86,7 @@ public sealed partial class RunCoordinatorActor
             Pump();
         });
         Command<CheckpointWritten>(OnCheckpointWritten);
+        Command<EvaluationDone>(OnEvaluationDone);
         Command<TrainerRefused>(r =>
         {
             _duplicates.Remove(Sender);
@@ -577,7 +580,9 @@ public sealed partial class RunCoordinatorActor
             KtoConfig c = Config;
             int done = commit.Step + 1;
             bool save = done % c.SaveSteps == 0 || done == _state.Spec!.TotalSteps;
-            Announce(next, save ? c.OutputDir : null);
+            bool evaluate = KtoEvaluation.Due(c, done, _state.Spec!.TotalSteps, _state.Spec!.Plan().StepsPerEpoch);
+            Announce(next, save ? c.OutputDir : null, evaluate);
+            if (evaluate) _pendingEvaluation = (done, next.Members[0], DateTime.UtcNow + CatchUpTimeout);
             if (done == _state.Spec!.TotalSteps) _finalCheckpoint = (done, next.Members[0], DateTime.UtcNow + CatchUpTimeout);
             Record(commit, _lastReport!);
             _round = null;
@@ -585,13 +590,13 @@ public sealed partial class RunCoordinatorActor
         });
     }
 
-    /// <summary>Tells the members to apply an attempt (the first member writes the checkpoint, if one is due).</summary>
-    private void Announce(StepRound round, string? checkpointDir)
+    /// <summary>Tells the members to apply an attempt (the first member writes the checkpoint and evaluates, if due).</summary>
+    private void Announce(StepRound round, string? checkpointDir, bool evaluate = false)
     {
         for (int i = 0; i < round.Members.Length; i++)
         {
             if (!_trainers.TryGetValue(round.Members[i], out var t)) continue;
-            t.Actor.Tell(new StepApply(round.Step, round.Generation, i == 0 ? checkpointDir : null, Config.SaveTotalLimit ?? 0));
+            t.Actor.Tell(new StepApply(round.Step, round.Generation, i == 0 ? checkpointDir : null, Config.SaveTotalLimit ?? 0, Evaluate: i == 0 && evaluate));
             t.HeldStep = round.Step + 1;
         }
     }
@@ -608,6 +613,33 @@ public sealed partial class RunCoordinatorActor
         Console.WriteLine(line);
         Note(line);
         LogMetrics(commit);
+    }
+
+    /// <summary>A member evaluated a committed step: the eval line goes into the journal, then metrics.jsonl (once).</summary>
+    private void OnEvaluationDone(EvaluationDone d)
+    {
+        if (_pendingEvaluation?.Step == d.Step) _pendingEvaluation = null;
+        var recorded = new EvaluationRecorded(d.Step, d.Figures);
+        RunState next;
+        try
+        {
+            next = _state.Apply(recorded);
+        }
+        catch (InvalidOperationException e)
+        {
+            Log.Warning("evaluation of step {0} not recorded: {1}", d.Step, e.Message);
+            return;
+        }
+        Persist(recorded, _ =>
+        {
+            Applied(next);
+            string shown = string.Join(" ", d.Figures.Where(kv => kv.Key is "eval_loss" or "eval_kl" or "eval_rewards/margins")
+                .Select(kv => kv.Key + " " + kv.Value.ToString("0.000000", CultureInfo.InvariantCulture)));
+            Console.WriteLine($"eval at step {d.Step} by {d.TrainerId}: {shown}");
+            Note($"eval at step {d.Step} by {d.TrainerId}: {shown}");
+            LogEvaluation(recorded);
+            CheckFinished();
+        });
     }
 
     private void OnCheckpointWritten(CheckpointWritten w)
@@ -638,6 +670,12 @@ public sealed partial class RunCoordinatorActor
     private void CheckFinished()
     {
         if (_finishedAnnounced || _state.Spec is not { } spec) return;
+        if (_pendingEvaluation is { } pe)
+        {
+            if (pe.Deadline > DateTime.UtcNow && _trainers.ContainsKey(pe.TrainerId) && !_unreachable.Contains(pe.TrainerId)) return;
+            Log.Warning("the evaluation of step {0} asked of {1} did not arrive; metrics.jsonl has no eval line for it", pe.Step, pe.TrainerId);
+            _pendingEvaluation = null;
+        }
         bool complete = _state.Phase == RunPhase.Completed && _state.LatestCheckpoint?.Step == spec.TotalSteps;
         if (!complete && _state.Phase != RunPhase.Stopped) return;
         // A stopped run first saves the state it stopped at, if a reachable trainer holds it.

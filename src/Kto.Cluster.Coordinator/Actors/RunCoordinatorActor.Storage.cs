@@ -26,6 +26,7 @@ public sealed partial class RunCoordinatorActor
 
     /// <summary>Commits (replayed or new) not yet handed to <see cref="_metrics"/> because it could not be opened yet.</summary>
     private readonly List<StepCommitted> _unlogged = [];
+    private readonly List<EvaluationRecorded> _unloggedEvaluations = [];
     private bool _readingBacklog;
     private DateTime _checkpointRetryAt;
 
@@ -61,6 +62,14 @@ public sealed partial class RunCoordinatorActor
         });
     }
 
+    /// <summary>Takes an evaluation for metrics.jsonl (replayed during recovery, or just persisted) and writes what it can.</summary>
+    private void LogEvaluation(EvaluationRecorded evaluation)
+    {
+        if (_metrics is null) _unloggedEvaluations.Add(evaluation);
+        else _metrics.AddEvaluation(evaluation);
+        if (_ready) FlushMetrics();
+    }
+
     /// <summary>Takes a commit for metrics.jsonl (replayed during recovery, or just persisted) and writes what it can.</summary>
     private void LogMetrics(StepCommitted commit)
     {
@@ -84,6 +93,8 @@ public sealed partial class RunCoordinatorActor
                 _metrics = ClusterMetricsLog.Open(spec, Config, _state.CommittedSteps, _state.FirstStep);
                 foreach (StepCommitted c in _unlogged) _metrics.Add(c);
                 _unlogged.Clear();
+                foreach (EvaluationRecorded e in _unloggedEvaluations) _metrics.AddEvaluation(e);
+                _unloggedEvaluations.Clear();
                 if (_metrics.LoggedStep < _state.CommittedSteps && !_metrics.Holds(_metrics.LoggedStep))
                 {
                     // The file is behind the events replayed since the last snapshot: the rest are in the journal.

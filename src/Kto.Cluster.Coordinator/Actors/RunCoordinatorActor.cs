@@ -58,6 +58,7 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
         {
             _state = _state.Apply(e);
             if (e is StepCommitted commit) LogMetrics(commit);
+            if (e is EvaluationRecorded evaluation) LogEvaluation(evaluation);
         });
         Recover<RecoveryCompleted>(_ => Incarnate());
 

@@ -20,6 +20,8 @@ public sealed class ClusterMetricsLog
     private readonly LrSchedule _schedule;
     private readonly int _stepsPerEpoch;
     private readonly SortedDictionary<int, StepCommitted> _pending = [];
+    private readonly SortedDictionary<int, EvaluationRecorded> _pendingEvaluations = [];
+    private readonly HashSet<int> _evaluated;
 
     private ClusterMetricsLog(RunSpec spec, KtoConfig config, int loggedStep)
     {
@@ -29,6 +31,13 @@ public sealed class ClusterMetricsLog
         _schedule = LrSchedule.For(config, spec.TotalSteps);
         _stepsPerEpoch = spec.Plan().StepsPerEpoch;
         LoggedStep = loggedStep;
+        _evaluated = [.. _log.EvaluatedSteps()];
+    }
+
+    /// <summary>Takes an evaluation (its line is written by the next <see cref="Flush"/>, once: a line already in the file is not written again).</summary>
+    public void AddEvaluation(EvaluationRecorded evaluation)
+    {
+        if (!_evaluated.Contains(evaluation.Step)) _pendingEvaluations[evaluation.Step] = evaluation;
     }
 
     /// <summary>
@@ -74,7 +83,7 @@ public sealed class ClusterMetricsLog
     /// <exception cref="IOException">A line could not be written; it stays pending and is written by a later call.</exception>
     public int Flush()
     {
-        int written = 0;
+        int written = WriteEvaluations();
         while (LoggedStep < _spec.TotalSteps)
         {
             int end = WindowEnd(LoggedStep);
@@ -88,6 +97,26 @@ public sealed class ClusterMetricsLog
             else SkippedWindows++;
             foreach (StepCommitted c in window) _pending.Remove(c.Step);
             LoggedStep = end;
+            written++;
+            written += WriteEvaluations();
+        }
+        return written;
+    }
+
+    /// <summary>
+    /// Writes the pending evaluation lines whose step no unwritten training line precedes (every window ending at or
+    /// before it is written), so the file reads in step order with a step's training line before its evaluation, as
+    /// <c>kto train</c> writes them.
+    /// </summary>
+    private int WriteEvaluations()
+    {
+        int written = 0;
+        foreach (EvaluationRecorded e in _pendingEvaluations.Values.ToList())
+        {
+            if (LoggedStep < _spec.TotalSteps && WindowEnd(LoggedStep) <= e.Step) break;
+            _log.Append(e.Step, (double)e.Step / _stepsPerEpoch, new Dictionary<string, double>(e.Figures));
+            _pendingEvaluations.Remove(e.Step);
+            _evaluated.Add(e.Step);
             written++;
         }
         return written;

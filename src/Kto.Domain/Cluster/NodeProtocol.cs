@@ -29,6 +29,7 @@ namespace Kto.Domain.Cluster;
 [Union(20, typeof(WriteCheckpoint))]
 [Union(21, typeof(CheckpointFailed))]
 [Union(22, typeof(TrainerRefused))]
+[Union(23, typeof(EvaluationDone))]
 public interface INodeMessage : IKtoMessage;
 
 /// <summary>
@@ -87,11 +88,16 @@ public sealed record StepFailed([property: Key(0)] string TrainerId, [property: 
 
 /// <summary>
 /// The attempt is committed (already persisted): apply its reduced gradients. When <paramref name="CheckpointDir"/> is
-/// set, write a training checkpoint there afterwards and answer with <see cref="CheckpointWritten"/>.
+/// set, write a training checkpoint there afterwards and answer with <see cref="CheckpointWritten"/>; when
+/// <paramref name="Evaluate"/>, evaluate the new weights on the run's eval set and answer with <see cref="EvaluationDone"/>.
 /// </summary>
 [MessagePackObject]
 public sealed record StepApply([property: Key(0)] int Step, [property: Key(1)] long Generation, [property: Key(2)] string? CheckpointDir,
-    [property: Key(3)] int SaveTotalLimit = 0) : INodeMessage;
+    [property: Key(3)] int SaveTotalLimit = 0, [property: Key(4)] bool Evaluate = false) : INodeMessage;
+
+/// <summary>A trainer evaluated the weights of <paramref name="Step"/> steps (eval_strategy): the eval line's figures (TRL's eval_ names).</summary>
+[MessagePackObject]
+public sealed record EvaluationDone([property: Key(0)] string TrainerId, [property: Key(1)] int Step, [property: Key(2)] IReadOnlyDictionary<string, double> Figures) : INodeMessage;
 
 /// <summary>Drop the attempt: its gradients will never be applied (a member was lost, or the members disagreed).</summary>
 [MessagePackObject]

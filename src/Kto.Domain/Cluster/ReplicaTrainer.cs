@@ -24,6 +24,7 @@ public sealed class ReplicaTrainer : IDisposable
     private readonly CausalLm _policy;
     private readonly string _fingerprint;
     private readonly MixedPrecision? _precision;
+    private readonly Func<Dictionary<string, double>>? _evaluate;
     private (int Step, long Generation)? _reduced;
 
     /// <summary>Wraps <paramref name="setup"/> (not owned); the replica holds step 0 (the initial weights).</summary>
@@ -38,6 +39,9 @@ public sealed class ReplicaTrainer : IDisposable
         _precision = setup.Precision;
         var stepper = new KtoStepper(setup.Compute, setup.Reference, _config.LossOptions, setup.Tokenizer.EosTokenId, setup.Device) { Precision = _precision };
         _step = new ReplicaStep(setup.Policy, stepper, setup.Data.Items, _precision);
+        _evaluate = setup.EvalData is { } eval && setup.EvalReference is { } evalReference
+            ? () => KtoEvaluation.Run(stepper, evalReference, eval, _config.PerDeviceEvalBatchSize)
+            : null;
         _optimizer = new AdamW(setup.Policy.named_parameters().Select(p => (p.name, p.parameter)), _config.AdamBeta1, _config.AdamBeta2, _config.AdamEpsilon, _config.WeightDecay);
         setup.Policy.train();
     }
@@ -79,6 +83,10 @@ public sealed class ReplicaTrainer : IDisposable
         HeldStep = step + 1;
         return norm;
     }
+
+    /// <summary>Evaluates the held weights on the run's eval set (<see cref="KtoEvaluation"/>), exactly as <c>kto train</c> does.</summary>
+    /// <exception cref="InvalidOperationException">The run has no eval set.</exception>
+    public Dictionary<string, double> Evaluate() => (_evaluate ?? throw new InvalidOperationException("the run has no eval_dataset_path / eval_strategy"))();
 
     /// <summary>Forgets a reduced attempt that will not be committed.</summary>
     public void Discard() => _reduced = null;

@@ -12,6 +12,7 @@ namespace Kto.Domain.Cluster;
 [Union(6, typeof(RunStopped))]
 [Union(7, typeof(RunCompleted))]
 [Union(8, typeof(RunStartedFromCheckpoint))]
+[Union(9, typeof(EvaluationRecorded))]
 public interface IRunEvent : IKtoMessage;
 
 /// <summary>The run was created with <paramref name="Spec"/>.</summary>
@@ -55,6 +56,10 @@ public sealed record StepCommitted([property: Key(0)] int Step, [property: Key(1
 /// <param name="Sha256">SHA-256 of its <c>trainer_state.json</c> (which holds the hash of every other file).</param>
 [MessagePackObject]
 public sealed record RunStartedFromCheckpoint([property: Key(0)] int Step, [property: Key(1)] string Path, [property: Key(2)] string Sha256) : IRunEvent;
+
+/// <summary>The weights of <paramref name="Step"/> steps were evaluated on the run's eval set; <paramref name="Figures"/> is the eval line (metrics.jsonl projects it).</summary>
+[MessagePackObject]
+public sealed record EvaluationRecorded([property: Key(0)] int Step, [property: Key(1)] IReadOnlyDictionary<string, double> Figures) : IRunEvent;
 
 /// <summary>A replica wrote an atomic checkpoint after <paramref name="Step"/> steps.</summary>
 [MessagePackObject]

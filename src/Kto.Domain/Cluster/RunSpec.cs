@@ -100,8 +100,6 @@ public sealed record RunSpec(
     /// </summary>
     public static RunSpec FromConfig(string runId, KtoConfig config, ITrainingObserver observer)
     {
-        if (config.EvalStrategy != "no")
-            throw new ConfigException($"eval_strategy \"{config.EvalStrategy}\": the cluster does not evaluate during training yet; run the evaluation with kto train, or set eval_strategy \"no\"");
         TrainingData data = TrainingSetup.LoadData(config, observer).Data;
         var plan = BatchPlan.For(config, data.Items.Count);
         return new RunSpec(runId, data.Fingerprint, data.Items.Count, config.EffectiveDataSeed, config.Shuffle, config.PerDeviceTrainBatchSize,

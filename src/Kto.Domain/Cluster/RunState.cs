@@ -80,6 +80,8 @@ public sealed record RunState
         CheckpointSaved c when c.Step <= CommittedSteps && (Checkpoints.IsEmpty || c.Step > Checkpoints[^1].Step)
             => this with { Checkpoints = Checkpoints.Add(new CheckpointRecord(c.Step, c.Path, c.Sha256)) },
         CheckpointSaved c => throw Invalid(e, $"a checkpoint must follow the newest one and not pass the {CommittedSteps} committed steps"),
+        EvaluationRecorded v when v.Step >= 1 && v.Step <= CommittedSteps => this, // a projection's line; no state
+        EvaluationRecorded v => throw Invalid(e, $"an evaluation of step {v.Step} cannot pass the {CommittedSteps} committed steps"),
         RunPaused when Phase == RunPhase.Running => this with { Phase = RunPhase.Paused },
         RunResumed when Phase == RunPhase.Paused => this with { Phase = RunPhase.Running },
         RunStopped when Phase is RunPhase.Running or RunPhase.Paused => this with { Phase = RunPhase.Stopped },

@@ -30,8 +30,15 @@ public sealed class MetricsLog
         Checkpoints.AtomicFile.WriteText(_path, kept.Length == 0 ? "" : string.Join('\n', kept) + "\n");
     }
 
-    /// <summary>The step of the last complete line, or 0 when there is none (lines cut short by a crash are skipped).</summary>
-    public int LastStep() => File.Exists(_path) ? File.ReadLines(_path).Select(StepOf).Max() ?? 0 : 0;
+    /// <summary>The step of the last complete training line, or 0 when there is none (lines cut short by a crash, and evaluation lines, are skipped).</summary>
+    public int LastStep() => File.Exists(_path) ? File.ReadLines(_path).Where(l => !IsEvaluation(l)).Select(StepOf).Max() ?? 0 : 0;
+
+    /// <summary>The steps of the complete evaluation lines (<c>eval_loss</c>) in the file.</summary>
+    public IReadOnlySet<int> EvaluatedSteps() => File.Exists(_path)
+        ? File.ReadLines(_path).Where(IsEvaluation).Select(StepOf).OfType<int>().ToHashSet()
+        : new HashSet<int>();
+
+    private static bool IsEvaluation(string line) => line.Contains("\"eval_loss\"", StringComparison.Ordinal);
 
     /// <summary>The "step" of a line, or null for a line cut short by a crash (or not ours).</summary>
     private static int? StepOf(string line)
