@@ -43,7 +43,8 @@ public static class ModelCheckpoint
             var other => throw new NotSupportedException($"no config.json writer for model_type \"{other.ModelType}\""),
         };
         AtomicFile.WriteText(Path.Combine(dir, ConfigFile), json);
-        ShardedSafetensors.Save(dir, [.. model.named_parameters().Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter))], maxShardBytes,
+        // The base model only: LoRA adapters are saved in PEFT's format beside it (LoraAdapters.Save), or merged first.
+        ShardedSafetensors.Save(dir, [.. model.named_parameters().Where(p => !LoraAdapters.IsLoraParameter(p.name)).Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter))], maxShardBytes,
             stored == ScalarType.Float32 ? null : stored);
         CopyTokenizerFiles(model.SourceDir, dir);
     }

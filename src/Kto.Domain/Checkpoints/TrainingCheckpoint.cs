@@ -56,8 +56,14 @@ public static class TrainingCheckpoint
         {
             if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
             Directory.CreateDirectory(temp);
-            ModelCheckpoint.Save(model, temp); // in the dtype the run started from, loadable by transformers as such
-            if (model.SourceDtype != ScalarType.Float32) // …and the float32 weights, for an exact resume
+            if (model.Lora is { } lora)
+            {
+                // A LoRA run's checkpoint is its adapter in PEFT's format (the base is the run's model_name_or_path).
+                LoraAdapters.Save(model, temp, lora, model.SourceDir);
+                ModelCheckpoint.CopyTokenizerFiles(model.SourceDir, temp);
+            }
+            else ModelCheckpoint.Save(model, temp); // in the dtype the run started from, loadable by transformers as such
+            if (model.Lora is null && model.SourceDtype != ScalarType.Float32) // …and the float32 weights, for an exact resume
                 AtomicFile.Write(Path.Combine(temp, MasterWeightsFile), s => Safetensors.Write(s,
                     model.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter.detach(), StringComparer.Ordinal)));
             var metadata = new Dictionary<string, string>(precision?.ScalerState() ?? new Dictionary<string, string>())
@@ -181,8 +187,15 @@ public static class TrainingCheckpoint
     public static TrainerState Restore(string dir, CausalLm model, AdamW optimizer, Training.MixedPrecision? precision = null)
     {
         TrainerState state = ReadVerified(dir);
-        LmConfig saved = ModelCheckpoint.LoadConfig(dir);
-        if (saved.Architecture() != model.LmConfig.Architecture()) throw new InvalidDataException($"{dir}: model config {saved} differs from the run's {model.LmConfig}");
+        bool adapter = File.Exists(Path.Combine(dir, LoraAdapters.WeightsFile));
+        if (adapter != model.Lora is not null)
+            throw new InvalidDataException(adapter ? $"{dir}: holds a LoRA adapter, but this run trains the whole model (use_peft is false)"
+                : $"{dir}: holds a whole model, but this run trains LoRA adapters (use_peft)");
+        if (!adapter)
+        {
+            LmConfig saved = ModelCheckpoint.LoadConfig(dir);
+            if (saved.Architecture() != model.LmConfig.Architecture()) throw new InvalidDataException($"{dir}: model config {saved} differs from the run's {model.LmConfig}");
+        }
         string masters = Path.Combine(dir, MasterWeightsFile);
         if (File.Exists(masters))
         {
@@ -202,6 +215,7 @@ public static class TrainingCheckpoint
                 foreach (Tensor t in stored.Tensors.Values) t.Dispose();
             }
         }
+        else if (adapter) LoraAdapters.LoadWeights(model, dir);
         else ModelCheckpoint.LoadWeights(model, dir);
         Safetensors.Contents opt = Safetensors.Read(Path.Combine(dir, OptimizerFile));
         try

@@ -31,7 +31,7 @@ public sealed class ReplicaStep
         _policy = policy;
         _stepper = stepper;
         _items = items;
-        _parameters = [.. policy.parameters()];
+        _parameters = [.. policy.parameters().Where(p => p.requires_grad)]; // LoRA: only the adapters' gradients travel
         GradientLength = GradientBuffer.Length(_parameters);
         _grads = new float[GradientLength];
     }

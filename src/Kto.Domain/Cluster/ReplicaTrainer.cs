@@ -110,7 +110,7 @@ public sealed class ReplicaTrainer : IDisposable
     public byte[] ExportState()
     {
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (name, p) in _policy.named_parameters()) tensors[ModelPrefix + name] = p.detach();
+        foreach (var (name, p) in _policy.named_parameters().Where(p => p.parameter.requires_grad)) tensors[ModelPrefix + name] = p.detach(); // LoRA: adapters only; the joiner loads the base itself
         foreach (var (name, t) in _optimizer.StateTensors()) tensors[OptimizerPrefix + name] = t;
         var metadata = new Dictionary<string, string>(_precision?.ScalerState() ?? new Dictionary<string, string>())
         {
@@ -134,7 +134,7 @@ public sealed class ReplicaTrainer : IDisposable
                 throw new InvalidDataException("transferred replica state belongs to other data");
             using (no_grad())
             {
-                foreach (var (name, p) in _policy.named_parameters())
+                foreach (var (name, p) in _policy.named_parameters().Where(p => p.parameter.requires_grad))
                 {
                     if (!contents.Tensors.TryGetValue(ModelPrefix + name, out Tensor? t) || !t.shape.SequenceEqual(p.shape))
                         throw new InvalidDataException($"transferred replica state: tensor \"{name}\" missing or of another shape");

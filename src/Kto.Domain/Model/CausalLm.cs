@@ -18,6 +18,9 @@ public abstract class CausalLm : nn.Module<Tensor, Tensor>
     /// <summary>The checkpoint directory the weights were loaded from, or null: saving copies its tokenizer files along.</summary>
     public string? SourceDir { get; set; }
 
+    /// <summary>The configuration of the LoRA adapters attached by <see cref="LoraAdapters.Attach"/>, or null.</summary>
+    public LoraOptions? Lora { get; set; }
+
     /// <summary>The dtype the loaded checkpoint stored its weights in (float32 for a new model): saving keeps it.</summary>
     public ScalarType SourceDtype { get; set; } = ScalarType.Float32;
 

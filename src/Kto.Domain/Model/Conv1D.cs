@@ -7,7 +7,9 @@ namespace Kto.Domain.Model;
 /// GPT-2's "Conv1D": an affine map whose weight is stored (in, out) — transposed relative to
 /// <c>nn.Linear</c> — exactly as Hugging Face stores it, so checkpoints load without transposes.
 /// </summary>
-public sealed class Conv1D : nn.Module<Tensor, Tensor>
+/// <remarks>A LoRA adapter on it (PEFT's <c>fan_in_fan_out</c> case) has the same A (r, in) and B (out, r) as on a
+/// linear layer; only the merged update is transposed.</remarks>
+public sealed class Conv1D : AdaptableLayer
 {
     // Named as registered, so Module.to (dtype or device) replaces these fields along with the parameters (by reflection: not readonly).
     [TorchSharp.Utils.ComponentName(Name = "weight")]
@@ -30,7 +32,23 @@ public sealed class Conv1D : nn.Module<Tensor, Tensor>
     public Tensor Weight => _weight;
 
     /// <inheritdoc />
-    public override Tensor forward(Tensor x)
+    public override long InFeatures => _weight.shape[0];
+
+    /// <inheritdoc />
+    public override long OutFeatures => _weight.shape[1];
+
+    /// <inheritdoc />
+    protected override Tensor BaseWeight => _weight;
+
+    /// <inheritdoc />
+    public override Tensor MergedDelta()
+    {
+        var (a, b) = LoraWeights ?? throw new InvalidOperationException("no adapter");
+        return (b.matmul(a) * LoraScaling).t();
+    }
+
+    /// <inheritdoc />
+    protected override Tensor BaseForward(Tensor x)
     {
         // x: (..., in) -> (..., out)
         long[] shape = x.shape;

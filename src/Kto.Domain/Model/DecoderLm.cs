@@ -43,7 +43,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 /// </summary>
 public sealed class DecoderAttention : nn.Module
 {
-    private readonly Linear _q, _k, _v, _o;
+    private readonly LinearLayer _q, _k, _v, _o;
     private readonly RmsNorm? _qNorm, _kNorm;
     private readonly int _heads, _kvHeads, _headDim;
 
@@ -51,10 +51,10 @@ public sealed class DecoderAttention : nn.Module
     public DecoderAttention(DecoderConfig c) : base(nameof(DecoderAttention))
     {
         (_heads, _kvHeads, _headDim) = (c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim);
-        _q = nn.Linear(c.HiddenSize, (long)_heads * _headDim, hasBias: c.QkvBias);
-        _k = nn.Linear(c.HiddenSize, (long)_kvHeads * _headDim, hasBias: c.QkvBias);
-        _v = nn.Linear(c.HiddenSize, (long)_kvHeads * _headDim, hasBias: c.QkvBias);
-        _o = nn.Linear((long)_heads * _headDim, c.HiddenSize, hasBias: c.OProjBias);
+        _q = new LinearLayer(c.HiddenSize, (long)_heads * _headDim, c.QkvBias);
+        _k = new LinearLayer(c.HiddenSize, (long)_kvHeads * _headDim, c.QkvBias);
+        _v = new LinearLayer(c.HiddenSize, (long)_kvHeads * _headDim, c.QkvBias);
+        _o = new LinearLayer((long)_heads * _headDim, c.HiddenSize, c.OProjBias);
         register_module("q_proj", _q);
         register_module("k_proj", _k);
         register_module("v_proj", _v);
@@ -73,7 +73,7 @@ public sealed class DecoderAttention : nn.Module
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
-        Tensor Heads(Linear proj, RmsNorm? norm, int n)
+        Tensor Heads(LinearLayer proj, RmsNorm? norm, int n)
         {
             Tensor h = proj.forward(x).view(b, t, n, _headDim);
             if (norm is not null) h = norm.forward(h); // Qwen3: over each head's D, before RoPE
@@ -103,14 +103,14 @@ public sealed class DecoderAttention : nn.Module
 /// <summary>SwiGLU MLP: <c>down_proj(silu(gate_proj(x)) · up_proj(x))</c> ([I, H], [I, H], [H, I]).</summary>
 public sealed class DecoderMlp : nn.Module<Tensor, Tensor>
 {
-    private readonly Linear _gate, _up, _down;
+    private readonly LinearLayer _gate, _up, _down;
 
     /// <summary>Creates the layer of <paramref name="c"/>.</summary>
     public DecoderMlp(DecoderConfig c) : base(nameof(DecoderMlp))
     {
-        _gate = nn.Linear(c.HiddenSize, c.IntermediateSize, hasBias: c.MlpBias);
-        _up = nn.Linear(c.HiddenSize, c.IntermediateSize, hasBias: c.MlpBias);
-        _down = nn.Linear(c.IntermediateSize, c.HiddenSize, hasBias: c.MlpBias);
+        _gate = new LinearLayer(c.HiddenSize, c.IntermediateSize, c.MlpBias);
+        _up = new LinearLayer(c.HiddenSize, c.IntermediateSize, c.MlpBias);
+        _down = new LinearLayer(c.IntermediateSize, c.HiddenSize, c.MlpBias);
         register_module("gate_proj", _gate);
         register_module("up_proj", _up);
         register_module("down_proj", _down);

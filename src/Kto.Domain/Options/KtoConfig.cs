@@ -92,6 +92,27 @@ public sealed record KtoConfig
     /// </summary>
     public bool Bf16 { get; init; }
 
+    /// <summary><c>use_peft</c> (TRL's ModelConfig): train LoRA adapters on the frozen base (<see cref="Model.LoraAdapters"/>); the reference is the base with the adapters off unless ref_model_name_or_path is given.</summary>
+    public bool UsePeft { get; init; }
+
+    /// <summary><c>lora_r</c>: adapter rank (TRL's default 16).</summary>
+    public int LoraR { get; init; } = 16;
+
+    /// <summary><c>lora_alpha</c> (TRL's default 32).</summary>
+    public double LoraAlpha { get; init; } = 32;
+
+    /// <summary><c>lora_dropout</c> (TRL's default 0.05): dropout on the adapters' input while training, from the seeded global generator.</summary>
+    public double LoraDropout { get; init; } = 0.05;
+
+    /// <summary><c>lora_target_modules</c>: module names (q_proj, c_attn, …) or "all-linear"; null: PEFT's defaults for the architecture.</summary>
+    public IReadOnlyList<string>? LoraTargetModules { get; init; }
+
+    /// <summary><c>use_rslora</c>: scaling lora_alpha/√r.</summary>
+    public bool UseRslora { get; init; }
+
+    /// <summary>The LoRA configuration of a <see cref="UsePeft"/> run.</summary>
+    public Model.LoraOptions LoraOptions => new(LoraR, LoraAlpha, LoraDropout, LoraTargetModules, UseRslora);
+
     /// <summary><c>fp16</c> (TrainingArguments): as <see cref="Bf16"/> in float16, with dynamic loss scaling (a step whose gradients overflow is skipped and the scale halved).</summary>
     public bool Fp16 { get; init; }
 

@@ -52,6 +52,12 @@ public static class KtoConfigReader
         ["num_threads"] = (c, v, w) => c with { NumThreads = Int(v, w) },
         ["chat_template"] = (c, v, w) => c with { ChatTemplate = NullableStr(v, w) },
         ["bf16"] = (c, v, w) => c with { Bf16 = Bool(v, w) },
+        ["use_peft"] = (c, v, w) => c with { UsePeft = Bool(v, w) },
+        ["lora_r"] = (c, v, w) => c with { LoraR = Int(v, w) },
+        ["lora_alpha"] = (c, v, w) => c with { LoraAlpha = Num(v, w) },
+        ["lora_dropout"] = (c, v, w) => c with { LoraDropout = Num(v, w) },
+        ["lora_target_modules"] = (c, v, w) => c with { LoraTargetModules = StrList(v, w) },
+        ["use_rslora"] = (c, v, w) => c with { UseRslora = Bool(v, w) },
         ["eval_dataset_path"] = (c, v, w) => c with { EvalDatasetPath = NullableStr(v, w) },
         ["eval_strategy"] = (c, v, w) => c with { EvalStrategy = Str(v, w) },
         ["eval_steps"] = (c, v, w) => c with { EvalSteps = NullableInt(v, w) },
@@ -209,6 +215,15 @@ public static class KtoConfigReader
     private static int Int(JsonElement v, string w) => v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i) ? i : throw Bad(w, "an integer", v);
     private static int? NullableInt(JsonElement v, string w) => v.ValueKind == JsonValueKind.Null ? null : Int(v, w);
 
+    /// <summary>A list of names, a single name (PEFT accepts "all-linear" or one module as a string), or null.</summary>
+    private static IReadOnlyList<string>? StrList(JsonElement v, string w) => v.ValueKind switch
+    {
+        JsonValueKind.Null => null,
+        JsonValueKind.String => [v.GetString()!],
+        JsonValueKind.Array when v.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) && v.GetArrayLength() > 0 => [.. v.EnumerateArray().Select(e => e.GetString()!)],
+        _ => throw Bad(w, "a module name or a non-empty list of module names", v),
+    };
+
     /// <summary>Writes a config back as snake_case JSON (all keys, for the record of a run).</summary>
     public static string ToJson(KtoConfig c)
     {
@@ -255,6 +270,20 @@ public static class KtoConfigReader
             if (c.ChatTemplate is not null) w.WriteString("chat_template", c.ChatTemplate); // absent when unset, as configs written before the key
             if (c.Bf16) w.WriteBoolean("bf16", true);  // likewise
             if (c.Fp16) w.WriteBoolean("fp16", true);
+            if (c.UsePeft)
+            {
+                w.WriteBoolean("use_peft", true);
+                w.WriteNumber("lora_r", c.LoraR);
+                w.WriteNumber("lora_alpha", c.LoraAlpha);
+                w.WriteNumber("lora_dropout", c.LoraDropout);
+                if (c.LoraTargetModules is { } targets)
+                {
+                    w.WriteStartArray("lora_target_modules");
+                    foreach (string t in targets) w.WriteStringValue(t);
+                    w.WriteEndArray();
+                }
+                w.WriteBoolean("use_rslora", c.UseRslora);
+            }
             if (c.EvalDatasetPath is not null) w.WriteString("eval_dataset_path", c.EvalDatasetPath);
             if (c.EvalStrategy != KtoDefaults.EvalStrategy) w.WriteString("eval_strategy", c.EvalStrategy);
             if (c.EvalSteps is int es) w.WriteNumber("eval_steps", es);

@@ -17,7 +17,8 @@ public sealed class AdamW : IDisposable
     /// <summary>Creates the optimizer over <paramref name="named"/> parameters.</summary>
     public AdamW(IEnumerable<(string name, TorchSharp.Modules.Parameter parameter)> named, double beta1, double beta2, double epsilon, double weightDecay)
     {
-        _params = named.Select(p => (p.name, p.parameter, !IsNoDecay(p.name))).ToArray();
+        // Frozen parameters (a LoRA run's base weights) have no gradient and get no state.
+        _params = named.Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter, !IsNoDecay(p.name))).ToArray();
         Beta1 = beta1;
         Beta2 = beta2;
         Epsilon = epsilon;

@@ -55,6 +55,32 @@ public sealed class LiveReference : IReferenceModel
 }
 
 /// <summary>
+/// The reference of a LoRA run without a separate reference model: the policy itself with its adapters off (TRL does
+/// this when a PEFT model is given without a ref_model), so no second copy of the base sits in memory. Scores without
+/// gradient and without dropout; the policy is not owned.
+/// </summary>
+public sealed class AdaptersOffReference(CausalLm policy, int padId, Device device, bool scoreKl) : IReferenceModel
+{
+    /// <inheritdoc />
+    public ReferenceLogps[] Score(IReadOnlyList<TrainItem> items)
+    {
+        bool training = policy.training;
+        policy.eval();
+        try
+        {
+            using (LoraAdapters.Disabled(policy)) return ReferenceScoring.Score(policy, items, padId, device, scoreKl);
+        }
+        finally
+        {
+            policy.train(training);
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose() { }
+}
+
+/// <summary>
 /// Reference log-probs handed in from outside before each step (by the cluster's scorer pool through the coordinator):
 /// the trainer that uses it never loads the reference model.
 /// </summary>

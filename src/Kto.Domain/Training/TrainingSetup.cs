@@ -59,13 +59,23 @@ public sealed class TrainingSetup : IDisposable
         Device device = DeviceSpec.Resolve(config.Device);
         var (data, modelConfig, tokenizer) = LoadData(config, observer);
         CausalLm policy = ModelCheckpoint.Load(config.ModelNameOrPath, device);
+        if (config.UsePeft)
+        {
+            using var g = new Generator((ulong)config.Seed);
+            IReadOnlyList<string> adapted = LoraAdapters.Attach(policy, config.LoraOptions, g);
+            long trainable = policy.parameters().Where(p => p.requires_grad).Sum(p => p.numel()), total = policy.parameters().Sum(p => p.numel());
+            observer.Info($"LoRA: r {config.LoraR}, alpha {config.LoraAlpha} on {adapted.Count} modules; {trainable:N0} of {total:N0} parameters train ({100.0 * trainable / total:0.00} %)");
+            // TRL with a PEFT model and no ref_model: the reference is the same model with its adapters off.
+            if (reference is null && config.RefModelNameOrPath is null && !config.PrecomputeRefLogProbs)
+                reference = new AdaptersOffReference(policy, tokenizer.EosTokenId, device, config.LossType.UsesKl());
+        }
         reference ??= CreateReference(config, modelConfig, tokenizer, data, device, observer);
         var setup = new TrainingSetup(config, device, tokenizer, policy, data, reference);
         if (config.EvalStrategy != "no" && config.EvalDatasetPath is { } evalPath)
         {
             setup.EvalData = LoadEvalData(config, modelConfig, tokenizer, evalPath, observer);
             // A live reference scores any rows; precomputed scores are the training rows', so the eval set gets its own.
-            setup.EvalReference = reference is LiveReference ? reference
+            setup.EvalReference = reference is LiveReference or AdaptersOffReference ? reference
                 : CreateReference(config with { DatasetPath = evalPath }, modelConfig, tokenizer, setup.EvalData, device, observer);
         }
         return setup;
