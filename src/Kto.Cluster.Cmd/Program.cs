@@ -25,6 +25,7 @@ public static class Program
             GenerateCommand.Create(),
             DataCommands.Create(),
             TokenizerCommands.Tokenize(),
+            MergeCommand.Create(),
             EvalCommand.Create(),
         };
         return root.Parse(args).Invoke();

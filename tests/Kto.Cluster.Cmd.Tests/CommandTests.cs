@@ -180,6 +180,41 @@ public sealed class CommandTests : IDisposable
     }
 
     [Fact]
+    public void ALoraRunsAdapterScoresAsItsMergeAndGeneratesWithAdapter()
+    {
+        string ex = CopyExample();
+        File.WriteAllText(Path.Combine(ex, "run.json"), File.ReadAllText(Path.Combine(ex, "run.json"))
+            .Replace("\"num_train_epochs\": 10", "\"num_train_epochs\": 2, \"use_peft\": true, \"lora_r\": 4, \"lora_dropout\": 0, \"lora_target_modules\": \"all-linear\"", StringComparison.Ordinal));
+        var train = KtoProcess.Run(ex, "train", "--config", "run.json");
+        Assert.True(train.ExitCode == 0, train.Stderr);
+        Assert.Contains("LoRA: r 4", train.Stdout + train.Stderr);
+        string adapter = Directory.GetDirectories(Path.Combine(ex, "out"), "checkpoint-*").Single();
+        Assert.True(File.Exists(Path.Combine(adapter, "adapter_model.safetensors")));
+
+        double[] Scores(params string[] model)
+        {
+            string outFile = Path.Combine(ex, $"scores-{Guid.NewGuid():N}.jsonl");
+            var r = KtoProcess.Run(ex, ["score", .. model, "--data", "feedback.jsonl", "--out", outFile]);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            return [.. File.ReadAllLines(outFile).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("logp").GetDouble())];
+        }
+        double[] adapted = Scores("--model", "model", "--adapter", adapter);
+        double[] baseline = Scores("--model", "model");
+        var merge = KtoProcess.Run(ex, "merge", "--model", "model", "--adapter", adapter, "--out", "merged");
+        Assert.True(merge.ExitCode == 0, merge.Stderr);
+        double[] merged = Scores("--model", "merged");
+        Assert.Contains(adapted.Zip(baseline), p => Math.Abs(p.Item1 - p.Item2) > 1e-3); // the adapter changed the model
+        Assert.All(adapted.Zip(merged), p => Assert.True(Math.Abs(p.Item1 - p.Item2) <= 1e-4 * Math.Max(1, Math.Abs(p.Item1)), $"{p.Item1} adapted vs {p.Item2} merged"));
+
+        File.WriteAllText(Path.Combine(ex, "prompts.jsonl"), "{\"prompt\": \"12+7=\"}\n");
+        var generate = KtoProcess.Run(ex, "generate", "--model", "model", "--adapter", adapter, "--prompts", "prompts.jsonl", "--out", "samples.jsonl", "--max-new-tokens", "4");
+        Assert.True(generate.ExitCode == 0, generate.Stderr);
+        var bad = KtoProcess.Run(ex, "score", "--model", "model", "--adapter", "model", "--data", "feedback.jsonl");
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("not a PEFT adapter (no adapter_config.json)", bad.Stderr);
+    }
+
+    [Fact]
     public void BenchStepPrintsItsFiguresAgainstTheBareLoop()
     {
         var r = KtoProcess.Run(_dir, "bench", "step", "--layers", "1", "--width", "32", "--heads", "2", "--vocab", "64", "--tokens", "16", "--batch", "4", "--steps", "2");

@@ -44,6 +44,28 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
     }
 
     [Fact]
+    public async Task LoraAdaptersTrainOnTheClusterAndAJoinerTakesOverOnlyTheAdaptersState()
+    {
+        await using var cluster = new LocalCluster(output, maxSteps: 200, learningRate: 1e-3, lora: true);
+        var coordinator = cluster.StartCoordinator();
+        await coordinator.WaitFor("coordinator ready", cluster.Guard);
+        cluster.StartTrainer("t1");
+        await coordinator.WaitFor("step 3/", cluster.Guard);
+        // LoRA steps take milliseconds: paused, so the run cannot end before the second trainer has joined.
+        Assert.Contains("paused", KtoTool.Run(cluster.Port, "run", "pause"));
+        var second = cluster.StartTrainer("t2");
+        await second.WaitFor("took over the state of step", cluster.Guard);
+        Assert.Contains("resumed", KtoTool.Run(cluster.Port, "run", "resume"));
+        await coordinator.WaitFor(l => l.Contains(" committed: loss", StringComparison.Ordinal) && MembersOf(l) == "t1,t2", cluster.Guard, "a commit by both");
+        await coordinator.WaitFor("complete:", cluster.Guard);
+
+        string checkpoint = Path.Combine(cluster.OutputDir, "checkpoint-200");
+        Assert.True(File.Exists(Path.Combine(checkpoint, "adapter_model.safetensors")));
+        Assert.All(LocalCluster.Weights(checkpoint).Keys, k => Assert.Contains(".lora_", k));
+        await AssertSameWeightsAndCleanJournal(cluster);
+    }
+
+    [Fact]
     public async Task TheCoordinatorSchedulesEvaluationAndLogsItOnceAsOneProcessDoes()
     {
         await using var cluster = new LocalCluster(output, maxSteps: 12, evaluate: true);

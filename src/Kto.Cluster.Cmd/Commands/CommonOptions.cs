@@ -6,6 +6,28 @@ namespace Kto.Cluster.Cmd.Commands;
 internal static class CommonOptions
 {
     /// <summary><c>--device cpu|cuda[:n]</c>.</summary>
+    /// <summary><c>--adapter DIR</c>: a PEFT LoRA adapter (ours or PEFT's) to put on the model.</summary>
+    public static Option<DirectoryInfo?> Adapter() => new("--adapter") { Description = "a PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) to apply to --model" };
+
+    /// <summary>The checkpoint in <paramref name="modelDir"/> on <paramref name="device"/>, with the adapter in <paramref name="adapterDir"/> when given.</summary>
+    public static Kto.Domain.Model.CausalLm LoadModel(string modelDir, string? adapterDir, TorchSharp.torch.Device device)
+    {
+        Kto.Domain.Model.CausalLm model = Kto.Domain.Checkpoints.ModelCheckpoint.Load(modelDir, device);
+        if (adapterDir is not null)
+        {
+            try
+            {
+                Kto.Domain.Model.LoraAdapters.Load(model, adapterDir);
+            }
+            catch
+            {
+                model.Dispose();
+                throw;
+            }
+        }
+        return model;
+    }
+
     public static Option<string> Device() => new("--device")
     {
         Description = "where tensors live: cpu, cuda or cuda:N (CUDA needs a build with -p:KtoTorchBackend=cuda)",

@@ -25,6 +25,7 @@ internal static class EvalCommand
     {
         var model = new Option<DirectoryInfo>("--model") { Description = "checkpoint to grade", Required = true };
         var reference = new Option<DirectoryInfo?>("--reference") { Description = "reference checkpoint for log-ratios (optional)" };
+        var adapter = CommonOptions.Adapter();
         var task = new Option<string>("--task") { Description = $"the checker: {string.Join(", ", TaskRegistry.Names)}", DefaultValueFactory = _ => AdditionTask.TaskName };
         var digits = new Option<int>("--digits") { Description = "operand digits of the addition task", DefaultValueFactory = _ => AdditionTask.DefaultDigits };
         var prompts = new Option<FileInfo?>("--prompts") { Description = "JSONL of prompts; default: --count prompts of the task's held-out (eval) split" };
@@ -40,7 +41,7 @@ internal static class EvalCommand
         var threads = CommonOptions.Threads(0);
         var cmd = new Command("eval", "grade a checkpoint on held-out prompts with the task's checker")
         {
-            model, reference, task, digits, prompts, count, promptSeed, samples, temperature, seed, batch, maxNew, output, device, threads,
+            model, adapter, reference, task, digits, prompts, count, promptSeed, samples, temperature, seed, batch, maxNew, output, device, threads,
         };
         cmd.SetAction(parse => CommonOptions.Guard(() =>
         {
@@ -52,7 +53,7 @@ internal static class EvalCommand
             var options = new EvalOptions(parse.GetValue(samples), parse.GetValue(temperature), parse.GetValue(seed), parse.GetValue(batch), parse.GetValue(maxNew));
             string modelDir = parse.GetValue(model)!.FullName;
             string? refDir = parse.GetValue(reference)?.FullName;
-            EvalReport report = Evaluate(modelDir, refDir, checker, texts, options, parse.GetValue(device)!, new ConsoleObserver());
+            EvalReport report = Evaluate(modelDir, refDir, checker, texts, options, parse.GetValue(device)!, new ConsoleObserver(), parse.GetValue(adapter)?.FullName);
             string text = report.ToJson(modelDir, refDir, options).ToJsonString(new JsonSerializerOptions { WriteIndented = true });
             Console.WriteLine(text);
             if (parse.GetValue(output) is FileInfo o) AtomicFile.WriteText(o.FullName, text + "\n");
@@ -70,12 +71,12 @@ internal static class EvalCommand
 
     /// <summary>Loads the checkpoints and evaluates.</summary>
     public static EvalReport Evaluate(string modelDir, string? refDir, IVerifiableTask task, IReadOnlyList<string> prompts,
-        EvalOptions options, string deviceName, ConsoleObserver observer)
+        EvalOptions options, string deviceName, ConsoleObserver observer, string? adapterDir = null)
     {
         torch.Device device = DeviceSpec.Resolve(deviceName);
         LmConfig config = ModelCheckpoint.LoadConfig(modelDir);
         ITextTokenizer tokenizer = TokenizerRegistry.ForModel(modelDir, config);
-        using CausalLm policy = ModelCheckpoint.Load(modelDir, device);
+        using CausalLm policy = CommonOptions.LoadModel(modelDir, adapterDir, device);
         using CausalLm? reference = refDir is null ? null : ModelCheckpoint.Load(refDir, device);
         EvalReport report = Evaluator.Run(policy, reference, tokenizer, task, prompts, options, device,
             (phase, done, total) => observer.Progress(new ProgressUpdate("eval " + phase, done, total, new Dictionary<string, double>())));

@@ -30,23 +30,24 @@ internal static class GenerateCommand
         var maxNew = new Option<int>("--max-new-tokens") { Description = "most tokens per completion", DefaultValueFactory = _ => SamplingDefaults.MaxNewTokens };
         var seed = new Option<long>("--seed") { Description = "sampling seed (each prompt and sample draws from its own stream)", DefaultValueFactory = _ => SamplingDefaults.Seed };
         var batch = new Option<int>("--batch-size") { Description = "sequences per forward pass", DefaultValueFactory = _ => SamplingDefaults.BatchSize };
+        var adapter = CommonOptions.Adapter();
         var device = CommonOptions.Device();
         var threads = CommonOptions.Threads(0);
         var cmd = new Command("generate", "sample completions of every prompt under a checkpoint")
         {
-            model, prompts, output, samples, temperature, topK, topP, maxNew, seed, batch, device, threads,
+            model, adapter, prompts, output, samples, temperature, topK, topP, maxNew, seed, batch, device, threads,
         };
         cmd.SetAction(parse => CommonOptions.Guard(() =>
         {
             var options = new SamplingOptions(parse.GetValue(maxNew), parse.GetValue(temperature), parse.GetValue(topK),
                 parse.GetValue(topP), parse.GetValue(seed), parse.GetValue(samples));
             return Run(parse.GetValue(model)!.FullName, parse.GetValue(prompts)!.FullName, parse.GetValue(output)!.FullName,
-                options, parse.GetValue(batch), parse.GetValue(device)!, parse.GetValue(threads));
+                options, parse.GetValue(batch), parse.GetValue(device)!, parse.GetValue(threads), parse.GetValue(adapter)?.FullName);
         }));
         return cmd;
     }
 
-    private static int Run(string modelDir, string promptsPath, string outPath, SamplingOptions options, int batchSize, string deviceName, int threads)
+    private static int Run(string modelDir, string promptsPath, string outPath, SamplingOptions options, int batchSize, string deviceName, int threads, string? adapterDir)
     {
         options.Validate();
         if (batchSize < 1) throw new ArgumentException($"--batch-size must be at least 1, got {batchSize}");
@@ -58,7 +59,7 @@ internal static class GenerateCommand
         IReadOnlyList<PromptRow> rows = TaskJsonlReader.ReadPrompts(promptsPath);
         int[][] ids = [.. rows.Select(r => Tokenize(r, tokenizer, config, promptsPath))];
 
-        using CausalLm model = ModelCheckpoint.Load(modelDir, device);
+        using CausalLm model = CommonOptions.LoadModel(modelDir, adapterDir, device);
         int total = rows.Count * options.NumSamples;
         var noFigures = new Dictionary<string, double>();
         int[][][] completions = Sampler.Generate(model, ids, options, [.. tokenizer.StopTokenIds], batchSize, device,

@@ -30,19 +30,20 @@ internal static class ScoreCommand
         var batch = new Option<int>("--batch-size") { Description = "examples per forward pass", DefaultValueFactory = _ => DefaultBatchSize };
         var maxLength = new Option<int>("--max-length") { Description = "max_length (capped at the model's n_positions)", DefaultValueFactory = _ => KtoDefaults.MaxLength };
         var maxPrompt = new Option<int>("--max-prompt-length") { Description = "max_prompt_length", DefaultValueFactory = _ => KtoDefaults.MaxPromptLength };
+        var adapter = CommonOptions.Adapter();
         var device = CommonOptions.Device();
         var threads = CommonOptions.Threads(0);
         var cmd = new Command("score", "write log π(completion | prompt), summed over completion tokens, for every example")
         {
-            model, data, output, batch, maxLength, maxPrompt, device, threads,
+            model, adapter, data, output, batch, maxLength, maxPrompt, device, threads,
         };
         cmd.SetAction(parse => CommonOptions.Guard(() => Run(
             parse.GetValue(model)!.FullName, parse.GetValue(data)!.FullName, parse.GetValue(output)?.FullName,
-            parse.GetValue(batch), parse.GetValue(maxLength), parse.GetValue(maxPrompt), parse.GetValue(device)!, parse.GetValue(threads))));
+            parse.GetValue(batch), parse.GetValue(maxLength), parse.GetValue(maxPrompt), parse.GetValue(device)!, parse.GetValue(threads), parse.GetValue(adapter)?.FullName)));
         return cmd;
     }
 
-    private static int Run(string modelDir, string dataPath, string? outPath, int batchSize, int maxLength, int maxPrompt, string deviceName, int threads)
+    private static int Run(string modelDir, string dataPath, string? outPath, int batchSize, int maxLength, int maxPrompt, string deviceName, int threads, string? adapterDir)
     {
         if (batchSize < 1) throw new ArgumentException($"--batch-size must be at least 1, got {batchSize}");
         if (threads > 0) torch.set_num_threads(threads);
@@ -55,7 +56,7 @@ internal static class ScoreCommand
         foreach (string w in dataset.Warnings) observer.Warn(w);
         if (dataset.DroppedNoRoom > 0) observer.Warn($"{dataset.DroppedNoRoom} example(s) not scored: no room for a completion within {lengths.MaxLength} tokens");
 
-        using CausalLm model = ModelCheckpoint.Load(modelDir, device);
+        using CausalLm model = CommonOptions.LoadModel(modelDir, adapterDir, device);
         model.eval();
         var examples = dataset.Examples;
         double[] logps = SequenceLogProbs.Score(model, examples.Select(e => (e.PromptIds, e.CompletionIds)).ToList(),

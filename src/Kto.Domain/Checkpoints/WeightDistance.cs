@@ -7,7 +7,9 @@ public static class WeightDistance
     /// <exception cref="IOException">The file is missing or unreadable.</exception>
     public static Dictionary<string, float[]> ReadWeights(string checkpointDir)
     {
-        var c = Safetensors.Read(Path.Combine(checkpointDir, ModelCheckpoint.WeightsFile));
+        // The trained weights: the model's, or a LoRA run's adapter (its base is not in the checkpoint).
+        string adapter = Path.Combine(checkpointDir, Model.LoraAdapters.WeightsFile);
+        var c = Safetensors.Read(File.Exists(adapter) && !File.Exists(Path.Combine(checkpointDir, ModelCheckpoint.WeightsFile)) ? adapter : Path.Combine(checkpointDir, ModelCheckpoint.WeightsFile));
         var w = c.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.to_type(TorchSharp.torch.ScalarType.Float32).data<float>().ToArray());
         foreach (var t in c.Tensors.Values) t.Dispose();
         return w;
