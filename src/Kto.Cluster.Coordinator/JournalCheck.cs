@@ -27,6 +27,13 @@ public static class JournalCheck
             var problems = QuickCheck(file);
             problem = problems.Count == 0 ? null : $"{problems.Count} problem(s); first: {problems[0]}";
         }
+        catch (SqliteException e) when (e.SqliteErrorCode == SqliteReadOnly)
+        {
+            // Not a sign of damage (a log that needs recovering, a file another process holds): the journal plugin
+            // opens the file itself and reports what it cannot read.
+            Console.Error.WriteLine($"warning: journal {file} could not be checked before start ({JournalFaults.Describe(e)}); the run goes on");
+            return null;
+        }
         catch (SqliteException e)
         {
             problem = JournalFaults.Describe(e);
@@ -45,6 +52,9 @@ public static class JournalCheck
             "the run goes on. Back the file up now, and copy it to a sound disk");
         return null;
     }
+
+    /// <summary>SQLITE_READONLY, the primary code of "attempt to write a readonly database" (also SQLITE_READONLY_RECOVERY).</summary>
+    private const int SqliteReadOnly = 8;
 
     /// <summary>What an operator does with a journal that cannot be recovered.</summary>
     public const string WhatToDo = "Restore the journal from a backup, or start a new run from the latest checkpoint: set resume_from_checkpoint " +
@@ -104,7 +114,10 @@ public static class JournalCheck
 
     private static SqliteConnection Open(string file)
     {
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = file, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+        // Read-write (never creating): after a coordinator was killed, its write-ahead log may need recovering, which a
+        // read-only connection cannot do (SQLITE_READONLY_RECOVERY, "attempt to write a readonly database"); the
+        // check itself writes nothing.
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = file, Mode = SqliteOpenMode.ReadWrite, Pooling = false }.ToString());
         connection.Open();
         return connection;
     }

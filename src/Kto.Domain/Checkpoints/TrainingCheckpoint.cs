@@ -30,6 +30,21 @@ public static class TrainingCheckpoint
     /// <summary>The float32 weights of a run whose model is stored in a half dtype (its source's): what a resume loads.</summary>
     public const string MasterWeightsFile = "master_weights.safetensors";
 
+    /// <summary>Whether checkpoint <paramref name="dir"/> records exactly <paramref name="files"/> (name → SHA-256) and its files still match.</summary>
+    private static bool SameFiles(string dir, JsonObject files)
+    {
+        try
+        {
+            ReadVerified(dir);
+            JsonNode? recorded = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, StateFile)))?["files"];
+            return recorded is not null && JsonNode.DeepEquals(recorded, files);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or JsonException or KeyNotFoundException or NullReferenceException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>File of the optimizer state.</summary>
     public const string OptimizerFile = "optimizer.safetensors";
 
@@ -83,7 +98,18 @@ public static class TrainingCheckpoint
                 ["files"] = files,
             };
             AtomicFile.WriteText(Path.Combine(temp, StateFile), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
+            if (Directory.Exists(final))
+            {
+                // Another replica already wrote this step with the same bits (replicas are identical): it is kept rather
+                // than deleted and replaced, which would leave a moment with no checkpoint (or half of one) for a
+                // reader. One that differs in any file (an earlier run's, an incomplete one) is replaced.
+                if (SameFiles(final, files))
+                {
+                    Directory.Delete(temp, recursive: true);
+                    return final;
+                }
+                Directory.Delete(final, recursive: true);
+            }
             Directory.Move(temp, final);
             return final;
         }
