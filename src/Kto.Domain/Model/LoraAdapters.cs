@@ -181,7 +181,7 @@ public static class LoraAdapters
         LoraOptions options = ReadConfig(dir);
         try
         {
-            Attach(model, options with { Dropout = options.Dropout });
+            Attach(model, options);
         }
         catch (ArgumentException e)
         {
@@ -221,7 +221,7 @@ public static class LoraAdapters
         }
     }
 
-    /// <summary>Folds every adapter into its base weight (W += scaling·B·A, transposed for Conv1D) and removes nothing else: save the base afterwards.</summary>
+    /// <summary>Folds every adapter into its base weight (W += scaling·B·A, transposed for Conv1D). The adapters stay attached, so the model must not run afterwards; save it with <see cref="ModelCheckpoint.Save"/>, which writes the base parameters only.</summary>
     public static void MergeInto(CausalLm model)
     {
         using var noGrad = no_grad();
