@@ -24,6 +24,18 @@ public static class ModelIdentity
         return string.Join(";", files.Select(f => $"{f}={AtomicFile.Sha256(Path.Combine(dir, f))}"));
     }
 
+    /// <summary>
+    /// The identity of the policy a run starts from: the base model's, plus the adapter to continue
+    /// (<c>adapter_name_or_path</c>: its adapter_config.json and adapter_model.safetensors, as <c>adapter/…</c>).
+    /// </summary>
+    public static string OfPolicy(Options.KtoConfig config)
+    {
+        string identity = Of(config.ModelNameOrPath);
+        if (config.AdapterNameOrPath is not { } dir) return identity;
+        return identity + string.Concat(new[] { Model.LoraAdapters.ConfigFile, Model.LoraAdapters.WeightsFile }
+            .Select(f => $";adapter/{f}={AtomicFile.Sha256(Path.Combine(dir, f))}"));
+    }
+
     /// <summary>The files whose content differs between two identity strings, for people (e.g. <c>model.safetensors (3fa1c2… here, 9b0e47… in the run)</c>).</summary>
     public static string Describe(string run, string here)
     {

@@ -20,6 +20,7 @@ public sealed class ReplicaTrainer : IDisposable
     private readonly KtoConfig _config;
     private readonly LrSchedule _schedule;
     private readonly ReplicaStep _step;
+    private readonly KtoStepper _stepper;
     private readonly AdamW _optimizer;
     private readonly CausalLm _policy;
     private readonly string _fingerprint;
@@ -37,7 +38,8 @@ public sealed class ReplicaTrainer : IDisposable
         TotalSteps = Plan.TotalSteps(_config.NumTrainEpochs, _config.MaxSteps);
         _schedule = LrSchedule.For(_config, TotalSteps);
         _precision = setup.Precision;
-        var stepper = new KtoStepper(setup.Compute, setup.Reference, _config.LossOptions, setup.Tokenizer.EosTokenId, setup.Device) { Precision = _precision };
+        var stepper = new KtoStepper(setup.Compute, setup.Reference, _config.LossOptions, setup.Tokenizer.EosTokenId, setup.Device) { Precision = _precision, DropoutSeed = _config.Seed };
+        _stepper = stepper;
         _step = new ReplicaStep(setup.Policy, stepper, setup.Data.Items, _precision);
         _evaluate = setup.EvalData is { } eval && setup.EvalReference is { } evalReference
             ? () => KtoEvaluation.Run(stepper, evalReference, eval, _config.PerDeviceEvalBatchSize)
@@ -64,6 +66,7 @@ public sealed class ReplicaTrainer : IDisposable
     {
         if (step != HeldStep) throw new InvalidOperationException($"asked to compute step {step}, but this replica holds {HeldStep} committed steps");
         _reduced = null;
+        _stepper.Step = step;
         ReducedStep result = _step.Run(Plan.Step(step), group);
         _reduced = (step, generation);
         return result;

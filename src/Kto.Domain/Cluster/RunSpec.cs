@@ -79,13 +79,13 @@ public sealed record RunSpec(
     /// <exception cref="InvalidDataException">A model differs (the message names the directory and the files that differ).</exception>
     public void EnsureSameModels(KtoConfig config, bool loadsReference)
     {
-        Check("policy", config.ModelNameOrPath, PolicyIdentity);
-        if (loadsReference) Check("reference", TrainingSetup.ReferenceDir(config), ReferenceIdentity);
+        Check("policy", config.ModelNameOrPath, PolicyIdentity, () => ModelIdentity.OfPolicy(config));
+        if (loadsReference) Check("reference", TrainingSetup.ReferenceDir(config), ReferenceIdentity, () => ModelIdentity.Of(TrainingSetup.ReferenceDir(config)));
 
-        static void Check(string what, string dir, string? expected)
+        static void Check(string what, string dir, string? expected, Func<string> identity)
         {
             if (expected is null) return;
-            string here = ModelIdentity.Of(dir);
+            string here = identity();
             if (here != expected) throw new InvalidDataException($"the {what} model this node finds at {dir} differs from the run's: {ModelIdentity.Describe(expected, here)}");
         }
     }
@@ -104,7 +104,7 @@ public sealed record RunSpec(
         var plan = BatchPlan.For(config, data.Items.Count);
         return new RunSpec(runId, data.Fingerprint, data.Items.Count, config.EffectiveDataSeed, config.Shuffle, config.PerDeviceTrainBatchSize,
             config.GradientAccumulationSteps, plan.TotalSteps(config.NumTrainEpochs, config.MaxSteps), KtoConfigReader.ToJson(config),
-            config.PrecomputeRefLogProbs ? TrainingSetup.ReferenceHash(config) : null, ModelIdentity.Of(config.ModelNameOrPath),
+            config.PrecomputeRefLogProbs ? TrainingSetup.ReferenceHash(config) : null, ModelIdentity.OfPolicy(config),
             config.PrecomputeRefLogProbs ? null : ModelIdentity.Of(TrainingSetup.ReferenceDir(config)));
     }
 }

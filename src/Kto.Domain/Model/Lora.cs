@@ -58,6 +58,25 @@ public abstract class AdaptableLayer : nn.Module<Tensor, Tensor>
     /// <summary>scaling = lora_alpha / r (or / √r with rsLoRA).</summary>
     public double LoraScaling => _scaling;
 
+    /// <summary>The dropout probability on the adapter's input while training (0: none; TRL's <c>disable_dropout</c> sets it to 0).</summary>
+    /// <exception cref="ArgumentException">Outside [0, 1).</exception>
+    public double LoraDropout
+    {
+        get => _dropout;
+        set => _dropout = value is >= 0 and < 1 ? value : throw new ArgumentException($"lora_dropout must be in [0, 1), got {value}", nameof(value));
+    }
+
+    /// <summary>The adapter's position among the model's adapters (it keys the layer's dropout masks).</summary>
+    internal int AdapterIndex { get; set; }
+
+    /// <summary>
+    /// One seed per row of the next inputs (set by <see cref="LoraAdapters.DropoutSeeds"/>): the dropout mask of row b is
+    /// drawn from its own generator seeded with (seed b, <see cref="AdapterIndex"/>), so an example's mask depends only
+    /// on the example and the step, never on the other rows, the padding or the trainer that computes it. Null: the
+    /// global generator.
+    /// </summary>
+    internal long[]? DropoutRowSeeds { get; set; }
+
     /// <summary>
     /// Attaches an adapter of rank <paramref name="r"/> initialised as PEFT's default (<c>init_lora_weights=True</c>):
     /// A Kaiming-uniform with a = √5 (bound 1/√in), B zeros, so the layer computes exactly its base map at first.
@@ -97,9 +116,28 @@ public abstract class AdaptableLayer : nn.Module<Tensor, Tensor>
         Tensor y = BaseForward(x);
         if (_a is null || !LoraEnabled) return y;
         using var scope = NewDisposeScope();
-        Tensor input = training && _dropout > 0 ? nn.functional.dropout(x, _dropout, training: true) : x;
+        Tensor input = training && _dropout > 0 ? Dropout(x) : x;
         Tensor delta = nn.functional.linear(nn.functional.linear(input, _a.Weight.to_type(x.dtype)), _b!.Weight.to_type(x.dtype)) * _scaling;
         return (y + delta).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Inverted dropout of (B, …) <paramref name="x"/>: kept entries scaled by 1/(1 − p), as nn.Dropout.</summary>
+    private Tensor Dropout(Tensor x)
+    {
+        if (DropoutRowSeeds is not { } seeds) return nn.functional.dropout(x, _dropout, training: true);
+        if (seeds.Length != x.shape[0]) throw new InvalidOperationException($"{seeds.Length} dropout seeds for a batch of {x.shape[0]} rows");
+        long[] row = x.shape[1..];
+        var keep = new Tensor[seeds.Length];
+        for (int b = 0; b < seeds.Length; b++)
+        {
+            // Row-major draws: a right-padded row's real positions get the same values whatever the batch's length.
+            using var g = new Generator((ulong)LoraDropoutSeeds.ForLayer(seeds[b], AdapterIndex), x.device);
+            using Tensor u = torch.rand(row, ScalarType.Float32, x.device, generator: g);
+            keep[b] = u.ge(_dropout);
+        }
+        using Tensor mask = torch.stack(keep);
+        foreach (Tensor k in keep) k.Dispose();
+        return x * mask.to_type(x.dtype) * (1 / (1 - _dropout));
     }
 
     /// <summary>The adapter's update of the weight in the base layout, scaling · B·A (out, in), transposed for Conv1D.</summary>
@@ -145,5 +183,37 @@ public sealed class LinearLayer : AdaptableLayer
     {
         var (a, b) = LoraWeights ?? throw new InvalidOperationException("no adapter");
         return b.matmul(a) * LoraScaling;
+    }
+}
+
+/// <summary>
+/// Seeds of LoRA's dropout masks. A run's masks are a pure function of (run seed, optimizer step, example index, pass,
+/// adapter): a cluster step gives each example the mask <c>kto train</c> gives it, whoever computes it, and a resumed run
+/// draws the masks the uninterrupted run drew. Mixing is SplitMix64's finaliser (Steele, Lea &amp; Flood 2014).
+/// </summary>
+public static class LoraDropoutSeeds
+{
+    /// <summary>The forward pass an example's row belongs to: its completion, or its KL pair's.</summary>
+    public enum Pass
+    {
+        /// <summary>The example's (prompt, completion).</summary>
+        Completion = 0,
+        /// <summary>Its KL pair (prompt, mismatched completion).</summary>
+        Kl = 1,
+    }
+
+    /// <summary>The row seed of example <paramref name="index"/> in optimizer step <paramref name="step"/> (0-based).</summary>
+    public static long ForRow(long seed, int step, int index, Pass pass) =>
+        (long)Mix(Mix(Mix((ulong)seed) ^ (ulong)step) ^ ((ulong)(uint)index << 1 | (ulong)pass));
+
+    /// <summary>The generator seed of one adapter's mask for a row.</summary>
+    public static long ForLayer(long rowSeed, int adapterIndex) => (long)Mix((ulong)rowSeed ^ (ulong)adapterIndex * 0x9E3779B97F4A7C15UL);
+
+    private static ulong Mix(ulong z)
+    {
+        z += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
     }
 }

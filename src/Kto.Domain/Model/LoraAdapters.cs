@@ -16,7 +16,11 @@ namespace Kto.Domain.Model;
 /// a module's path, e.g. <c>q_proj</c>, GPT-2's <c>c_attn</c>), or the single entry <c>all-linear</c> (every linear
 /// map except the output head); null: PEFT's per-architecture defaults (q_proj and v_proj; GPT-2's c_attn).</param>
 /// <param name="UseRslora"><c>use_rslora</c>: scaling alpha/√r instead of alpha/r.</param>
-public sealed record LoraOptions(int R = 16, double Alpha = 32, double Dropout = 0.05, IReadOnlyList<string>? TargetModules = null, bool UseRslora = false)
+/// <param name="ModulesToSave"><c>lora_modules_to_save</c> (PEFT's <c>modules_to_save</c>): modules trained in full beside
+/// the adapters and saved in the adapter file (e.g. <c>lm_head</c>, <c>embed_tokens</c>); a name matches a module whose
+/// path is it or ends with "." + it. The reference keeps their original weights.</param>
+public sealed record LoraOptions(int R = 16, double Alpha = 32, double Dropout = 0.05, IReadOnlyList<string>? TargetModules = null, bool UseRslora = false,
+    IReadOnlyList<string>? ModulesToSave = null)
 {
     /// <summary>PEFT's name for every linear map but the output head.</summary>
     public const string AllLinear = "all-linear";
@@ -56,16 +60,60 @@ public static class LoraAdapters
             foreach (string t in targets)
                 if (!names.Contains(t))
                     throw new ArgumentException($"lora_target_modules: \"{t}\" matches no module of this {model.LmConfig.ModelType} model (its linear modules: {string.Join(", ", names)}, or \"{LoraOptions.AllLinear}\")");
+        string[] modules = [.. model.named_parameters().Select(p => ModulePath(p.name)).Distinct().Order(StringComparer.Ordinal)];
+        foreach (string m in options.ModulesToSave ?? [])
+            if (!modules.Any(path => Matches(path, m)))
+                throw new ArgumentException($"lora_modules_to_save: \"{m}\" matches no module of this {model.LmConfig.ModelType} model (its modules with weights: {string.Join(", ", modules.Select(Leaf).Distinct().Order(StringComparer.Ordinal))})");
         var adapted = new List<string>();
         foreach (var (path, layer) in layers)
         {
             if (!all && !targets.Contains(Leaf(path))) continue;
             layer.AddLora(options.R, options.Alpha, options.Dropout, options.UseRslora, generator);
+            layer.AdapterIndex = adapted.Count;
             adapted.Add(path);
         }
-        foreach (var (name, p) in model.named_parameters()) p.requires_grad = IsLoraParameter(name);
         model.Lora = options;
+        foreach (var (name, p) in model.named_parameters()) p.requires_grad = IsAdapterParameter(model, name);
         return adapted;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="name"/> is one of the parameters a LoRA model trains and its adapter file holds: an
+    /// adapter matrix, or a weight of a module in <c>modules_to_save</c>.
+    /// </summary>
+    public static bool IsAdapterParameter(CausalLm model, string name) =>
+        IsLoraParameter(name) || (model.Lora?.ModulesToSave ?? []).Any(m => Matches(ModulePath(name), m));
+
+    /// <summary>The parameters <see cref="IsAdapterParameter"/> names, in registration order.</summary>
+    public static List<(string Name, TorchSharp.Modules.Parameter Parameter)> AdapterParameters(CausalLm model) =>
+        [.. model.named_parameters().Where(p => IsAdapterParameter(model, p.name)).Select(p => (p.name, p.parameter))];
+
+    private static string ModulePath(string parameterName) => parameterName[..Math.Max(0, parameterName.LastIndexOf('.'))];
+
+    private static bool Matches(string modulePath, string name) => modulePath == name || modulePath.EndsWith("." + name, StringComparison.Ordinal);
+
+    /// <summary>Sets every adapter's dropout probability (0 turns it off: TRL's <c>disable_dropout</c>).</summary>
+    public static void SetDropout(CausalLm model, double p)
+    {
+        foreach (var (_, layer) in Layers(model))
+            if (layer.HasLora) layer.LoraDropout = p;
+    }
+
+    /// <summary>Whether any adapter applies dropout while training.</summary>
+    public static bool HasDropout(CausalLm model) => Layers(model).Any(l => l.Layer.HasLora && l.Layer.LoraDropout > 0);
+
+    /// <summary>
+    /// Until disposed, the adapters' dropout masks for the rows of the next inputs come from <paramref name="rowSeeds"/>
+    /// (one per row, <see cref="LoraDropoutSeeds.ForRow"/>) instead of the global generator.
+    /// </summary>
+    public static IDisposable DropoutSeeds(CausalLm model, long[] rowSeeds)
+    {
+        var layers = Layers(model).Where(l => l.Layer.HasLora).Select(l => l.Layer).ToList();
+        foreach (var layer in layers) layer.DropoutRowSeeds = rowSeeds;
+        return new Restore(() =>
+        {
+            foreach (var layer in layers) layer.DropoutRowSeeds = null;
+        });
     }
 
     /// <summary>
@@ -115,8 +163,7 @@ public static class LoraAdapters
     public static void Save(CausalLm model, string dir, LoraOptions options, string? baseModel)
     {
         Directory.CreateDirectory(dir);
-        var tensors = model.named_parameters().Where(p => IsLoraParameter(p.name))
-            .ToDictionary(p => KeyPrefix + p.name, p => (Tensor)p.parameter.detach(), StringComparer.Ordinal);
+        var tensors = AdapterParameters(model).ToDictionary(p => KeyPrefix + p.Name, p => (Tensor)p.Parameter.detach(), StringComparer.Ordinal);
         if (tensors.Count == 0) throw new InvalidOperationException("the model has no adapters to save");
         var targets = new JsonArray();
         foreach (string t in options.Targets(model.LmConfig.ModelType)) targets.Add(t);
@@ -132,7 +179,7 @@ public static class LoraAdapters
             ["use_rslora"] = options.UseRslora,
             ["fan_in_fan_out"] = model is GptLmHeadModel,
             ["bias"] = "none",
-            ["modules_to_save"] = null,
+            ["modules_to_save"] = options.ModulesToSave is { Count: > 0 } save ? new JsonArray([.. save.Select(m => (JsonNode?)JsonValue.Create(m))]) : null,
             ["init_lora_weights"] = true,
             ["inference_mode"] = true,
         };
@@ -164,10 +211,16 @@ public static class LoraAdapters
             JsonArray list => [.. list.Select(x => x!.GetValue<string>())],
             var other => throw new InvalidDataException($"{path}: \"target_modules\" must be a name or a list of names, found {other.ToJsonString()}"),
         };
+        IReadOnlyList<string>? save = root["modules_to_save"] switch
+        {
+            null => null,
+            JsonArray list => [.. list.Select(x => x!.GetValue<string>())],
+            var other => throw new InvalidDataException($"{path}: \"modules_to_save\" must be a list of names or null, found {other.ToJsonString()}"),
+        };
         int r = root["r"]?.GetValue<int>() ?? 8;
         if (r <= 0) throw new InvalidDataException($"{path}: \"r\" must be positive, got {r}");
         return new LoraOptions(r, root["lora_alpha"]?.GetValue<double>() ?? 8, root["lora_dropout"]?.GetValue<double>() ?? 0, targets,
-            root["use_rslora"]?.GetValue<bool>() ?? false);
+            root["use_rslora"]?.GetValue<bool>() ?? false, save);
     }
 
     /// <summary>
@@ -200,18 +253,20 @@ public static class LoraAdapters
         Safetensors.Contents stored = Safetensors.Read(path);
         try
         {
-            var parameters = model.named_parameters().Where(p => IsLoraParameter(p.name)).ToDictionary(p => p.name, p => (Tensor)p.parameter, StringComparer.Ordinal);
+            var parameters = AdapterParameters(model).ToDictionary(p => p.Name, p => (Tensor)p.Parameter, StringComparer.Ordinal);
             using var noGrad = no_grad();
             foreach (var (key, t) in stored.Tensors)
             {
-                // PEFT names: base_model.model.<path>.lora_A.weight; in memory PEFT also writes the adapter name (.default.).
+                // PEFT names: base_model.model.<path>.lora_A.weight and <module>.weight for modules_to_save; in memory PEFT
+                // also writes the adapter name (.lora_A.default.weight, .modules_to_save.default.weight).
                 string name = key.StartsWith(KeyPrefix, StringComparison.Ordinal) ? key[KeyPrefix.Length..] : key;
-                name = name.Replace(".lora_A.default.weight", ".lora_A.weight", StringComparison.Ordinal).Replace(".lora_B.default.weight", ".lora_B.weight", StringComparison.Ordinal);
+                name = name.Replace(".lora_A.default.weight", ".lora_A.weight", StringComparison.Ordinal).Replace(".lora_B.default.weight", ".lora_B.weight", StringComparison.Ordinal)
+                    .Replace(".modules_to_save.default.", ".", StringComparison.Ordinal);
                 if (!parameters.Remove(name, out Tensor? p))
-                    throw new InvalidDataException($"{path}: tensor \"{key}\" is not an adapter of this model with {Path.Combine(dir, ConfigFile)}'s target_modules");
+                    throw new InvalidDataException($"{path}: tensor \"{key}\" is not an adapter of this model with {Path.Combine(dir, ConfigFile)}'s target_modules and modules_to_save");
                 if (!t.shape.SequenceEqual(p.shape))
                     throw new InvalidDataException($"{path}: tensor \"{key}\" has shape [{string.Join(", ", t.shape)}], but the base model needs [{string.Join(", ", p.shape)}]");
-                p.copy_(t);
+                p.copy_(t.to_type(p.dtype));
             }
             if (parameters.Keys.FirstOrDefault() is { } missing) throw new InvalidDataException($"{path}: tensor \"{KeyPrefix + missing}\" missing");
         }

@@ -101,8 +101,28 @@ public sealed record KtoConfig
     /// <summary><c>lora_alpha</c> (TRL's default 32).</summary>
     public double LoraAlpha { get; init; } = 32;
 
-    /// <summary><c>lora_dropout</c> (TRL's default 0.05): dropout on the adapters' input while training, from the seeded global generator.</summary>
+    /// <summary>
+    /// <c>lora_dropout</c> (TRL's default 0.05): dropout on the adapters' input while training. It acts only with
+    /// <see cref="DisableDropout"/> false; each example's masks are seeded by (seed, step, example), see <see cref="Model.LoraDropoutSeeds"/>.
+    /// </summary>
     public double LoraDropout { get; init; } = 0.05;
+
+    /// <summary>
+    /// <c>disable_dropout</c> (TRL's KTOConfig, default true): no dropout while training. TRL zeroes every
+    /// <c>nn.Dropout</c> of the model, which includes PEFT's lora_dropout; the base models here have no dropout layers,
+    /// so this decides whether <see cref="LoraDropout"/> acts.
+    /// </summary>
+    public bool DisableDropout { get; init; } = true;
+
+    /// <summary><c>lora_modules_to_save</c> (TRL's ModelConfig; PEFT's modules_to_save): modules trained in full beside the adapters and saved in the adapter (e.g. lm_head).</summary>
+    public IReadOnlyList<string>? LoraModulesToSave { get; init; }
+
+    /// <summary>
+    /// <c>adapter_name_or_path</c>: a PEFT LoRA adapter directory to continue training from (implies use_peft; r,
+    /// alpha, target and saved modules come from its adapter_config.json). Without ref_model_name_or_path the reference
+    /// is the base with this adapter at its starting weights, as TRL's frozen "ref" adapter copy.
+    /// </summary>
+    public string? AdapterNameOrPath { get; init; }
 
     /// <summary><c>lora_target_modules</c>: module names (q_proj, c_attn, …) or "all-linear"; null: PEFT's defaults for the architecture.</summary>
     public IReadOnlyList<string>? LoraTargetModules { get; init; }
@@ -111,7 +131,7 @@ public sealed record KtoConfig
     public bool UseRslora { get; init; }
 
     /// <summary>The LoRA configuration of a <see cref="UsePeft"/> run.</summary>
-    public Model.LoraOptions LoraOptions => new(LoraR, LoraAlpha, LoraDropout, LoraTargetModules, UseRslora);
+    public Model.LoraOptions LoraOptions => new(LoraR, LoraAlpha, LoraDropout, LoraTargetModules, UseRslora, LoraModulesToSave);
 
     /// <summary><c>fp16</c> (TrainingArguments): as <see cref="Bf16"/> in float16, with dynamic loss scaling (a step whose gradients overflow is skipped and the scale halved).</summary>
     public bool Fp16 { get; init; }

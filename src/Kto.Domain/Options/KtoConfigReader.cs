@@ -58,6 +58,9 @@ public static class KtoConfigReader
         ["lora_dropout"] = (c, v, w) => c with { LoraDropout = Num(v, w) },
         ["lora_target_modules"] = (c, v, w) => c with { LoraTargetModules = StrList(v, w) },
         ["use_rslora"] = (c, v, w) => c with { UseRslora = Bool(v, w) },
+        ["lora_modules_to_save"] = (c, v, w) => c with { LoraModulesToSave = StrList(v, w) },
+        ["disable_dropout"] = (c, v, w) => c with { DisableDropout = Bool(v, w) },
+        ["adapter_name_or_path"] = (c, v, w) => c with { AdapterNameOrPath = NullableStr(v, w) },
         ["eval_dataset_path"] = (c, v, w) => c with { EvalDatasetPath = NullableStr(v, w) },
         ["eval_strategy"] = (c, v, w) => c with { EvalStrategy = Str(v, w) },
         ["eval_steps"] = (c, v, w) => c with { EvalSteps = NullableInt(v, w) },
@@ -84,8 +87,60 @@ public static class KtoConfigReader
     {
         if (!File.Exists(path)) throw new ConfigException($"{path}: run config not found");
         string baseDir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        KtoConfig config = Parse(File.ReadAllBytes(path), path, kind);
-        return ReadChatTemplateFile(ResolvePaths(config, baseDir), path, baseDir);
+        byte[] bytes = File.ReadAllBytes(path);
+        KtoConfig config = Parse(bytes, path, kind);
+        return ApplyAdapterConfig(ReadChatTemplateFile(ResolvePaths(config, baseDir), path, baseDir), bytes, path);
+    }
+
+    /// <summary>
+    /// With <c>adapter_name_or_path</c>, the LoRA settings come from the adapter's adapter_config.json (PEFT's names r,
+    /// lora_alpha, target_modules, use_rslora, modules_to_save; lora_dropout unless the file sets it) and use_peft is on.
+    /// A LoRA key the file sets to another value than the adapter's is an error: the adapter's shapes are fixed.
+    /// </summary>
+    private static KtoConfig ApplyAdapterConfig(KtoConfig c, byte[] bytes, string path)
+    {
+        if (c.AdapterNameOrPath is not { } dir) return c;
+        var present = new Dictionary<string, int>(StringComparer.Ordinal);
+        int[] lines = PropertyLines(bytes);
+        using (var doc = JsonDocument.Parse(bytes, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }))
+        {
+            int i = 0;
+            foreach (JsonProperty p in doc.RootElement.EnumerateObject()) present.TryAdd(p.Name, i < lines.Length ? lines[i++] : 0);
+        }
+        Model.LoraOptions adapter;
+        try
+        {
+            adapter = Model.LoraAdapters.ReadConfig(dir);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new ConfigException($"{path}:{present["adapter_name_or_path"]}: \"adapter_name_or_path\": {e.Message}", e);
+        }
+        string adapterConfig = Path.Combine(dir, Model.LoraAdapters.ConfigFile);
+        void Same(string key, string peftKey, bool same, string ours, string theirs)
+        {
+            if (present.TryGetValue(key, out int line) && !same)
+                throw new ConfigException($"{path}:{line}: \"{key}\" is {ours}, but the adapter to continue ({adapterConfig}) has {peftKey} {theirs}: leave the key out");
+        }
+        static string List(IReadOnlyList<string>? l) => l is null ? "null" : $"[{string.Join(", ", l)}]";
+        static bool SameList(IReadOnlyList<string>? a, IReadOnlyList<string>? b) => (a ?? []).SequenceEqual(b ?? []);
+        if (present.TryGetValue("use_peft", out int peftLine) && !c.UsePeft)
+            throw new ConfigException($"{path}:{peftLine}: \"use_peft\" is false, but adapter_name_or_path continues a LoRA adapter");
+        Same("lora_r", "r", c.LoraR == adapter.R, Format(c.LoraR), Format(adapter.R));
+        Same("lora_alpha", "lora_alpha", c.LoraAlpha == adapter.Alpha, Format(c.LoraAlpha), Format(adapter.Alpha));
+        Same("lora_target_modules", "target_modules", SameList(c.LoraTargetModules, adapter.TargetModules), List(c.LoraTargetModules), List(adapter.TargetModules));
+        Same("use_rslora", "use_rslora", c.UseRslora == adapter.UseRslora, c.UseRslora ? "true" : "false", adapter.UseRslora ? "true" : "false");
+        Same("lora_modules_to_save", "modules_to_save", SameList(c.LoraModulesToSave, adapter.ModulesToSave), List(c.LoraModulesToSave), List(adapter.ModulesToSave));
+        return c with
+        {
+            UsePeft = true,
+            LoraR = adapter.R,
+            LoraAlpha = adapter.Alpha,
+            LoraTargetModules = adapter.TargetModules,
+            UseRslora = adapter.UseRslora,
+            LoraModulesToSave = adapter.ModulesToSave,
+            LoraDropout = present.ContainsKey("lora_dropout") ? c.LoraDropout : adapter.Dropout,
+        };
     }
 
     /// <summary>A <c>chat_template</c> that names a <c>.jinja</c> file (relative to the config) is replaced by the file's text.</summary>
@@ -151,6 +206,7 @@ public static class KtoConfigReader
             RefModelNameOrPath = c.RefModelNameOrPath is null ? null : Abs(c.RefModelNameOrPath),
             DatasetPath = Abs(c.DatasetPath),
             EvalDatasetPath = c.EvalDatasetPath is null ? null : Abs(c.EvalDatasetPath),
+            AdapterNameOrPath = c.AdapterNameOrPath is null ? null : Abs(c.AdapterNameOrPath),
             OutputDir = Abs(c.OutputDir),
             ResumeFromCheckpoint = c.ResumeFromCheckpoint is null or ResumeLatest ? c.ResumeFromCheckpoint : Abs(c.ResumeFromCheckpoint),
         };
@@ -270,7 +326,7 @@ public static class KtoConfigReader
             if (c.ChatTemplate is not null) w.WriteString("chat_template", c.ChatTemplate); // absent when unset, as configs written before the key
             if (c.Bf16) w.WriteBoolean("bf16", true);  // likewise
             if (c.Fp16) w.WriteBoolean("fp16", true);
-            if (c.UsePeft)
+            if (c.UsePeft || c.AdapterNameOrPath is not null)
             {
                 w.WriteBoolean("use_peft", true);
                 w.WriteNumber("lora_r", c.LoraR);
@@ -283,7 +339,15 @@ public static class KtoConfigReader
                     w.WriteEndArray();
                 }
                 w.WriteBoolean("use_rslora", c.UseRslora);
+                if (c.LoraModulesToSave is { } save)
+                {
+                    w.WriteStartArray("lora_modules_to_save");
+                    foreach (string m in save) w.WriteStringValue(m);
+                    w.WriteEndArray();
+                }
+                if (c.AdapterNameOrPath is not null) w.WriteString("adapter_name_or_path", c.AdapterNameOrPath);
             }
+            if (!c.DisableDropout) w.WriteBoolean("disable_dropout", false); // absent at the default, as configs written before the key
             if (c.EvalDatasetPath is not null) w.WriteString("eval_dataset_path", c.EvalDatasetPath);
             if (c.EvalStrategy != KtoDefaults.EvalStrategy) w.WriteString("eval_strategy", c.EvalStrategy);
             if (c.EvalSteps is int es) w.WriteNumber("eval_steps", es);

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Kto.Domain.Model;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Kto.Domain.Training;
@@ -55,29 +56,75 @@ public sealed class LiveReference : IReferenceModel
 }
 
 /// <summary>
-/// The reference of a LoRA run without a separate reference model: the policy itself with its adapters off (TRL does
-/// this when a PEFT model is given without a ref_model), so no second copy of the base sits in memory. Scores without
-/// gradient and without dropout; the policy is not owned.
+/// The reference of a LoRA run without a separate reference model, as TRL builds it from the PEFT model itself so no
+/// second copy of the base sits in memory: fresh adapters are switched off (the base model, exactly); adapters
+/// continued from <c>adapter_name_or_path</c> score with their starting weights (TRL's frozen "ref" adapter); modules
+/// in <c>modules_to_save</c> score with their original weights (PEFT's <c>original_module</c>). Scores without gradient
+/// and without dropout; the policy is not owned.
 /// </summary>
-public sealed class AdaptersOffReference(CausalLm policy, int padId, Device device, bool scoreKl) : IReferenceModel
+public sealed class PeftReference : IReferenceModel
 {
+    private readonly CausalLm _policy;
+    private readonly int _padId;
+    private readonly Device _device;
+    private readonly bool _scoreKl;
+    private readonly bool _adaptersOn;
+    private readonly List<(Parameter Parameter, Tensor Value)> _frozen;
+
+    /// <summary>Captures the reference weights of <paramref name="policy"/> as they are now (call before training).</summary>
+    /// <param name="policy">The LoRA model being trained.</param>
+    /// <param name="padId">Padding id.</param>
+    /// <param name="device">Where batches go.</param>
+    /// <param name="scoreKl">Whether KL pairs are scored too.</param>
+    /// <param name="continuedAdapter">Whether the adapters started from a saved adapter (the reference keeps them on, at their starting weights).</param>
+    public PeftReference(CausalLm policy, int padId, Device device, bool scoreKl, bool continuedAdapter)
+    {
+        _policy = policy;
+        _padId = padId;
+        _device = device;
+        _scoreKl = scoreKl;
+        _adaptersOn = continuedAdapter;
+        using var noGrad = no_grad();
+        _frozen = [.. LoraAdapters.AdapterParameters(policy)
+            .Where(p => continuedAdapter || !LoraAdapters.IsLoraParameter(p.Name))
+            .Select(p => (p.Parameter, p.Parameter.detach().clone()))];
+    }
+
     /// <inheritdoc />
     public ReferenceLogps[] Score(IReadOnlyList<TrainItem> items)
     {
-        bool training = policy.training;
-        policy.eval();
+        bool training = _policy.training;
+        _policy.eval();
+        var trained = new List<Tensor>(_frozen.Count);
         try
         {
-            using (LoraAdapters.Disabled(policy)) return ReferenceScoring.Score(policy, items, padId, device, scoreKl);
+            using (no_grad())
+                foreach (var (p, value) in _frozen)
+                {
+                    trained.Add(p.detach().clone());
+                    p.copy_(value);
+                }
+            if (!_adaptersOn) LoraAdapters.SetEnabled(_policy, false);
+            return ReferenceScoring.Score(_policy, items, _padId, _device, _scoreKl);
         }
         finally
         {
-            policy.train(training);
+            LoraAdapters.SetEnabled(_policy, true);
+            using (no_grad())
+                for (int i = 0; i < trained.Count; i++)
+                {
+                    _frozen[i].Parameter.copy_(trained[i]);
+                    trained[i].Dispose();
+                }
+            _policy.train(training);
         }
     }
 
     /// <inheritdoc />
-    public void Dispose() { }
+    public void Dispose()
+    {
+        foreach (var (_, value) in _frozen) value.Dispose();
+    }
 }
 
 /// <summary>

@@ -39,6 +39,12 @@ public sealed class KtoStepper
     /// <summary>The run's mixed precision (the loss is multiplied by its loss scale before backward), or null.</summary>
     public MixedPrecision? Precision { get; init; }
 
+    /// <summary>The run's <c>seed</c>: with LoRA dropout, each example's masks are seeded by (seed, <see cref="Step"/>, example index).</summary>
+    public long DropoutSeed { get; init; }
+
+    /// <summary>The optimizer step (0-based) the next calls compute; set it before each step.</summary>
+    public int Step { get; set; }
+
     /// <summary>Chunked logits (the default, <see cref="SequenceLogProbs.Compute"/>); false only to measure the full-logits path.</summary>
     public bool ChunkedLogits { get; init; } = true;
 
@@ -51,6 +57,7 @@ public sealed class KtoStepper
         if (!_loss.LossType.UsesKl() || shard.Count == 0) return Loss.KlPartial.Empty;
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
+        using IDisposable? seeds = DropoutSeeds(shard, LoraDropoutSeeds.Pass.Kl);
         using SequenceBatch kl = SequenceBatch.Collate(shard.Select(i => (i.KlPromptIds, i.KlCompletionIds)).ToList(), _padId, _device);
         double[] policy = SequenceLogProbs.Compute(_policy, kl, withLogits: false, ChunkedLogits).Sum.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
         double sum = 0;
@@ -84,12 +91,22 @@ public sealed class KtoStepper
         if (batch.Count == 0) return StepMetrics.Zero;
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
-        KlPartial kl = KlPartial(batch, reference);
-        return Forward(batch, reference, kl, batch.Count, null) + MicroBatchMetrics(kl);
+        bool training = _policy.training;
+        _policy.eval(); // no dropout, as TRL's evaluation (model.eval())
+        try
+        {
+            KlPartial kl = KlPartial(batch, reference);
+            return Forward(batch, reference, kl, batch.Count, null) + MicroBatchMetrics(kl);
+        }
+        finally
+        {
+            _policy.train(training);
+        }
     }
 
     private StepMetrics Forward(IReadOnlyList<TrainItem> shard, ReferenceLogps[] reference, KlPartial kl, int microBatchSize, Action<Tensor>? backward)
     {
+        using IDisposable? seeds = DropoutSeeds(shard, LoraDropoutSeeds.Pass.Completion);
         using SequenceBatch batch = SequenceBatch.Collate(shard.Select(i => (i.Example.PromptIds, i.Example.CompletionIds)).ToList(), _padId, _device);
         SequenceLogProbs.Result policy = SequenceLogProbs.Compute(_policy, batch, chunked: ChunkedLogits);
         Tensor refLogps = torch.tensor(reference.Select(r => (float)r.Completion).ToArray(), device: _device);
@@ -114,6 +131,12 @@ public sealed class KtoStepper
         }
         return m;
     }
+
+    /// <summary>Per-example dropout seeds for the rows of <paramref name="shard"/> while training with LoRA dropout, else null.</summary>
+    private IDisposable? DropoutSeeds(IReadOnlyList<TrainItem> shard, LoraDropoutSeeds.Pass pass) =>
+        _policy.training && LoraAdapters.HasDropout(_policy)
+            ? LoraAdapters.DropoutSeeds(_policy, [.. shard.Select(i => LoraDropoutSeeds.ForRow(DropoutSeed, Step, i.Index, pass))])
+            : null;
 
     /// <summary>The per-micro-batch KL entries of the metrics (added once per micro-batch, not per shard).</summary>
     public static StepMetrics MicroBatchMetrics(KlPartial kl) => new() { MicroBatches = 1, KlSum = kl.Clamped, KlRawSum = kl.Raw };

@@ -24,12 +24,16 @@ public sealed class KtoTrainer
     public TrainResult Run(CancellationToken cancel = default)
     {
         KtoConfig c = _setup.Config;
-        var stepper = new KtoStepper(_setup.Compute, _setup.Reference, c.LossOptions, _setup.Tokenizer.EosTokenId, _setup.Device) { Precision = _setup.Precision };
+        var stepper = new KtoStepper(_setup.Compute, _setup.Reference, c.LossOptions, _setup.Tokenizer.EosTokenId, _setup.Device) { Precision = _setup.Precision, DropoutSeed = c.Seed };
         var loop = new TrainingLoop(c, _setup.Policy, _setup.Data.Fingerprint, _setup.Data.Items.Count, _observer, _setup.Precision);
         Func<Dictionary<string, double>>? evaluate = _setup.EvalData is { } eval && _setup.EvalReference is { } evalReference
             ? () => KtoEvaluation.Run(stepper, evalReference, eval, c.PerDeviceEvalBatchSize)
             : null;
-        return loop.Run(microBatches => ForwardBackward(stepper, microBatches), $"loss {c.LossType.ToName()}, β {c.Beta}", cancel, evaluate);
+        return loop.Run((step, microBatches) =>
+        {
+            stepper.Step = step;
+            return ForwardBackward(stepper, microBatches);
+        }, $"loss {c.LossType.ToName()}, β {c.Beta}", cancel, evaluate);
     }
 
     private StepMetrics ForwardBackward(KtoStepper stepper, IReadOnlyList<int[]> microBatches)

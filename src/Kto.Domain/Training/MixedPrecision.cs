@@ -17,6 +17,9 @@ namespace Kto.Domain.Training;
 /// RMSNorm, logits, log-softmax and the loss are computed in float32 either way.
 /// </summary>
 /// <remarks>
+/// A LoRA model (<see cref="CausalLm.Lora"/>) has no copy: its frozen base is cast to the half dtype in place (the
+/// base stays BF16 when it was stored so) while the adapters, the only trained weights, stay float32 and are cast on
+/// the fly in forward (their gradients arrive in float32 through the cast); <see cref="Compute"/> is the model itself.
 /// fp16's dynamic loss scaling follows torch.cuda.amp.GradScaler's defaults: initial scale 2¹⁶, halved on a step with
 /// inf/NaN gradients (the step is skipped), doubled after 2000 steps in a row without.
 /// </remarks>
@@ -29,7 +32,9 @@ public sealed class MixedPrecision : IDisposable
     public const int GrowthInterval = 2000;
 
     private readonly List<(TorchSharp.Modules.Parameter Master, TorchSharp.Modules.Parameter Compute)> _pairs;
+    private readonly List<TorchSharp.Modules.Parameter> _trained;
     private readonly bool _scaled;
+    private readonly bool _inPlace;
     private int _goodSteps;
 
     private MixedPrecision(CausalLm masters, ScalarType dtype)
@@ -37,12 +42,31 @@ public sealed class MixedPrecision : IDisposable
         Dtype = dtype;
         _scaled = dtype == ScalarType.Float16;
         LossScale = _scaled ? InitialLossScale : 1;
+        _trained = [.. masters.parameters().Where(p => p.requires_grad)];
+        if (masters.Lora is not null)
+        {
+            _inPlace = true;
+            if (_trained.Any(p => p.dtype != ScalarType.Float32))
+                throw new InvalidOperationException("LoRA in half precision: the adapters must be float32 (cast the base with CastBase before attaching them)");
+            Compute = masters;
+            _pairs = [];
+            return;
+        }
         Compute = masters.LmConfig.CreateModel();
         Compute.SourceDir = masters.SourceDir;
         Compute.to(masters.parameters().First().device);
         Compute.to(dtype);
         _pairs = [.. masters.parameters().Zip(Compute.parameters())];
         MastersToCompute();
+    }
+
+    /// <summary>
+    /// Casts <paramref name="model"/>'s weights to <paramref name="config"/>'s half dtype in place, for a LoRA run whose
+    /// adapters are attached afterwards (float32) on a frozen half-precision base; nothing for float32 runs.
+    /// </summary>
+    public static void CastBase(KtoConfig config, CausalLm model)
+    {
+        if (ComputeDtype(config) is { } dtype) model.to(dtype);
     }
 
     /// <summary>The half dtype the model computes in for <paramref name="config"/>, or null for float32.</summary>
@@ -64,6 +88,13 @@ public sealed class MixedPrecision : IDisposable
     public void GradsToMasters()
     {
         using var noGrad = no_grad();
+        if (_inPlace)
+        {
+            if (LossScale != 1)
+                foreach (var p in _trained)
+                    using (Tensor? g = p.grad) g?.div_(LossScale);
+            return;
+        }
         foreach (var (master, compute) in _pairs)
         {
             using Tensor? g = compute.grad;
@@ -88,7 +119,7 @@ public sealed class MixedPrecision : IDisposable
         using (no_grad())
         {
             finite = true;
-            foreach (var (master, _) in _pairs)
+            foreach (var master in _trained)
             {
                 using Tensor? g = master.grad;
                 if (g is not null && !g.isfinite().all().item<bool>())
@@ -112,7 +143,7 @@ public sealed class MixedPrecision : IDisposable
         return true;
     }
 
-    /// <summary>Casts the master weights into the compute copy (after an optimizer step or a restore).</summary>
+    /// <summary>Casts the master weights into the compute copy (after an optimizer step or a restore); nothing for LoRA.</summary>
     public void MastersToCompute()
     {
         using var noGrad = no_grad();
@@ -140,5 +171,8 @@ public sealed class MixedPrecision : IDisposable
     private const string GoodStepsKey = "loss_scale_good_steps";
 
     /// <inheritdoc />
-    public void Dispose() => Compute.Dispose();
+    public void Dispose()
+    {
+        if (!_inPlace) Compute.Dispose();
+    }
 }

@@ -46,6 +46,7 @@ public sealed class SftTrainer : IDisposable
         _padId = tokenizer.EosTokenId;
         _fingerprint = TrainingData.Build(_examples, 2, lengths).Fingerprint;
         _policy = ModelCheckpoint.Load(config.ModelNameOrPath, _device);
+        if (TrainingSetup.UsesPeft(config)) TrainingSetup.ApplyPeft(config, _policy, observer);
         _precision = MixedPrecision.For(config, _policy);
     }
 
@@ -59,7 +60,7 @@ public sealed class SftTrainer : IDisposable
         return loop.Run(ForwardBackward, "supervised fine-tuning, loss on completion tokens", cancel);
     }
 
-    private SftMetrics ForwardBackward(IReadOnlyList<int[]> microBatches)
+    private SftMetrics ForwardBackward(int step, IReadOnlyList<int[]> microBatches)
     {
         SftMetrics metrics = SftMetrics.Zero;
         foreach (int[] indices in microBatches)
@@ -68,6 +69,9 @@ public sealed class SftTrainer : IDisposable
             var seqs = indices.Select(i => (_examples[i].PromptIds, _examples[i].CompletionIds)).ToList();
             using SequenceBatch batch = SequenceBatch.Collate(seqs, _padId, _device);
             CausalLm model = _precision?.Compute ?? _policy;
+            using IDisposable? seeds = LoraAdapters.HasDropout(model)
+                ? LoraAdapters.DropoutSeeds(model, [.. indices.Select(i => LoraDropoutSeeds.ForRow(_config.Seed, step, i, LoraDropoutSeeds.Pass.Completion))])
+                : null;
             Tensor h = model.HiddenStates(batch.Ids);                                     // (B, T, C)
             long t = h.shape[1];
             Tensor logits = model.Logits(h.narrow(1, 0, t - 1)).to_type(ScalarType.Float32); // (B, T−1, V)

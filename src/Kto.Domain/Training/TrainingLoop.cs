@@ -49,12 +49,12 @@ public sealed class TrainingLoop
     public BatchPlan Plan => _plan;
 
     /// <summary>Trains to the configured end (resuming first when asked); stops early at a step boundary on <paramref name="cancel"/>.</summary>
-    /// <param name="forwardBackward">Runs forward and backward over a step's micro-batches (lists of dataset indices),
-    /// accumulating gradients, and returns the step's metric sums.</param>
+    /// <param name="forwardBackward">Runs forward and backward over step <c>step</c>'s (0-based) micro-batches (lists of
+    /// dataset indices), accumulating gradients, and returns the step's metric sums.</param>
     /// <param name="describe">One line about the objective, for the start-up message.</param>
     /// <param name="cancel">Stops the run after the current step (a checkpoint is written).</param>
     /// <param name="evaluate">Evaluates the current weights (eval_strategy), returning the eval line's figures; null: no evaluation.</param>
-    public TrainResult Run<TMetrics>(Func<IReadOnlyList<int[]>, TMetrics> forwardBackward, string describe, CancellationToken cancel = default,
+    public TrainResult Run<TMetrics>(Func<int, IReadOnlyList<int[]>, TMetrics> forwardBackward, string describe, CancellationToken cancel = default,
         Func<Dictionary<string, double>>? evaluate = null)
         where TMetrics : IWindowMetrics<TMetrics>
     {
@@ -79,7 +79,7 @@ public sealed class TrainingLoop
             IReadOnlyList<int[]> microBatches = _plan.Step(step);
             double lr = schedule.At(step);
             optimizer.ZeroGrad();
-            TMetrics m = forwardBackward(microBatches);
+            TMetrics m = forwardBackward(step, microBatches);
             _precision?.GradsToMasters();
             double gradNorm;
             if (_precision?.FinishStep() ?? true)

@@ -59,15 +59,13 @@ public sealed class TrainingSetup : IDisposable
         Device device = DeviceSpec.Resolve(config.Device);
         var (data, modelConfig, tokenizer) = LoadData(config, observer);
         CausalLm policy = ModelCheckpoint.Load(config.ModelNameOrPath, device);
-        if (config.UsePeft)
+        if (UsesPeft(config))
         {
-            using var g = new Generator((ulong)config.Seed);
-            IReadOnlyList<string> adapted = LoraAdapters.Attach(policy, config.LoraOptions, g);
-            long trainable = policy.parameters().Where(p => p.requires_grad).Sum(p => p.numel()), total = policy.parameters().Sum(p => p.numel());
-            observer.Info($"LoRA: r {config.LoraR}, alpha {config.LoraAlpha} on {adapted.Count} modules; {trainable:N0} of {total:N0} parameters train ({100.0 * trainable / total:0.00} %)");
-            // TRL with a PEFT model and no ref_model: the reference is the same model with its adapters off.
+            ApplyPeft(config, policy, observer);
+            // TRL with a PEFT model and no ref_model: the reference is the same model with its adapters off (or at their
+            // starting weights when continuing an adapter).
             if (reference is null && config.RefModelNameOrPath is null && !config.PrecomputeRefLogProbs)
-                reference = new AdaptersOffReference(policy, tokenizer.EosTokenId, device, config.LossType.UsesKl());
+                reference = new PeftReference(policy, tokenizer.EosTokenId, device, config.LossType.UsesKl(), config.AdapterNameOrPath is not null);
         }
         reference ??= CreateReference(config, modelConfig, tokenizer, data, device, observer);
         var setup = new TrainingSetup(config, device, tokenizer, policy, data, reference);
@@ -75,11 +73,41 @@ public sealed class TrainingSetup : IDisposable
         {
             setup.EvalData = LoadEvalData(config, modelConfig, tokenizer, evalPath, observer);
             // A live reference scores any rows; precomputed scores are the training rows', so the eval set gets its own.
-            setup.EvalReference = reference is LiveReference or AdaptersOffReference ? reference
+            setup.EvalReference = reference is LiveReference or PeftReference ? reference
                 : CreateReference(config with { DatasetPath = evalPath }, modelConfig, tokenizer, setup.EvalData, device, observer);
         }
         return setup;
     }
+
+    /// <summary>Whether <paramref name="config"/> trains LoRA adapters (use_peft, or an adapter to continue).</summary>
+    public static bool UsesPeft(KtoConfig config) => config.UsePeft || config.AdapterNameOrPath is not null;
+
+    /// <summary>
+    /// Makes <paramref name="policy"/> the LoRA model of a use_peft run: under bf16/fp16 the frozen base is cast to the
+    /// half dtype; adapters attached (B zero, A seeded by <c>seed</c>) or loaded from <c>adapter_name_or_path</c>; their
+    /// dropout off under <c>disable_dropout</c>. Reports what trains.
+    /// </summary>
+    /// <exception cref="ArgumentException">A target or saved module matches nothing (the message lists the names).</exception>
+    /// <exception cref="InvalidDataException">The adapter to continue does not fit the base.</exception>
+    public static void ApplyPeft(KtoConfig config, CausalLm policy, ITrainingObserver observer)
+    {
+        MixedPrecision.CastBase(config, policy);
+        IReadOnlyList<string> adapted;
+        using (var g = new Generator((ulong)config.Seed)) adapted = LoraAdapters.Attach(policy, config.LoraOptions, g);
+        if (config.AdapterNameOrPath is { } dir)
+        {
+            LoraAdapters.LoadWeights(policy, dir);
+            observer.Info($"LoRA: continuing the adapter in {dir}");
+        }
+        if (config.DisableDropout) LoraAdapters.SetDropout(policy, 0);
+        long trainable = policy.parameters().Where(p => p.requires_grad).Sum(p => p.numel()), total = policy.parameters().Sum(p => p.numel());
+        string saved = config.LoraModulesToSave is { Count: > 0 } m ? $" and {string.Join(", ", m)} in full" : "";
+        string dropout = config.LoraDropout == 0 ? "no dropout" : config.DisableDropout ? $"lora_dropout {config.LoraDropout} off (disable_dropout)" : $"lora_dropout {config.LoraDropout}, seeded per example";
+        observer.Info($"LoRA: r {config.LoraR}, alpha {config.LoraAlpha} on {adapted.Count} modules{saved}; {trainable:N0} of {total:N0} parameters train ({100.0 * trainable / total:0.00} %); {dropout}");
+    }
+
+    /// <summary>The adapter the reference model carries: adapter_name_or_path's starting weights when no ref_model_name_or_path is given, else none.</summary>
+    public static string? ReferenceAdapter(KtoConfig config) => config.RefModelNameOrPath is null ? config.AdapterNameOrPath : null;
 
     /// <summary>The eval set of a run that evaluates (<c>eval_dataset_path</c>), KL pairs built per eval batch; null otherwise.</summary>
     public TrainingData? EvalData { get; private set; }
@@ -133,6 +161,7 @@ public sealed class TrainingSetup : IDisposable
         string single = Path.Combine(ReferenceDir(config), ModelCheckpoint.WeightsFile);
         // One weights file: its SHA-256 (the key stored scores already have); shards: the identity of every file.
         string weights = File.Exists(single) ? AtomicFile.Sha256(single) : AtomicFile.Sha256Text(Cluster.ModelIdentity.Of(ReferenceDir(config)));
+        if (ReferenceAdapter(config) is { } adapter) weights = AtomicFile.Sha256Text($"{weights}|{AtomicFile.Sha256(Path.Combine(adapter, LoraAdapters.WeightsFile))}");
         // Scores computed in another precision are other values.
         return MixedPrecision.ComputeDtype(config) is { } dtype ? AtomicFile.Sha256Text($"{weights}|{dtype}") : weights;
     }
@@ -191,11 +220,12 @@ public sealed class TrainingSetup : IDisposable
 
     private static readonly IReadOnlyDictionary<string, double> EmptyFigures = new Dictionary<string, double>();
 
-    /// <summary>The reference model of <paramref name="dir"/>, in the run's compute dtype (a <c>bf16</c> run scores its reference in bfloat16 too, as under autocast).</summary>
+    /// <summary>The reference model of <paramref name="dir"/> (with the adapter to continue, see <see cref="ReferenceAdapter"/>), in the run's compute dtype (a <c>bf16</c> run scores its reference in bfloat16 too, as under autocast).</summary>
     public static CausalLm LoadReference(KtoConfig config, string dir, Device device)
     {
         CausalLm model = ModelCheckpoint.Load(dir, device);
         if (MixedPrecision.ComputeDtype(config) is { } dtype) model.to(dtype);
+        if (dir == ReferenceDir(config) && ReferenceAdapter(config) is { } adapter) LoraAdapters.Load(model, adapter); // float32 adapter on the base, as the policy's
         return model;
     }
 

@@ -75,7 +75,8 @@ public class ReplicaStepTests : IDisposable
     });
 
     private static Dictionary<string, float[]> Weights(Kto.Domain.Model.CausalLm m)
-        => m.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().cpu().data<float>().ToArray());
+        => m.named_parameters().Where(p => m.Lora is null || p.parameter.requires_grad) // LoRA: the adapters, as its checkpoints hold
+            .ToDictionary(p => p.name, p => p.parameter.detach().cpu().data<float>().ToArray());
 
     private static double RelativeL2(Dictionary<string, float[]> a, Dictionary<string, float[]> b) => Kto.Domain.Checkpoints.WeightDistance.RelativeL2(a, b);
 
@@ -126,3 +127,18 @@ public sealed class Qwen2ReplicaStepTests() : ReplicaStepTests("qwen2");
 /// (rounding differs from the whole batch's), the float32 master gradients are summed.
 /// </summary>
 public sealed class Bf16ReplicaStepTests() : ReplicaStepTests("llama", c => c with { Bf16 = true }, tolerance: 2e-3); // measured 4.4e-4 and 4.6e-4 (2 and 3 replicas, 12 steps)
+
+/// <summary>
+/// LoRA replicas with lora_dropout on (disable_dropout false) match one process: each example's masks are seeded by
+/// (seed, step, example), so a member computing a shard draws the masks the single process drew for those rows.
+/// </summary>
+public sealed class LoraDropoutReplicaStepTests() : ReplicaStepTests("llama", c => c with
+{
+    UsePeft = true, LoraR = 4, LoraAlpha = 8, LoraDropout = 0.3, DisableDropout = false, LoraTargetModules = ["all-linear"], LearningRate = 1e-2,
+});
+
+/// <summary>LoRA on a bfloat16 base (float32 adapters, cast in forward): replicas bit-identical to each other, near one process.</summary>
+public sealed class LoraBf16ReplicaStepTests() : ReplicaStepTests("llama", c => c with
+{
+    UsePeft = true, LoraR = 4, LoraAlpha = 8, LoraDropout = 0, LoraTargetModules = ["all-linear"], LearningRate = 1e-2, Bf16 = true,
+}, tolerance: 2e-3);

@@ -168,4 +168,32 @@ public sealed class LoraTests : IDisposable
         Assert.Contains("\"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight\" has shape [2, 99], but the base model needs [2, 16]",
             Assert.Throws<InvalidDataException>(() => LoraAdapters.Load(Model("llama"), dir)).Message);
     }
+
+    [Fact]
+    public void AnExamplesDropoutMaskDependsOnItsSeedAloneNotOnTheBatch()
+    {
+        using CausalLm model = Model("llama");
+        LoraAdapters.Attach(model, new LoraOptions(4, 8, 0.5, [LoraOptions.AllLinear]));
+        Randomize(model, 11);
+        model.train();
+        long[] x = [3, 1, 4, 1, 5], y = [2, 7, 1, 8, 2, 8, 1, 8];
+        Tensor Run(long[][] rows, long[] seeds)
+        {
+            using var noGrad = no_grad();
+            long t = rows.Max(r => r.Length);
+            using Tensor ids = tensor(rows.SelectMany(r => r.Concat(Enumerable.Repeat(0L, (int)(t - r.Length)))).ToArray(), [rows.Length, t]);
+            using var d = LoraAdapters.DropoutSeeds(model, seeds);
+            return model.forward(ids).to_type(ScalarType.Float64);
+        }
+        using Tensor alone = Run([x], [42]);
+        using Tensor inBatch = Run([y, x], [7, 42]);
+        using Tensor xInBatch = inBatch[1].narrow(0, 0, x.Length).unsqueeze(0);
+        double diff = (alone - xInBatch).abs().max().item<double>();
+        Assert.True(diff < 1e-5, $"the same seed in another batch gave another result ({diff:E2})");
+        using Tensor otherSeed = Run([x], [43]);
+        Assert.True((alone - otherSeed).abs().max().item<double>() > 1e-3, "another seed gave the same mask");
+        model.eval();
+        using Tensor noDropout = Run([x], [42]);
+        Assert.True((alone - noDropout).abs().max().item<double>() > 1e-3, "dropout did not act while training");
+    }
 }

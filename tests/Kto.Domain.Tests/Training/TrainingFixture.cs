@@ -82,9 +82,17 @@ internal sealed class TrainingFixture : IDisposable
         return new KtoTrainer(setup, observer).Run(cancel);
     }
 
-    /// <summary>All weights of a checkpoint, flattened, in name order.</summary>
+    /// <summary>All weights of a checkpoint, flattened, in name order (a LoRA checkpoint: its adapter's, named as in the model).</summary>
     public static Dictionary<string, float[]> Weights(string checkpointDir)
     {
+        string adapter = Path.Combine(checkpointDir, Kto.Domain.Model.LoraAdapters.WeightsFile);
+        if (File.Exists(adapter))
+        {
+            var stored = Safetensors.Read(adapter);
+            var a = stored.Tensors.ToDictionary(kv => kv.Key["base_model.model.".Length..], kv => kv.Value.data<float>().ToArray());
+            foreach (var t in stored.Tensors.Values) t.Dispose();
+            return a;
+        }
         // The exact (float32) weights: the master file of a run whose model is stored in a half dtype.
         string masters = Path.Combine(checkpointDir, TrainingCheckpoint.MasterWeightsFile);
         var contents = Safetensors.Read(File.Exists(masters) ? masters : Path.Combine(checkpointDir, ModelCheckpoint.WeightsFile));
