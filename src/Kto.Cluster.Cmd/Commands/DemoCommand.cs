@@ -19,6 +19,7 @@ internal static class DemoCommand
         var weights = new Option<string>("--weights") { Description = "recommended (TRL's rule) or unit (both 1.0)", DefaultValueFactory = _ => "recommended" };
         var lossType = new Option<string>("--loss-type") { Description = "kto or apo_zero_unpaired", DefaultValueFactory = _ => KtoLossTypeNames.Kto };
         var precompute = new Option<bool>("--precompute-ref") { Description = "precompute reference log-probs instead of a live reference" };
+        var lora = new Option<bool>("--lora") { Description = $"train LoRA adapters (r 16, alpha 32, all-linear) on the frozen reference instead of the whole model; learning rate {DemoOptions.LoraLearningRate} unless given" };
         var beta = new Option<double>("--beta") { Description = "β", DefaultValueFactory = _ => d.Beta };
         var lr = new Option<double>("--learning-rate") { Description = "peak learning rate", DefaultValueFactory = _ => d.LearningRate };
         var epochs = new Option<double>("--epochs") { Description = "passes over the feedback", DefaultValueFactory = _ => d.Epochs };
@@ -30,7 +31,7 @@ internal static class DemoCommand
         var trainers = new Option<int>("--trainers") { Description = "trainer processes of the local cluster the KTO stage runs on (0 = train in this process)", DefaultValueFactory = _ => d.Trainers };
         var cmd = new Command("demo", "make feedback from the shipped reference with a checker, run KTO, evaluate before and after, plot")
         {
-            output, reference, prompts, samples, share, weights, lossType, precompute, beta, lr, epochs, batch, evalPrompts, seed, threads, device, trainers,
+            output, reference, prompts, samples, share, weights, lossType, precompute, lora, beta, lr, epochs, batch, evalPrompts, seed, threads, device, trainers,
         };
         cmd.SetAction(parse => CommonOptions.Guard(() =>
         {
@@ -42,7 +43,8 @@ internal static class DemoCommand
                 OutputDir = parse.GetValue(output)!, Reference = parse.GetValue(reference)?.FullName,
                 FeedbackPrompts = parse.GetValue(prompts), SamplesPerPrompt = parse.GetValue(samples), DesirableShare = parse.GetValue(share),
                 RecommendedWeights = w == "recommended", LossType = type, PrecomputeRef = parse.GetValue(precompute), Beta = parse.GetValue(beta),
-                LearningRate = parse.GetValue(lr), Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batch),
+                Lora = parse.GetValue(lora),
+                LearningRate = parse.GetValue(lora) && parse.GetResult(lr) is null or { Implicit: true } ? DemoOptions.LoraLearningRate : parse.GetValue(lr), Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batch),
                 EvalPrompts = parse.GetValue(evalPrompts), Seed = parse.GetValue(seed), Threads = parse.GetValue(threads), Device = parse.GetValue(device)!,
                 Trainers = parse.GetValue(trainers),
             };

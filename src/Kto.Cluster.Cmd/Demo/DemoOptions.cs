@@ -21,6 +21,12 @@ internal sealed record DemoOptions
     public KtoLossType LossType { get; init; } = KtoLossType.Kto;
     /// <summary>Precompute reference log-probs.</summary>
     public bool PrecomputeRef { get; init; }
+
+    /// <summary>Train LoRA adapters (r 16, alpha 32, every linear map) instead of the whole model.</summary>
+    public bool Lora { get; init; }
+
+    /// <summary>The learning rate of <c>--lora</c> when none is given: adapters need a larger step than full fine-tuning.</summary>
+    public const double LoraLearningRate = 2e-3;
     /// <summary>β.</summary>
     public double Beta { get; init; } = 0.1;
     /// <summary>Peak learning rate.</summary>

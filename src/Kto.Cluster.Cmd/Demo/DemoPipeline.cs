@@ -76,13 +76,15 @@ internal sealed class DemoPipeline(DemoOptions o, ConsoleObserver observer)
 
         var (dw, uw) = o.RecommendedWeights ? ClassImbalance.RecommendedWeights(nD, nU) : (1.0, 1.0);
         KtoConfig kto = TrainingConfig(refDir, feedbackPath, outDir, dw, uw);
-        Stage($"KTO ({kto.LossType.ToName()}, desirable_weight {dw}, undesirable_weight {uw}{(kto.PrecomputeRefLogProbs ? ", precomputed reference" : "")})");
+        Stage($"KTO ({kto.LossType.ToName()}, desirable_weight {dw}, undesirable_weight {uw}{(kto.PrecomputeRefLogProbs ? ", precomputed reference" : "")}{(kto.UsePeft ? ", LoRA adapters" : "")})");
         TrainResult trained = o.Trainers > 0 ? TrainOnLocalCluster(kto, outDir, cancel) : TrainInProcess(kto, cancel);
         observer.Done();
         if (cancel.IsCancellationRequested) throw new OperationCanceledException("demo stopped during training");
 
         Stage("evaluating the KTO policy on the same held-out prompts");
-        EvalReport after = Evaluate(trained.FinalCheckpoint, refDir, task, evalPrompts, evalOptions);
+        EvalReport after = o.Lora
+            ? Evaluate(refDir, refDir, task, evalPrompts, evalOptions, adapterDir: trained.FinalCheckpoint)
+            : Evaluate(trained.FinalCheckpoint, refDir, task, evalPrompts, evalOptions);
         observer.Info("      after:  " + after);
 
         Stage("writing the report");
@@ -165,8 +167,8 @@ internal sealed class DemoPipeline(DemoOptions o, ConsoleObserver observer)
         return samples;
     }
 
-    private EvalReport Evaluate(string modelDir, string? refDir, IVerifiableTask task, List<string> prompts, EvalOptions options)
-        => Commands.EvalCommand.Evaluate(modelDir, refDir, task, prompts, options, o.Device, observer);
+    private EvalReport Evaluate(string modelDir, string? refDir, IVerifiableTask task, List<string> prompts, EvalOptions options, string? adapterDir = null)
+        => Commands.EvalCommand.Evaluate(modelDir, refDir, task, prompts, options, o.Device, observer, adapterDir);
 
     private KtoConfig TrainingConfig(string refDir, string feedbackPath, string outDir, double dw, double uw) => new()
     {
@@ -178,6 +180,8 @@ internal sealed class DemoPipeline(DemoOptions o, ConsoleObserver observer)
         UndesirableWeight = uw,
         LossType = o.LossType,
         PrecomputeRefLogProbs = o.PrecomputeRef,
+        UsePeft = o.Lora,
+        LoraTargetModules = o.Lora ? [LoraOptions.AllLinear] : null,
         LearningRate = o.LearningRate,
         LrSchedulerType = "cosine",
         WarmupRatio = 0.1,
@@ -199,7 +203,7 @@ internal sealed class DemoPipeline(DemoOptions o, ConsoleObserver observer)
         Inv($"desirable rate under sampling (T=1): {before.SampledDesirableRate:P1} → {after.SampledDesirableRate:P1}"),
         Inv($"mean log-ratio vs reference of sampled answers: desirable {Fmt(after.MeanLogRatioDesirable)}, undesirable {Fmt(after.MeanLogRatioUndesirable)}"),
         Inv($"feedback: {nD} desirable / {nU} undesirable ({(double)nD / (nD + nU):P0}), weights {dw} / {uw}"),
-        Inv($"{c.LossType.ToName()}, β {c.Beta}, lr {c.LearningRate}, batch {c.PerDeviceTrainBatchSize}, {r.GlobalStep} steps{(c.PrecomputeRefLogProbs ? ", precomputed reference" : "")}"),
+        Inv($"{c.LossType.ToName()}, β {c.Beta}, lr {c.LearningRate}, batch {c.PerDeviceTrainBatchSize}, {r.GlobalStep} steps{(c.PrecomputeRefLogProbs ? ", precomputed reference" : "")}{(c.UsePeft ? $", LoRA r {c.LoraR} alpha {c.LoraAlpha} on {string.Join(", ", c.LoraTargetModules ?? [])}" : "")}"),
     ];
 
     private static string Fmt(double? v) => v is double d ? d.ToString("+0.00;-0.00", CultureInfo.InvariantCulture) : "n/a";
@@ -232,6 +236,7 @@ internal sealed class DemoPipeline(DemoOptions o, ConsoleObserver observer)
             ["policy"] = r.FinalCheckpoint,
             ["loss_type"] = c.LossType.ToName(),
             ["precompute_ref_log_probs"] = c.PrecomputeRefLogProbs,
+            ["use_peft"] = c.UsePeft,
             ["desirable_weight"] = dw,
             ["undesirable_weight"] = uw,
             ["feedback_desirable"] = nD,
