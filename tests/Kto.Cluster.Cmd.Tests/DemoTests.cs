@@ -57,6 +57,22 @@ public sealed class DemoTests : IDisposable
     }
 
     [Fact]
+    public void DemoWithLoraTrainsAnAdapterAndEvaluatesItOnTheReference()
+    {
+        string reference = TinyReference();
+        var r = Kto("demo", "--lora", "--trainers", "0", "--reference", reference, "--out", "demo", "--prompts", "24", "--samples-per-prompt", "2",
+            "--eval-prompts", "8", "--epochs", "1", "--batch-size", "4", "--threads", "1");
+        Assert.Contains("LoRA: r 16, alpha 32", r.Stderr);
+        string kto = Path.Combine(_dir, "demo", "kto");
+        string final = Directory.GetDirectories(kto, "checkpoint-*").Single();
+        Assert.True(File.Exists(Path.Combine(final, "adapter_config.json")), "the demo's checkpoint is a PEFT adapter");
+        Assert.False(File.Exists(Path.Combine(final, "model.safetensors")));
+        using var demo = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "demo", "demo.json")));
+        Assert.True(demo.RootElement.GetProperty("use_peft").GetBoolean());
+        Assert.Equal(0.002, demo.RootElement.GetProperty("learning_rate").GetDouble());
+    }
+
+    [Fact]
     public void EvalIsReproducibleAndGradesGreedyAnswers()
     {
         string reference = TinyReference();

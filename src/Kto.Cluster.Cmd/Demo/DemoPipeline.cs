@@ -237,6 +237,7 @@ internal sealed class DemoPipeline(DemoOptions o, ConsoleObserver observer)
             ["loss_type"] = c.LossType.ToName(),
             ["precompute_ref_log_probs"] = c.PrecomputeRefLogProbs,
             ["use_peft"] = c.UsePeft,
+            ["learning_rate"] = c.LearningRate,
             ["desirable_weight"] = dw,
             ["undesirable_weight"] = uw,
             ["feedback_desirable"] = nD,
