@@ -29,6 +29,11 @@ public sealed record StepBenchOptions
     public int WarmupSteps { get; init; } = 2;
     /// <summary>Use precomputed reference log-probs instead of a live reference model.</summary>
     public bool PrecomputedRef { get; init; }
+    /// <summary>
+    /// Train LoRA adapters (r 16, alpha 32, every linear map, no dropout) on the frozen base, the reference being the base
+    /// (adapters off) as in a use_peft run; the bare loop trains the same adapters with torch.optim.AdamW.
+    /// </summary>
+    public bool Lora { get; init; }
     /// <summary>Device.</summary>
     public string Device { get; init; } = "cpu";
 }

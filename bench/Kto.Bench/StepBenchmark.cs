@@ -20,7 +20,13 @@ public sealed record StepTiming(double MedianStepMs, double ExamplesPerSecond);
 /// <param name="PeakStepBytes">How far one step of ours (after a warm-up step) raises the peak resident size, measured in a
 /// fresh process whose allocator returns every block of 1 MB or more to the system when it is freed.</param>
 /// <param name="BarePeakStepBytes">The same for the bare loop.</param>
-public sealed record StepBenchResult(StepTiming Kto, StepTiming Bare, long PeakStepBytes, long BarePeakStepBytes);
+/// <param name="ProcessPeakBytes">The peak resident size of that process during the step: weights, gradients, optimizer
+/// state, activations and the runtime — what a training process needs.</param>
+/// <param name="BareProcessPeakBytes">The same for the bare loop.</param>
+/// <param name="TrainableParameters">Parameters the step trains (LoRA: the adapters').</param>
+/// <param name="Parameters">All parameters of the policy.</param>
+public sealed record StepBenchResult(StepTiming Kto, StepTiming Bare, long PeakStepBytes, long BarePeakStepBytes, long ProcessPeakBytes, long BareProcessPeakBytes,
+    long TrainableParameters, long Parameters);
 
 /// <summary>
 /// Times one KTO training step of a configurable GPT against a bare TorchSharp loop doing the same work
@@ -32,7 +38,7 @@ public static class StepBenchmark
     /// <summary>Runs the comparison.</summary>
     /// <param name="o">What to run.</param>
     /// <param name="peakInChild">Runs <see cref="PeakOfOneStep"/> for a side ("kto" or "bare") in a fresh process.</param>
-    public static StepBenchResult Run(StepBenchOptions o, Func<string, long> peakInChild)
+    public static StepBenchResult Run(StepBenchOptions o, Func<string, (long Step, long Process)> peakInChild)
     {
         torch.set_num_threads(o.Threads);
         Device device = DeviceSpec.Resolve(o.Device);
@@ -42,6 +48,7 @@ public static class StepBenchmark
 
         var kto = new KtoSide(config, items, lossOptions, o, device);
         var bare = new BareSide(config, items, o, device);
+        long trainable = kto.Policy.parameters().Where(p => p.requires_grad).Sum(p => p.numel()), all = kto.Policy.parameters().Sum(p => p.numel());
         for (int i = 0; i < o.WarmupSteps; i++) { kto.Step(); bare.Step(); }
         var ktoMs = new List<double>();
         var bareMs = new List<double>();
@@ -53,7 +60,9 @@ public static class StepBenchmark
         }
         kto.Dispose();
         bare.Dispose();
-        return new StepBenchResult(Timing(ktoMs, o.Batch), Timing(bareMs, o.Batch), peakInChild(Ours), peakInChild(Bare));
+        var (ours, oursProcess) = peakInChild(Ours);
+        var (bareStep, bareProcess) = peakInChild(Bare);
+        return new StepBenchResult(Timing(ktoMs, o.Batch), Timing(bareMs, o.Batch), ours, bareStep, oursProcess, bareProcess, trainable, all);
     }
 
     /// <summary>Our side.</summary>
@@ -65,8 +74,9 @@ public static class StepBenchmark
     /// <summary>The environment a peak-measuring child needs: glibc's allocator hands every block of 1 MB or more back on free.</summary>
     public static IReadOnlyDictionary<string, string> PeakChildEnvironment { get; } = new Dictionary<string, string> { ["MALLOC_MMAP_THRESHOLD_"] = "1048576" };
 
-    /// <summary>In this (fresh) process: builds one side, runs a warm-up step, and returns how far the next step raises the peak resident size.</summary>
-    public static long PeakOfOneStep(StepBenchOptions o, string side)
+    /// <summary>In this (fresh) process: builds one side, runs a warm-up step, and returns how far the next step raises
+    /// the peak resident size, and the peak resident size itself during that step.</summary>
+    public static (long Step, long Process) PeakOfOneStep(StepBenchOptions o, string side)
     {
         torch.set_num_threads(o.Threads);
         Device device = DeviceSpec.Resolve(o.Device);
@@ -80,7 +90,18 @@ public static class StepBenchmark
         };
         Action step = built is KtoSide k ? k.Step : ((BareSide)built).Step;
         step();
-        return PeakMemory.Of(step);
+        long rise = PeakMemory.Of(step);
+        return (rise, PeakMemory.Status("VmHWM:"));
+    }
+
+    /// <summary>The adapters of <c>--lora</c>: TRL's r and alpha on every linear map, no dropout (TRL's disable_dropout).</summary>
+    public static readonly LoraOptions BenchLora = new(16, 32, 0, [LoraOptions.AllLinear]);
+
+    /// <summary>Attaches <see cref="BenchLora"/> to <paramref name="model"/> with fixed initial values.</summary>
+    internal static void AttachLora(CausalLm model)
+    {
+        using var g = new Generator(11);
+        LoraAdapters.Attach(model, BenchLora, g);
     }
 
     /// <summary>The bench model of <paramref name="o"/>.</summary>
@@ -132,9 +153,20 @@ public static class StepBenchmark
             _policy = NewModel(config, device);
             var run = new Kto.Domain.Options.KtoConfig { Bf16 = o.Precision == "bf16", Fp16 = o.Precision == "fp16" };
             if (o.Precision is not ("fp32" or "bf16" or "fp16")) throw new ArgumentException($"--precision \"{o.Precision}\": expected fp32, bf16 or fp16");
+            if (o.Lora)
+            {
+                MixedPrecision.CastBase(run, _policy); // a half base, float32 adapters
+                AttachLora(_policy);
+            }
             _precision = MixedPrecision.For(run, _policy);
             ScalarType? half = MixedPrecision.ComputeDtype(run);
-            if (o.PrecomputedRef)
+            if (o.Lora)
+            {
+                // The use_peft reference: the policy with its adapters off (no second model).
+                var adaptersOff = new PeftReference(_policy, config.VocabSize - 1, device, scoreKl: true, continuedAdapter: false);
+                _reference = o.PrecomputedRef ? new PrecomputedReference(adaptersOff.Score(items)) : adaptersOff;
+            }
+            else if (o.PrecomputedRef)
             {
                 using CausalLm refModel = NewModel(config, device, half);
                 using var live = new LiveReference(refModel, config.VocabSize - 1, device, scoreKl: true) { ChunkedLogits = !o.NaiveLogits };
@@ -148,6 +180,8 @@ public static class StepBenchmark
             _stepper = new KtoStepper(_precision?.Compute ?? _policy, _reference, loss, config.VocabSize - 1, device) { ChunkedLogits = !o.NaiveLogits, Precision = _precision };
         }
 
+        public CausalLm Policy => _policy;
+
         public void Step()
         {
             _optimizer.ZeroGrad();
@@ -156,7 +190,7 @@ public static class StepBenchmark
             _stepper.ForwardBackward(_items, reference, kl, _items.Count, 1);
             _precision?.GradsToMasters();
             if (!(_precision?.FinishStep() ?? true)) return;
-            GradientClipping.ClipGlobalNorm(_policy.parameters(), 1.0);
+            GradientClipping.ClipGlobalNorm(_policy.parameters().Where(p => p.requires_grad), 1.0);
             _optimizer.Step(1e-5);
             _precision?.MastersToCompute();
         }
@@ -177,10 +211,13 @@ public static class StepBenchmark
         private readonly optim.Optimizer _optimizer;
         private readonly Tensor _ids, _mask, _klIds, _klMask, _labels;
         private readonly Tensor? _refLogps, _refKl;
+        private readonly bool _lora;
+        private readonly TorchSharp.Modules.Parameter[] _trainable;
 
         public BareSide(LmConfig config, List<TrainItem> items, StepBenchOptions o, Device device)
         {
             _policy = NewModel(config, device);
+            if (o.Lora) AttachLora(_policy);
             using (var main = SequenceBatch.Collate(items.Select(i => (i.Example.PromptIds, i.Example.CompletionIds)).ToList(), config.VocabSize - 1, device))
             using (var kl = SequenceBatch.Collate(items.Select(i => (i.KlPromptIds, i.KlCompletionIds)).ToList(), config.VocabSize - 1, device))
             {
@@ -188,21 +225,25 @@ public static class StepBenchmark
                 _klIds = kl.Ids.clone(); _klMask = kl.LabelMask.clone();
             }
             _labels = torch.tensor(items.Select(i => i.Example.Label).ToArray(), device: device);
-            var reference = NewModel(config, device);
+            _lora = o.Lora;
+            var reference = o.Lora ? _policy : NewModel(config, device); // LoRA: the policy with its adapters off
             if (o.PrecomputedRef)
             {
                 using (torch.no_grad())
                 {
+                    if (o.Lora) LoraAdapters.SetEnabled(reference, false);
                     _refLogps = LogProbs(reference, _ids, _mask).detach().clone();
                     _refKl = LogProbs(reference, _klIds, _klMask).detach().clone();
+                    LoraAdapters.SetEnabled(reference, true);
                 }
-                reference.Dispose();
+                if (!o.Lora) reference.Dispose();
             }
-            else
+            else if (!o.Lora)
             {
                 _reference = reference;
             }
-            _optimizer = optim.AdamW(_policy.parameters(), 1e-5, 0.9, 0.999, 1e-8, 0);
+            _trainable = [.. _policy.parameters().Where(p => p.requires_grad)];
+            _optimizer = optim.AdamW(_trainable, 1e-5, 0.9, 0.999, 1e-8, 0);
         }
 
         public void Step()
@@ -212,15 +253,17 @@ public static class StepBenchmark
             Tensor refLogps, refKl, policyKl;
             using (torch.no_grad())
             {
-                refLogps = _refLogps ?? LogProbs(_reference!, _ids, _mask);
-                refKl = _refKl ?? LogProbs(_reference!, _klIds, _klMask);
+                if (_lora && _refLogps is null) LoraAdapters.SetEnabled(_policy, false);
+                refLogps = _refLogps ?? LogProbs(_reference ?? _policy, _ids, _mask);
+                refKl = _refKl ?? LogProbs(_reference ?? _policy, _klIds, _klMask);
+                LoraAdapters.SetEnabled(_policy, true);
                 policyKl = LogProbs(_policy, _klIds, _klMask);
             }
             Tensor kl = (policyKl - refKl).mean().clamp_min(0);
             Tensor r = LogProbs(_policy, _ids, _mask) - refLogps;
             Tensor loss = torch.where(_labels, 1 - torch.sigmoid(0.1 * (r - kl)), 1 - torch.sigmoid(0.1 * (kl - r))).mean();
             loss.backward();
-            nn.utils.clip_grad_norm_(_policy.parameters(), 1.0);
+            nn.utils.clip_grad_norm_(_trainable, 1.0);
             _optimizer.step();
         }
 

@@ -50,6 +50,9 @@ public sealed class Ring : IAsyncDisposable
     /// <summary>True once the ring failed, was disposed or was superseded by a newer generation.</summary>
     public bool IsBroken => _brokenReason is not null;
 
+    /// <summary>Bytes this member has written to its ring connections (headers and payloads) since the ring formed.</summary>
+    public long BytesSent => (_outgoing?.BytesSent ?? 0) + (_incoming?.BytesSent ?? 0);
+
     /// <summary>
     /// In-place sum all-reduce of <paramref name="data"/> (same length on every member): reduce-scatter then
     /// all-gather, in frames of at most <see cref="RingOptions.MaxChunkBytes"/>, so each member sends and receives

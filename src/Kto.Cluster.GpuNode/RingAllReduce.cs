@@ -17,4 +17,7 @@ public sealed class RingAllReduce(Ring ring, CancellationToken cancel) : IAllRed
 
     /// <inheritdoc />
     public void SumInPlace(double[] data) => ring.AllReduceSumAsync(data, cancel).GetAwaiter().GetResult();
+
+    /// <inheritdoc />
+    public long BytesSent => ring.BytesSent;
 }

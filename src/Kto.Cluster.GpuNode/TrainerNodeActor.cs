@@ -245,7 +245,7 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
             if (result.Error is null)
             {
                 ReducedStep r = result.Value!;
-                _coordinator.Tell(new StepReduced(_trainerId, s.Step, s.Generation, r.Checksum, MetricVector.From(r.Metrics), r.GradNorm, clock.Elapsed.TotalSeconds, r.ExchangeSeconds));
+                _coordinator.Tell(new StepReduced(_trainerId, s.Step, s.Generation, r.Checksum, MetricVector.From(r.Metrics), r.GradNorm, clock.Elapsed.TotalSeconds, r.ExchangeSeconds, r.BytesSent));
             }
             else
             {

@@ -25,9 +25,10 @@ internal static class BenchClusterCommand
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 16, Description = "global batch (examples per step)" };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 20, Description = "measured steps per cluster size" };
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 3, Description = "steps left out of the measurement" };
+        var lora = new Option<bool>("--lora") { Description = "train LoRA adapters (r 16, alpha 32, all-linear) instead of the whole model" };
         var cmd = new Command("cluster", "steps/s of a local cluster with 1 and 2 trainer processes (1 thread each), and kill -9 to the next commit")
         {
-            layers, width, vocab, tokens, batch, steps, warmup,
+            layers, width, vocab, tokens, batch, steps, warmup, lora,
         };
         cmd.SetAction(parse => CommonOptions.Guard(() =>
         {
@@ -37,16 +38,16 @@ internal static class BenchClusterCommand
             try
             {
                 var observer = new Terminal.ConsoleObserver();
-                string config = WriteRun(dir, parse.GetValue(layers), parse.GetValue(width), parse.GetValue(vocab), parse.GetValue(tokens), parse.GetValue(batch), totalSteps: w + n + 15);
-                var (one, _, oneCompute, _) = Measure(dir, config, 1, w, n, killAfter: false, observer);
-                var (two, failover, twoCompute, twoExchange) = Measure(dir, config, 2, w, n, killAfter: true, observer);
+                string config = WriteRun(dir, parse.GetValue(layers), parse.GetValue(width), parse.GetValue(vocab), parse.GetValue(tokens), parse.GetValue(batch), totalSteps: w + n + 15, parse.GetValue(lora));
+                var (one, _, oneCompute, _, _) = Measure(dir, config, 1, w, n, killAfter: false, observer);
+                var (two, failover, twoCompute, twoExchange, twoBytes) = Measure(dir, config, 2, w, n, killAfter: true, observer);
                 observer.Done();
                 int b = parse.GetValue(batch);
                 // The machine's own ceiling, without any cluster: one process stepping the whole batch alone, against
                 // two processes stepping half a batch each at the same time (kto bench step, 1 thread each). On
                 // shared or hyper-threaded cores the two slow each other down, and no protocol can beat that.
                 string[] shape = ["--layers", parse.GetValue(layers).ToString(CultureInfo.InvariantCulture), "--width", parse.GetValue(width).ToString(CultureInfo.InvariantCulture),
-                    "--vocab", parse.GetValue(vocab).ToString(CultureInfo.InvariantCulture), "--tokens", parse.GetValue(tokens).ToString(CultureInfo.InvariantCulture), "--steps", "8", "--threads", "1"];
+                    "--vocab", parse.GetValue(vocab).ToString(CultureInfo.InvariantCulture), "--tokens", parse.GetValue(tokens).ToString(CultureInfo.InvariantCulture), "--steps", "8", "--threads", "1", .. (parse.GetValue(lora) ? (string[])["--lora"] : [])];
                 observer.Info("baseline: one process stepping the whole batch, then two processes stepping half each at once (kto bench step)");
                 double whole = StepMilliseconds([.. shape, "--batch", b.ToString(CultureInfo.InvariantCulture)], 1)[0];
                 double[] halves = StepMilliseconds([.. shape, "--batch", Math.Max(1, b / 2).ToString(CultureInfo.InvariantCulture)], 2);
@@ -55,8 +56,8 @@ internal static class BenchClusterCommand
                 // all-reduces, waiting for the slower member included); the rest of a step is the coordinator's round
                 // trip, the commit's persist and the apply (clip + AdamW).
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{{\"bench\":\"cluster\",\"batch\":{b},\"steps\":{n},\"trainers_1_steps_per_s\":{one:0.000},\"trainers_2_steps_per_s\":{two:0.000},\"speedup\":{two / one:0.000},\"speedup_goal\":1.8," +
-                    $"\"trainers_1_step_s\":{1 / one:0.000},\"trainers_1_member_s\":{oneCompute:0.000},\"trainers_2_step_s\":{1 / two:0.000},\"trainers_2_member_s\":{twoCompute:0.000},\"trainers_2_exchange_s\":{twoExchange:0.000}," +
+                    $"{{\"bench\":\"cluster\",\"lora\":{(parse.GetValue(lora) ? "true" : "false")},\"batch\":{b},\"steps\":{n},\"trainers_1_steps_per_s\":{one:0.000},\"trainers_2_steps_per_s\":{two:0.000},\"speedup\":{two / one:0.000},\"speedup_goal\":1.8," +
+                    $"\"trainers_1_step_s\":{1 / one:0.000},\"trainers_1_member_s\":{oneCompute:0.000},\"trainers_2_step_s\":{1 / two:0.000},\"trainers_2_member_s\":{twoCompute:0.000},\"trainers_2_exchange_s\":{twoExchange:0.000},\"trainers_2_bytes_sent_per_member_step\":{twoBytes:0}," +
                     $"\"baseline_whole_batch_one_process_ms\":{whole:0.0},\"baseline_half_batch_two_processes_ms\":[{halves[0]:0.0},{halves[1]:0.0}],\"machine_ceiling_speedup\":{ceiling:0.000},\"speedup_vs_ceiling\":{two / one / ceiling:0.000}," +
                     $"\"kill_to_next_commit_s\":{failover:0.00},\"kill_goal_s\":10}}"));
                 return 0;
@@ -103,7 +104,7 @@ internal static class BenchClusterCommand
     }
 
     /// <summary>Runs the config on <paramref name="trainers"/> trainers; steps/s over steps warmup…warmup+steps, and (when asked) SIGKILL of the last trainer then the seconds to the next commit.</summary>
-    private static (double StepsPerSecond, double Failover, double MemberSeconds, double ExchangeSeconds) Measure(string dir, string config, int trainers, int warmup, int steps, bool killAfter, Terminal.ConsoleObserver observer)
+    private static (double StepsPerSecond, double Failover, double MemberSeconds, double ExchangeSeconds, double BytesSent) Measure(string dir, string config, int trainers, int warmup, int steps, bool killAfter, Terminal.ConsoleObserver observer)
     {
         string runDir = Path.Combine(dir, $"cluster-{trainers}");
         var launcher = LocalClusterLauncher.Start(new LocalClusterOptions(config, $"bench-{trainers}", trainers, runDir, Supervise: false), observer);
@@ -134,7 +135,9 @@ internal static class BenchClusterCommand
             launcher.WaitAsync(CancellationToken.None).GetAwaiter().GetResult();
             double exchange = commits.Skip(warmup + 1).Take(steps).Average(c => double.Parse(
                 System.Text.RegularExpressions.Regex.Match(c.Line, @"exchange ([0-9.]+) s").Groups[1].Value, CultureInfo.InvariantCulture));
-            return (rate, failover, compute, exchange);
+            double sent = commits.Skip(warmup + 1).Take(steps).Average(c => double.Parse(
+                System.Text.RegularExpressions.Regex.Match(c.Line, @"sent ([0-9]+) B").Groups[1].Value, CultureInfo.InvariantCulture));
+            return (rate, failover, compute, exchange, sent);
         }
         finally
         {
@@ -142,7 +145,7 @@ internal static class BenchClusterCommand
         }
     }
 
-    private static string WriteRun(string dir, int layers, int width, int vocab, int tokens, int batch, int totalSteps)
+    private static string WriteRun(string dir, int layers, int width, int vocab, int tokens, int batch, int totalSteps, bool lora)
     {
         string model = Path.Combine(dir, "model");
         using (var g = new torch.Generator(1))
@@ -157,7 +160,7 @@ internal static class BenchClusterCommand
         File.WriteAllText(config, string.Create(CultureInfo.InvariantCulture, $$"""
             {"model_name_or_path": "model", "dataset_path": "data.jsonl", "output_dir": "out", "learning_rate": 1e-5,
              "per_device_train_batch_size": {{batch}}, "max_steps": {{totalSteps}}, "max_length": {{tokens}}, "max_prompt_length": {{half}},
-             "logging_steps": 1000, "save_steps": 100000, "num_threads": 1, "seed": 1}
+             "logging_steps": 1000, "save_steps": 100000, "num_threads": 1, "seed": 1{{(lora ? ", \"use_peft\": true, \"lora_target_modules\": \"all-linear\"" : "")}}}
             """));
         return config;
     }

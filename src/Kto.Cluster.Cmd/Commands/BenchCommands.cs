@@ -88,7 +88,7 @@ internal static class BenchCommands
         private readonly StepBenchOptions _d = new();
         public readonly Option<string> Arch, Precision;
         public readonly Option<int> Layers, Heads, Width, Vocab, Tokens, Batch, Steps, Threads;
-        public readonly Option<bool> Precomputed, Naive;
+        public readonly Option<bool> Precomputed, Naive, Lora;
         public readonly Option<string> Device;
 
         public StepOptions()
@@ -105,17 +105,18 @@ internal static class BenchCommands
             Precomputed = new Option<bool>("--precomputed-ref") { Description = "reference log-probs precomputed instead of a live reference model" };
             Naive = new Option<bool>("--naive-logits") { Description = "our step forms the whole (B, T, V) logits, as the bare loop does, instead of chunks of completion positions" };
             Device = CommonOptions.Device();
+            Lora = new Option<bool>("--lora") { Description = "both sides train LoRA adapters (r 16, alpha 32, all-linear) on the frozen base; the reference is the base (adapters off)" };
             Precision = new Option<string>("--precision") { DefaultValueFactory = _ => _d.Precision, Description = "our step's precision: fp32, bf16 or fp16 (float32 masters, as the run config's bf16/fp16); the bare loop stays float32" };
         }
 
-        public Option[] All => [Arch, Precision, Layers, Heads, Width, Vocab, Tokens, Batch, Steps, Threads, Precomputed, Naive, Device];
+        public Option[] All => [Arch, Precision, Layers, Heads, Width, Vocab, Tokens, Batch, Steps, Threads, Precomputed, Naive, Lora, Device];
 
         public StepBenchOptions Read(ParseResult parse) => new()
         {
             Arch = parse.GetValue(Arch)!, Layers = parse.GetValue(Layers), Heads = parse.GetValue(Heads), Width = parse.GetValue(Width),
             Vocab = parse.GetValue(Vocab), Tokens = parse.GetValue(Tokens), Batch = parse.GetValue(Batch), Steps = parse.GetValue(Steps),
             Threads = parse.GetValue(Threads), PrecomputedRef = parse.GetValue(Precomputed), NaiveLogits = parse.GetValue(Naive), Device = parse.GetValue(Device)!,
-            Precision = parse.GetValue(Precision)!,
+            Precision = parse.GetValue(Precision)!, Lora = parse.GetValue(Lora),
         };
 
         /// <summary>The arguments that give <paramref name="o"/> back.</summary>
@@ -124,13 +125,14 @@ internal static class BenchCommands
             "--arch", o.Arch, "--precision", o.Precision, "--layers", I(o.Layers), "--heads", I(o.Heads), "--width", I(o.Width), "--vocab", I(o.Vocab), "--tokens", I(o.Tokens),
             "--batch", I(o.Batch), "--steps", I(o.Steps), "--threads", I(o.Threads), "--device", o.Device,
             .. o.PrecomputedRef ? new[] { "--precomputed-ref" } : [], .. o.NaiveLogits ? new[] { "--naive-logits" } : [],
+            .. o.Lora ? new[] { "--lora" } : [],
         ];
 
         private static string I(int v) => v.ToString(CultureInfo.InvariantCulture);
     }
 
     /// <summary>Runs <c>kto bench step-peak SIDE …</c> in a fresh process and reads the bytes it prints.</summary>
-    private static long StepPeakInChild(StepBenchOptions o, string side)
+    private static (long Step, long Process) StepPeakInChild(StepBenchOptions o, string side)
     {
         var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "kto.dll"), "bench", "step-peak", side }.Concat(StepOptions.Args(o))) psi.ArgumentList.Add(a);
@@ -140,7 +142,8 @@ internal static class BenchCommands
         string output = p.StandardOutput.ReadToEnd().Trim();
         p.WaitForExit();
         if (p.ExitCode != 0) throw new InvalidOperationException($"bench step-peak {side} failed ({p.ExitCode}): {err.Result.Trim()}");
-        return long.Parse(output, CultureInfo.InvariantCulture);
+        string[] parts = output.Split(' ');
+        return (long.Parse(parts[0], CultureInfo.InvariantCulture), long.Parse(parts[1], CultureInfo.InvariantCulture));
     }
 
     private static Command StepPeak()
@@ -152,7 +155,8 @@ internal static class BenchCommands
         cmd.Hidden = true;
         cmd.SetAction(parse => CommonOptions.Guard(() =>
         {
-            Console.WriteLine(StepBenchmark.PeakOfOneStep(options.Read(parse), parse.GetValue(side)!).ToString(CultureInfo.InvariantCulture));
+            var (step, process) = StepBenchmark.PeakOfOneStep(options.Read(parse), parse.GetValue(side)!);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{step} {process}"));
             return 0;
         }));
         return cmd;
@@ -169,9 +173,9 @@ internal static class BenchCommands
             if (o.Batch < 2 || o.Tokens < 4 || o.Steps < 1) throw new ArgumentException("need --batch ≥ 2, --tokens ≥ 4, --steps ≥ 1");
             StepBenchResult r = StepBenchmark.Run(o, side => StepPeakInChild(o, side));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{{\"bench\":\"step\",\"arch\":\"{o.Arch}\",\"logits\":\"{(o.NaiveLogits ? "full" : "chunked")}\",\"precision\":\"{o.Precision}\",\"layers\":{o.Layers},\"heads\":{o.Heads},\"width\":{o.Width},\"vocab\":{o.Vocab},\"tokens\":{o.Tokens},\"batch\":{o.Batch},\"threads\":{o.Threads},\"reference\":\"{(o.PrecomputedRef ? "precomputed" : "live")}\",\"steps\":{o.Steps}," +
+                $"{{\"bench\":\"step\",\"arch\":\"{o.Arch}\",\"logits\":\"{(o.NaiveLogits ? "full" : "chunked")}\",\"precision\":\"{o.Precision}\",\"lora\":{(o.Lora ? "true" : "false")},\"trainable_parameters\":{r.TrainableParameters},\"parameters\":{r.Parameters},\"layers\":{o.Layers},\"heads\":{o.Heads},\"width\":{o.Width},\"vocab\":{o.Vocab},\"tokens\":{o.Tokens},\"batch\":{o.Batch},\"threads\":{o.Threads},\"reference\":\"{(o.PrecomputedRef ? "precomputed" : "live")}\",\"steps\":{o.Steps}," +
                 $"\"examples_per_s\":{r.Kto.ExamplesPerSecond:0.00},\"step_ms\":{r.Kto.MedianStepMs:0.0},\"bare_examples_per_s\":{r.Bare.ExamplesPerSecond:0.00},\"bare_step_ms\":{r.Bare.MedianStepMs:0.0},\"kto_vs_bare\":{r.Kto.ExamplesPerSecond / r.Bare.ExamplesPerSecond:0.000}," +
-                $"\"step_peak_mb\":{r.PeakStepBytes / 1e6:0},\"bare_step_peak_mb\":{r.BarePeakStepBytes / 1e6:0}}}"));
+                $"\"step_peak_mb\":{r.PeakStepBytes / 1e6:0},\"bare_step_peak_mb\":{r.BarePeakStepBytes / 1e6:0},\"process_peak_mb\":{r.ProcessPeakBytes / 1e6:0},\"bare_process_peak_mb\":{r.BareProcessPeakBytes / 1e6:0}}}"));
             return 0;
         }));
         return cmd;

@@ -609,7 +609,7 @@ public sealed partial class RunCoordinatorActor
         var figures = MetricVector.To(report.Metrics).ToDictionary();
         _stepClock.Restart();
         string line = string.Create(CultureInfo.InvariantCulture,
-            $"step {done}/{spec.TotalSteps} committed: loss {figures.GetValueOrDefault("loss"):0.000000} grad_norm {report.GradNorm:0.000000} members {string.Join(",", commit.Members)} generation {commit.Generation} checksum {commit.Checksum:x16} ({commit.Seconds:0.000} s; member {report.Seconds:0.000} s, exchange {report.ExchangeSeconds:0.000} s) at {DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ}");
+            $"step {done}/{spec.TotalSteps} committed: loss {figures.GetValueOrDefault("loss"):0.000000} grad_norm {report.GradNorm:0.000000} members {string.Join(",", commit.Members)} generation {commit.Generation} checksum {commit.Checksum:x16} ({commit.Seconds:0.000} s; member {report.Seconds:0.000} s, exchange {report.ExchangeSeconds:0.000} s, sent {report.BytesSent} B per member) at {DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ}");
         Console.WriteLine(line);
         Note(line);
         LogMetrics(commit);

@@ -65,9 +65,15 @@ internal sealed class RingLink : IDisposable
         while (!bytes.IsEmpty)
         {
             int sent = await _socket.SendAsync(bytes, SocketFlags.None, ct);
+            Interlocked.Add(ref _bytesSent, sent);
             bytes = bytes[sent..];
         }
     }
+
+    private long _bytesSent;
+
+    /// <summary>Bytes this side has written to the connection (frame headers and payloads), since it opened.</summary>
+    public long BytesSent => Interlocked.Read(ref _bytesSent);
 
     /// <summary>Receives whatever arrives next (at most <paramref name="into"/>'s length); 0 when the peer closed.</summary>
     public ValueTask<int> ReceiveSomeAsync(Memory<byte> into, CancellationToken ct) => _socket.ReceiveAsync(into, SocketFlags.None, ct);

@@ -17,4 +17,7 @@ public interface IAllReduce
 
     /// <summary>Sums <paramref name="data"/> across members (small vectors: KL sums and counts, metric sums).</summary>
     void SumInPlace(double[] data);
+
+    /// <summary>Bytes this member has put on the wire so far (0 where nothing travels, e.g. in memory).</summary>
+    long BytesSent => 0;
 }

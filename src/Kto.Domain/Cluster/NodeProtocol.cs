@@ -77,10 +77,11 @@ public sealed record StepStart([property: Key(0)] int Step, [property: Key(1)] l
 /// <param name="GradNorm">Global L2 norm of the reduced gradients, before clipping.</param>
 /// <param name="Seconds">How long the member took from <see cref="StepStart"/> to the end of its all-reduce.</param>
 /// <param name="ExchangeSeconds">Of that, the time in all-reduces (waiting for slower members included).</param>
+/// <param name="BytesSent">Bytes the member wrote to the gradient ring for the attempt (KL, gradients and metrics, headers included).</param>
 [MessagePackObject]
 public sealed record StepReduced([property: Key(0)] string TrainerId, [property: Key(1)] int Step, [property: Key(2)] long Generation,
     [property: Key(3)] ulong Checksum, [property: Key(4)] double[] Metrics, [property: Key(5)] double GradNorm, [property: Key(6)] double Seconds = 0,
-    [property: Key(7)] double ExchangeSeconds = 0) : INodeMessage;
+    [property: Key(7)] double ExchangeSeconds = 0, [property: Key(8)] long BytesSent = 0) : INodeMessage;
 
 /// <summary>A member could not finish an attempt (the ring broke, a neighbour never came, or it was aborted).</summary>
 [MessagePackObject]

@@ -48,6 +48,7 @@ public sealed class ReplicaStep
         foreach (var p in _parameters) p.grad?.zero_();
         StepMetrics local = StepMetrics.Zero;
         var exchange = new System.Diagnostics.Stopwatch();
+        long sentBefore = group.BytesSent;
         foreach (int[] micro in microBatches)
         {
             var shard = ShardPlan.Shard(micro, group.Size, group.Rank).Select(i => _items[i]).ToList();
@@ -74,7 +75,7 @@ public sealed class ReplicaStep
         exchange.Stop();
         double squares = 0;
         foreach (float g in grads) squares += (double)g * g;
-        return new ReducedStep(MetricVector.To(m), GradientBuffer.Checksum(grads), Math.Sqrt(squares), exchange.Elapsed.TotalSeconds);
+        return new ReducedStep(MetricVector.To(m), GradientBuffer.Checksum(grads), Math.Sqrt(squares), exchange.Elapsed.TotalSeconds, group.BytesSent - sentBefore);
     }
 
     /// <summary>Clips and applies the reduced gradients (call once the step is committed); returns the gradient norm.</summary>
@@ -95,7 +96,8 @@ public sealed class ReplicaStep
 /// <param name="Checksum">Checksum of the reduced gradients (what the member reports).</param>
 /// <param name="GradNorm">Global L2 norm of the reduced gradients before clipping, formed in double precision.</param>
 /// <param name="ExchangeSeconds">Time spent in the all-reduces (KL, gradients, metrics), waiting for slower members included.</param>
-public sealed record ReducedStep(StepMetrics Metrics, ulong Checksum, double GradNorm, double ExchangeSeconds = 0)
+/// <param name="BytesSent">Bytes this member put on the wire for the step's all-reduces.</param>
+public sealed record ReducedStep(StepMetrics Metrics, ulong Checksum, double GradNorm, double ExchangeSeconds = 0, long BytesSent = 0)
 {
     /// <summary>Metrics and checksum.</summary>
     public void Deconstruct(out StepMetrics metrics, out ulong checksum)

@@ -113,9 +113,9 @@ public abstract class AdaptableLayer : nn.Module<Tensor, Tensor>
     /// <summary>(…, in) → (…, out): the base map plus the adapter's update when attached and enabled.</summary>
     public override Tensor forward(Tensor x)
     {
+        if (_a is null || !LoraEnabled) return BaseForward(x);
+        using var scope = NewDisposeScope(); // frees the base output and the adapter's intermediates at once
         Tensor y = BaseForward(x);
-        if (_a is null || !LoraEnabled) return y;
-        using var scope = NewDisposeScope();
         Tensor input = training && _dropout > 0 ? Dropout(x) : x;
         Tensor delta = nn.functional.linear(nn.functional.linear(input, _a.Weight.to_type(x.dtype)), _b!.Weight.to_type(x.dtype)) * _scaling;
         return (y + delta).MoveToOuterDisposeScope();
