@@ -39,6 +39,7 @@ public sealed class ChunkedTokenLogProbs : autograd.SingleTensorFunction<Chunked
         var (h, w, targets, rows) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2], (long)vars[3]);
         long n = h.shape[0];
         ctx.save_data("rows", rows);
+        ctx.save_data("weight_grad", w.requires_grad); // a frozen head (LoRA) needs no (V, C) gradient
         Tensor result = empty(n, dtype: ScalarType.Float32, device: h.device);
         Tensor lse = empty(n, dtype: ScalarType.Float32, device: h.device);
         using (no_grad())
@@ -64,8 +65,9 @@ public sealed class ChunkedTokenLogProbs : autograd.SingleTensorFunction<Chunked
         List<Tensor> saved = ctx.get_saved_variables();
         var (h, w, targets, lse) = (saved[0], saved[1], saved[2], saved[3]);
         long n = h.shape[0], rows = (long)ctx.get_data("rows");
+        bool weightGrad = (bool)ctx.get_data("weight_grad");
         Tensor gradH = zeros_like(h);
-        Tensor gradW = zeros(w.shape, dtype: ScalarType.Float32, device: w.device);
+        Tensor? gradW = weightGrad ? zeros(w.shape, dtype: ScalarType.Float32, device: w.device) : null;
         for (long start = 0; start < n; start += rows)
         {
             using var scope = NewDisposeScope();
@@ -76,8 +78,8 @@ public sealed class ChunkedTokenLogProbs : autograd.SingleTensorFunction<Chunked
             Tensor dLogits = (logits - lse.narrow(0, start, count).unsqueeze(-1)).exp_().mul_(g).neg_(); // −g·p
             dLogits.scatter_add_(-1, targets.narrow(0, start, count).unsqueeze(-1), g);                 // + g·onehot
             gradH.narrow(0, start, count).copy_(dLogits.matmul(w.to_type(ScalarType.Float32)).to_type(h.dtype));
-            gradW.add_(dLogits.t().matmul(hc.to_type(ScalarType.Float32)));
+            gradW?.add_(dLogits.t().matmul(hc.to_type(ScalarType.Float32)));
         }
-        return [gradH, gradW.to_type(w.dtype), null!, null!];
+        return [gradH, gradW is null ? null! : gradW.dtype == w.dtype ? gradW : gradW.to_type(w.dtype), null!, null!];
     }
 }

@@ -36,6 +36,21 @@ public sealed class ChunkedTokenLogProbsTests
     }
 
     [Fact]
+    public void AFrozenHeadGetsNoGradientAndTheHiddenStatesTheSame()
+    {
+        var g = new Generator(6);
+        using var h = randn([20, 8], generator: g).requires_grad_(true);
+        using var w = randn([300, 8], generator: g); // frozen, as a LoRA run's head
+        using var targets = randint(0, 300, [20], generator: g);
+        ChunkedTokenLogProbs.Compute(h, w, targets, 7).sum().backward();
+        Tensor gh = h.grad!.clone();
+        h.grad!.zero_();
+        h.matmul(w.t()).log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1).sum().backward();
+        Assert.Null(w.grad);
+        Assert.True(gh.allclose(h.grad!, rtol: 1e-4, atol: 1e-5), "dL/dh differs");
+    }
+
+    [Fact]
     public void ASequenceBatchScoresAndDifferentiatesAsTheNaivePath()
     {
         using var g = new Generator(3);
