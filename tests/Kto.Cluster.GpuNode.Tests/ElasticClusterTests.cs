@@ -61,7 +61,16 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
 
         string checkpoint = Path.Combine(cluster.OutputDir, "checkpoint-200");
         Assert.True(File.Exists(Path.Combine(checkpoint, "adapter_model.safetensors")));
-        Assert.All(LocalCluster.Weights(checkpoint).Keys, k => Assert.Contains(".lora_", k));
+        var adapter = LocalCluster.Weights(checkpoint);
+        Assert.All(adapter.Keys, k => Assert.Contains(".lora_", k));
+
+        // Only the adapters' gradients travel: a 2-member ring all-reduce sends each member 2·(n−1)/n = 1 × the
+        // gradient bytes, plus KL, metrics and frame headers; alone, a trainer sends nothing.
+        long gradientBytes = 4L * adapter.Values.Sum(v => v.Length);
+        static long Sent(string line) => long.Parse(System.Text.RegularExpressions.Regex.Match(line, @"sent ([0-9]+) B per member").Groups[1].Value);
+        var commits = coordinator.Commits;
+        Assert.All(commits.Where(l => MembersOf(l) == "t1,t2"), l => Assert.InRange(Sent(l), gradientBytes, gradientBytes + 16384));
+        Assert.All(commits.Where(l => MembersOf(l) == "t1"), l => Assert.Equal(0, Sent(l)));
         await AssertSameWeightsAndCleanJournal(cluster);
     }
 
