@@ -200,4 +200,20 @@ public sealed class LoraTrainingTests : IDisposable
         foreach (var (name, p) in setup.Policy.named_parameters())
             Assert.Equal(LoraAdapters.IsLoraParameter(name) ? TorchSharp.torch.ScalarType.Float32 : TorchSharp.torch.ScalarType.BFloat16, p.dtype);
     }
+
+    [Fact]
+    public void TheRunSpecNamesTheAdapterToContinueSoANodeWithAnotherIsRefused()
+    {
+        TrainResult first = TrainingFixture.Train(Lora("first", c => c with { MaxSteps = 2 }));
+        KtoConfig c = Lora("continued", c => c with { AdapterNameOrPath = first.FinalCheckpoint });
+        var spec = Kto.Domain.Cluster.RunSpec.FromConfig("r", c, NullObserver.Instance);
+        Assert.Contains("adapter/adapter_model.safetensors=", spec.PolicyIdentity);
+        spec.EnsureSameModels(c, loadsReference: false); // this node's files are the run's
+
+        TrainResult other = TrainingFixture.Train(Lora("other", c => c with { MaxSteps = 3 }));
+        File.Copy(Path.Combine(other.FinalCheckpoint, LoraAdapters.WeightsFile), Path.Combine(first.FinalCheckpoint, LoraAdapters.WeightsFile), overwrite: true);
+        string message = Assert.Throws<InvalidDataException>(() => spec.EnsureSameModels(c, loadsReference: false)).Message;
+        Assert.Contains("the policy model this node finds", message);
+        Assert.Contains("adapter/adapter_model.safetensors (", message);
+    }
 }
