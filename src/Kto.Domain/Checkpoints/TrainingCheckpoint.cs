@@ -62,7 +62,8 @@ public static class TrainingCheckpoint
     /// <param name="optimizer">Its optimizer.</param>
     /// <param name="state">Step, data fingerprint and schedule length.</param>
     /// <param name="precision">A <c>bf16</c>/<c>fp16</c> run's mixed precision: its loss scaler's state is kept with the optimizer's.</param>
-    public static string Save(string outputDir, CausalLm model, AdamW optimizer, TrainerState state, Training.MixedPrecision? precision = null)
+    /// <param name="exact">A full_determinism run's exact sums: their grid is kept with the optimizer's state.</param>
+    public static string Save(string outputDir, CausalLm model, AdamW optimizer, TrainerState state, Training.MixedPrecision? precision = null, Cluster.ExactSum? exact = null)
     {
         string final = Path.Combine(outputDir, Prefix + state.GlobalStep.ToString(CultureInfo.InvariantCulture));
         string temp = Path.Combine(outputDir, $".{Prefix}{state.GlobalStep}.tmp-{TempOwner}-{Environment.ProcessId}");
@@ -85,6 +86,7 @@ public static class TrainingCheckpoint
             {
                 ["step_count"] = optimizer.StepCount.ToString(CultureInfo.InvariantCulture),
             };
+            foreach (var (k, v) in exact?.State() ?? new Dictionary<string, string>()) metadata[k] = v;
             AtomicFile.Write(Path.Combine(temp, OptimizerFile), s => Safetensors.Write(s, optimizer.StateTensors(), metadata));
             var files = new JsonObject();
             foreach (string f in Directory.GetFiles(temp).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal))
@@ -210,7 +212,8 @@ public static class TrainingCheckpoint
     /// <param name="model">Receives the weights.</param>
     /// <param name="optimizer">Receives the optimizer state.</param>
     /// <param name="precision">A <c>bf16</c>/<c>fp16</c> run's mixed precision: its half copy takes the restored weights, its loss scaler the saved state.</param>
-    public static TrainerState Restore(string dir, CausalLm model, AdamW optimizer, Training.MixedPrecision? precision = null)
+    /// <param name="exact">A full_determinism run's exact sums: they take the saved grid.</param>
+    public static TrainerState Restore(string dir, CausalLm model, AdamW optimizer, Training.MixedPrecision? precision = null, Cluster.ExactSum? exact = null)
     {
         TrainerState state = ReadVerified(dir);
         bool adapter = File.Exists(Path.Combine(dir, LoraAdapters.WeightsFile));
@@ -248,6 +251,7 @@ public static class TrainingCheckpoint
         {
             optimizer.LoadState(long.Parse(opt.Metadata["step_count"], CultureInfo.InvariantCulture), opt.Tensors);
             precision?.RestoreScalerState(opt.Metadata);
+            exact?.RestoreState(opt.Metadata);
             precision?.MastersToCompute();
         }
         finally

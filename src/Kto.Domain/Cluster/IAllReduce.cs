@@ -21,3 +21,22 @@ public interface IAllReduce
     /// <summary>Bytes this member has put on the wire so far (0 where nothing travels, e.g. in memory).</summary>
     long BytesSent => 0;
 }
+
+/// <summary>A group of one (<c>kto train</c> under full_determinism runs the replica's step alone): sums are the values.</summary>
+public sealed class SoloGroup : IAllReduce
+{
+    /// <summary>The group.</summary>
+    public static SoloGroup Instance { get; } = new();
+
+    /// <inheritdoc />
+    public int Rank => 0;
+
+    /// <inheritdoc />
+    public int Size => 1;
+
+    /// <inheritdoc />
+    public void SumInPlace(float[] data) { }
+
+    /// <inheritdoc />
+    public void SumInPlace(double[] data) { }
+}

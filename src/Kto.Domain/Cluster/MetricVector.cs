@@ -5,6 +5,9 @@ namespace Kto.Domain.Cluster;
 /// <summary><see cref="StepMetrics"/> as a vector of doubles, so the group can sum it with one all-reduce.</summary>
 public static class MetricVector
 {
+    /// <summary>Entries in the vector.</summary>
+    public const int Length = 15;
+
     /// <summary>The sums as a vector.</summary>
     public static double[] From(StepMetrics m) =>
     [

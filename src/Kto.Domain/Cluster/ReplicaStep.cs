@@ -23,9 +23,18 @@ public sealed class ReplicaStep
 
     private readonly MixedPrecision? _precision;
 
+    private readonly int _slices;
+
     /// <summary>Creates the step runner for <paramref name="policy"/> (not owned; with <paramref name="precision"/>, the float32
     /// master weights, whose half copy <paramref name="stepper"/> runs on).</summary>
-    public ReplicaStep(CausalLm policy, KtoStepper stepper, IReadOnlyList<TrainItem> items, MixedPrecision? precision = null)
+    /// <param name="policy">The model being trained.</param>
+    /// <param name="stepper">Its step math.</param>
+    /// <param name="items">The dataset's items.</param>
+    /// <param name="precision">bf16/fp16 masters, or null.</param>
+    /// <param name="determinismSlices"><c>full_determinism</c>'s slices per micro-batch (<c>determinism_slices</c>), or
+    /// null for the ordinary step.</param>
+    /// <param name="microBatchesPerStep">Micro-batches per optimizer step (gradient_accumulation_steps), for the exact sums' headroom.</param>
+    public ReplicaStep(CausalLm policy, KtoStepper stepper, IReadOnlyList<TrainItem> items, MixedPrecision? precision = null, int? determinismSlices = null, int microBatchesPerStep = 1)
     {
         _precision = precision;
         _policy = policy;
@@ -34,7 +43,16 @@ public sealed class ReplicaStep
         _parameters = [.. policy.parameters().Where(p => p.requires_grad)]; // LoRA: only the adapters' gradients travel
         GradientLength = GradientBuffer.Length(_parameters);
         _grads = new float[GradientLength];
+        if (determinismSlices is int slices)
+        {
+            if (precision is not null) throw new NotSupportedException("full_determinism with bf16/fp16 is not supported");
+            _slices = slices;
+            Exact = new ExactSum(_parameters, slices * microBatchesPerStep);
+        }
     }
+
+    /// <summary>The exact sums of a <c>full_determinism</c> run (their grid is part of the replica's state), or null.</summary>
+    public ExactSum? Exact { get; }
 
     /// <summary>Floats in the flat gradient buffer.</summary>
     public int GradientLength { get; }
@@ -45,6 +63,7 @@ public sealed class ReplicaStep
     /// </summary>
     public ReducedStep Run(IReadOnlyList<int[]> microBatches, IAllReduce group)
     {
+        if (Exact is not null) return RunExact(microBatches, group, Exact);
         foreach (var p in _parameters) p.grad?.zero_();
         StepMetrics local = StepMetrics.Zero;
         var exchange = new System.Diagnostics.Stopwatch();
@@ -76,6 +95,70 @@ public sealed class ReplicaStep
         double squares = 0;
         foreach (float g in grads) squares += (double)g * g;
         return new ReducedStep(MetricVector.To(m), GradientBuffer.Checksum(grads), Math.Sqrt(squares), exchange.Elapsed.TotalSeconds, group.BytesSent - sentBefore);
+    }
+
+    /// <summary>
+    /// The <c>full_determinism</c> step: each micro-batch is cut into the run's fixed slices (never by membership), slice k
+    /// computed alone by member k mod n; each slice's gradient, KL sum and metric sums are rounded onto
+    /// <see cref="ExactSum"/>'s grids and summed exactly, so the result is the same bits for any membership.
+    /// </summary>
+    private ReducedStep RunExact(IReadOnlyList<int[]> microBatches, IAllReduce group, ExactSum exact)
+    {
+        var exchange = new System.Diagnostics.Stopwatch();
+        long sentBefore = group.BytesSent;
+        void Sum(double[] v)
+        {
+            exchange.Start();
+            group.SumInPlace(v);
+            exchange.Stop();
+        }
+        while (true)
+        {
+            exact.Reset();
+            double[] metricUnits = new double[MetricVector.Length];
+            foreach (int[] micro in microBatches)
+            {
+                int slices = Math.Min(_slices, micro.Length);
+                var mine = new List<(List<TrainItem> Items, ReferenceLogps[] Reference)>();
+                double[] kl = [0, 0];
+                for (int k = group.Rank; k < slices; k += group.Size)
+                {
+                    var slice = ShardPlan.Shard(micro, slices, k).Select(i => _items[i]).ToList();
+                    ReferenceLogps[] reference = _stepper.Reference(slice);
+                    KlPartial partial = _stepper.KlPartial(slice, reference);
+                    kl[0] += exact.ScalarUnits(partial.Sum, "KL sum");
+                    kl[1] += partial.Count;
+                    mine.Add((slice, reference));
+                }
+                Sum(kl);
+                var global = new KlPartial(ExactSum.ScalarValue(kl[0]), (long)kl[1]);
+                foreach (var (slice, reference) in mine)
+                {
+                    foreach (var p in _parameters) p.grad?.zero_();
+                    StepMetrics m = _stepper.ForwardBackward(slice, reference, global, micro.Length, microBatches.Count);
+                    exact.AddSlice();
+                    AddUnits(metricUnits, MetricVector.From(m), exact);
+                }
+                if (group.Rank == 0) AddUnits(metricUnits, MetricVector.From(KtoStepper.MicroBatchMetrics(global)), exact);
+            }
+            double[] overflow = exact.OverflowVector(group.Rank, group.Size);
+            Sum(overflow);
+            if (exact.MustRetry(overflow, group.Size)) continue; // every member sees the same sums, so all run the step again
+            double[] units = new double[exact.Length];
+            exact.CopyUnitsTo(units);
+            Sum(units);
+            exact.WriteGradients(units);
+            Sum(metricUnits);
+            GradientBuffer.CopyGradientsTo(_parameters, _grads);
+            double norm = GradientClipping.Norm(_parameters);
+            return new ReducedStep(MetricVector.To([.. metricUnits.Select(ExactSum.ScalarValue)]), GradientBuffer.Checksum(_grads), norm,
+                exchange.Elapsed.TotalSeconds, group.BytesSent - sentBefore);
+        }
+    }
+
+    private static void AddUnits(double[] into, double[] values, ExactSum exact)
+    {
+        for (int i = 0; i < values.Length; i++) into[i] += exact.ScalarUnits(values[i], "metric sum");
     }
 
     /// <summary>Clips and applies the reduced gradients (call once the step is committed); returns the gradient norm.</summary>

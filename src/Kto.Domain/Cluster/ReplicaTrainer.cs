@@ -40,7 +40,8 @@ public sealed class ReplicaTrainer : IDisposable
         _precision = setup.Precision;
         var stepper = new KtoStepper(setup.Compute, setup.Reference, _config.LossOptions, setup.Tokenizer.EosTokenId, setup.Device) { Precision = _precision, DropoutSeed = _config.Seed };
         _stepper = stepper;
-        _step = new ReplicaStep(setup.Policy, stepper, setup.Data.Items, _precision);
+        _step = new ReplicaStep(setup.Policy, stepper, setup.Data.Items, _precision,
+            _config.FullDeterminism ? _config.DeterminismSlices : null, _config.GradientAccumulationSteps);
         _evaluate = setup.EvalData is { } eval && setup.EvalReference is { } evalReference
             ? () => KtoEvaluation.Run(stepper, evalReference, eval, _config.PerDeviceEvalBatchSize)
             : null;
@@ -96,13 +97,13 @@ public sealed class ReplicaTrainer : IDisposable
 
     /// <summary>Writes an atomic training checkpoint of the held step under <paramref name="outputDir"/>; returns its path.</summary>
     public string SaveCheckpoint(string outputDir) =>
-        TrainingCheckpoint.Save(outputDir, _policy, _optimizer, new TrainerState(HeldStep, _fingerprint, TotalSteps, (double)HeldStep / Plan.StepsPerEpoch), _precision);
+        TrainingCheckpoint.Save(outputDir, _policy, _optimizer, new TrainerState(HeldStep, _fingerprint, TotalSteps, (double)HeldStep / Plan.StepsPerEpoch), _precision, _step.Exact);
 
     /// <summary>Loads a verified checkpoint of this run's data; the replica then holds its step.</summary>
     /// <exception cref="InvalidDataException">The checkpoint is corrupt or belongs to other data or another model.</exception>
     public void RestoreCheckpoint(string dir)
     {
-        TrainerState state = TrainingCheckpoint.Restore(dir, _policy, _optimizer, _precision);
+        TrainerState state = TrainingCheckpoint.Restore(dir, _policy, _optimizer, _precision, _step.Exact);
         if (state.DatasetFingerprint != _fingerprint)
             throw new InvalidDataException($"{dir}: was trained on different data (fingerprint {state.DatasetFingerprint[..12]}…, this run {_fingerprint[..12]}…)");
         _reduced = null;
@@ -121,6 +122,7 @@ public sealed class ReplicaTrainer : IDisposable
             ["step_count"] = _optimizer.StepCount.ToString(CultureInfo.InvariantCulture),
             ["dataset_fingerprint"] = _fingerprint,
         };
+        foreach (var (k, v) in _step.Exact?.State() ?? new Dictionary<string, string>()) metadata[k] = v; // full_determinism's grid
         using var stream = new MemoryStream();
         Safetensors.Write(stream, tensors, metadata);
         return stream.ToArray();
@@ -149,6 +151,7 @@ public sealed class ReplicaTrainer : IDisposable
             _optimizer.LoadState(long.Parse(contents.Metadata["step_count"], CultureInfo.InvariantCulture), optimizer);
             HeldStep = int.Parse(contents.Metadata["held_step"], CultureInfo.InvariantCulture);
             _precision?.RestoreScalerState(contents.Metadata);
+            _step.Exact?.RestoreState(contents.Metadata);
             _precision?.MastersToCompute();
             _reduced = null;
         }

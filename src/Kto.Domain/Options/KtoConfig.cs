@@ -136,6 +136,17 @@ public sealed record KtoConfig
     /// <summary><c>fp16</c> (TrainingArguments): as <see cref="Bf16"/> in float16, with dynamic loss scaling (a step whose gradients overflow is skipped and the scale halved).</summary>
     public bool Fp16 { get; init; }
 
+    /// <summary>
+    /// <c>full_determinism</c> (TrainingArguments' name): a cluster run's weights, optimizer state and metrics are the
+    /// bits of <c>kto train</c> on the same config, hardware and thread count, whatever the membership: each micro-batch
+    /// is cut into <see cref="DeterminismSlices"/> fixed slices computed one by one, and their gradients, KL and metric
+    /// sums are added exactly (<see cref="Cluster.ExactSum"/>). Not with bf16/fp16.
+    /// </summary>
+    public bool FullDeterminism { get; init; }
+
+    /// <summary><c>determinism_slices</c>: slices per micro-batch under full_determinism (8): the most trainers that can share a step.</summary>
+    public int DeterminismSlices { get; init; } = 8;
+
     /// <summary><c>per_device_train_batch_size</c>: examples per forward/backward (the KL batch).</summary>
     public int PerDeviceTrainBatchSize { get; init; } = KtoDefaults.PerDeviceTrainBatchSize;
 

@@ -60,6 +60,8 @@ public static class KtoConfigReader
         ["use_rslora"] = (c, v, w) => c with { UseRslora = Bool(v, w) },
         ["lora_modules_to_save"] = (c, v, w) => c with { LoraModulesToSave = StrList(v, w) },
         ["disable_dropout"] = (c, v, w) => c with { DisableDropout = Bool(v, w) },
+        ["full_determinism"] = (c, v, w) => c with { FullDeterminism = Bool(v, w) },
+        ["determinism_slices"] = (c, v, w) => c with { DeterminismSlices = Int(v, w) },
         ["adapter_name_or_path"] = (c, v, w) => c with { AdapterNameOrPath = NullableStr(v, w) },
         ["eval_dataset_path"] = (c, v, w) => c with { EvalDatasetPath = NullableStr(v, w) },
         ["eval_strategy"] = (c, v, w) => c with { EvalStrategy = Str(v, w) },
@@ -348,6 +350,11 @@ public static class KtoConfigReader
                 if (c.AdapterNameOrPath is not null) w.WriteString("adapter_name_or_path", c.AdapterNameOrPath);
             }
             if (!c.DisableDropout) w.WriteBoolean("disable_dropout", false); // absent at the default, as configs written before the key
+            if (c.FullDeterminism)
+            {
+                w.WriteBoolean("full_determinism", true);
+                w.WriteNumber("determinism_slices", c.DeterminismSlices);
+            }
             if (c.EvalDatasetPath is not null) w.WriteString("eval_dataset_path", c.EvalDatasetPath);
             if (c.EvalStrategy != KtoDefaults.EvalStrategy) w.WriteString("eval_strategy", c.EvalStrategy);
             if (c.EvalSteps is int es) w.WriteNumber("eval_steps", es);

@@ -52,6 +52,9 @@ public static class KtoConfigValidation
         Require(c.LoraAlpha > 0, "lora_alpha", $"must be positive, got {c.LoraAlpha}");
         Require(c.LoraDropout is >= 0 and < 1, "lora_dropout", $"must be in [0, 1), got {c.LoraDropout}");
         Require(!(c.UsePeft && (c.Bf16 || c.Fp16) && c.LoraModulesToSave is { Count: > 0 }), "lora_modules_to_save", "with bf16/fp16 is not supported (the modules would train in half precision without float32 masters)", related: c.Bf16 ? "bf16" : "fp16");
+        Require(c.DeterminismSlices >= 1, "determinism_slices", $"must be at least 1, got {c.DeterminismSlices}");
+        Require(!(c.FullDeterminism && (c.Bf16 || c.Fp16)), "full_determinism", "with bf16/fp16 is not supported (train in float32)", related: c.Bf16 ? "bf16" : "fp16");
+        Require(!(c.FullDeterminism && kind == RunKind.Sft), "full_determinism", "is for KTO runs (kto train and the cluster); kto sft does not use it");
         Require(c.EvalStrategy is "no" or "steps" or "epoch", "eval_strategy", $"must be \"no\", \"steps\" or \"epoch\", got \"{c.EvalStrategy}\"");
         Require(c.EvalStrategy == "no" || c.EvalDatasetPath is not null, "eval_strategy", $"\"{c.EvalStrategy}\" needs eval_dataset_path (the dataset to evaluate)");
         Require(c.EvalSteps is null or >= 1, "eval_steps", $"must be at least 1, got {c.EvalSteps}");

@@ -19,8 +19,7 @@ public static class GradientClipping
         if (grads.Count == 0) return 0;
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        // Per-tensor norms on the device, one host read: sqrt(Σ ‖g‖²).
-        double norm = torch.stack(grads.Select(g => g.norm())).to_type(ScalarType.Float64).norm().item<double>();
+        double norm = Norm(grads);
         if (maxNorm > 0)
         {
             double coef = maxNorm / (norm + Epsilon);
@@ -28,4 +27,17 @@ public static class GradientClipping
         }
         return norm;
     }
+
+    /// <summary>The global L2 norm of the gradients <see cref="ClipGlobalNorm"/> would clip, computed the same way (same bits).</summary>
+    public static double Norm(IEnumerable<TorchSharp.Modules.Parameter> parameters)
+    {
+        var grads = parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToList();
+        if (grads.Count == 0) return 0;
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        return Norm(grads);
+    }
+
+    // Per-tensor norms on the device, one host read: sqrt(Σ ‖g‖²).
+    private static double Norm(List<Tensor> grads) => torch.stack(grads.Select(g => g.norm())).to_type(ScalarType.Float64).norm().item<double>();
 }

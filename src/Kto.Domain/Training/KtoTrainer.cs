@@ -25,14 +25,18 @@ public sealed class KtoTrainer
     {
         KtoConfig c = _setup.Config;
         var stepper = new KtoStepper(_setup.Compute, _setup.Reference, c.LossOptions, _setup.Tokenizer.EosTokenId, _setup.Device) { Precision = _setup.Precision, DropoutSeed = c.Seed };
-        var loop = new TrainingLoop(c, _setup.Policy, _setup.Data.Fingerprint, _setup.Data.Items.Count, _observer, _setup.Precision);
+        // full_determinism: the cluster's exact step, alone, so a cluster run of the same config gives these bits.
+        var exact = c.FullDeterminism
+            ? new Cluster.ReplicaStep(_setup.Policy, stepper, _setup.Data.Items, _setup.Precision, c.DeterminismSlices, c.GradientAccumulationSteps)
+            : null;
+        var loop = new TrainingLoop(c, _setup.Policy, _setup.Data.Fingerprint, _setup.Data.Items.Count, _observer, _setup.Precision) { Exact = exact?.Exact };
         Func<Dictionary<string, double>>? evaluate = _setup.EvalData is { } eval && _setup.EvalReference is { } evalReference
             ? () => KtoEvaluation.Run(stepper, evalReference, eval, c.PerDeviceEvalBatchSize)
             : null;
         return loop.Run((step, microBatches) =>
         {
             stepper.Step = step;
-            return ForwardBackward(stepper, microBatches);
+            return exact is null ? ForwardBackward(stepper, microBatches) : exact.Run(microBatches, Cluster.SoloGroup.Instance).Metrics;
         }, $"loss {c.LossType.ToName()}, β {c.Beta}", cancel, evaluate);
     }
 

@@ -48,6 +48,9 @@ public sealed class TrainingLoop
     /// <summary>The batch plan the loop follows.</summary>
     public BatchPlan Plan => _plan;
 
+    /// <summary>A full_determinism run's exact sums, whose grid checkpoints keep and a resume restores; null otherwise.</summary>
+    public Cluster.ExactSum? Exact { get; init; }
+
     /// <summary>Trains to the configured end (resuming first when asked); stops early at a step boundary on <paramref name="cancel"/>.</summary>
     /// <param name="forwardBackward">Runs forward and backward over step <c>step</c>'s (0-based) micro-batches (lists of
     /// dataset indices), accumulating gradients, and returns the step's metric sums.</param>
@@ -155,7 +158,7 @@ public sealed class TrainingLoop
             if (File.Exists(log.FilePath)) File.Delete(log.FilePath);
             return 0;
         }
-        TrainerState state = TrainingCheckpoint.Restore(dir, _policy, optimizer, _precision);
+        TrainerState state = TrainingCheckpoint.Restore(dir, _policy, optimizer, _precision, Exact);
         if (state.DatasetFingerprint != _fingerprint)
             throw new InvalidDataException($"{dir}: was trained on different data (fingerprint {state.DatasetFingerprint[..12]}…, now {_fingerprint[..12]}…)");
         log.TruncateAfter(state.GlobalStep);
@@ -166,7 +169,7 @@ public sealed class TrainingLoop
     private string SaveCheckpoint(AdamW optimizer, int step, int total)
     {
         var state = new TrainerState(step, _fingerprint, total, (double)step / _plan.StepsPerEpoch);
-        string path = TrainingCheckpoint.Save(_config.OutputDir, _policy, optimizer, state, _precision);
+        string path = TrainingCheckpoint.Save(_config.OutputDir, _policy, optimizer, state, _precision, Exact);
         if (_config.SaveTotalLimit is int keep) TrainingCheckpoint.Prune(_config.OutputDir, keep);
         return path;
     }

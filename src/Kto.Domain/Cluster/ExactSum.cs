@@ -1,0 +1,216 @@
+using System.Globalization;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Kto.Domain.Cluster;
+
+/// <summary>
+/// Order-independent, exact sums for <c>full_determinism</c>: every slice's gradient is rounded onto a fixed-point grid
+/// (per parameter tensor, units of 2^floor) and the units are added as integer-valued doubles, which is exact while
+/// every partial sum stays below 2^53; so the sum of a step's slices is the same bits whoever computed which slice and
+/// in whatever order the members' sums meet in the all-reduce. KL and metric sums use a fixed grid of 2^-24.
+/// </summary>
+/// <remarks>
+/// The grid of each tensor comes from the previous step's reduced gradient (its largest element is put
+/// <see cref="GrowthBits"/> bits below the largest value a slice may give), so it is the same on every member and
+/// after any restart; a slice that exceeds it (the gradient grew by more than 2^8 in one step), and the first step,
+/// make the step run again on a grid set from that attempt's largest elements. The largest element of a tensor keeps
+/// 53 − ⌈log2 slices⌉ − 1 − 8 bits (44 with 16 slices); an element 2^-k of it keeps k bits fewer, and one below the
+/// grid's unit becomes 0.
+/// </remarks>
+public sealed class ExactSum : IDisposable
+{
+    /// <summary>Bits in a double's significand: integers below 2^53 add exactly.</summary>
+    public const int SignificandBits = 53;
+
+    /// <summary>Headroom for a gradient that grows between steps before a step must run again.</summary>
+    public const int GrowthBits = 8;
+
+    /// <summary>The grid of KL and metric sums: 2^-24.</summary>
+    public const int ScalarFloor = -24;
+
+    private readonly Parameter[] _parameters;
+    private readonly Tensor[] _units;
+    private readonly int[] _floor;
+    private readonly double[] _localMax;
+    private readonly int _unitBits;
+    private bool _overflow;
+
+    /// <summary>Sums over <paramref name="slicesPerStep"/> slices of the gradients of <paramref name="parameters"/>.</summary>
+    public ExactSum(IReadOnlyList<Parameter> parameters, int slicesPerStep)
+    {
+        if (slicesPerStep < 1) throw new ArgumentOutOfRangeException(nameof(slicesPerStep), slicesPerStep, "at least one slice");
+        _parameters = [.. parameters];
+        _units = [.. _parameters.Select(p => zeros(p.shape, ScalarType.Float64, p.device))];
+        _floor = new int[_parameters.Length];
+        _localMax = new double[_parameters.Length];
+        _unitBits = SignificandBits - 1 - CeilLog2(slicesPerStep);
+        ScalarLimit = Math.ScaleB(1, _unitBits);
+    }
+
+    /// <summary>Whether the grid was set from a gradient (false before the first step: that step runs twice).</summary>
+    public bool WindowKnown { get; private set; }
+
+    /// <summary>The largest |value| / 2^<see cref="ScalarFloor"/> a slice's KL or metric sum may have.</summary>
+    public double ScalarLimit { get; }
+
+    /// <summary>Starts an attempt: zero sums, no overflow, no maxima.</summary>
+    public void Reset()
+    {
+        using var noGrad = no_grad();
+        foreach (Tensor u in _units) u.zero_();
+        Array.Clear(_localMax);
+        _overflow = false;
+    }
+
+    /// <summary>Rounds the parameters' current gradients (one slice's) onto the grid and adds them.</summary>
+    public void AddSlice()
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var maxima = new Tensor[_parameters.Length];
+        for (int i = 0; i < _parameters.Length; i++)
+        {
+            Tensor? g = _parameters[i].grad;
+            if (g is null)
+            {
+                maxima[i] = zeros(1, ScalarType.Float64, _units[i].device).squeeze();
+                continue;
+            }
+            Tensor g64 = g.to_type(ScalarType.Float64);
+            maxima[i] = g64.abs().max();
+            _units[i].add_(g64.mul_(Math.ScaleB(1, -_floor[i])).round_()); // ×2^-floor is exact; round half to even
+        }
+        double[] m = stack(maxima).cpu().data<double>().ToArray();
+        for (int i = 0; i < m.Length; i++)
+        {
+            _localMax[i] = Math.Max(_localMax[i], m[i]);
+            if (!double.IsFinite(m[i]) || Math.ScaleB(m[i], -_floor[i]) >= ScalarLimit) _overflow = true;
+        }
+    }
+
+    /// <summary>Floats in <see cref="OverflowVector"/>: an overflow count and one block of maxima per member.</summary>
+    public int OverflowVectorLength(int members) => 1 + members * _parameters.Length;
+
+    /// <summary>
+    /// This member's part of the overflow check, to be summed across members: [1 if a slice overflowed or the grid is
+    /// not set, then zeros except this member's block of per-tensor maxima]. The sum gives every member the same maxima.
+    /// </summary>
+    public double[] OverflowVector(int rank, int members)
+    {
+        var v = new double[OverflowVectorLength(members)];
+        v[0] = _overflow || !WindowKnown ? 1 : 0;
+        Array.Copy(_localMax, 0, v, 1 + rank * _parameters.Length, _parameters.Length);
+        return v;
+    }
+
+    /// <summary>
+    /// Reads a summed <see cref="OverflowVector"/>: false when the attempt stands; true when it must run again, the
+    /// grid then set from the members' largest elements.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A gradient is not finite (a step cannot be made exact).</exception>
+    public bool MustRetry(double[] summed, int members)
+    {
+        if (summed[0] == 0) return false;
+        for (int i = 0; i < _parameters.Length; i++)
+        {
+            double max = 0;
+            for (int r = 0; r < members; r++) max = Math.Max(max, summed[1 + r * _parameters.Length + i]);
+            if (!double.IsFinite(max)) throw new InvalidDataException($"full_determinism: the gradient of parameter {i} is not finite");
+            SetFloor(i, max);
+        }
+        WindowKnown = true;
+        return true;
+    }
+
+    /// <summary>Elements in the flat buffer of units.</summary>
+    public long Length => _parameters.Sum(p => p.numel());
+
+    /// <summary>Copies this member's units into <paramref name="flat"/> (parameter order).</summary>
+    public void CopyUnitsTo(double[] flat)
+    {
+        long offset = 0;
+        foreach (Tensor u in _units)
+        {
+            u.cpu().data<double>().CopyTo(flat.AsSpan((int)offset, (int)u.numel()));
+            offset += u.numel();
+        }
+    }
+
+    /// <summary>
+    /// Writes the summed units of <paramref name="flat"/> as float32 gradients (units × 2^floor, rounded to nearest)
+    /// and sets each tensor's grid for the next step from its largest reduced element.
+    /// </summary>
+    public void WriteGradients(double[] flat)
+    {
+        using var noGrad = no_grad();
+        long offset = 0;
+        for (int i = 0; i < _parameters.Length; i++)
+        {
+            Parameter p = _parameters[i];
+            int n = (int)p.numel();
+            using Tensor units = tensor(flat.AsSpan((int)offset, n).ToArray(), ScalarType.Float64).reshape(p.shape);
+            offset += n;
+            using Tensor value = units.mul(Math.ScaleB(1, _floor[i]));
+            using Tensor g = value.to_type(p.dtype).to(p.device);
+            if (p.grad is null) p.grad = g.clone();
+            else p.grad.copy_(g);
+            double max = value.abs().max().item<double>();
+            if (max > 0) SetFloor(i, max);
+        }
+        WindowKnown = true;
+    }
+
+    /// <summary>A KL or metric value on the grid of 2^<see cref="ScalarFloor"/>, in units.</summary>
+    /// <exception cref="InvalidDataException">The value is too large for an exact sum.</exception>
+    public double ScalarUnits(double value, string what)
+    {
+        double units = Math.Round(Math.ScaleB(value, -ScalarFloor), MidpointRounding.ToEven);
+        if (!(Math.Abs(units) < ScalarLimit))
+            throw new InvalidDataException($"full_determinism: a slice's {what} ({value.ToString("G6", CultureInfo.InvariantCulture)}) is too large for an exact sum (limit {Math.ScaleB(ScalarLimit, ScalarFloor):G3})");
+        return units;
+    }
+
+    /// <summary>Units back to a value.</summary>
+    public static double ScalarValue(double units) => Math.ScaleB(units, ScalarFloor);
+
+    /// <summary>The grid as checkpoint/state-transfer metadata (absent before the first step).</summary>
+    public IReadOnlyDictionary<string, string> State() => WindowKnown
+        ? new Dictionary<string, string> { [StateKey] = string.Join(",", _floor.Select(f => f.ToString(CultureInfo.InvariantCulture))) }
+        : new Dictionary<string, string>();
+
+    /// <summary>Takes over a grid written by <see cref="State"/> (absent: unknown, the next step runs twice).</summary>
+    /// <exception cref="InvalidDataException">The grid has another number of tensors.</exception>
+    public void RestoreState(IReadOnlyDictionary<string, string> metadata)
+    {
+        if (!metadata.TryGetValue(StateKey, out string? s))
+        {
+            WindowKnown = false;
+            Array.Clear(_floor);
+            return;
+        }
+        int[] floors = [.. s.Split(',').Select(x => int.Parse(x, CultureInfo.InvariantCulture))];
+        if (floors.Length != _floor.Length) throw new InvalidDataException($"the saved full_determinism grid has {floors.Length} tensors, this model {_floor.Length}");
+        floors.CopyTo(_floor, 0);
+        WindowKnown = true;
+    }
+
+    private const string StateKey = "exact_sum_floors";
+
+    private void SetFloor(int i, double max)
+    {
+        if (!(max > 0)) return; // no information: keep the grid
+        // The largest element at 2^(unitBits − growth) units: floor = ⌈log2 max⌉ − (unitBits − growth), kept where 2^±floor is finite.
+        int exponent = (int)Math.Ceiling(Math.Log2(max));
+        _floor[i] = Math.Clamp(exponent - (_unitBits - GrowthBits), -1000, 1000);
+    }
+
+    private static int CeilLog2(int n) => n <= 1 ? 0 : 32 - (int)uint.LeadingZeroCount((uint)(n - 1));
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (Tensor u in _units) u.Dispose();
+    }
+}
