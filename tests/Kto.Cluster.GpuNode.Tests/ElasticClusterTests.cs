@@ -14,7 +14,8 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
 {
     private const double Tolerance = 1e-5;
 
-    private static string MembersOf(string commitLine) => commitLine.Split(" members ")[1].Split(' ')[0];
+    /// <summary>The members of a commit line ("" for other lines that mention a commit, e.g. "… not committed: the run is paused").</summary>
+    private static string MembersOf(string commitLine) => commitLine.Split(" members ") is [_, var rest, ..] ? rest.Split(' ')[0] : "";
 
     private async Task AssertSameWeightsAndCleanJournal(LocalCluster cluster, string? postgres = null, double tolerance = Tolerance)
     {
@@ -146,6 +147,49 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
         Assert.Equal(40, commits.Count);
         Assert.Equal("t1,t3", MembersOf(commits[^1]));
         await AssertSameWeightsAndCleanJournal(cluster);
+    }
+
+    [Fact]
+    public async Task WithFullDeterminismJoinsAndAKillLeaveTheFinalCheckpointAndMetricsByteIdenticalToKtoTrain()
+    {
+        await using var cluster = new LocalCluster(output, maxSteps: 96, learningRate: 3e-3, fullDeterminism: true);
+        var coordinator = cluster.StartCoordinator();
+        await coordinator.WaitFor("coordinator ready", cluster.Guard);
+        cluster.StartTrainer("t1");
+        await coordinator.WaitFor("step 4/", cluster.Guard);
+        // Steps take milliseconds: paused while each trainer joins, so the run cannot end first.
+        async Task Join(string id, string members)
+        {
+            Assert.Contains("paused", KtoTool.Run(cluster.Port, "run", "pause"));
+            var joiner = cluster.StartTrainer(id);
+            await joiner.WaitFor("took over the state of step", cluster.Guard);
+            Assert.Contains("resumed", KtoTool.Run(cluster.Port, "run", "resume"));
+            await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == members, cluster.Guard, $"a commit by {members}");
+        }
+        await Join("t2", "t1,t2");
+        await Join("t3", "t1,t2,t3");
+        cluster.Processes().Single(p => p.Name == "t2").Kill();
+        await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == "t1,t3", cluster.Guard, "a commit by the survivors");
+        await coordinator.WaitFor("complete:", cluster.Guard);
+        Assert.Equal(0, await coordinator.WaitForExit(cluster.Guard));
+        Assert.Contains(coordinator.Commits, l => MembersOf(l) == "t1,t2,t3");
+
+        cluster.SingleProcessWeights(); // kto train on the same config, into "single"
+        string ours = Path.Combine(cluster.OutputDir, "checkpoint-96"), theirs = Path.Combine(cluster.Dir, "single", "checkpoint-96");
+        foreach (string file in new[] { "model.safetensors", "optimizer.safetensors", "trainer_state.json" })
+            Assert.True(File.ReadAllBytes(Path.Combine(ours, file)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(theirs, file))), $"{file} differs from kto train's");
+
+        // metrics.jsonl: every column but the timing ones.
+        static List<Dictionary<string, JsonElement>> Lines(string dir) => [.. File.ReadAllLines(Path.Combine(dir, "metrics.jsonl"))
+            .Select(l => JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(l)!)];
+        var clustered = Lines(cluster.OutputDir);
+        var single = Lines(Path.Combine(cluster.Dir, "single"));
+        Assert.Equal(single.Count, clustered.Count);
+        foreach (var (c, s) in clustered.Zip(single))
+            foreach (string key in s.Keys.Where(k => k is not ("examples/s" or "tokens/s")))
+                Assert.True(c.TryGetValue(key, out var v) && v.GetRawText() == s[key].GetRawText(), $"step {s["step"]}: {key} {(c.TryGetValue(key, out var x) ? x.GetRawText() : "missing")} on the cluster, {s[key].GetRawText()} in kto train");
+        AuditReport audit = JournalAudit.Check(await cluster.JournalAsync(), requireComplete: true);
+        Assert.True(audit.Ok, string.Join("; ", audit.Problems));
     }
 
     [Fact]

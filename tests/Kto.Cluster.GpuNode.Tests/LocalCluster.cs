@@ -26,7 +26,7 @@ public sealed class LocalCluster : IAsyncDisposable
     private readonly Xunit.Abstractions.ITestOutputHelper _output;
 
     public LocalCluster(Xunit.Abstractions.ITestOutputHelper output, int maxSteps = 24, string? postgres = null, double learningRate = 3e-4,
-        bool precompute = false, int examples = 30, int coordinators = 1, string arch = "gpt2", bool evaluate = false, bool lora = false)
+        bool precompute = false, int examples = 30, int coordinators = 1, string arch = "gpt2", bool evaluate = false, bool lora = false, bool fullDeterminism = false)
     {
         _output = output;
         Dir = Directory.CreateTempSubdirectory("kto-cluster-").FullName;
@@ -54,6 +54,7 @@ public sealed class LocalCluster : IAsyncDisposable
             File.WriteAllLines(Path.Combine(Dir, "eval.jsonl"), Enumerable.Range(0, 10).Select(i =>
                 JsonSerializer.Serialize(new { prompt = $"{i}+{i + 3}=", completion = (i % 4 == 0 ? 2 * i + 4 : 2 * i + 3).ToString(System.Globalization.CultureInfo.InvariantCulture), label = i % 4 != 0 })));
         string evalKeys = evaluate ? "\"eval_dataset_path\": \"eval.jsonl\", \"eval_strategy\": \"steps\", \"eval_steps\": 4, \"per_device_eval_batch_size\": 4, " : "";
+        if (fullDeterminism) evalKeys += "\"full_determinism\": true, \"determinism_slices\": 4, ";
         if (lora) evalKeys += "\"use_peft\": true, \"lora_r\": 4, \"lora_alpha\": 8, \"lora_dropout\": 0, \"lora_target_modules\": \"all-linear\", ";
         File.WriteAllText(RunConfig, $$"""
             {{{evalKeys}}"model_name_or_path": "model", "dataset_path": "data.jsonl", "output_dir": "out",

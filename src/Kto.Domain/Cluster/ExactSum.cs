@@ -32,7 +32,9 @@ public sealed class ExactSum : IDisposable
 
     private readonly Parameter[] _parameters;
     private readonly Tensor[] _units;
-    private readonly int[] _floor;
+    private readonly int[] _floor;   // the grid of the held (committed) step: what checkpoints and state transfer keep
+    private readonly int[] _pending; // the grid the current attempt uses and sets; becomes _floor on Commit
+    private bool _pendingKnown;
     private readonly double[] _localMax;
     private readonly int _unitBits;
     private bool _overflow;
@@ -44,18 +46,36 @@ public sealed class ExactSum : IDisposable
         _parameters = [.. parameters];
         _units = [.. _parameters.Select(p => zeros(p.shape, ScalarType.Float64, p.device))];
         _floor = new int[_parameters.Length];
+        _pending = new int[_parameters.Length];
         _localMax = new double[_parameters.Length];
         _unitBits = SignificandBits - 1 - CeilLog2(slicesPerStep);
         ScalarLimit = Math.ScaleB(1, _unitBits);
     }
 
-    /// <summary>Whether the grid was set from a gradient (false before the first step: that step runs twice).</summary>
+    /// <summary>Whether the held grid was set from a gradient (false before the first step: that step runs twice).</summary>
     public bool WindowKnown { get; private set; }
 
     /// <summary>The largest |value| / 2^<see cref="ScalarFloor"/> a slice's KL or metric sum may have.</summary>
     public double ScalarLimit { get; }
 
-    /// <summary>Starts an attempt: zero sums, no overflow, no maxima.</summary>
+    /// <summary>
+    /// Starts an attempt of the next step from the committed grid (an attempt that was not committed leaves no trace).
+    /// </summary>
+    public void Begin()
+    {
+        _floor.CopyTo(_pending, 0);
+        _pendingKnown = WindowKnown;
+        Reset();
+    }
+
+    /// <summary>The step's attempt was committed and applied: its grid (set from its reduced gradient) is the held one.</summary>
+    public void Commit()
+    {
+        _pending.CopyTo(_floor, 0);
+        WindowKnown = _pendingKnown;
+    }
+
+    /// <summary>Starts (or restarts) an attempt's sums: zero sums, no overflow, no maxima.</summary>
     public void Reset()
     {
         using var noGrad = no_grad();
@@ -80,13 +100,13 @@ public sealed class ExactSum : IDisposable
             }
             Tensor g64 = g.to_type(ScalarType.Float64);
             maxima[i] = g64.abs().max();
-            _units[i].add_(g64.mul_(Math.ScaleB(1, -_floor[i])).round_()); // ×2^-floor is exact; round half to even
+            _units[i].add_(g64.mul_(Math.ScaleB(1, -_pending[i])).round_()); // ×2^-floor is exact; round half to even
         }
         double[] m = stack(maxima).cpu().data<double>().ToArray();
         for (int i = 0; i < m.Length; i++)
         {
             _localMax[i] = Math.Max(_localMax[i], m[i]);
-            if (!double.IsFinite(m[i]) || Math.ScaleB(m[i], -_floor[i]) >= ScalarLimit) _overflow = true;
+            if (!double.IsFinite(m[i]) || Math.ScaleB(m[i], -_pending[i]) >= ScalarLimit) _overflow = true;
         }
     }
 
@@ -100,7 +120,7 @@ public sealed class ExactSum : IDisposable
     public double[] OverflowVector(int rank, int members)
     {
         var v = new double[OverflowVectorLength(members)];
-        v[0] = _overflow || !WindowKnown ? 1 : 0;
+        v[0] = _overflow || !_pendingKnown ? 1 : 0;
         Array.Copy(_localMax, 0, v, 1 + rank * _parameters.Length, _parameters.Length);
         return v;
     }
@@ -120,7 +140,7 @@ public sealed class ExactSum : IDisposable
             if (!double.IsFinite(max)) throw new InvalidDataException($"full_determinism: the gradient of parameter {i} is not finite");
             SetFloor(i, max);
         }
-        WindowKnown = true;
+        _pendingKnown = true;
         return true;
     }
 
@@ -152,14 +172,14 @@ public sealed class ExactSum : IDisposable
             int n = (int)p.numel();
             using Tensor units = tensor(flat.AsSpan((int)offset, n).ToArray(), ScalarType.Float64).reshape(p.shape);
             offset += n;
-            using Tensor value = units.mul(Math.ScaleB(1, _floor[i]));
+            using Tensor value = units.mul(Math.ScaleB(1, _pending[i]));
             using Tensor g = value.to_type(p.dtype).to(p.device);
             if (p.grad is null) p.grad = g.clone();
             else p.grad.copy_(g);
             double max = value.abs().max().item<double>();
             if (max > 0) SetFloor(i, max);
         }
-        WindowKnown = true;
+        _pendingKnown = true;
     }
 
     /// <summary>A KL or metric value on the grid of 2^<see cref="ScalarFloor"/>, in units.</summary>
@@ -188,12 +208,14 @@ public sealed class ExactSum : IDisposable
         {
             WindowKnown = false;
             Array.Clear(_floor);
+            Begin();
             return;
         }
         int[] floors = [.. s.Split(',').Select(x => int.Parse(x, CultureInfo.InvariantCulture))];
         if (floors.Length != _floor.Length) throw new InvalidDataException($"the saved full_determinism grid has {floors.Length} tensors, this model {_floor.Length}");
         floors.CopyTo(_floor, 0);
         WindowKnown = true;
+        Begin();
     }
 
     private const string StateKey = "exact_sum_floors";
@@ -203,7 +225,7 @@ public sealed class ExactSum : IDisposable
         if (!(max > 0)) return; // no information: keep the grid
         // The largest element at 2^(unitBits − growth) units: floor = ⌈log2 max⌉ − (unitBits − growth), kept where 2^±floor is finite.
         int exponent = (int)Math.Ceiling(Math.Log2(max));
-        _floor[i] = Math.Clamp(exponent - (_unitBits - GrowthBits), -1000, 1000);
+        _pending[i] = Math.Clamp(exponent - (_unitBits - GrowthBits), -1000, 1000);
     }
 
     private static int CeilLog2(int n) => n <= 1 ? 0 : 32 - (int)uint.LeadingZeroCount((uint)(n - 1));

@@ -112,6 +112,7 @@ public sealed class ReplicaStep
             group.SumInPlace(v);
             exchange.Stop();
         }
+        exact.Begin();
         while (true)
         {
             exact.Reset();
@@ -167,6 +168,7 @@ public sealed class ReplicaStep
     public double Apply(AdamW optimizer, double learningRate, double maxGradNorm)
     {
         if (!(_precision?.FinishStep() ?? true)) return double.PositiveInfinity;
+        Exact?.Commit(); // the grid the committed attempt set is the next step's
         double norm = GradientClipping.ClipGlobalNorm(_parameters, maxGradNorm);
         optimizer.Step(learningRate);
         _precision?.MastersToCompute();

@@ -36,7 +36,10 @@ public sealed class KtoTrainer
         return loop.Run((step, microBatches) =>
         {
             stepper.Step = step;
-            return exact is null ? ForwardBackward(stepper, microBatches) : exact.Run(microBatches, Cluster.SoloGroup.Instance).Metrics;
+            if (exact is null) return ForwardBackward(stepper, microBatches);
+            StepMetrics m = exact.Run(microBatches, Cluster.SoloGroup.Instance).Metrics;
+            exact.Exact!.Commit(); // every step kto train computes is applied
+            return m;
         }, $"loss {c.LossType.ToName()}, β {c.Beta}", cancel, evaluate);
     }
 
