@@ -73,4 +73,23 @@ public sealed class ChaosTests : IDisposable
         Assert.All(faults, f => Assert.True(f.GetProperty("targets").GetArrayLength() > 0, f.ToString()));
         Assert.All(faults, f => Assert.True(f.GetProperty("next_commit_seconds").ValueKind == JsonValueKind.Number, f.ToString()));
     }
+
+    /// <summary>
+    /// The same schedule with full_determinism: trainer kills, a wave, a freeze, a coordinator kill and restart and a
+    /// coordinator freeze, and the final checkpoint is byte for byte the one kto train writes.
+    /// </summary>
+    [Fact]
+    public void TheShortChaosRunWithFullDeterminismEndsByteIdenticalToOneProcess()
+    {
+        string config = Path.Combine(KtoProcess.RepoRoot(), "examples", "chaos", "run.json");
+        var r = KtoProcess.Run(_dir, "chaos", config, "--faults", "short", "--trainers", "3", "--seed", "3", "--run-dir", Path.Combine(_dir, "run"), "--timeout-min", "10", "--full-determinism");
+        string last = r.Stdout.Trim().Split('\n')[^1];
+        Assert.True(r.ExitCode == 0, $"exit {r.ExitCode}: {last}\n{string.Join("\n", r.Stderr.Split('\n').TakeLast(40))}");
+        var json = JsonDocument.Parse(last).RootElement;
+        Assert.True(json.GetProperty("passed").GetBoolean());
+        Assert.True(json.GetProperty("identical_bytes").GetBoolean());
+        Assert.Equal(0.0, json.GetProperty("relative_l2").GetDouble());
+        Assert.Equal(ChaosCounts.Short.Total, json.GetProperty("faults").GetArrayLength());
+        Assert.Contains("is byte-identical to one process's", r.Stderr);
+    }
 }

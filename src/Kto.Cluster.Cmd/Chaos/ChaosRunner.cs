@@ -19,7 +19,9 @@ namespace Kto.Cluster.Cmd.Chaos;
 /// <param name="Tolerance">Largest relative L2 distance of the final weights from one process's that passes.</param>
 /// <param name="Timeout">The whole run fails if it has not ended by then.</param>
 /// <param name="MaxSteps">Overrides the config's max_steps.</param>
-internal sealed record ChaosOptions(string RunConfig, int Trainers, int Seed, ChaosCounts Counts, string RunDir, double Tolerance, TimeSpan Timeout, int? MaxSteps = null);
+/// <param name="FullDeterminism">Run with full_determinism: the final checkpoint must then be byte-identical to one process's.</param>
+internal sealed record ChaosOptions(string RunConfig, int Trainers, int Seed, ChaosCounts Counts, string RunDir, double Tolerance, TimeSpan Timeout, int? MaxSteps = null,
+    bool FullDeterminism = false);
 
 /// <summary>One injected fault and what followed.</summary>
 /// <param name="Fault">The scheduled fault.</param>
@@ -35,11 +37,22 @@ internal sealed record ChaosOptions(string RunConfig, int Trainers, int Seed, Ch
 internal sealed record FaultOutcome(ChaosFault Fault, string[] Targets, double AtSeconds, double? ContinuedAtSeconds, double? NextCommitSeconds);
 
 /// <summary>The result of a chaos run.</summary>
+/// <param name="Completed">Whether the run reached its last step.</param>
+/// <param name="Audit">The journal audit.</param>
+/// <param name="RelativeL2">Relative L2 distance of the final weights from one process's (null: not completed).</param>
+/// <param name="Tolerance">The largest distance that passes.</param>
+/// <param name="Steps">Steps in the run.</param>
+/// <param name="WallSeconds">Seconds from the cluster's start to the end.</param>
+/// <param name="Faults">The faults injected and how the run recovered.</param>
+/// <param name="Scheduled">Faults scheduled.</param>
+/// <param name="IdenticalBytes">Under full_determinism: whether every file of the final checkpoint is byte for byte one
+/// process's (null otherwise).</param>
 internal sealed record ChaosReport(bool Completed, AuditReport Audit, double? RelativeL2, double Tolerance, int Steps, double WallSeconds, IReadOnlyList<FaultOutcome> Faults,
-    int Scheduled)
+    int Scheduled, bool? IdenticalBytes = null)
 {
-    /// <summary>Every scheduled fault injected, the run completed, audited, and within tolerance of one process.</summary>
-    public bool Passed => Faults.Count == Scheduled && Completed && Audit.Ok && RelativeL2 is { } d && d <= Tolerance;
+    /// <summary>Every scheduled fault injected, the run completed, audited, and within tolerance of one process (under
+    /// full_determinism: byte-identical to it).</summary>
+    public bool Passed => Faults.Count == Scheduled && Completed && Audit.Ok && RelativeL2 is { } d && d <= Tolerance && IdenticalBytes is null or true;
 }
 
 /// <summary>
@@ -57,6 +70,7 @@ internal static class ChaosRunner
         Directory.CreateDirectory(runDir);
         KtoConfig config = KtoConfigReader.Load(o.RunConfig) with { OutputDir = Path.Combine(runDir, "out"), OverwriteOutputDir = true };
         if (o.MaxSteps is { } steps) config = config with { MaxSteps = steps };
+        if (o.FullDeterminism) config = config with { FullDeterminism = true };
         string runConfig = Path.Combine(runDir, "run.json");
         AtomicFile.WriteText(runConfig, KtoConfigReader.ToJson(config));
         RunSpec spec = RunSpec.FromConfig("chaos", config, NullObserver.Instance);
@@ -121,6 +135,7 @@ internal static class ChaosRunner
 
         AuditReport audit = await AuditAsync(runDir, cancel);
         double? distance = null;
+        bool? identical = null;
         if (completed && TrainingCheckpoint.Latest(config.OutputDir) is { } final)
         {
             observer.Info("chaos: training the same config in one process for comparison");
@@ -128,9 +143,19 @@ internal static class ChaosRunner
             using (TrainingSetup setup = TrainingSetup.Prepare(single, NullObserver.Instance))
                 new KtoTrainer(setup, NullObserver.Instance).Run();
             TrainingCheckpoint.ReadVerified(final);
-            distance = WeightDistance.RelativeL2(WeightDistance.ReadWeights(final), WeightDistance.ReadWeights(TrainingCheckpoint.Latest(single.OutputDir)!));
+            string singleFinal = TrainingCheckpoint.Latest(single.OutputDir)!;
+            distance = WeightDistance.RelativeL2(WeightDistance.ReadWeights(final), WeightDistance.ReadWeights(singleFinal));
+            if (config.FullDeterminism)
+            {
+                // Every file of the checkpoint: weights (one file or shards), optimizer state, trainer_state.json.
+                string[] files = [.. Directory.GetFiles(singleFinal).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal)];
+                var differ = files.Where(f => !File.Exists(Path.Combine(final, f)) || !File.ReadAllBytes(Path.Combine(final, f)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(singleFinal, f)))).ToList();
+                identical = differ.Count == 0 && Directory.GetFiles(final).Length == files.Length;
+                observer.Info(identical == true ? $"chaos: full_determinism: {Path.GetFileName(final)} is byte-identical to one process's ({files.Length} files)"
+                    : $"chaos: full_determinism: {Path.GetFileName(final)} differs from one process's: {string.Join(", ", differ)}");
+            }
         }
-        return new ChaosReport(completed, audit, distance, o.Tolerance, spec.TotalSteps, Since(launcher, DateTime.UtcNow), measured, schedule.Count);
+        return new ChaosReport(completed, audit, distance, o.Tolerance, spec.TotalSteps, Since(launcher, DateTime.UtcNow), measured, schedule.Count, identical);
     }
 
     /// <summary>Seconds from the launcher's start to <paramref name="utc"/>.</summary>

@@ -26,10 +26,11 @@ internal static class ChaosCommand
         var runDir = new Option<string?>("--run-dir") { Description = "journal, logs and outputs (default: runs/chaos/SEED); emptied first" };
         var tolerance = new Option<double>("--tolerance") { Description = "largest relative L2 distance of the final weights from one process's that passes", DefaultValueFactory = _ => DefaultTolerance };
         var maxSteps = new Option<int?>("--max-steps") { Description = "override the config's max_steps (the long form needs a longer run: every fault waits for the run to recover from the one before)" };
+        var determinism = new Option<bool>("--full-determinism") { Description = "train with full_determinism: the final checkpoint must be byte-identical to one process's" };
         var timeout = new Option<int>("--timeout-min") { Description = "fail if the run has not ended after this many minutes", DefaultValueFactory = _ => 30 };
         var cmd = new Command("chaos", "train on a local cluster while trainers and the coordinator host are killed, frozen and restarted on a seeded schedule; audit and compare with one process")
         {
-            config, trainers, seed, form, runDir, tolerance, maxSteps, timeout,
+            config, trainers, seed, form, runDir, tolerance, maxSteps, timeout, determinism,
         };
         cmd.SetAction(parse => CommonOptions.Guard(() =>
         {
@@ -39,7 +40,7 @@ internal static class ChaosCommand
             string dir = parse.GetValue(runDir) ?? Path.Combine("runs", "chaos", s.ToString(CultureInfo.InvariantCulture));
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
             var options = new ChaosOptions(file.FullName, parse.GetValue(trainers), s, parse.GetValue(form) switch { "long" => ChaosCounts.Long, "none" => ChaosCounts.None, _ => ChaosCounts.Short }, dir,
-                parse.GetValue(tolerance), TimeSpan.FromMinutes(parse.GetValue(timeout)), parse.GetValue(maxSteps));
+                parse.GetValue(tolerance), TimeSpan.FromMinutes(parse.GetValue(timeout)), parse.GetValue(maxSteps), parse.GetValue(determinism));
             var observer = new ConsoleObserver();
             var (stop, signals) = CommonOptions.CancelOnSignals();
             using IDisposable signalScope = signals;
@@ -61,6 +62,7 @@ internal static class ChaosCommand
                 steps = report.Steps,
                 faults_scheduled = report.Scheduled,
                 relative_l2 = report.RelativeL2,
+                identical_bytes = report.IdenticalBytes,
                 tolerance = report.Tolerance,
                 wall_seconds = Math.Round(report.WallSeconds, 1),
                 faults = report.Faults.Select(f => new
