@@ -34,6 +34,10 @@ public sealed record StepBenchOptions
     /// (adapters off) as in a use_peft run; the bare loop trains the same adapters with torch.optim.AdamW.
     /// </summary>
     public bool Lora { get; init; }
+    /// <summary>Our step under full_determinism: the batch cut into <see cref="DeterminismSlices"/> slices computed one by one, sums exact.</summary>
+    public bool FullDeterminism { get; init; }
+    /// <summary>determinism_slices.</summary>
+    public int DeterminismSlices { get; init; } = 4;
     /// <summary>Device.</summary>
     public string Device { get; init; } = "cpu";
 }

@@ -178,13 +178,26 @@ public static class StepBenchmark
             }
             _optimizer = new AdamW(_policy.named_parameters().Select(p => (p.name, p.parameter)), 0.9, 0.999, 1e-8, 0);
             _stepper = new KtoStepper(_precision?.Compute ?? _policy, _reference, loss, config.VocabSize - 1, device) { ChunkedLogits = !o.NaiveLogits, Precision = _precision };
+            if (o.FullDeterminism)
+                _exact = new Kto.Domain.Cluster.ReplicaStep(_policy, _stepper, items, _precision, o.DeterminismSlices);
         }
+
+        private readonly Kto.Domain.Cluster.ReplicaStep? _exact;
 
         public CausalLm Policy => _policy;
 
         public void Step()
         {
             _optimizer.ZeroGrad();
+            if (_exact is not null)
+            {
+                // full_determinism: the replica's exact step alone, as kto train runs it.
+                _exact.Run([[.. Enumerable.Range(0, _items.Count)]], Kto.Domain.Cluster.SoloGroup.Instance);
+                _exact.Exact!.Commit();
+                GradientClipping.ClipGlobalNorm(_policy.parameters().Where(p => p.requires_grad), 1.0);
+                _optimizer.Step(1e-5);
+                return;
+            }
             ReferenceLogps[] reference = _stepper.Reference(_items);
             KlPartial kl = _stepper.KlPartial(_items, reference);
             _stepper.ForwardBackward(_items, reference, kl, _items.Count, 1);

@@ -25,10 +25,11 @@ internal static class BenchClusterCommand
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 16, Description = "global batch (examples per step)" };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 20, Description = "measured steps per cluster size" };
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 3, Description = "steps left out of the measurement" };
+        var determinism = new Option<bool>("--full-determinism") { Description = "train with full_determinism (determinism_slices 4); the baseline's bench step too" };
         var lora = new Option<bool>("--lora") { Description = "train LoRA adapters (r 16, alpha 32, all-linear) instead of the whole model" };
         var cmd = new Command("cluster", "steps/s of a local cluster with 1 and 2 trainer processes (1 thread each), and kill -9 to the next commit")
         {
-            layers, width, vocab, tokens, batch, steps, warmup, lora,
+            layers, width, vocab, tokens, batch, steps, warmup, lora, determinism,
         };
         cmd.SetAction(parse => CommonOptions.Guard(() =>
         {
@@ -38,7 +39,7 @@ internal static class BenchClusterCommand
             try
             {
                 var observer = new Terminal.ConsoleObserver();
-                string config = WriteRun(dir, parse.GetValue(layers), parse.GetValue(width), parse.GetValue(vocab), parse.GetValue(tokens), parse.GetValue(batch), totalSteps: w + n + 15, parse.GetValue(lora));
+                string config = WriteRun(dir, parse.GetValue(layers), parse.GetValue(width), parse.GetValue(vocab), parse.GetValue(tokens), parse.GetValue(batch), totalSteps: w + n + 15, parse.GetValue(lora), parse.GetValue(determinism));
                 var (one, _, oneCompute, _, _) = Measure(dir, config, 1, w, n, killAfter: false, observer);
                 var (two, failover, twoCompute, twoExchange, twoBytes) = Measure(dir, config, 2, w, n, killAfter: true, observer);
                 observer.Done();
@@ -47,7 +48,8 @@ internal static class BenchClusterCommand
                 // two processes stepping half a batch each at the same time (kto bench step, 1 thread each). On
                 // shared or hyper-threaded cores the two slow each other down, and no protocol can beat that.
                 string[] shape = ["--layers", parse.GetValue(layers).ToString(CultureInfo.InvariantCulture), "--width", parse.GetValue(width).ToString(CultureInfo.InvariantCulture),
-                    "--vocab", parse.GetValue(vocab).ToString(CultureInfo.InvariantCulture), "--tokens", parse.GetValue(tokens).ToString(CultureInfo.InvariantCulture), "--steps", "8", "--threads", "1", .. (parse.GetValue(lora) ? (string[])["--lora"] : [])];
+                    "--vocab", parse.GetValue(vocab).ToString(CultureInfo.InvariantCulture), "--tokens", parse.GetValue(tokens).ToString(CultureInfo.InvariantCulture), "--steps", "8", "--threads", "1", .. (parse.GetValue(lora) ? (string[])["--lora"] : []),
+                    .. (parse.GetValue(determinism) ? (string[])["--full-determinism", "--determinism-slices", "4"] : [])];
                 observer.Info("baseline: one process stepping the whole batch, then two processes stepping half each at once (kto bench step)");
                 double whole = StepMilliseconds([.. shape, "--batch", b.ToString(CultureInfo.InvariantCulture)], 1)[0];
                 double[] halves = StepMilliseconds([.. shape, "--batch", Math.Max(1, b / 2).ToString(CultureInfo.InvariantCulture)], 2);
@@ -56,7 +58,7 @@ internal static class BenchClusterCommand
                 // all-reduces, waiting for the slower member included); the rest of a step is the coordinator's round
                 // trip, the commit's persist and the apply (clip + AdamW).
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{{\"bench\":\"cluster\",\"lora\":{(parse.GetValue(lora) ? "true" : "false")},\"batch\":{b},\"steps\":{n},\"trainers_1_steps_per_s\":{one:0.000},\"trainers_2_steps_per_s\":{two:0.000},\"speedup\":{two / one:0.000},\"speedup_goal\":1.8," +
+                    $"{{\"bench\":\"cluster\",\"lora\":{(parse.GetValue(lora) ? "true" : "false")},\"full_determinism\":{(parse.GetValue(determinism) ? "true" : "false")},\"batch\":{b},\"steps\":{n},\"trainers_1_steps_per_s\":{one:0.000},\"trainers_2_steps_per_s\":{two:0.000},\"speedup\":{two / one:0.000},\"speedup_goal\":1.8," +
                     $"\"trainers_1_step_s\":{1 / one:0.000},\"trainers_1_member_s\":{oneCompute:0.000},\"trainers_2_step_s\":{1 / two:0.000},\"trainers_2_member_s\":{twoCompute:0.000},\"trainers_2_exchange_s\":{twoExchange:0.000},\"trainers_2_bytes_sent_per_member_step\":{twoBytes:0}," +
                     $"\"baseline_whole_batch_one_process_ms\":{whole:0.0},\"baseline_half_batch_two_processes_ms\":[{halves[0]:0.0},{halves[1]:0.0}],\"machine_ceiling_speedup\":{ceiling:0.000},\"speedup_vs_ceiling\":{two / one / ceiling:0.000}," +
                     $"\"kill_to_next_commit_s\":{failover:0.00},\"kill_goal_s\":10}}"));
@@ -145,7 +147,7 @@ internal static class BenchClusterCommand
         }
     }
 
-    private static string WriteRun(string dir, int layers, int width, int vocab, int tokens, int batch, int totalSteps, bool lora)
+    private static string WriteRun(string dir, int layers, int width, int vocab, int tokens, int batch, int totalSteps, bool lora, bool determinism)
     {
         string model = Path.Combine(dir, "model");
         using (var g = new torch.Generator(1))
@@ -160,7 +162,7 @@ internal static class BenchClusterCommand
         File.WriteAllText(config, string.Create(CultureInfo.InvariantCulture, $$"""
             {"model_name_or_path": "model", "dataset_path": "data.jsonl", "output_dir": "out", "learning_rate": 1e-5,
              "per_device_train_batch_size": {{batch}}, "max_steps": {{totalSteps}}, "max_length": {{tokens}}, "max_prompt_length": {{half}},
-             "logging_steps": 1000, "save_steps": 100000, "num_threads": 1, "seed": 1{{(lora ? ", \"use_peft\": true, \"lora_target_modules\": \"all-linear\"" : "")}}}
+             "logging_steps": 1000, "save_steps": 100000, "num_threads": 1, "seed": 1{{(lora ? ", \"use_peft\": true, \"lora_target_modules\": \"all-linear\"" : "")}}{{(determinism ? ", \"full_determinism\": true, \"determinism_slices\": 4" : "")}}}
             """));
         return config;
     }

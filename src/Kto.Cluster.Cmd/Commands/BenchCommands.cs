@@ -88,7 +88,8 @@ internal static class BenchCommands
         private readonly StepBenchOptions _d = new();
         public readonly Option<string> Arch, Precision;
         public readonly Option<int> Layers, Heads, Width, Vocab, Tokens, Batch, Steps, Threads;
-        public readonly Option<bool> Precomputed, Naive, Lora;
+        public readonly Option<bool> Precomputed, Naive, Lora, Determinism;
+        public readonly Option<int> Slices;
         public readonly Option<string> Device;
 
         public StepOptions()
@@ -105,11 +106,13 @@ internal static class BenchCommands
             Precomputed = new Option<bool>("--precomputed-ref") { Description = "reference log-probs precomputed instead of a live reference model" };
             Naive = new Option<bool>("--naive-logits") { Description = "our step forms the whole (B, T, V) logits, as the bare loop does, instead of chunks of completion positions" };
             Device = CommonOptions.Device();
+            Determinism = new Option<bool>("--full-determinism") { Description = "our step under full_determinism (fixed slices computed one by one, exact sums); the bare loop is unchanged" };
+            Slices = new Option<int>("--determinism-slices") { DefaultValueFactory = _ => _d.DeterminismSlices, Description = "slices per batch under --full-determinism" };
             Lora = new Option<bool>("--lora") { Description = "both sides train LoRA adapters (r 16, alpha 32, all-linear) on the frozen base; the reference is the base (adapters off)" };
             Precision = new Option<string>("--precision") { DefaultValueFactory = _ => _d.Precision, Description = "our step's precision: fp32, bf16 or fp16 (float32 masters, as the run config's bf16/fp16); the bare loop stays float32" };
         }
 
-        public Option[] All => [Arch, Precision, Layers, Heads, Width, Vocab, Tokens, Batch, Steps, Threads, Precomputed, Naive, Lora, Device];
+        public Option[] All => [Arch, Precision, Layers, Heads, Width, Vocab, Tokens, Batch, Steps, Threads, Precomputed, Naive, Lora, Determinism, Slices, Device];
 
         public StepBenchOptions Read(ParseResult parse) => new()
         {
@@ -117,6 +120,7 @@ internal static class BenchCommands
             Vocab = parse.GetValue(Vocab), Tokens = parse.GetValue(Tokens), Batch = parse.GetValue(Batch), Steps = parse.GetValue(Steps),
             Threads = parse.GetValue(Threads), PrecomputedRef = parse.GetValue(Precomputed), NaiveLogits = parse.GetValue(Naive), Device = parse.GetValue(Device)!,
             Precision = parse.GetValue(Precision)!, Lora = parse.GetValue(Lora),
+            FullDeterminism = parse.GetValue(Determinism), DeterminismSlices = parse.GetValue(Slices),
         };
 
         /// <summary>The arguments that give <paramref name="o"/> back.</summary>
@@ -126,6 +130,7 @@ internal static class BenchCommands
             "--batch", I(o.Batch), "--steps", I(o.Steps), "--threads", I(o.Threads), "--device", o.Device,
             .. o.PrecomputedRef ? new[] { "--precomputed-ref" } : [], .. o.NaiveLogits ? new[] { "--naive-logits" } : [],
             .. o.Lora ? new[] { "--lora" } : [],
+            .. o.FullDeterminism ? new[] { "--full-determinism", "--determinism-slices", I(o.DeterminismSlices) } : [],
         ];
 
         private static string I(int v) => v.ToString(CultureInfo.InvariantCulture);
@@ -173,7 +178,7 @@ internal static class BenchCommands
             if (o.Batch < 2 || o.Tokens < 4 || o.Steps < 1) throw new ArgumentException("need --batch ≥ 2, --tokens ≥ 4, --steps ≥ 1");
             StepBenchResult r = StepBenchmark.Run(o, side => StepPeakInChild(o, side));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{{\"bench\":\"step\",\"arch\":\"{o.Arch}\",\"logits\":\"{(o.NaiveLogits ? "full" : "chunked")}\",\"precision\":\"{o.Precision}\",\"lora\":{(o.Lora ? "true" : "false")},\"trainable_parameters\":{r.TrainableParameters},\"parameters\":{r.Parameters},\"layers\":{o.Layers},\"heads\":{o.Heads},\"width\":{o.Width},\"vocab\":{o.Vocab},\"tokens\":{o.Tokens},\"batch\":{o.Batch},\"threads\":{o.Threads},\"reference\":\"{(o.PrecomputedRef ? "precomputed" : "live")}\",\"steps\":{o.Steps}," +
+                $"{{\"bench\":\"step\",\"arch\":\"{o.Arch}\",\"logits\":\"{(o.NaiveLogits ? "full" : "chunked")}\",\"precision\":\"{o.Precision}\",\"lora\":{(o.Lora ? "true" : "false")},\"full_determinism\":{(o.FullDeterminism ? "true" : "false")},\"determinism_slices\":{(o.FullDeterminism ? o.DeterminismSlices : 0)},\"trainable_parameters\":{r.TrainableParameters},\"parameters\":{r.Parameters},\"layers\":{o.Layers},\"heads\":{o.Heads},\"width\":{o.Width},\"vocab\":{o.Vocab},\"tokens\":{o.Tokens},\"batch\":{o.Batch},\"threads\":{o.Threads},\"reference\":\"{(o.PrecomputedRef ? "precomputed" : "live")}\",\"steps\":{o.Steps}," +
                 $"\"examples_per_s\":{r.Kto.ExamplesPerSecond:0.00},\"step_ms\":{r.Kto.MedianStepMs:0.0},\"bare_examples_per_s\":{r.Bare.ExamplesPerSecond:0.00},\"bare_step_ms\":{r.Bare.MedianStepMs:0.0},\"kto_vs_bare\":{r.Kto.ExamplesPerSecond / r.Bare.ExamplesPerSecond:0.000}," +
                 $"\"step_peak_mb\":{r.PeakStepBytes / 1e6:0},\"bare_step_peak_mb\":{r.BarePeakStepBytes / 1e6:0},\"process_peak_mb\":{r.ProcessPeakBytes / 1e6:0},\"bare_process_peak_mb\":{r.BareProcessPeakBytes / 1e6:0}}}"));
             return 0;

@@ -98,9 +98,12 @@ public sealed class ExactSum : IDisposable
                 maxima[i] = zeros(1, ScalarType.Float64, _units[i].device).squeeze();
                 continue;
             }
-            Tensor g64 = g.to_type(ScalarType.Float64);
-            maxima[i] = g64.abs().max();
-            _units[i].add_(g64.mul_(Math.ScaleB(1, -_pending[i])).round_()); // ×2^-floor is exact; round half to even
+            // g × 2^-floor is exact in g's own dtype (a power of two), and so is rounding it to an integer (below 2^24 the
+            // integer fits a float32's significand; above, the value is one already); the float64 accumulator then adds
+            // it exactly. Round half to even.
+            Tensor q = g.mul(Math.ScaleB(1, -_pending[i])).round_();
+            _units[i].add_(q);
+            maxima[i] = g.abs().max().to_type(ScalarType.Float64);
         }
         double[] m = stack(maxima).cpu().data<double>().ToArray();
         for (int i = 0; i < m.Length; i++)
@@ -150,11 +153,14 @@ public sealed class ExactSum : IDisposable
     /// <summary>Copies this member's units into <paramref name="flat"/> (parameter order).</summary>
     public void CopyUnitsTo(double[] flat)
     {
-        long offset = 0;
+        int offset = 0;
         foreach (Tensor u in _units)
         {
-            u.cpu().data<double>().CopyTo(flat.AsSpan((int)offset, (int)u.numel()));
-            offset += u.numel();
+            int n = (int)u.numel();
+            if (u.device_type == DeviceType.CPU) System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(u.bytes).CopyTo(flat.AsSpan(offset, n));
+            else
+                using (Tensor host = u.cpu()) System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(host.bytes).CopyTo(flat.AsSpan(offset, n));
+            offset += n;
         }
     }
 
@@ -165,14 +171,15 @@ public sealed class ExactSum : IDisposable
     public void WriteGradients(double[] flat)
     {
         using var noGrad = no_grad();
-        long offset = 0;
+        int offset = 0;
         for (int i = 0; i < _parameters.Length; i++)
         {
             Parameter p = _parameters[i];
             int n = (int)p.numel();
-            using Tensor units = tensor(flat.AsSpan((int)offset, n).ToArray(), ScalarType.Float64).reshape(p.shape);
+            using Tensor host = empty(p.shape, ScalarType.Float64);
+            System.Runtime.InteropServices.MemoryMarshal.AsBytes(flat.AsSpan(offset, n)).CopyTo(host.bytes);
             offset += n;
-            using Tensor value = units.mul(Math.ScaleB(1, _pending[i]));
+            using Tensor value = host.mul_(Math.ScaleB(1, _pending[i]));
             using Tensor g = value.to_type(p.dtype).to(p.device);
             if (p.grad is null) p.grad = g.clone();
             else p.grad.copy_(g);
@@ -220,12 +227,15 @@ public sealed class ExactSum : IDisposable
 
     private const string StateKey = "exact_sum_floors";
 
+    // 2^±100 keeps g × 2^-floor finite in float32 for any gradient below 2^27; a gradient below 2^-100 rounds to 0.
+    private const int MinFloor = -100, MaxFloor = 100;
+
     private void SetFloor(int i, double max)
     {
         if (!(max > 0)) return; // no information: keep the grid
-        // The largest element at 2^(unitBits − growth) units: floor = ⌈log2 max⌉ − (unitBits − growth), kept where 2^±floor is finite.
+        // The largest element at 2^(unitBits − growth) units: floor = ⌈log2 max⌉ − (unitBits − growth).
         int exponent = (int)Math.Ceiling(Math.Log2(max));
-        _pending[i] = Math.Clamp(exponent - (_unitBits - GrowthBits), -1000, 1000);
+        _pending[i] = Math.Clamp(exponent - (_unitBits - GrowthBits), MinFloor, MaxFloor);
     }
 
     private static int CeilLog2(int n) => n <= 1 ? 0 : 32 - (int)uint.LeadingZeroCount((uint)(n - 1));

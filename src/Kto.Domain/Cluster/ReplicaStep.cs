@@ -24,6 +24,7 @@ public sealed class ReplicaStep
     private readonly MixedPrecision? _precision;
 
     private readonly int _slices;
+    private double[]? _units;
 
     /// <summary>Creates the step runner for <paramref name="policy"/> (not owned; with <paramref name="precision"/>, the float32
     /// master weights, whose half copy <paramref name="stepper"/> runs on).</summary>
@@ -145,7 +146,7 @@ public sealed class ReplicaStep
             double[] overflow = exact.OverflowVector(group.Rank, group.Size);
             Sum(overflow);
             if (exact.MustRetry(overflow, group.Size)) continue; // every member sees the same sums, so all run the step again
-            double[] units = new double[exact.Length];
+            double[] units = _units ??= new double[exact.Length]; // reused, as _grads
             exact.CopyUnitsTo(units);
             Sum(units);
             exact.WriteGradients(units);

@@ -144,8 +144,9 @@ public sealed record KtoConfig
     /// </summary>
     public bool FullDeterminism { get; init; }
 
-    /// <summary><c>determinism_slices</c>: slices per micro-batch under full_determinism (8): the most trainers that can share a step.</summary>
-    public int DeterminismSlices { get; init; } = 8;
+    /// <summary><c>determinism_slices</c>: slices per micro-batch under full_determinism (4): the most trainers that can
+    /// share a step; more slices cost more per step (each is a forward and backward of its own).</summary>
+    public int DeterminismSlices { get; init; } = 4;
 
     /// <summary><c>per_device_train_batch_size</c>: examples per forward/backward (the KL batch).</summary>
     public int PerDeviceTrainBatchSize { get; init; } = KtoDefaults.PerDeviceTrainBatchSize;
