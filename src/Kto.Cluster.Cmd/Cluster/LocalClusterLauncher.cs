@@ -145,6 +145,14 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
     /// <summary>Whether the process named <paramref name="name"/> is running.</summary>
     public bool IsRunning(string name) => !Get(name).Process.HasExited;
 
+    /// <summary>CPU time (user + system) the process <paramref name="name"/> ("coordinator", "trainer-N") has used so far.</summary>
+    public TimeSpan CpuTime(string name)
+    {
+        Process p = Get(name).Process;
+        p.Refresh();
+        return p.TotalProcessorTime;
+    }
+
     private Child Get(string name) => _processes.FirstOrDefault(p => p.Name == name) ?? throw new ArgumentException($"no process named {name}");
 
     /// <summary>Starts the coordinator and the trainers.</summary>

@@ -40,8 +40,8 @@ internal static class BenchClusterCommand
             {
                 var observer = new Terminal.ConsoleObserver();
                 string config = WriteRun(dir, parse.GetValue(layers), parse.GetValue(width), parse.GetValue(vocab), parse.GetValue(tokens), parse.GetValue(batch), totalSteps: w + n + 15, parse.GetValue(lora), parse.GetValue(determinism));
-                var (one, _, oneCompute, _, _) = Measure(dir, config, 1, w, n, killAfter: false, observer);
-                var (two, failover, twoCompute, twoExchange, twoBytes) = Measure(dir, config, 2, w, n, killAfter: true, observer);
+                var (one, _, oneCompute, _, _, oneCoordinatorCpu, oneTrainerCpu) = Measure(dir, config, 1, w, n, killAfter: false, observer);
+                var (two, failover, twoCompute, twoExchange, twoBytes, twoCoordinatorCpu, twoTrainerCpu) = Measure(dir, config, 2, w, n, killAfter: true, observer);
                 observer.Done();
                 int b = parse.GetValue(batch);
                 // The machine's own ceiling, without any cluster: one process stepping the whole batch alone, against
@@ -60,6 +60,7 @@ internal static class BenchClusterCommand
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{{\"bench\":\"cluster\",\"lora\":{(parse.GetValue(lora) ? "true" : "false")},\"full_determinism\":{(parse.GetValue(determinism) ? "true" : "false")},\"batch\":{b},\"steps\":{n},\"trainers_1_steps_per_s\":{one:0.000},\"trainers_2_steps_per_s\":{two:0.000},\"speedup\":{two / one:0.000},\"speedup_goal\":1.8," +
                     $"\"trainers_1_step_s\":{1 / one:0.000},\"trainers_1_member_s\":{oneCompute:0.000},\"trainers_2_step_s\":{1 / two:0.000},\"trainers_2_member_s\":{twoCompute:0.000},\"trainers_2_exchange_s\":{twoExchange:0.000},\"trainers_2_bytes_sent_per_member_step\":{twoBytes:0}," +
+                    $"\"trainers_1_cpu_s_per_step\":{{\"coordinator\":{oneCoordinatorCpu:0.000},\"trainer\":{oneTrainerCpu:0.000}}},\"trainers_2_cpu_s_per_step\":{{\"coordinator\":{twoCoordinatorCpu:0.000},\"trainer\":{twoTrainerCpu:0.000}}}," +
                     $"\"baseline_whole_batch_one_process_ms\":{whole:0.0},\"baseline_half_batch_two_processes_ms\":[{halves[0]:0.0},{halves[1]:0.0}],\"machine_ceiling_speedup\":{ceiling:0.000},\"speedup_vs_ceiling\":{two / one / ceiling:0.000}," +
                     $"\"kill_to_next_commit_s\":{failover:0.00},\"kill_goal_s\":10}}"));
                 return 0;
@@ -106,13 +107,20 @@ internal static class BenchClusterCommand
     }
 
     /// <summary>Runs the config on <paramref name="trainers"/> trainers; steps/s over steps warmup…warmup+steps, and (when asked) SIGKILL of the last trainer then the seconds to the next commit.</summary>
-    private static (double StepsPerSecond, double Failover, double MemberSeconds, double ExchangeSeconds, double BytesSent) Measure(string dir, string config, int trainers, int warmup, int steps, bool killAfter, Terminal.ConsoleObserver observer)
+    private static (double StepsPerSecond, double Failover, double MemberSeconds, double ExchangeSeconds, double BytesSent, double CoordinatorCpu, double TrainerCpu) Measure(string dir, string config, int trainers, int warmup, int steps, bool killAfter, Terminal.ConsoleObserver observer)
     {
         string runDir = Path.Combine(dir, $"cluster-{trainers}");
         var launcher = LocalClusterLauncher.Start(new LocalClusterOptions(config, $"bench-{trainers}", trainers, runDir, Supervise: false), observer);
         try
         {
-            while (launcher.Commits.Count < warmup + steps + 1) Thread.Sleep(50);
+            // CPU time per measured step of the coordinator host and of each trainer (from /proc, sampled as the commits arrive).
+            string[] names = ["coordinator", .. Enumerable.Range(1, trainers).Select(t => $"trainer-{t}")];
+            while (launcher.Commits.Count < warmup + 1) Thread.Sleep(20);
+            TimeSpan[] cpuBefore = [.. names.Select(launcher.CpuTime)];
+            while (launcher.Commits.Count < warmup + steps + 1) Thread.Sleep(20);
+            TimeSpan[] cpuAfter = [.. names.Select(launcher.CpuTime)];
+            double coordinatorCpu = (cpuAfter[0] - cpuBefore[0]).TotalSeconds / steps;
+            double trainerCpu = Enumerable.Range(1, trainers).Average(i => (cpuAfter[i] - cpuBefore[i]).TotalSeconds) / steps;
             var commits = launcher.Commits;
             double rate = steps / (commits[warmup + steps].At - commits[warmup].At).TotalSeconds;
             double compute = commits.Skip(warmup + 1).Take(steps).Average(c => double.Parse(
@@ -139,7 +147,7 @@ internal static class BenchClusterCommand
                 System.Text.RegularExpressions.Regex.Match(c.Line, @"exchange ([0-9.]+) s").Groups[1].Value, CultureInfo.InvariantCulture));
             double sent = commits.Skip(warmup + 1).Take(steps).Average(c => double.Parse(
                 System.Text.RegularExpressions.Regex.Match(c.Line, @"sent ([0-9]+) B").Groups[1].Value, CultureInfo.InvariantCulture));
-            return (rate, failover, compute, exchange, sent);
+            return (rate, failover, compute, exchange, sent, coordinatorCpu, trainerCpu);
         }
         finally
         {
