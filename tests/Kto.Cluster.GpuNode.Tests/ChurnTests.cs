@@ -48,10 +48,11 @@ public sealed partial class ElasticClusterTests
         // Left out: the others commit while t3 is frozen mid-step.
         await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && l.Contains("members t1,t2 ", StringComparison.Ordinal), cluster.Guard, "a step without t3");
         output.WriteLine($"freeze → first commit without t3: {clock.Elapsed.TotalSeconds:0.0} s");
+        // Paused from here until t3 is back, so that a fast run cannot end before t3 is downed, wakes, joins again and
+        // takes over the state.
+        Assert.Contains("paused", KtoTool.Run(cluster.Port, "run", "pause"));
         // Frozen long enough for the coordinator to down it (2 s to unreachable + 5 s).
         await coordinator.WaitFor(l => l.Contains("downing ", StringComparison.Ordinal), cluster.Guard, "t3 downed");
-        // Paused while t3 wakes, joins again and takes over the state, so that a fast run cannot end before t3 is back.
-        Assert.Contains("paused", KtoTool.Run(cluster.Port, "run", "pause"));
         string status = KtoTool.Run(cluster.Port, "run", "status");
         int paused = int.Parse(System.Text.RegularExpressions.Regex.Match(status, @"(\d+)/400 steps committed").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
         t3.Freeze(false);

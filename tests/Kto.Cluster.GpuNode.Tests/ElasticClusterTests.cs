@@ -117,8 +117,11 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
         cluster.StartTrainer("t1");
         await coordinator.WaitFor("step 3/", cluster.Guard);
+        // Steps take milliseconds: paused while the second trainer joins, so the run cannot end first.
+        Assert.Contains("paused", KtoTool.Run(cluster.Port, "run", "pause"));
         var second = cluster.StartTrainer("t2");
         await second.WaitFor("took over the state of step", cluster.Guard);
+        Assert.Contains("resumed", KtoTool.Run(cluster.Port, "run", "resume"));
         await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == "t1,t2", cluster.Guard, "a commit by both");
         await coordinator.WaitFor("complete:", cluster.Guard);
 

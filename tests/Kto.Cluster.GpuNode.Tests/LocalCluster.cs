@@ -252,7 +252,8 @@ public sealed class LocalCluster : IAsyncDisposable
     public static int CommittedAtReady(string readyLine) => int.Parse(readyLine.Split(", ")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Lines "step N/M committed: …" so far.</summary>
-        public IReadOnlyList<string> Commits => [.. _lines.Where(l => l.StartsWith("step ", StringComparison.Ordinal) && l.Contains(" committed:", StringComparison.Ordinal))];
+        public IReadOnlyList<string> Commits => [.. _lines.Where(l => l.StartsWith("step ", StringComparison.Ordinal) && l.Contains(" committed:", StringComparison.Ordinal)
+            && !l.Contains(" not committed:", StringComparison.Ordinal))];
 
         public void Kill()
         {

@@ -110,7 +110,13 @@ public static class TrainingCheckpoint
                     Directory.Delete(temp, recursive: true);
                     return final;
                 }
-                Directory.Delete(final, recursive: true);
+                // Renamed away first (atomic), so a reader never finds a checkpoint directory half deleted.
+                string old = Path.Combine(outputDir, $".{Prefix}{state.GlobalStep}.replaced.tmp-{TempOwner}-{Environment.ProcessId}");
+                if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
+                Directory.Move(final, old);
+                Directory.Move(temp, final);
+                TryDelete(old);
+                return final;
             }
             Directory.Move(temp, final);
             return final;
