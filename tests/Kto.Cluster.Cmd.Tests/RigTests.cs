@@ -1,0 +1,100 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Kto.Cluster.Cmd.Tests;
+
+/// <summary>
+/// A fact that needs scripts/netns-rig.sh to work here: root, iproute2 and nftables, and permission to create a network
+/// namespace. Skipped (visibly, with the reason) otherwise; .ci/run installs the packages.
+/// </summary>
+public sealed class RigFactAttribute : FactAttribute
+{
+    private static readonly Lazy<string?> Missing = new(Probe);
+
+    /// <summary>Sets Skip when the rig cannot run here.</summary>
+    public RigFactAttribute()
+    {
+        if (Missing.Value is { } reason) Skip = $"the network rig cannot run here: {reason}";
+    }
+
+    private static string? Probe()
+    {
+        foreach (string tool in new[] { "ip", "tc", "nft" })
+            if (Run("sh", "-c", $"command -v {tool}").Code != 0) return $"{tool} not found (Debian packages iproute2, nftables)";
+        string name = $"kto-rig-probe-{Environment.ProcessId}";
+        var (code, error) = Run("ip", "netns", "add", name);
+        if (code != 0) return $"ip netns add: {error.Trim()}";
+        Run("ip", "netns", "del", name);
+        return null;
+    }
+
+    internal static (int Code, string Error) Run(string file, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in args) psi.ArgumentList.Add(a);
+        try
+        {
+            using var p = Process.Start(psi)!;
+            Task<string> err = p.StandardError.ReadToEndAsync();
+            p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            return (p.ExitCode, err.Result);
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            return (127, e.Message);
+        }
+    }
+}
+
+/// <summary>scripts/netns-rig.sh: the shaped loopback caps what crosses it, loss is applied, and the namespace is gone afterwards.</summary>
+public sealed class RigTests
+{
+    private static KtoProcess.Result Rig(params string[] args)
+    {
+        var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(KtoProcess.RepoRoot(), "scripts", "netns-rig.sh"));
+        foreach (string a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        Task<string> stdout = p.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = p.StandardError.ReadToEndAsync();
+        p.WaitForExit();
+        return new KtoProcess.Result(p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    private static string Kto => Path.Combine(AppContext.BaseDirectory, "kto.dll");
+
+    [RigFact]
+    public void AnAllReduceInsideA100MbitRigIsCappedByTheLinkAndTheNamespaceIsRemoved()
+    {
+        string name = $"kto-rig-test-{Environment.ProcessId}";
+        var r = Rig("run", "--rate", "100mbit", "--loss", "1", "--name", name, "--", "dotnet", Kto, "bench", "allreduce", "--mib", "2", "--rounds", "1", "--iterations", "2", "--warmup", "1");
+        Assert.True(r.ExitCode == 0, $"exit {r.ExitCode}: {r.Stderr}");
+        Assert.Contains($"rig: namespace {name}, lo 100mbit, loss 1 %", r.Stderr);
+        var json = JsonDocument.Parse(r.Stdout.Trim().Split('\n')[^1]).RootElement;
+        Assert.True(json.GetProperty("identical").GetBoolean());
+        // 100 Mbit/s is 12.5 MB/s: shaping caps the raw stream (unshaped loopback here carries ~3 GB/s). A cap, not a
+        // speed requirement: a slow machine only lowers the figure.
+        double raw = json.GetProperty("raw_mb_s").GetDouble();
+        Assert.InRange(raw, 0.1, 12.5 * 1.2);
+        Assert.DoesNotContain(name, ListNamespaces()); // cleaned up
+    }
+
+    [RigFact]
+    public void BadArgumentsAreRefusedAndTheCommandsStatusIsKept()
+    {
+        var bad = Rig("run", "--loss", "150", "--", "true");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("--loss must be an integer percentage 0–100, got 150", bad.Stderr);
+        Assert.Equal(3, Rig("run", "--", "sh", "-c", "exit 3").ExitCode);
+    }
+
+    private static string ListNamespaces()
+    {
+        var psi = new ProcessStartInfo("ip", "netns list") { RedirectStandardOutput = true };
+        using var p = Process.Start(psi)!;
+        string s = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return s;
+    }
+}
