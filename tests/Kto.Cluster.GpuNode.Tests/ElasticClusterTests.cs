@@ -17,6 +17,19 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
     /// <summary>The members of a commit line ("" for other lines that mention a commit, e.g. "… not committed: the run is paused").</summary>
     private static string MembersOf(string commitLine) => commitLine.Split(" members ") is [_, var rest, ..] ? rest.Split(' ')[0] : "";
 
+    /// <summary>
+    /// Starts trainer <paramref name="id"/> while the run is paused (steps of these tiny runs take milliseconds, so a
+    /// run could end before a joiner is in) and waits for it to take over the state and for a commit by <paramref name="members"/>.
+    /// </summary>
+    private static async Task JoinWhilePaused(LocalCluster cluster, LocalCluster.Proc coordinator, string id, string members)
+    {
+        Assert.Contains("paused", KtoTool.Run(cluster.Port, "run", "pause"));
+        var joiner = cluster.StartTrainer(id);
+        await joiner.WaitFor("took over the state of step", cluster.Guard);
+        Assert.Contains("resumed", KtoTool.Run(cluster.Port, "run", "resume"));
+        await coordinator.WaitFor(l => MembersOf(l) == members && l.Contains(" committed:", StringComparison.Ordinal), cluster.Guard, $"a commit by {members}");
+    }
+
     private async Task AssertSameWeightsAndCleanJournal(LocalCluster cluster, string? postgres = null, double tolerance = Tolerance)
     {
         double rel = LocalCluster.RelativeL2(cluster.SingleProcessWeights(), cluster.ClusterWeights());
@@ -52,12 +65,7 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
         cluster.StartTrainer("t1");
         await coordinator.WaitFor("step 3/", cluster.Guard);
-        // LoRA steps take milliseconds: paused, so the run cannot end before the second trainer has joined.
-        Assert.Contains("paused", KtoTool.Run(cluster.Port, "run", "pause"));
-        var second = cluster.StartTrainer("t2");
-        await second.WaitFor("took over the state of step", cluster.Guard);
-        Assert.Contains("resumed", KtoTool.Run(cluster.Port, "run", "resume"));
-        await coordinator.WaitFor(l => l.Contains(" committed: loss", StringComparison.Ordinal) && MembersOf(l) == "t1,t2", cluster.Guard, "a commit by both");
+        await JoinWhilePaused(cluster, coordinator, "t2", "t1,t2");
         await coordinator.WaitFor("complete:", cluster.Guard);
 
         string checkpoint = Path.Combine(cluster.OutputDir, "checkpoint-200");
@@ -117,12 +125,7 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
         cluster.StartTrainer("t1");
         await coordinator.WaitFor("step 3/", cluster.Guard);
-        // Steps take milliseconds: paused while the second trainer joins, so the run cannot end first.
-        Assert.Contains("paused", KtoTool.Run(cluster.Port, "run", "pause"));
-        var second = cluster.StartTrainer("t2");
-        await second.WaitFor("took over the state of step", cluster.Guard);
-        Assert.Contains("resumed", KtoTool.Run(cluster.Port, "run", "resume"));
-        await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == "t1,t2", cluster.Guard, "a commit by both");
+        await JoinWhilePaused(cluster, coordinator, "t2", "t1,t2");
         await coordinator.WaitFor("complete:", cluster.Guard);
 
         Assert.Equal(200, coordinator.Commits.Count);
@@ -160,17 +163,8 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
         cluster.StartTrainer("t1");
         await coordinator.WaitFor("step 4/", cluster.Guard);
-        // Steps take milliseconds: paused while each trainer joins, so the run cannot end first.
-        async Task Join(string id, string members)
-        {
-            Assert.Contains("paused", KtoTool.Run(cluster.Port, "run", "pause"));
-            var joiner = cluster.StartTrainer(id);
-            await joiner.WaitFor("took over the state of step", cluster.Guard);
-            Assert.Contains("resumed", KtoTool.Run(cluster.Port, "run", "resume"));
-            await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == members, cluster.Guard, $"a commit by {members}");
-        }
-        await Join("t2", "t1,t2");
-        await Join("t3", "t1,t2,t3");
+        await JoinWhilePaused(cluster, coordinator, "t2", "t1,t2");
+        await JoinWhilePaused(cluster, coordinator, "t3", "t1,t2,t3");
         cluster.Processes().Single(p => p.Name == "t2").Kill();
         await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == "t1,t3", cluster.Guard, "a commit by the survivors");
         await coordinator.WaitFor("complete:", cluster.Guard);

@@ -47,7 +47,7 @@ public sealed class ScorerPoolTests(Xunit.Abstractions.ITestOutputHelper output)
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
         var scorer = cluster.StartScorer("s1");
         var trainers = new[] { cluster.StartTrainer("t1"), cluster.StartTrainer("t2") };
-        await coordinator.WaitFor("complete:", cluster.Guard);
+        await coordinator.WaitFor("; final checkpoint ", cluster.Guard);
         Assert.Equal(0, await coordinator.WaitForExit(cluster.Guard));
 
         foreach (var t in trainers) await t.WaitFor("reference model not loaded", cluster.Guard);
@@ -87,7 +87,7 @@ public sealed class ScorerPoolTests(Xunit.Abstractions.ITestOutputHelper output)
         string recovered = await restarted.WaitFor("needed units stored", cluster.Guard);
         output.WriteLine(recovered);
         int storedBefore = int.Parse(System.Text.RegularExpressions.Regex.Match(recovered, @": (\d+) of \d+ needed units stored").Groups[1].Value, CultureInfo.InvariantCulture);
-        await restarted.WaitFor("complete:", cluster.Guard);
+        await restarted.WaitFor("; final checkpoint ", cluster.Guard);
 
         RunSpec spec = cluster.Spec();
         IReadOnlyList<ScoresStored> stored = await cluster.ScoreJournalAsync(spec);
