@@ -58,9 +58,10 @@ public sealed class LoraTrainingTests : IDisposable
     [InlineData(false, false)]
     [InlineData(true, false)]  // lora_dropout acting: the masks of the resumed steps are the uninterrupted run's
     [InlineData(false, true)]  // bf16 base, float32 adapters
-    public void AResumedLoraRunEndsWithTheUninterruptedRunsBits(bool dropout, bool bf16)
+    [InlineData(false, false, true)]  // fp16 base, float32 adapters, dynamic loss scaling (its state is resumed too)
+    public void AResumedLoraRunEndsWithTheUninterruptedRunsBits(bool dropout, bool bf16, bool fp16 = false)
     {
-        KtoConfig Edit(KtoConfig c) => c with { LoraDropout = dropout ? 0.3 : 0, DisableDropout = !dropout, Bf16 = bf16 };
+        KtoConfig Edit(KtoConfig c) => c with { LoraDropout = dropout ? 0.3 : 0, DisableDropout = !dropout, Bf16 = bf16, Fp16 = fp16 };
         var straight = TrainingFixture.Train(Lora("straight", Edit));
         using var cancel = new CancellationTokenSource();
         TrainingFixture.Train(Lora("resumed", Edit), cancel.Token, new StopAtStep(4, cancel));
@@ -69,6 +70,13 @@ public sealed class LoraTrainingTests : IDisposable
         var a = Adapter(straight.FinalCheckpoint);
         var b = Adapter(second.FinalCheckpoint);
         foreach (var (name, values) in a) Assert.True(values.AsSpan().SequenceEqual(b[name]), name);
+        Assert.Contains(a, kv => kv.Key.EndsWith("lora_B.weight", StringComparison.Ordinal) && kv.Value.Any(x => x != 0)); // it trained
+        if (fp16)
+        {
+            var optimizer = Safetensors.Read(Path.Combine(second.FinalCheckpoint, TrainingCheckpoint.OptimizerFile));
+            Assert.True(optimizer.Metadata.ContainsKey("loss_scale"), "fp16's loss scale is kept with the adapters' optimizer state");
+            foreach (var t in optimizer.Tensors.Values) t.Dispose();
+        }
     }
 
     [Fact]
