@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Spare boxes on one machine: runs a command inside a private network namespace whose loopback is shaped like a real
 # link (tc tbf: rate; nftables: random loss), and lets a test cut it (nftables drops by port: partitions, one-way
-# cuts). Only 127.0.0.1 inside the namespace is used. The namespace is removed however the command ends.
+# cuts). Only 127.0.0.1 inside the namespace is used. The namespace is removed when the script exits,
+# on an error or on INT/TERM/HUP (a SIGKILL of the script itself leaves it: ip netns del NS).
 #
 #   scripts/netns-rig.sh run [--rate RATE] [--loss PCT] [--name NS] -- COMMAND [ARGS…]
 #       RATE: tc's units (1gbit, 10gbit, 100mbit; default: unshaped). PCT: packets dropped at random, 0–100 (integer).
@@ -81,7 +82,7 @@ case "$cmd" in
     ip netns exec "$name" nft flush chain inet kto_rig cuts
     ;;
   *)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac
