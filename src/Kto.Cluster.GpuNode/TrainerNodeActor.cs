@@ -75,7 +75,12 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
     private static readonly TimeSpan LoadRetry = TimeSpan.FromSeconds(5);
 
     /// <inheritdoc />
-    protected override void PreStart() => StartRegistering();
+    protected override void PreStart()
+    {
+        StartRegistering();
+        if (Context.System.Settings.ProviderClass.Contains("Cluster", StringComparison.Ordinal))
+            Timers.StartPeriodicTimer("peers", PeerTick.Instance, PeerCheckInterval);
+    }
 
     /// <inheritdoc />
     protected override void PostStop()
@@ -160,6 +165,7 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
     private void Common()
     {
         Receive<RegisterTick>(_ => _coordinator.Tell(Registration()));
+        Receive<PeerTick>(_ => ReportPeers());
         Receive<Reregister>(r =>
         {
             _log.Info("coordinator incarnation {0} asks trainers to register", r.Incarnation);
@@ -394,6 +400,43 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
     private sealed class RegisterTick
     {
         public static readonly RegisterTick Instance = new();
+    }
+
+    private sealed class PeerTick
+    {
+        public static readonly PeerTick Instance = new();
+    }
+
+    /// <summary>How often this trainer reads its failure detector's view of the other trainers (its heartbeat interval).</summary>
+    public static readonly TimeSpan PeerCheckInterval = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>How often the view is sent to the coordinator when it has not changed (it is sent at once when it does).</summary>
+    public static readonly TimeSpan PeerReportInterval = TimeSpan.FromSeconds(2);
+
+    private string[] _peersReported = [];
+    private DateTime _peersReportedAt;
+
+    /// <summary>
+    /// Tells the coordinator which trainers this node's own failure detector finds unreachable (<see cref="PeersUnreachable"/>):
+    /// Akka's gossip says only that someone finds a member unreachable, and the coordinator needs to know who to keep
+    /// one side of a split between trainers.
+    /// </summary>
+    private void ReportPeers()
+    {
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        if (cluster.IsTerminated || cluster.SelfMember.Status is not (Akka.Cluster.MemberStatus.Up or Akka.Cluster.MemberStatus.WeaklyUp)) return;
+        var detector = cluster.FailureDetector;
+        string[] unreachable = [.. cluster.State.Members
+            .Where(m => m.HasRole(Kto.Cluster.Core.ClusterRoles.Trainer) && !m.Address.Equals(cluster.SelfAddress)
+                && detector.IsMonitoring(m.Address) && !detector.IsAvailable(m.Address))
+            .Select(m => m.Address.ToString()).Order(StringComparer.Ordinal)];
+        DateTime now = DateTime.UtcNow;
+        if (unreachable.SequenceEqual(_peersReported, StringComparer.Ordinal) && now - _peersReportedAt < PeerReportInterval) return;
+        if (!unreachable.SequenceEqual(_peersReported, StringComparer.Ordinal))
+            _log.Info(unreachable.Length == 0 ? "every trainer is reachable from here again" : "trainers unreachable from here: {0}", string.Join(", ", unreachable));
+        _peersReported = unreachable;
+        _peersReportedAt = now;
+        _coordinator.Tell(new PeersUnreachable(_trainerId, unreachable));
     }
 
     private sealed class FetchStalled

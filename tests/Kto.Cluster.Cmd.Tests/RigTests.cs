@@ -1,51 +1,8 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Kto.Cluster.Tests.Rig;
 
 namespace Kto.Cluster.Cmd.Tests;
-
-/// <summary>
-/// A fact that needs scripts/netns-rig.sh to work here: root, iproute2 and nftables, and permission to create a network
-/// namespace. Skipped (visibly, with the reason) otherwise; .ci/run installs the packages.
-/// </summary>
-public sealed class RigFactAttribute : FactAttribute
-{
-    private static readonly Lazy<string?> Missing = new(Probe);
-
-    /// <summary>Sets Skip when the rig cannot run here.</summary>
-    public RigFactAttribute()
-    {
-        if (Missing.Value is { } reason) Skip = $"the network rig cannot run here: {reason}";
-    }
-
-    private static string? Probe()
-    {
-        foreach (string tool in new[] { "ip", "tc", "nft" })
-            if (Run("sh", "-c", $"command -v {tool}").Code != 0) return $"{tool} not found (Debian packages iproute2, nftables)";
-        string name = $"kto-rig-probe-{Environment.ProcessId}";
-        var (code, error) = Run("ip", "netns", "add", name);
-        if (code != 0) return $"ip netns add: {error.Trim()}";
-        Run("ip", "netns", "del", name);
-        return null;
-    }
-
-    internal static (int Code, string Error) Run(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in args) psi.ArgumentList.Add(a);
-        try
-        {
-            using var p = Process.Start(psi)!;
-            Task<string> err = p.StandardError.ReadToEndAsync();
-            p.StandardOutput.ReadToEnd();
-            p.WaitForExit();
-            return (p.ExitCode, err.Result);
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            return (127, e.Message);
-        }
-    }
-}
 
 /// <summary>scripts/netns-rig.sh: the shaped loopback caps what crosses it, loss is applied, and the namespace is gone afterwards.</summary>
 public sealed class RigTests

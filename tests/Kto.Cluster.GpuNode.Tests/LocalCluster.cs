@@ -11,6 +11,7 @@ using Kto.Domain.Cluster;
 using Kto.Domain.Model;
 using Kto.Domain.Options;
 using Kto.Domain.Training;
+using Kto.Cluster.Tests.Rig;
 using TorchSharp;
 
 namespace Kto.Cluster.GpuNode.Tests;
@@ -26,10 +27,13 @@ public sealed class LocalCluster : IAsyncDisposable
     private readonly Xunit.Abstractions.ITestOutputHelper _output;
 
     public LocalCluster(Xunit.Abstractions.ITestOutputHelper output, int maxSteps = 24, string? postgres = null, double learningRate = 3e-4,
-        bool precompute = false, int examples = 30, int coordinators = 1, string arch = "gpt2", bool evaluate = false, bool lora = false, bool fullDeterminism = false)
+        bool precompute = false, int examples = 30, int coordinators = 1, string arch = "gpt2", bool evaluate = false, bool lora = false, bool fullDeterminism = false, NetRig? rig = null)
     {
         _output = output;
+        Rig = rig;
         Dir = Directory.CreateTempSubdirectory("kto-cluster-").FullName;
+        // Boxes of a rig run as other users (umask 0): they write the run's folders next to the test's files.
+        if (rig is not null && !OperatingSystem.IsWindows()) File.SetUnixFileMode(Dir, (UnixFileMode)0x1FF);
         RunId = "run-" + Guid.NewGuid().ToString("N")[..8];
         Ports = [.. Enumerable.Range(0, coordinators).Select(_ => FreePort())];
         Port = Ports[0];
@@ -75,6 +79,9 @@ public sealed class LocalCluster : IAsyncDisposable
     };
 
     public string Dir { get; }
+
+    /// <summary>The network rig every process runs in (each as its own box), or null for the host's loopback.</summary>
+    public NetRig? Rig { get; }
     public string RunId { get; }
     public int Port { get; }
     /// <summary>The coordinator hosts' Akka ports (the first is <see cref="Port"/>); every host config lists them all as seeds.</summary>
@@ -101,13 +108,32 @@ public sealed class LocalCluster : IAsyncDisposable
 
     public Proc Start(string name, string dll, params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Dir };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, dll));
-        foreach (string a in args) psi.ArgumentList.Add(a);
+        string[] all = [Path.Combine(AppContext.BaseDirectory, dll), .. args];
+        ProcessStartInfo psi = Rig?.Wrap(BoxOf(name), "dotnet", all) ?? new ProcessStartInfo("dotnet", all) { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.WorkingDirectory = Dir;
+        if (Rig is not null) psi.Environment["HOME"] = Dir;
         var p = new Proc(name, Process.Start(psi)!);
         _all.Add(p);
         return p;
     }
+
+    /// <summary>
+    /// The rig box a process name runs as: 1, 2, … in the order names are first started (a restarted process keeps
+    /// its box, as a restarted service keeps its machine).
+    /// </summary>
+    public int BoxOf(string name)
+    {
+        lock (_boxes)
+        {
+            if (!_boxes.TryGetValue(name, out int box)) _boxes[name] = box = _boxes.Count + 1;
+            return box;
+        }
+    }
+
+    private readonly Dictionary<string, int> _boxes = new(StringComparer.Ordinal);
+
+    /// <summary>Runs <c>kto 127.0.0.1:PORT ARGS</c> against the first coordinator host (inside the rig, if any, as no box).</summary>
+    public string Tool(params string[] args) => KtoTool.Run(Port, Rig, args);
 
     /// <summary>The processes started so far, in order.</summary>
     public IReadOnlyList<Proc> Processes() => [.. _all];

@@ -89,15 +89,18 @@ public sealed partial class ElasticClusterTests
 /// <summary>Runs <c>kto 127.0.0.1:PORT …</c> (the built command-line tool of this configuration) and returns its output.</summary>
 internal static class KtoTool
 {
-    public static string Run(int port, params string[] args)
+    public static string Run(int port, params string[] args) => Run(port, null, args);
+
+    /// <summary>Runs the tool, inside <paramref name="rig"/>'s namespace when given.</summary>
+    public static string Run(int port, Kto.Cluster.Tests.Rig.NetRig? rig, params string[] args)
     {
         // tests/Kto.Cluster.GpuNode.Tests/bin/CONFIG/net10.0/ → src/Kto.Cluster.Cmd/bin/CONFIG/net10.0/kto.dll
         var bin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
         string framework = bin.Name, configuration = bin.Parent!.Name;
         string root = bin.Parent!.Parent!.Parent!.Parent!.Parent!.FullName;
         string kto = Path.Combine(root, "src", "Kto.Cluster.Cmd", "bin", configuration, framework, "kto.dll");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in (string[])[kto, $"127.0.0.1:{port}", .. args]) psi.ArgumentList.Add(a);
+        string[] all = [kto, $"127.0.0.1:{port}", .. args];
+        ProcessStartInfo psi = rig?.Wrap(null, "dotnet", all) ?? new ProcessStartInfo("dotnet", all) { RedirectStandardOutput = true, RedirectStandardError = true };
         using Process p = Process.Start(psi)!;
         Task<string> err = p.StandardError.ReadToEndAsync();
         string stdout = p.StandardOutput.ReadToEnd();

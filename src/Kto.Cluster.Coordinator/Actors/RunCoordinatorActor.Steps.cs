@@ -157,11 +157,19 @@ public sealed partial class RunCoordinatorActor
                 if (_trainers.TryGetValue(id, out var t)) t.HeldStep = RegisterTrainer.NoState;
             }
             if (_failing.ContainsKey(MetricsStorage)) FlushMetrics();
+            UpdateReachability();
             CheckFinished();
             Pump();
         });
-        Command<ClusterEvent.UnreachableMember>(u => MarkAddress(u.Member.Address, reachable: false));
-        Command<ClusterEvent.ReachableMember>(r => MarkAddress(r.Member.Address, reachable: true));
+        Command<ClusterEvent.UnreachableMember>(_ => UpdateReachability());
+        Command<ClusterEvent.ReachableMember>(_ => UpdateReachability());
+        Command<PeersUnreachable>(p =>
+        {
+            if (!_trainers.TryGetValue(p.TrainerId, out var t) || !t.Actor.Path.Address.Equals(Sender.Path.Address)) return;
+            bool changed = !_peerReports.TryGetValue(p.TrainerId, out var before) || !before.SequenceEqual(p.Addresses, StringComparer.Ordinal);
+            _peerReports[p.TrainerId] = p.Addresses;
+            if (changed) UpdateReachability();
+        });
         Command<ClusterEvent.IMemberEvent>(_ => { });
         Command<ClusterEvent.CurrentClusterState>(_ => { });
         Command<Terminated>(t =>
@@ -282,16 +290,67 @@ public sealed partial class RunCoordinatorActor
         Pump();
     }
 
-    private void MarkAddress(Address address, bool reachable)
+    /// <summary>Per trainer, the addresses of the other trainers its own failure detector finds unreachable (<see cref="PeersUnreachable"/>).</summary>
+    private readonly Dictionary<string, string[]> _peerReports = new(StringComparer.Ordinal);
+
+    /// <summary>Trainers left out because they cannot reach trainers that were kept: since when (they are downed after <see cref="Kto.Cluster.Core.Downing.DowningPolicy.DownAfter"/>).</summary>
+    private readonly Dictionary<string, DateTime> _cutOffSince = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Recomputes which trainers are left out of step membership: those this coordinator's own failure detector finds
+    /// unreachable (the cluster's gossip where it does not monitor them), and, among the rest, those cut off from other
+    /// trainers, keeping one side (<see cref="PartitionSide"/>; trainers holding the newest step first, then by id).
+    /// A member that some trainer reports unreachable is not left out for that alone: in a split between trainers every
+    /// trainer is reported by someone, and leaving all of them out would stall the run. A trainer left out for a cut for
+    /// <see cref="Kto.Cluster.Core.Downing.DowningPolicy.DownAfter"/> is downed: its host joins again, and rejoins the
+    /// steps once the network lets it.
+    /// </summary>
+    private void UpdateReachability()
     {
-        foreach (var (id, t) in _trainers.Where(kv => kv.Value.Actor.Path.Address.Equals(address)).ToList())
+        if (!InCluster) return;
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        var gossip = cluster.State.Unreachable.Select(m => m.Address).ToHashSet();
+        bool Unreachable(Address a) => !a.HasLocalScope && (cluster.FailureDetector.IsMonitoring(a) ? !cluster.FailureDetector.IsAvailable(a) : gossip.Contains(a));
+        var own = _trainers.Where(kv => Unreachable(kv.Value.Actor.Path.Address)).Select(kv => kv.Key).ToHashSet(StringComparer.Ordinal);
+        var idOf = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (id, t) in _trainers) idOf[t.Actor.Path.Address.ToString()] = id;
+        foreach (string gone in _peerReports.Keys.Where(id => !_trainers.ContainsKey(id)).ToList()) _peerReports.Remove(gone);
+        var cuts = _peerReports.Where(kv => !own.Contains(kv.Key))
+            .SelectMany(kv => kv.Value.Where(idOf.ContainsKey).Select(a => (A: kv.Key, B: idOf[a])))
+            .Where(c => !own.Contains(c.B)).ToList();
+        var priority = _trainers.Where(kv => !own.Contains(kv.Key))
+            .OrderByDescending(kv => kv.Value.HeldStep).ThenBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key).ToList();
+        var cutOff = PartitionSide.LeftOut(priority, cuts).ToHashSet(StringComparer.Ordinal);
+        var excluded = own.Union(cutOff).ToHashSet(StringComparer.Ordinal);
+
+        var newlyOut = excluded.Where(id => !_unreachable.Contains(id)).Order(StringComparer.Ordinal).ToList();
+        var backIn = _unreachable.Where(id => _trainers.ContainsKey(id) && !excluded.Contains(id)).Order(StringComparer.Ordinal).ToList();
+        _unreachable.Clear();
+        _unreachable.UnionWith(excluded);
+        foreach (string id in backIn)
         {
-            if (reachable) _unreachable.Remove(id);
-            else _unreachable.Add(id);
-            Log.Info(reachable ? "trainer {0} reachable again ({1} usable trainers)" : "trainer {0} unreachable: excluded from step membership ({1} usable trainers)",
-                id, _trainers.Count - _unreachable.Count);
-            Note(reachable ? $"trainer {id} reachable again" : $"trainer {id} unreachable: excluded from step membership");
-            if (!reachable) Lost(id);
+            Log.Info("trainer {0} reachable again ({1} usable trainers)", id, _trainers.Count - _unreachable.Count);
+            Note($"trainer {id} reachable again");
+        }
+        foreach (string id in newlyOut)
+        {
+            string why = own.Contains(id) ? "unreachable"
+                : $"cut off from trainer(s) {string.Join(",", cuts.Where(c => c.A == id || c.B == id).Select(c => c.A == id ? c.B : c.A).Where(p => !excluded.Contains(p)).Distinct().Order(StringComparer.Ordinal))}, which are kept";
+            Log.Info("trainer {0} {1}: excluded from step membership ({2} usable trainers)", id, why, _trainers.Count - _unreachable.Count);
+            Note($"trainer {id} {why}: excluded from step membership");
+            Lost(id);
+        }
+
+        DateTime now = DateTime.UtcNow;
+        foreach (string id in _cutOffSince.Keys.Where(id => !cutOff.Contains(id)).ToList()) _cutOffSince.Remove(id);
+        foreach (string id in cutOff)
+        {
+            if (!_cutOffSince.TryGetValue(id, out DateTime since)) _cutOffSince[id] = since = now;
+            if (now - since < Kto.Cluster.Core.Downing.DowningPolicy.DownAfter) continue;
+            _cutOffSince.Remove(id);
+            Address address = _trainers[id].Actor.Path.Address;
+            Log.Warning("downing {0}: trainer {1} cut off from kept trainers for {2:0.0} s; it joins again", address, id, (now - since).TotalSeconds);
+            cluster.Down(address);
         }
         Pump();
     }

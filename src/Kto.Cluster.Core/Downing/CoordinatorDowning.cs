@@ -81,7 +81,7 @@ public sealed class CoordinatorDowningActor : ReceiveActor, IWithTimers
         DowningMember ToView(Member m, int rank)
         {
             bool coordinator = m.HasRole(ClusterRoles.Coordinator);
-            bool reachable = coordinator && _cluster.FailureDetector.IsMonitoring(m.Address)
+            bool reachable = _cluster.FailureDetector.IsMonitoring(m.Address)
                 ? _cluster.FailureDetector.IsAvailable(m.Address)
                 : !gossipUnreachable.Contains(m.Address);
             return new DowningMember(m.Address.ToString(), coordinator, reachable, rank);

@@ -4,9 +4,10 @@ namespace Kto.Cluster.Core.Downing;
 /// <param name="Address">Its Akka address (what <c>Cluster.Down</c> takes).</param>
 /// <param name="Coordinator">Whether it has the <c>coordinator</c> role.</param>
 /// <param name="Reachable">
-/// Whether this node counts it reachable. For coordinator members, by this node's own failure detector where it
-/// monitors them (a trainer's stale observation never counts against a coordinator); for the others, as the cluster's
-/// gossip says (anyone's observation).
+/// Whether this node counts it reachable: by this node's own failure detector where it monitors the member, otherwise
+/// as the cluster's gossip says (anyone's observation). So a trainer's stale observation never counts against a
+/// coordinator, and trainers that only cannot reach each other (a split between trainers) are not downed here: the run
+/// coordinator keeps one side and downs the other (<c>PartitionSide</c>).
 /// </param>
 /// <param name="AddressRank">Its position in Akka's address ordering among the members (ties between halves of the
 /// coordinators are broken by the lowest address, as Akka's keep-majority does).</param>

@@ -30,6 +30,7 @@ namespace Kto.Domain.Cluster;
 [Union(21, typeof(CheckpointFailed))]
 [Union(22, typeof(TrainerRefused))]
 [Union(23, typeof(EvaluationDone))]
+[Union(24, typeof(PeersUnreachable))]
 public interface INodeMessage : IKtoMessage;
 
 /// <summary>
@@ -99,6 +100,15 @@ public sealed record StepApply([property: Key(0)] int Step, [property: Key(1)] l
 /// <summary>A trainer evaluated the weights of <paramref name="Step"/> steps (eval_strategy): the eval line's figures (TRL's eval_ names).</summary>
 [MessagePackObject]
 public sealed record EvaluationDone([property: Key(0)] string TrainerId, [property: Key(1)] int Step, [property: Key(2)] IReadOnlyDictionary<string, double> Figures) : INodeMessage;
+
+/// <summary>
+/// What a trainer's own failure detector says about the other trainers: the Akka addresses of those it monitors and
+/// finds unreachable (empty when it reaches them all). Sent when that changes and every
+/// <c>TrainerNodeActor.PeerReportInterval</c>; the coordinator keeps one side when trainers cannot reach each other
+/// (<see cref="PartitionSide"/>). Akka's gossip only says that somebody finds a member unreachable, not who.
+/// </summary>
+[MessagePackObject]
+public sealed record PeersUnreachable([property: Key(0)] string TrainerId, [property: Key(1)] string[] Addresses) : INodeMessage;
 
 /// <summary>Drop the attempt: its gradients will never be applied (a member was lost, or the members disagreed).</summary>
 [MessagePackObject]

@@ -1,0 +1,134 @@
+using System.Text.Json;
+using Kto.Cluster.Coordinator.Tests;
+using Kto.Cluster.Tests.Rig;
+using Kto.Domain.Cluster;
+
+namespace Kto.Cluster.GpuNode.Tests;
+
+/// <summary>
+/// Network partitions on the rig (scripts/netns-rig.sh): the coordinator and the trainers run in one network namespace
+/// as separate boxes, and the test cuts the links between them. Every run uses full_determinism, so "nothing committed
+/// twice, nothing lost" is checked at its strongest: the final checkpoint is byte for byte kto train's, and the
+/// journal audit is clean. The outcomes are the rows of docs/cluster.md's downing table.
+/// </summary>
+public sealed class PartitionTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    private const int Steps = 96;
+
+    private static string MembersOf(string commitLine) => commitLine.Split(" members ") is [_, var rest, ..] ? rest.Split(' ')[0] : "";
+
+    private static int StepOf(string commitLine) => int.Parse(commitLine.Split(' ')[1].Split('/')[0], System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Starts the coordinator (box 1) and trainers t1… (boxes 2…), waits for a commit by all of them, and pauses the run.</summary>
+    private static async Task<LocalCluster.Proc> StartPaused(LocalCluster cluster, int trainers)
+    {
+        var coordinator = cluster.StartCoordinator("--min-trainers", trainers.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await coordinator.WaitFor("coordinator ready", cluster.Guard);
+        string all = string.Join(',', Enumerable.Range(1, trainers).Select(i => $"t{i}"));
+        for (int i = 1; i <= trainers; i++) cluster.StartTrainer($"t{i}");
+        await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == all, cluster.Guard, $"a commit by {all}");
+        Assert.Contains("paused", cluster.Tool("run", "pause"));
+        return coordinator;
+    }
+
+    /// <summary>The run completed, its final checkpoint is byte for byte kto train's and its journal is clean.</summary>
+    private async Task AssertCompleteAndIdenticalToKtoTrain(LocalCluster cluster, LocalCluster.Proc coordinator)
+    {
+        await coordinator.WaitFor("; final checkpoint ", cluster.Guard);
+        Assert.Equal(0, await coordinator.WaitForExit(cluster.Guard));
+        cluster.SingleProcessWeights();
+        string ours = Path.Combine(cluster.OutputDir, $"checkpoint-{Steps}"), theirs = Path.Combine(cluster.Dir, "single", $"checkpoint-{Steps}");
+        foreach (string file in new[] { "model.safetensors", "optimizer.safetensors", "trainer_state.json" })
+            Assert.True(File.ReadAllBytes(Path.Combine(ours, file)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(theirs, file))), $"{file} differs from kto train's");
+        AuditReport audit = JournalAudit.Check(await cluster.JournalAsync(), requireComplete: true);
+        Assert.True(audit.Ok, string.Join("; ", audit.Problems));
+        Assert.Equal(Steps, audit.Committed);
+        var commits = coordinator.Commits.Select(StepOf).ToList();
+        Assert.Equal(commits.Count, commits.Distinct().Count());
+    }
+
+    [RigFact]
+    public async Task CoordinatorCutFromEveryTrainerCommitsNothingUntilHealedAndTheTrainersRejoinByThemselves()
+    {
+        using var rig = NetRig.Up();
+        await using var cluster = new LocalCluster(output, maxSteps: Steps, learningRate: 3e-3, fullDeterminism: true, rig: rig);
+        var coordinator = await StartPaused(cluster, 2);
+        rig.Cut("--between", "1", "--and", "2,3");
+        int before = coordinator.Commits.Count;
+        Assert.Contains("resumed", cluster.Tool("run", "resume"));
+
+        // Both sides give up on the other: the coordinator downs the trainers, each trainer downs itself.
+        var t1 = cluster.Processes().Single(p => p.Name == "t1");
+        var t2 = cluster.Processes().Single(p => p.Name == "t2");
+        await t1.WaitFor("no coordinator host reachable", cluster.Guard);
+        await t2.WaitFor("no coordinator host reachable", cluster.Guard);
+        await coordinator.WaitFor(l => l.Contains("downing ", StringComparison.Ordinal) && l.Contains("unreachable for", StringComparison.Ordinal), cluster.Guard, "the coordinator downing a trainer");
+        Assert.Equal(before, coordinator.Commits.Count);
+        output.WriteLine($"cut held {coordinator.Commits.Count - before} commits");
+
+        rig.Heal();
+        await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == "t1,t2" && coordinator.Commits.Count > before, cluster.Guard, "a commit by both after the heal");
+        await AssertCompleteAndIdenticalToKtoTrain(cluster, coordinator);
+    }
+
+    [RigFact]
+    public async Task ATrainerThatReceivesNothingIsLeftOutTheOthersGoOnAndItRejoinsWhenHealed()
+    {
+        using var rig = NetRig.Up();
+        await using var cluster = new LocalCluster(output, maxSteps: Steps, learningRate: 3e-3, fullDeterminism: true, rig: rig);
+        var coordinator = await StartPaused(cluster, 2);
+        rig.Cut("--to", cluster.BoxOf("t2").ToString(System.Globalization.CultureInfo.InvariantCulture)); // t2's packets leave, nothing reaches it
+        int before = coordinator.Commits.Count;
+        Assert.Contains("resumed", cluster.Tool("run", "resume"));
+        await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == "t1" && coordinator.Commits.Count > before, cluster.Guard, "a commit by t1 alone");
+        Assert.Contains("paused", cluster.Tool("run", "pause"));
+        var t2 = cluster.Processes().Single(p => p.Name == "t2");
+        await t2.WaitFor("no coordinator host reachable", cluster.Guard);
+
+        rig.Heal();
+        Assert.Contains("resumed", cluster.Tool("run", "resume"));
+        await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == "t1,t2" && StepOf(l) > StepOf(coordinator.Commits.Last(c => MembersOf(c) == "t1")), cluster.Guard, "a commit by both after the heal");
+        await AssertCompleteAndIdenticalToKtoTrain(cluster, coordinator);
+    }
+
+    [RigFact]
+    public async Task TrainersSplitTwoAndTwoBothReachingTheCoordinatorTheRunGoesOnWithOneSideAndTheOtherRejoinsWhenHealed()
+    {
+        using var rig = NetRig.Up();
+        await using var cluster = new LocalCluster(output, maxSteps: Steps, learningRate: 3e-3, fullDeterminism: true, rig: rig);
+        var coordinator = await StartPaused(cluster, 4);
+        string Box(string name) => cluster.BoxOf(name).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        rig.Cut("--between", $"{Box("t1")},{Box("t2")}", "--and", $"{Box("t3")},{Box("t4")}");
+        int before = coordinator.Commits.Count;
+        Assert.Contains("resumed", cluster.Tool("run", "resume"));
+        // The coordinator reaches all four: it keeps the side of the first trainer (t1, t2: all hold the same step) and
+        // that side goes on committing while the split lasts; t3 and t4 are left out, then downed.
+        string side = "";
+        for (int k = 1; k <= 10; k++)
+            side = await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == "t1,t2" && coordinator.Commits.Count >= before + k,
+                cluster.Guard, $"commit {k} by t1,t2 during the split");
+        // (the line names the kept trainers that had reported the cut by then: t1, t2 or both)
+        Assert.Contains(coordinator.Lines, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"trainer t3 cut off from trainer\(s\) (t1|t2|t1,t2), which are kept"));
+        Assert.Contains("paused", cluster.Tool("run", "pause"));
+        await coordinator.WaitFor(l => l.Contains("trainer t3 cut off from kept trainers", StringComparison.Ordinal), cluster.Guard, "t3 downed");
+        var t3 = cluster.Processes().Single(p => p.Name == "t3");
+        await t3.WaitFor("node t3: removed from the cluster; joining again", cluster.Guard);
+
+        // Still split: the new incarnations of t3 and t4 try to join and cannot reach t1 and t2; the kept side goes on.
+        int duringRejoin = coordinator.Commits.Count;
+        Assert.Contains("resumed", cluster.Tool("run", "resume"));
+        for (int k = 1; k <= 5; k++)
+            side = await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == "t1,t2" && coordinator.Commits.Count >= duringRejoin + k,
+                cluster.Guard, $"commit {k} by t1,t2 while t3 and t4 try to join again");
+        Assert.Contains("paused", cluster.Tool("run", "pause"));
+        Assert.All(coordinator.Commits.Skip(before), c => Assert.Equal("t1,t2", MembersOf(c)));
+
+        rig.Heal();
+        // Paused until both are back (the few steps left could otherwise end the run first).
+        foreach (string id in new[] { "t3", "t4" })
+            await cluster.Processes().Single(p => p.Name == id).WaitFor("took over the state of step", cluster.Guard);
+        Assert.Contains("resumed", cluster.Tool("run", "resume"));
+        await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == "t1,t2,t3,t4" && StepOf(l) > StepOf(side), cluster.Guard, "a commit by all four after the heal");
+        await AssertCompleteAndIdenticalToKtoTrain(cluster, coordinator);
+    }
+}
