@@ -37,12 +37,12 @@ public sealed class PartitionTests(Xunit.Abstractions.ITestOutputHelper output)
         await coordinator.WaitFor("; final checkpoint ", cluster.Guard);
         Assert.Equal(0, await coordinator.WaitForExit(cluster.Guard));
         cluster.SingleProcessWeights();
-        string ours = Path.Combine(cluster.OutputDir, $"checkpoint-{Steps}"), theirs = Path.Combine(cluster.Dir, "single", $"checkpoint-{Steps}");
+        string ours = Path.Combine(cluster.OutputDir, $"checkpoint-{cluster.MaxSteps}"), theirs = Path.Combine(cluster.Dir, "single", $"checkpoint-{cluster.MaxSteps}");
         foreach (string file in new[] { "model.safetensors", "optimizer.safetensors", "trainer_state.json" })
             Assert.True(File.ReadAllBytes(Path.Combine(ours, file)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(theirs, file))), $"{file} differs from kto train's");
         AuditReport audit = JournalAudit.Check(await cluster.JournalAsync(), requireComplete: true);
         Assert.True(audit.Ok, string.Join("; ", audit.Problems));
-        Assert.Equal(Steps, audit.Committed);
+        Assert.Equal(cluster.MaxSteps, audit.Committed);
         var commits = coordinator.Commits.Select(StepOf).ToList();
         Assert.Equal(commits.Count, commits.Distinct().Count());
     }
@@ -130,5 +130,34 @@ public sealed class PartitionTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Contains("resumed", cluster.Tool("run", "resume"));
         await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == "t1,t2,t3,t4" && StepOf(l) > StepOf(side), cluster.Guard, "a commit by all four after the heal");
         await AssertCompleteAndIdenticalToKtoTrain(cluster, coordinator);
+    }
+
+    [RigFact]
+    public async Task AFlappingLinkToOneTrainerForAMinuteLosesAndRepeatsNothing()
+    {
+        using var rig = NetRig.Up();
+        await using var cluster = new LocalCluster(output, maxSteps: 600, learningRate: 3e-3, fullDeterminism: true, rig: rig);
+        var coordinator = await StartPaused(cluster, 2);
+        string t2 = cluster.BoxOf("t2").ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string others = $"{cluster.BoxOf("coordinator")},{cluster.BoxOf("t1")}";
+        Assert.Contains("resumed", cluster.Tool("run", "resume"));
+
+        // t2's links go down for 3 s and up for 3 s, for a minute (or until the run ends).
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        int flaps = 0;
+        while (clock.Elapsed < TimeSpan.FromMinutes(1) && !coordinator.Process.HasExited && !coordinator.Lines.Any(l => l.Contains("; final checkpoint ", StringComparison.Ordinal)))
+        {
+            rig.Cut("--between", t2, "--and", others);
+            await Task.Delay(TimeSpan.FromSeconds(3), cluster.Guard);
+            rig.Heal();
+            flaps++;
+            await Task.Delay(TimeSpan.FromSeconds(3), cluster.Guard);
+        }
+        var commits = coordinator.Commits;
+        output.WriteLine($"{flaps} flaps in {clock.Elapsed.TotalSeconds:0} s; {commits.Count} commits by then: {commits.Count(c => MembersOf(c) == "t1")} by t1 alone, {commits.Count(c => MembersOf(c) == "t1,t2")} by both");
+        Assert.True(flaps >= 5, $"the run ended after {flaps} flaps");
+        Assert.Contains(commits, c => MembersOf(c) == "t1"); // t2 was left out while cut off
+        await AssertCompleteAndIdenticalToKtoTrain(cluster, coordinator);
+        Assert.Contains(coordinator.Commits, c => MembersOf(c) == "t1,t2" && StepOf(c) > StepOf(commits.Last(x => MembersOf(x) == "t1"))); // and back in after
     }
 }
