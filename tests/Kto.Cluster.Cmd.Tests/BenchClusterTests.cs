@@ -22,7 +22,7 @@ public sealed class BenchClusterTests : IDisposable
         Assert.True(json.GetProperty("trainers_2_exchange_s").GetDouble() >= 0);
         // A member's time is part of its step.
         Assert.True(json.GetProperty("trainers_1_member_s").GetDouble() <= json.GetProperty("trainers_1_step_s").GetDouble() * 1.5);
-        Assert.Equal(2, json.GetProperty("baseline_half_batch_two_processes_ms").GetArrayLength());
+        Assert.Equal(2, json.GetProperty("baseline_batch_share_processes_ms").GetArrayLength());
         // speed-up and its ratio to the ceiling are the printed figures' own quotients.
         double speedup = json.GetProperty("trainers_2_steps_per_s").GetDouble() / json.GetProperty("trainers_1_steps_per_s").GetDouble();
         Assert.Equal(speedup, json.GetProperty("speedup").GetDouble(), 2);

@@ -11,8 +11,8 @@ using TorchSharp;
 namespace Kto.Cluster.Cmd.Commands;
 
 /// <summary>
-/// <c>kto bench cluster</c>: step throughput of a local cluster with 1 and with 2 trainer processes (1 thread each) on
-/// the same run, and the time from a trainer's SIGKILL to the next committed step.
+/// <c>kto bench cluster</c>: step throughput of a local cluster with 1 and with N (<c>--trainers</c>, default 2) trainer
+/// processes (1 thread each) on the same run, and the time from a trainer's SIGKILL to the next committed step.
 /// </summary>
 internal static class BenchClusterCommand
 {
@@ -27,41 +27,44 @@ internal static class BenchClusterCommand
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 3, Description = "steps left out of the measurement" };
         var determinism = new Option<bool>("--full-determinism") { Description = "train with full_determinism (determinism_slices 4); the baseline's bench step too" };
         var lora = new Option<bool>("--lora") { Description = "train LoRA adapters (r 16, alpha 32, all-linear) instead of the whole model" };
-        var cmd = new Command("cluster", "steps/s of a local cluster with 1 and 2 trainer processes (1 thread each), and kill -9 to the next commit")
+        var trainers = new Option<int>("--trainers") { DefaultValueFactory = _ => 2, Description = "trainer processes of the cluster compared with 1 (2–8)" };
+        var cmd = new Command("cluster", "steps/s of a local cluster with 1 and N trainer processes (1 thread each), and kill -9 to the next commit")
         {
-            layers, width, vocab, tokens, batch, steps, warmup, lora, determinism,
+            layers, width, vocab, tokens, batch, steps, warmup, lora, determinism, trainers,
         };
         cmd.SetAction(parse => CommonOptions.Guard(() =>
         {
             int n = parse.GetValue(steps), w = parse.GetValue(warmup);
             if (n < 2 || w < 0) throw new ArgumentException("--steps must be at least 2 and --warmup not negative");
+            int t = parse.GetValue(trainers);
+            if (t is < 2 or > 8) throw new ArgumentException($"--trainers must be 2–8, got {t}");
             string dir = Directory.CreateTempSubdirectory("kto-bench-cluster-").FullName;
             try
             {
                 var observer = new Terminal.ConsoleObserver();
                 string config = WriteRun(dir, parse.GetValue(layers), parse.GetValue(width), parse.GetValue(vocab), parse.GetValue(tokens), parse.GetValue(batch), totalSteps: w + n + 15, parse.GetValue(lora), parse.GetValue(determinism));
                 var (one, _, oneCompute, _, _, oneCoordinatorCpu, oneTrainerCpu) = Measure(dir, config, 1, w, n, killAfter: false, observer);
-                var (two, failover, twoCompute, twoExchange, twoBytes, twoCoordinatorCpu, twoTrainerCpu) = Measure(dir, config, 2, w, n, killAfter: true, observer);
+                var (two, failover, twoCompute, twoExchange, twoBytes, twoCoordinatorCpu, twoTrainerCpu) = Measure(dir, config, t, w, n, killAfter: true, observer);
                 observer.Done();
                 int b = parse.GetValue(batch);
                 // The machine's own ceiling, without any cluster: one process stepping the whole batch alone, against
-                // two processes stepping half a batch each at the same time (kto bench step, 1 thread each). On
-                // shared or hyper-threaded cores the two slow each other down, and no protocol can beat that.
+                // N processes stepping 1/N of the batch each at the same time (kto bench step, 1 thread each). On
+                // shared or hyper-threaded cores they slow each other down, and no protocol can beat that.
                 string[] shape = ["--layers", parse.GetValue(layers).ToString(CultureInfo.InvariantCulture), "--width", parse.GetValue(width).ToString(CultureInfo.InvariantCulture),
                     "--vocab", parse.GetValue(vocab).ToString(CultureInfo.InvariantCulture), "--tokens", parse.GetValue(tokens).ToString(CultureInfo.InvariantCulture), "--steps", "8", "--threads", "1", .. (parse.GetValue(lora) ? (string[])["--lora"] : []),
                     .. (parse.GetValue(determinism) ? (string[])["--full-determinism", "--determinism-slices", "4"] : [])];
-                observer.Info("baseline: one process stepping the whole batch, then two processes stepping half each at once (kto bench step)");
+                observer.Info($"baseline: one process stepping the whole batch, then {t} processes stepping 1/{t} each at once (kto bench step)");
                 double whole = StepMilliseconds([.. shape, "--batch", b.ToString(CultureInfo.InvariantCulture)], 1)[0];
-                double[] halves = StepMilliseconds([.. shape, "--batch", Math.Max(1, b / 2).ToString(CultureInfo.InvariantCulture)], 2);
+                double[] halves = StepMilliseconds([.. shape, "--batch", Math.Max(1, b / t).ToString(CultureInfo.InvariantCulture)], t);
                 double ceiling = whole / halves.Max();
                 // member: a member's time from StepStart to the end of its all-reduce (of which exchange: in the
                 // all-reduces, waiting for the slower member included); the rest of a step is the coordinator's round
                 // trip, the commit's persist and the apply (clip + AdamW).
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{{\"bench\":\"cluster\",\"lora\":{(parse.GetValue(lora) ? "true" : "false")},\"full_determinism\":{(parse.GetValue(determinism) ? "true" : "false")},\"batch\":{b},\"steps\":{n},\"trainers_1_steps_per_s\":{one:0.000},\"trainers_2_steps_per_s\":{two:0.000},\"speedup\":{two / one:0.000},\"speedup_goal\":1.8," +
-                    $"\"trainers_1_step_s\":{1 / one:0.000},\"trainers_1_member_s\":{oneCompute:0.000},\"trainers_2_step_s\":{1 / two:0.000},\"trainers_2_member_s\":{twoCompute:0.000},\"trainers_2_exchange_s\":{twoExchange:0.000},\"trainers_2_bytes_sent_per_member_step\":{twoBytes:0}," +
-                    $"\"trainers_1_cpu_s_per_step\":{{\"coordinator\":{oneCoordinatorCpu:0.000},\"trainer\":{oneTrainerCpu:0.000}}},\"trainers_2_cpu_s_per_step\":{{\"coordinator\":{twoCoordinatorCpu:0.000},\"trainer\":{twoTrainerCpu:0.000}}}," +
-                    $"\"baseline_whole_batch_one_process_ms\":{whole:0.0},\"baseline_half_batch_two_processes_ms\":[{halves[0]:0.0},{halves[1]:0.0}],\"machine_ceiling_speedup\":{ceiling:0.000},\"speedup_vs_ceiling\":{two / one / ceiling:0.000}," +
+                    $"{{\"bench\":\"cluster\",\"lora\":{(parse.GetValue(lora) ? "true" : "false")},\"full_determinism\":{(parse.GetValue(determinism) ? "true" : "false")},\"batch\":{b},\"steps\":{n},\"trainers\":{t},\"trainers_1_steps_per_s\":{one:0.000},\"trainers_{t}_steps_per_s\":{two:0.000},\"speedup\":{two / one:0.000},\"speedup_goal\":{0.9 * t:0.0}," +
+                    $"\"trainers_1_step_s\":{1 / one:0.000},\"trainers_1_member_s\":{oneCompute:0.000},\"trainers_{t}_step_s\":{1 / two:0.000},\"trainers_{t}_member_s\":{twoCompute:0.000},\"trainers_{t}_exchange_s\":{twoExchange:0.000},\"trainers_{t}_bytes_sent_per_member_step\":{twoBytes:0}," +
+                    $"\"trainers_1_cpu_s_per_step\":{{\"coordinator\":{oneCoordinatorCpu:0.000},\"trainer\":{oneTrainerCpu:0.000}}},\"trainers_{t}_cpu_s_per_step\":{{\"coordinator\":{twoCoordinatorCpu:0.000},\"trainer\":{twoTrainerCpu:0.000}}}," +
+                    $"\"baseline_whole_batch_one_process_ms\":{whole:0.0},\"baseline_batch_share_processes_ms\":[{string.Join(",", halves.Select(h => h.ToString("0.0", CultureInfo.InvariantCulture)))}],\"machine_ceiling_speedup\":{ceiling:0.000},\"speedup_vs_ceiling\":{two / one / ceiling:0.000}," +
                     $"\"kill_to_next_commit_s\":{failover:0.00},\"kill_goal_s\":10}}"));
                 return 0;
             }

@@ -9,8 +9,25 @@ internal static class BenchCommands
 {
     public static Command Create() => new("bench", "benchmarks (each prints one JSON line)")
     {
-        Step(), StepPeak(), Load(), LoadSide(), BenchAllReduceCommand.Create(), BenchAllReduceCommand.CreatePeer(), BenchClusterCommand.Create(),
+        Step(), StepPeak(), Load(), LoadSide(), BenchAllReduceCommand.Create(), BenchAllReduceCommand.CreatePeer(), BenchClusterCommand.Create(), Plot(),
     };
+
+    /// <summary><c>kto bench plot</c>: step time against link rate, from scripts/rig-sweep.sh's results.</summary>
+    private static Command Plot()
+    {
+        var results = new Option<FileInfo>("--results") { Required = true, Description = "kto bench cluster results, one JSON line each with link_mbit (scripts/rig-sweep.sh writes them)" };
+        var output = new Option<FileInfo>("--out") { Required = true, Description = "PNG to write" };
+        var title = new Option<string>("--title") { DefaultValueFactory = _ => "kto bench cluster in the network rig: step time against link rate", Description = "figure title" };
+        var cmd = new Command("plot", "draw kto bench cluster's step time against link rate (results of scripts/rig-sweep.sh) into a PNG") { results, output, title };
+        cmd.SetAction(parse => CommonOptions.Guard(() =>
+        {
+            var points = Reports.LinkSweepPlot.Read(parse.GetValue(results)!.FullName);
+            Reports.LinkSweepPlot.Write(points, parse.GetValue(output)!.FullName, parse.GetValue(title)!);
+            new Terminal.ConsoleObserver().Info($"wrote {parse.GetValue(output)!.FullName} ({points.Count} results)");
+            return 0;
+        }));
+        return cmd;
+    }
 
     /// <summary>Runs <c>kto bench load-side</c> in a fresh process and reads its "PEAK SECONDS" line.</summary>
     private static (long Peak, double Seconds) MeasureInChild(string dir, string side)
