@@ -1,4 +1,5 @@
 using System.Globalization;
+using Kto.Domain.Model;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -101,8 +102,8 @@ public sealed class ExactSum : IDisposable
             // g × 2^-floor is exact in g's own dtype (a power of two), and so is rounding it to an integer (below 2^24 the
             // integer fits a float32's significand; above, the value is one already); the float64 accumulator then adds
             // it exactly. Round half to even.
-            Tensor q = g.mul(Math.ScaleB(1, -_pending[i])).round_();
-            _units[i].add_(q);
+            Tensor q = g.Times(Math.ScaleB(1, -_pending[i])).round_();
+            _units[i].add_(q, Scalars.One);
             maxima[i] = g.abs().max().to_type(ScalarType.Float64);
         }
         double[] m = stack(maxima).cpu().data<double>().ToArray();
@@ -179,7 +180,8 @@ public sealed class ExactSum : IDisposable
             using Tensor host = empty(p.shape, ScalarType.Float64);
             System.Runtime.InteropServices.MemoryMarshal.AsBytes(flat.AsSpan(offset, n)).CopyTo(host.bytes);
             offset += n;
-            using Tensor value = host.mul_(Math.ScaleB(1, _pending[i]));
+            using Scalar scale = Math.ScaleB(1, _pending[i]).ToScalar();
+            using Tensor value = host.mul_(scale);
             using Tensor g = value.to_type(p.dtype).to(p.device);
             if (p.grad is null) p.grad = g.clone();
             else p.grad.copy_(g);

@@ -174,7 +174,7 @@ public static class Sampler
         using var scope = torch.NewDisposeScope();
         Tensor logits = LastLogits(model, ids, rows, length, device).to_type(ScalarType.Float64);
         // In double and shifted by the row maximum: any positive temperature divides without overflow.
-        Tensor probs = ((logits - logits.amax([-1], keepdim: true)) / temperature).softmax(-1);
+        Tensor probs = (logits - logits.amax([-1], keepdim: true)).DividedBy(temperature).softmax(-1);
         // Flattened first: TorchSharp copies a 1-D tensor out far faster than a 2-D one.
         return probs.to_type(ScalarType.Float32).flatten().cpu().data<float>().ToArray();
     }

@@ -1,3 +1,4 @@
+using Kto.Domain.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -39,17 +40,17 @@ public static class KtoLoss
         Tensor losses = options.LossType switch
         {
             KtoLossType.Kto => torch.where(desirable,
-                1 - torch.sigmoid(beta * (r - kl)),
-                1 - torch.sigmoid(beta * (kl - r))),
+                torch.sigmoid(r.Minus(kl).Times(beta)).SubtractedFrom(1),           // 1 − σ(β (r − z))
+                torch.sigmoid(r.SubtractedFrom(kl).Times(beta)).SubtractedFrom(1)), // 1 − σ(β (z − r))
             KtoLossType.ApoZeroUnpaired => torch.where(desirable,
-                1 - torch.sigmoid(beta * r),
-                torch.sigmoid(beta * r)),
+                torch.sigmoid(r.Times(beta)).SubtractedFrom(1),                     // 1 − σ(β r)
+                torch.sigmoid(r.Times(beta))),                                      // σ(β r)
             _ => throw new ArgumentOutOfRangeException(nameof(options), options.LossType, "unknown loss type"),
         };
         Tensor weights = torch.where(desirable,
-            torch.full_like(r, options.DesirableWeight),
-            torch.full_like(r, options.UndesirableWeight));
-        return new KtoLossOutput(losses * weights, (beta * r).detach());
+            Scalars.FullLike(r, options.DesirableWeight),
+            Scalars.FullLike(r, options.UndesirableWeight));
+        return new KtoLossOutput(losses * weights, r.Times(beta).detach());
     }
 }
 

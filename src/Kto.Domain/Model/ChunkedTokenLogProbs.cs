@@ -78,7 +78,7 @@ public sealed class ChunkedTokenLogProbs : autograd.SingleTensorFunction<Chunked
             Tensor dLogits = (logits - lse.narrow(0, start, count).unsqueeze(-1)).exp_().mul_(g).neg_(); // −g·p
             dLogits.scatter_add_(-1, targets.narrow(0, start, count).unsqueeze(-1), g);                 // + g·onehot
             gradH.narrow(0, start, count).copy_(dLogits.matmul(w.to_type(ScalarType.Float32)).to_type(h.dtype));
-            gradW?.add_(dLogits.t().matmul(hc.to_type(ScalarType.Float32)));
+            gradW?.add_(dLogits.t().matmul(hc.to_type(ScalarType.Float32)), Scalars.One);
         }
         return [gradH, gradW is null ? null! : gradW.dtype == w.dtype ? gradW : gradW.to_type(w.dtype), null!, null!];
     }

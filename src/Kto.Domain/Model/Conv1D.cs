@@ -44,7 +44,7 @@ public sealed class Conv1D : AdaptableLayer
     public override Tensor MergedDelta()
     {
         var (a, b) = LoraWeights ?? throw new InvalidOperationException("no adapter");
-        return (b.matmul(a) * LoraScaling).t();
+        return b.matmul(a).Times(LoraScaling).t();
     }
 
     /// <inheritdoc />

@@ -30,7 +30,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         Tensor x32 = x.to_type(ScalarType.Float32);
-        Tensor normed = (x32 * (x32.pow(2).mean([-1], keepdim: true) + _eps).rsqrt()).to_type(x.dtype);
+        Tensor normed = (x32 * x32.pow(Scalars.Two).mean([-1], keepdim: true).Plus(_eps).rsqrt()).to_type(x.dtype);
         return (_weight * normed).MoveToOuterDisposeScope();
     }
 }
@@ -96,7 +96,7 @@ public sealed class DecoderAttention : nn.Module
     {
         long half = _headDim / 2;
         Tensor rotated = cat([x.narrow(-1, half, half).neg(), x.narrow(-1, 0, half)], -1);
-        return x * cos.to_type(x.dtype) + rotated * sin.to_type(x.dtype);
+        return (x * cos.to_type(x.dtype)).Plus(rotated * sin.to_type(x.dtype));
     }
 }
 
@@ -148,8 +148,8 @@ public sealed class DecoderLayer : nn.Module
     public Tensor Forward(Tensor h, Tensor cos, Tensor sin)
     {
         using var scope = NewDisposeScope();
-        Tensor x = h + _attn.Forward(_inputNorm.forward(h), cos, sin);
-        return (x + _mlp.forward(_postNorm.forward(x))).MoveToOuterDisposeScope();
+        Tensor x = h.Plus(_attn.Forward(_inputNorm.forward(h), cos, sin));
+        return x.Plus(_mlp.forward(_postNorm.forward(x))).MoveToOuterDisposeScope();
     }
 }
 
@@ -178,10 +178,11 @@ public sealed class DecoderLm : CausalLm
         }
         _invFreq = tensor(config.InverseFrequencies().Select(f => (float)f).ToArray());
         using var noGrad = no_grad();
+        using Scalar one = 1.0.ToScalar();
         foreach (var (name, p) in named_parameters())
         {
             if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
-            else if (name.EndsWith("norm.weight", StringComparison.Ordinal)) p.fill_(1.0);
+            else if (name.EndsWith("norm.weight", StringComparison.Ordinal)) p.fill_(one);
             else p.normal_(0, 0.02, generator);
         }
     }
@@ -203,7 +204,7 @@ public sealed class DecoderLm : CausalLm
         using var scope = NewDisposeScope();
         long t = ids.shape[1];
         // freqs[t, j] = t · inv_freq[j] in float32; emb = cat(freqs, freqs) over D.
-        Tensor freqs = arange(t, dtype: ScalarType.Float32, device: ids.device).unsqueeze(1) * _invFreq.to(ids.device).unsqueeze(0);
+        Tensor freqs = Scalars.Arange(t, ScalarType.Float32, ids.device).unsqueeze(1) * _invFreq.to(ids.device).unsqueeze(0);
         Tensor emb = cat([freqs, freqs], -1);
         return _model.Forward(ids, emb.cos(), emb.sin()).MoveToOuterDisposeScope();
     }

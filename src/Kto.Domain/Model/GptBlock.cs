@@ -77,7 +77,7 @@ public sealed class GptBlock : nn.Module<Tensor, Tensor>
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {
-        x = x + _attn.forward(_ln1.forward(x));
-        return x + _mlp.forward(_ln2.forward(x));
+        x = x.Plus(_attn.forward(_ln1.forward(x)));
+        return x.Plus(_mlp.forward(_ln2.forward(x)));
     }
 }

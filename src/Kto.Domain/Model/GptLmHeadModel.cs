@@ -44,10 +44,11 @@ public sealed class GptLmHeadModel : CausalLm
         // GPT-2: N(0, 0.02) for weights and embeddings, zero biases, unit layer norms, and residual
         // projections (c_proj) scaled by 1/sqrt(2·n_layer) so the residual stream's variance stays put.
         double residualStd = GptConfig.InitializerRange / Math.Sqrt(2.0 * Config.NLayer);
+        using Scalar one = 1.0.ToScalar();
         foreach (var (name, p) in named_parameters())
         {
             if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
-            else if (name.Contains(".ln_", StringComparison.Ordinal) || name.Contains("ln_f", StringComparison.Ordinal)) p.fill_(1.0);
+            else if (name.Contains(".ln_", StringComparison.Ordinal) || name.Contains("ln_f", StringComparison.Ordinal)) p.fill_(one);
             else if (name.EndsWith("c_proj.weight", StringComparison.Ordinal)) p.normal_(0, residualStd, generator);
             else p.normal_(0, GptConfig.InitializerRange, generator);
         }
@@ -79,8 +80,8 @@ public sealed class GptLmHeadModel : CausalLm
             long t = ids.shape[1];
             if (t > _wpe.weight!.shape[0])
                 throw new ArgumentException($"sequence of {t} tokens exceeds n_positions = {_wpe.weight.shape[0]}");
-            Tensor pos = arange(t, dtype: ScalarType.Int64, device: ids.device);   // (T)
-            Tensor x = _wte.forward(ids) + _wpe.forward(pos);                        // (B, T, C)
+            Tensor pos = Scalars.Arange(t, ScalarType.Int64, ids.device);         // (T)
+            Tensor x = _wte.forward(ids).Plus(_wpe.forward(pos));                    // (B, T, C)
             foreach (GptBlock block in _h) x = block.forward(x);
             return _lnF.forward(x);
         }

@@ -117,8 +117,8 @@ public abstract class AdaptableLayer : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope(); // frees the base output and the adapter's intermediates at once
         Tensor y = BaseForward(x);
         Tensor input = training && _dropout > 0 ? Dropout(x) : x;
-        Tensor delta = nn.functional.linear(nn.functional.linear(input, _a.Weight.to_type(x.dtype)), _b!.Weight.to_type(x.dtype)) * _scaling;
-        return (y + delta).MoveToOuterDisposeScope();
+        Tensor delta = nn.functional.linear(nn.functional.linear(input, _a.Weight.to_type(x.dtype)), _b!.Weight.to_type(x.dtype)).Times(_scaling);
+        return y.Plus(delta).MoveToOuterDisposeScope();
     }
 
     /// <summary>Inverted dropout of (B, …) <paramref name="x"/>: kept entries scaled by 1/(1 − p), as nn.Dropout.</summary>
@@ -133,11 +133,11 @@ public abstract class AdaptableLayer : nn.Module<Tensor, Tensor>
             // Row-major draws: a right-padded row's real positions get the same values whatever the batch's length.
             using var g = new Generator((ulong)LoraDropoutSeeds.ForLayer(seeds[b], AdapterIndex), x.device);
             using Tensor u = torch.rand(row, ScalarType.Float32, x.device, generator: g);
-            keep[b] = u.ge(_dropout);
+            keep[b] = u.AtLeast(_dropout);
         }
         using Tensor mask = torch.stack(keep);
         foreach (Tensor k in keep) k.Dispose();
-        return x * mask.to_type(x.dtype) * (1 / (1 - _dropout));
+        return (x * mask.to_type(x.dtype)).Times(1 / (1 - _dropout));
     }
 
     /// <summary>The adapter's update of the weight in the base layout, scaling · B·A (out, in), transposed for Conv1D.</summary>
@@ -182,7 +182,7 @@ public sealed class LinearLayer : AdaptableLayer
     public override Tensor MergedDelta()
     {
         var (a, b) = LoraWeights ?? throw new InvalidOperationException("no adapter");
-        return b.matmul(a) * LoraScaling;
+        return b.matmul(a).Times(LoraScaling);
     }
 }
 

@@ -285,7 +285,7 @@ public static class LoraAdapters
             if (!layer.HasLora) continue;
             Tensor weight = model.named_parameters().Single(p => p.name == name + ".weight").parameter;
             using Tensor delta = layer.MergedDelta();
-            weight.add_(delta.to_type(weight.dtype));
+            weight.add_(delta.to_type(weight.dtype), Scalars.One);
         }
     }
 

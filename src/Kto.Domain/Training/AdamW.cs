@@ -1,3 +1,4 @@
+using Kto.Domain.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -51,17 +52,21 @@ public sealed class AdamW : IDisposable
         double stepSize = lr / bc1;
         double bc2Sqrt = Math.Sqrt(bc2);
         using var noGrad = torch.no_grad();
+        // The step's coefficients as Scalars held until every parameter is updated (see Scalars).
+        using Scalar decayFactor = (1 - lr * WeightDecay).ToScalar(), beta1 = Beta1.ToScalar(), gradWeight = (1 - Beta1).ToScalar(),
+            beta2 = Beta2.ToScalar(), squareWeight = (1 - Beta2).ToScalar(), bc2Root = bc2Sqrt.ToScalar(), epsilon = Epsilon.ToScalar(),
+            negativeStep = (-stepSize).ToScalar();
         foreach (var (name, p, decay) in _params)
         {
             Tensor? g = p.grad;
             if (g is null) continue;
             using var scope = torch.NewDisposeScope();
             var (m, v) = _state[name];
-            if (decay && WeightDecay != 0) p.mul_(1 - lr * WeightDecay);
-            m.mul_(Beta1).add_(g, alpha: 1 - Beta1);
-            v.mul_(Beta2).addcmul_(g, g, value: 1 - Beta2);
-            Tensor denom = v.sqrt().div_(bc2Sqrt).add_(Epsilon);
-            p.addcdiv_(m, denom, value: -stepSize);
+            if (decay && WeightDecay != 0) p.mul_(decayFactor);
+            m.mul_(beta1).add_(g, alpha: gradWeight);
+            v.mul_(beta2).addcmul_(g, g, value: squareWeight);
+            Tensor denom = v.sqrt().div_(bc2Root).add_(epsilon, Scalars.One);
+            p.addcdiv_(m, denom, value: negativeStep);
         }
     }
 

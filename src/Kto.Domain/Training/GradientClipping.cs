@@ -1,3 +1,4 @@
+using Kto.Domain.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -23,7 +24,11 @@ public static class GradientClipping
         if (maxNorm > 0)
         {
             double coef = maxNorm / (norm + Epsilon);
-            if (coef < 1) foreach (Tensor g in grads) g.mul_(coef);
+            if (coef < 1)
+            {
+                using Scalar factor = coef.ToScalar(); // held until the last gradient is scaled (see Scalars)
+                foreach (Tensor g in grads) g.mul_(factor);
+            }
         }
         return norm;
     }

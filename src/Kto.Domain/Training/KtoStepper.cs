@@ -78,7 +78,7 @@ public sealed class KtoStepper
         return Forward(shard, reference, kl, microBatchSize, shardLoss =>
         {
             double scale = Precision?.LossScale ?? 1;
-            (scale == 1 ? shardLoss / microBatchesInStep : shardLoss * (scale / microBatchesInStep)).backward();
+            (scale == 1 ? shardLoss.DividedBy(microBatchesInStep) : shardLoss.Times(scale / microBatchesInStep)).backward();
         });
     }
 
@@ -114,7 +114,7 @@ public sealed class KtoStepper
         KtoLossOutput output = KtoLoss.Compute(policy.Sum, refLogps, desirable, kl.Clamped, _loss);
 
         // Σ over the shard / micro-batch size = this shard's part of the micro-batch mean.
-        Tensor shardLoss = output.Losses.sum() / microBatchSize;
+        Tensor shardLoss = output.Losses.sum().DividedBy(microBatchSize);
         backward?.Invoke(shardLoss);
 
         double[] rewards = output.Rewards.to_type(ScalarType.Float64).cpu().data<double>().ToArray();

@@ -91,15 +91,19 @@ public sealed class MixedPrecision : IDisposable
         if (_inPlace)
         {
             if (LossScale != 1)
+            {
+                using Scalar lossScale = LossScale.ToScalar(); // held until the last gradient is unscaled (see Scalars)
                 foreach (var p in _trained)
-                    using (Tensor? g = p.grad) g?.div_(LossScale);
+                    using (Tensor? g = p.grad) g?.div_(lossScale);
+            }
             return;
         }
+        using Scalar scale = LossScale.ToScalar();
         foreach (var (master, compute) in _pairs)
         {
             using Tensor? g = compute.grad;
             if (g is null) continue;
-            using Tensor unscaled = g.to_type(ScalarType.Float32).div_(LossScale);
+            using Tensor unscaled = g.to_type(ScalarType.Float32).div_(scale);
             using Tensor? mg = master.grad;
             if (mg is null) master.grad = unscaled.clone();
             else mg.copy_(unscaled);

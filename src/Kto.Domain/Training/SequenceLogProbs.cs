@@ -40,10 +40,10 @@ public static class SequenceLogProbs
         Tensor positions = batch.LabelMask.reshape(-1).nonzero().squeeze(-1);                        // (N) in [0, B·(T−1))
         Tensor hidden = predicting.reshape(b * (t - 1), c).index_select(0, positions);              // (N, C)
         Tensor targets = batch.Ids.narrow(1, 1, t - 1).reshape(-1).index_select(0, positions);     // (N)
-        Tensor rows = positions.div(t - 1, rounding_mode: RoundingMode.floor);                       // (N) sequence of each
-        Tensor sum = torch.zeros(b, dtype: ScalarType.Float32, device: h.device).index_add(0, rows, model.TokenLogProbs(hidden, targets), 1);
+        Tensor rows = positions.DividedBy(t - 1, RoundingMode.floor);                                 // (N) sequence of each
+        Tensor sum = torch.zeros(b, dtype: ScalarType.Float32, device: h.device).index_add(0, rows, model.TokenLogProbs(hidden, targets), Scalars.One);
         Tensor logitSum = withLogits
-            ? torch.zeros(b, dtype: ScalarType.Float32, device: h.device).index_add(0, rows, model.MeanLogit(hidden.detach()).detach().to_type(ScalarType.Float32), 1)
+            ? torch.zeros(b, dtype: ScalarType.Float32, device: h.device).index_add(0, rows, model.MeanLogit(hidden.detach()).detach().to_type(ScalarType.Float32), Scalars.One)
             : torch.zeros_like(sum);
         return new Result(sum, logitSum, batch.LabelMask.sum(1));
     }

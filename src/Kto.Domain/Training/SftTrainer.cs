@@ -80,7 +80,7 @@ public sealed class SftTrainer : IDisposable
             Tensor count = batch.LabelMask.sum();
             Tensor loss = (tokenNll * batch.LabelMask).sum() / count;                     // mean over completion tokens
             double scale = _precision?.LossScale ?? 1;
-            (scale == 1 ? loss / microBatches.Count : loss * (scale / microBatches.Count)).backward();
+            (scale == 1 ? loss.DividedBy(microBatches.Count) : loss.Times(scale / microBatches.Count)).backward();
             long correct = (logits.detach().argmax(-1).eq(targets).to_type(ScalarType.Float32) * batch.LabelMask).sum().item<float>() is float f ? (long)Math.Round(f) : 0;
             metrics += new SftMetrics
             {
