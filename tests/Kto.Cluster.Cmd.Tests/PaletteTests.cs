@@ -1,3 +1,4 @@
+using Kto.Cluster.Testing;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -13,8 +14,11 @@ public sealed partial class PaletteTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("kto-palette-").FullName;
 
+    private readonly MachineSlot _slot = MachineSlot.Take();
+
     public void Dispose()
     {
+        _slot.Dispose();
         try
         {
             Directory.Delete(_dir, recursive: true);
@@ -137,6 +141,47 @@ public sealed partial class PaletteTests : IDisposable
             Assert.Contains(afterDrain.Stdout.Split('\n'), l => l.StartsWith("t1 ", StringComparison.Ordinal));
             Assert.Equal("no unreachable members", KtoProcess.Run(_dir, endpoint, "cluster", "down-unreachable").Stdout.Trim());
 
+            // cluster status and cluster leader: this host's row, and who leads what.
+            var self = KtoProcess.Run(_dir, endpoint, "cluster", "status");
+            Assert.True(self.ExitCode == 0, self.Stderr);
+            string[] selfLines = self.Stdout.TrimEnd().Split('\n');
+            Assert.Matches(@"^address\s+\| roles\s+\| status \| unreachable$", selfLines[0]);
+            Assert.Matches($@"^akka\.tcp://kto@127\.0\.0\.1:{port} \| \[coordinator\] \| Up\s+\| false$", selfLines[1]);
+            Assert.Contains("run coordinator singleton: on this host", self.Stdout);
+            var leader = KtoProcess.Run(_dir, endpoint, "cluster", "leader");
+            Assert.True(leader.ExitCode == 0, leader.Stderr);
+            string[] leaderLines = leader.Stdout.TrimEnd().Split('\n');
+            Assert.Matches(@"^leader of\s+\| address$", leaderLines[0]);
+            Assert.Matches(@"^cluster\s+\| akka\.tcp://kto@127\.0\.0\.1:\d+$", leaderLines[1]);
+            Assert.Contains(leaderLines, l => Regex.IsMatch(l, @"^role coordinator\s+\| akka\.tcp://kto@127\.0\.0\.1:" + port + "$"));
+            Assert.Contains(leaderLines, l => Regex.IsMatch(l, @"^role trainer\s+\| akka\.tcp://kto@127\.0\.0\.1:\d+$"));
+            Assert.Matches($@"^run coordinator singleton \| akka\.tcp://kto@127\.0\.0\.1:{port}$", leaderLines[^1]);
+
+            // run history: the journal as step | event | details, in step order, holding what this test did.
+            var history = KtoProcess.Run(_dir, endpoint, "run", "history");
+            Assert.True(history.ExitCode == 0, history.Stderr);
+            string[] rowsOfHistory = history.Stdout.TrimEnd().Split('\n');
+            Assert.Matches(@"^step \| event\s+\| details$", rowsOfHistory[0]);
+            var entries = rowsOfHistory[1..].Select(l => l.Split(" | ")).ToList();
+            Assert.All(entries, e => Assert.Equal(3, e.Length));
+            var steps = entries.Select(e => int.Parse(e[0], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+            Assert.Equal(steps.Order(), steps);
+            Assert.Equal(("coordinator", true), (entries[0][1].Trim(), entries[0][2].StartsWith("incarnation 1 (first start)", StringComparison.Ordinal)));
+            Assert.Equal(("run started", "run: 100000 steps of 8 examples × 1 micro-batches, 96 examples"), (entries[1][1].Trim(), entries[1][2]));
+            Assert.Contains(entries, e => e[1].Trim() == "committed" && e[2].Contains("members t1,t2", StringComparison.Ordinal));
+            Assert.Contains(entries, e => e[0].Trim() == $"{pausedAt}" && e[1].Trim() == "paused" && e[2] == "by an operator");
+            Assert.Contains(entries, e => e[0].Trim() == $"{pausedAt}" && e[1].Trim() == "checkpoint" && e[2].EndsWith($"checkpoint-{pausedAt}", StringComparison.Ordinal));
+            Assert.Contains(entries, e => e[1].Trim() == "resumed");
+            Assert.Contains(entries, e => e[1].Trim() == "committed" && e[2].Contains("members t1; left t2", StringComparison.Ordinal));
+            var committedSteps = entries.Where(e => e[1].Trim() == "committed").Select(e => int.Parse(e[0], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+            Assert.Equal(Enumerable.Range(1, committedSteps.Count), committedSteps); // each step once, none missing
+            var since = KtoProcess.Run(_dir, endpoint, "run", "history", "--since", $"{pausedAt}");
+            Assert.True(since.ExitCode == 0, since.Stderr);
+            var sinceEntries = since.Stdout.TrimEnd().Split('\n')[1..].Select(l => l.Split(" | ")).ToList();
+            Assert.All(sinceEntries, e => Assert.True(int.Parse(e[0], System.Globalization.CultureInfo.InvariantCulture) >= pausedAt, string.Join(" | ", e)));
+            Assert.Contains(sinceEntries, e => e[1].Trim() == "paused");
+            Assert.Equal(2, KtoProcess.Run(_dir, endpoint, "run", "history", "--since", "soon").ExitCode);
+
             // Usage errors.
             Assert.Equal(2, KtoProcess.Run(_dir, endpoint, "bogus").ExitCode);
             var badVerb = KtoProcess.Run(_dir, endpoint, "run", "explode");
@@ -219,6 +264,29 @@ public sealed partial class PaletteTests : IDisposable
             Assert.Equal(0, KtoProcess.Run(_dir, second, "run", "pause").ExitCode);
             Assert.Contains("run two: paused", KtoProcess.Run(_dir, $"127.0.0.1:{ports[0]}", "run", "status").Stdout);
             Assert.Equal("no trainer or scorer is registered", KtoProcess.Run(_dir, second, "node", "list").Stdout.Trim());
+
+            // The second host reports itself, names the first as the singleton's host, and passes run history on.
+            var self = KtoProcess.Run(_dir, second, "cluster", "status");
+            Assert.True(self.ExitCode == 0, self.Stderr);
+            Assert.Matches($@"^akka\.tcp://kto@127\.0\.0\.1:{ports[1]} \| \[coordinator\] \| Up\s+\| false$", self.Stdout.Split('\n')[1]);
+            Assert.Contains($"sees 2 members (2 up), 0 unreachable", self.Stdout);
+            Assert.Contains($"run coordinator singleton: on akka.tcp://kto@127.0.0.1:{ports[0]}", self.Stdout);
+            Assert.Matches($@"\nrun coordinator singleton \| akka\.tcp://kto@127\.0\.0\.1:{ports[0]}$", KtoProcess.Run(_dir, second, "cluster", "leader").Stdout.TrimEnd());
+            var history = KtoProcess.Run(_dir, second, "run", "history");
+            Assert.True(history.ExitCode == 0, history.Stderr);
+            Assert.Matches(@"^step \| event\s+\| details\n   0 \| coordinator \| incarnation 1 \(first start\).*\n   0 \| run started \| two: 50 steps of 8 examples × 1 micro-batches, 96 examples\n", history.Stdout);
+            Assert.EndsWith("| paused      | by an operator", history.Stdout.TrimEnd());
+
+            // The interactive prompt, driven through standard input: each line runs as a command, a bad one says why
+            // and the session goes on; the end of input ends it.
+            var session = KtoProcess.RunWithInput(_dir, "cluster status\nbogus\nrun history --since 0\nnode list\n", second);
+            Assert.True(session.ExitCode == 0, session.Stderr);
+            Assert.StartsWith($"kto {second}: interactive; `help` lists the commands, `exit` leaves\nkto {second}> address ", session.Stdout);
+            Assert.Contains($"run coordinator singleton: on akka.tcp://kto@127.0.0.1:{ports[0]}\nkto {second}> ", session.Stdout);
+            Assert.Contains("error: expected PALETTE VERB (cluster, run or node), found \"bogus\"", session.Stderr);
+            Assert.Contains("| run started | two: 50 steps", session.Stdout);
+            Assert.Contains($"no trainer or scorer is registered\nkto {second}> ", session.Stdout);
+            Assert.False(File.Exists(Path.Combine(_dir, ".kto_history"))); // scripted input is not history
         }
         finally
         {

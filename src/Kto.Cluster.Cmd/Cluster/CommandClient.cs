@@ -31,6 +31,8 @@ internal static class CommandClient
     private const string Help = """
         kto HOST:PORT                      interactive (commands below; exit or quit to leave)
         kto HOST:PORT cluster show         members: address | [roles] | status | unreachable
+        kto HOST:PORT cluster status       this host: address | [roles] | status | unreachable, its view, the leader
+        kto HOST:PORT cluster leader       the cluster's leader, each role's leader, the run coordinator singleton's host
         kto HOST:PORT cluster leave        the connected coordinator host leaves the cluster
         kto HOST:PORT cluster down ADDRESS mark a member down (akka.tcp://kto@host:port)
         kto HOST:PORT cluster down-unreachable
@@ -39,6 +41,9 @@ internal static class CommandClient
         kto HOST:PORT run start RUN_CONFIG start the host's run (absolute path as the host sees it)
         kto HOST:PORT run pause | resume | stop
         kto HOST:PORT run checkpoint       write a checkpoint at the next step boundary
+        kto HOST:PORT run history [--since STEP]
+                                           the journal: step | event | details (commits with generation and
+                                           members, joins, leaves, failed attempts, checkpoints, pause/resume/stop)
         kto HOST:PORT run tail [--once]    follow commits and cluster events (until the run ends or Ctrl+C)
         kto HOST:PORT node list            trainers and scorers: held step, reachability, state
         kto HOST:PORT node drain NODE_ID   take a trainer out after its current step; it then stops
@@ -101,11 +106,13 @@ internal static class CommandClient
 
     private static int Interactive(ActorSystem system, string endpoint)
     {
-        Console.WriteLine($"kto {endpoint}: interactive; `help` lists the commands, `exit` leaves");
+        string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        var prompt = new InteractivePrompt($"kto {endpoint}>", new PaletteCompletion(command => ArgumentValues(system, endpoint, command)),
+            home.Length > 0 ? Path.Combine(home, ".kto_history") : null);
+        Console.WriteLine($"kto {endpoint}: interactive; `help` lists the commands, `exit` leaves" + (prompt.Editing ? "; Tab completes, Up and Down recall earlier commands" : ""));
         while (true)
         {
-            Console.Write($"kto {endpoint}> ");
-            string? line = Console.ReadLine();
+            string? line = prompt.ReadLine();
             if (line is null) return 0;
             string[] words = line.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             if (words.Length == 0) continue;
@@ -127,7 +134,31 @@ internal static class CommandClient
             return Usage;
         }
         if (words[0] == "run" && words[1] == "tail") return Tail(system, endpoint, once: interactive || words.Contains("--once"));
+        if (words[0] == "run" && words[1] == "history") return History(system, endpoint, words[2..]);
         return Ask(system, endpoint, new CommandRequest(words[0], words[1], words[2..])) is { } reply ? Show(reply) : NoAnswer;
+    }
+
+    /// <summary>What may follow "PALETTE VERB" for Tab completion, asked of the host (nothing if it does not answer within 2 s).</summary>
+    internal static IReadOnlyList<string> ArgumentValues(ActorSystem system, string endpoint, string command)
+    {
+        (CommandRequest request, Func<string[], string?> pick)? source = command switch
+        {
+            "node drain" => (new CommandRequest("node", "list", []), cells => cells is [var id, "trainer", ..] ? id : null),
+            "cluster down" or "cluster join" => (new CommandRequest("cluster", "show", []), cells => cells[0].StartsWith("akka", StringComparison.Ordinal) ? cells[0] : null),
+            _ => null,
+        };
+        if (source is not { } s) return [];
+        try
+        {
+            var reply = system.ActorSelection($"akka.tcp://{ClusterRoles.SystemName}@{endpoint}/user/{ClusterRoles.CommandActor}")
+                .Ask<CommandReply>(s.request, TimeSpan.FromSeconds(2)).GetAwaiter().GetResult();
+            if (!reply.Ok) return [];
+            return [.. reply.Text.Split('\n').Skip(1).Select(row => s.pick([.. row.Split('|').Select(c => c.Trim())])).OfType<string>()];
+        }
+        catch (AskTimeoutException)
+        {
+            return [];
+        }
     }
 
     private static int Show(CommandReply reply)
@@ -153,6 +184,28 @@ internal static class CommandClient
             Console.Error.WriteLine($"error: no kto coordinator host answered at {endpoint} within {Timeout.TotalSeconds:0} s (is Kto.Cluster.Coordinator running there, and is this the Akka port of its host config?)");
             return null;
         }
+    }
+
+    /// <summary>
+    /// <c>run history [--since STEP]</c>: asks for the history page by page (a page is what one Akka.Remote frame
+    /// holds) and prints the pages as one table.
+    /// </summary>
+    private static int History(ActorSystem system, string endpoint, string[] args)
+    {
+        if (args is not ([] or ["--since", _]) || (args.Length == 2 && !int.TryParse(args[1], NumberStyles.None, CultureInfo.InvariantCulture, out _)))
+        {
+            Console.Error.WriteLine($"error: run history takes [--since STEP] (STEP a whole number ≥ 0), found \"{string.Join(' ', args)}\"");
+            return Usage;
+        }
+        long offset = 0;
+        while (offset >= 0)
+        {
+            if (Ask(system, endpoint, new CommandRequest("run", "history", [.. args, "--offset", offset.ToString(CultureInfo.InvariantCulture)])) is not { } reply) return NoAnswer;
+            if (!reply.Ok) return Show(reply);
+            if (reply.Text.Length > 0) Console.WriteLine(reply.Text);
+            offset = reply.Cursor;
+        }
+        return 0;
     }
 
     /// <summary>Prints the coordinator's recent lines, then (unless <paramref name="once"/>) new ones every second until the run ends or Ctrl+C.</summary>

@@ -42,7 +42,7 @@ public sealed class CommandReceptionistActor : ReceiveActor
             {
                 reply = await Handle(request);
             }
-            catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+            catch (Exception e) when (e is AskTimeoutException or TaskCanceledException or TimeoutException)
             {
                 reply = new CommandReply(false, "the run coordinator did not answer in time (it may be recovering or moving to another coordinator host); try again");
             }
@@ -70,6 +70,8 @@ public sealed class CommandReceptionistActor : ReceiveActor
     private Task<CommandReply> Handle(CommandRequest r) => (r.Palette, r.Verb) switch
     {
         ("cluster", "show") => Task.FromResult(ClusterShow()),
+        ("cluster", "status") => Task.FromResult(ThisHostStatus()),
+        ("cluster", "leader") => Task.FromResult(Leaders()),
         ("cluster", "leave") => Task.FromResult(Leave()),
         ("cluster", "down") => Task.FromResult(Down(Arg(r, 0, "ADDRESS"))),
         ("cluster", "down-unreachable") => Task.FromResult(DownUnreachable()),
@@ -80,10 +82,13 @@ public sealed class CommandReceptionistActor : ReceiveActor
         ("run", "resume") => Command(new ResumeRun(), s => $"run {_runId} resumed at {s.CommittedSteps} committed steps"),
         ("run", "stop") => Command(new StopRun(), s => $"run {_runId} stopped for good after {s.CommittedSteps} committed steps"),
         ("run", "checkpoint") => Command(new RequestCheckpoint(), s => $"a checkpoint of run {_runId} will be written at the next step boundary (now {s.CommittedSteps} committed steps); `run tail` shows it recorded"),
+        ("run", "history") => History(r.Args),
         ("run", "tail") => Tail(r.Args.Length > 0 ? long.Parse(r.Args[0], CultureInfo.InvariantCulture) : 0),
         ("node", "list") => NodeList(),
         ("node", "drain") => Drain(Arg(r, 0, "NODE_ID")),
-        _ => Task.FromResult(new CommandReply(false, $"unknown command \"{r.Palette} {r.Verb}\"")),
+        _ => Task.FromResult(new CommandReply(false, $"unknown command \"{r.Palette} {r.Verb}\"" + (CommandPalettes.Verbs.TryGetValue(r.Palette, out var verbs)
+            ? $"; {r.Palette} has: {string.Join(", ", verbs)}"
+            : $"; palettes: {string.Join(", ", CommandPalettes.Verbs.Keys)}"))),
     };
 
     private static string Arg(CommandRequest r, int i, string name) =>
@@ -109,6 +114,83 @@ public sealed class CommandReceptionistActor : ReceiveActor
         }));
         return new CommandReply(true, Table(rows));
     }
+
+    private static string RolesOf(Member m) => $"[{string.Join(",", m.Roles.Order(StringComparer.Ordinal))}]";
+
+    /// <summary><c>cluster status</c>: this host's own member row (pbm's columns) and how it sees the cluster.</summary>
+    private CommandReply ThisHostStatus()
+    {
+        ClusterEvent.CurrentClusterState state = Cluster.State;
+        Member self = Cluster.SelfMember;
+        int up = state.Members.Count(m => m.Status == MemberStatus.Up);
+        var sb = new StringBuilder();
+        sb.AppendLine(Table([
+            ["address", "roles", "status", "unreachable"],
+            [self.Address.ToString(), RolesOf(self), self.Status.ToString(), state.Unreachable.Contains(self) ? "true" : "false"],
+        ]));
+        sb.AppendLine(CultureInfo.InvariantCulture, $"sees {state.Members.Count} members ({up} up), {state.Unreachable.Count} unreachable");
+        sb.AppendLine($"leader: {(state.Leader is { } l ? l + (l.Equals(self.Address) ? " (this host)" : "") : "none")}");
+        sb.Append(SingletonHost() is { } host ? $"run coordinator singleton: {(host.Equals(self.Address) ? "on this host" : $"on {host}")}" : "run coordinator singleton: no coordinator host is up");
+        return new CommandReply(true, sb.ToString());
+    }
+
+    /// <summary>
+    /// <c>cluster leader</c>: Akka's cluster leader (the member that moves others to Up and to Removed), the leader of
+    /// each role, and the host of the run coordinator singleton (the oldest Up coordinator host, which is not the leader
+    /// in general).
+    /// </summary>
+    private CommandReply Leaders()
+    {
+        ClusterEvent.CurrentClusterState state = Cluster.State;
+        var rows = new List<string[]> { new[] { "leader of", "address" }, new[] { "cluster", state.Leader?.ToString() ?? "none" } };
+        rows.AddRange(state.AllRoles.Order(StringComparer.Ordinal).Select(role => new[] { $"role {role}", state.RoleLeader(role)?.ToString() ?? "none" }));
+        rows.Add(["run coordinator singleton", SingletonHost()?.ToString() ?? "none (no coordinator host is up)"]);
+        return new CommandReply(true, Table(rows));
+    }
+
+    /// <summary>The most characters of history one reply carries (Akka.Remote's frames hold 128,000 bytes); the tool asks for the rest.</summary>
+    private const int HistoryPageChars = 48_000;
+
+    /// <summary>
+    /// <c>run history [--since STEP] [--offset N]</c>: the run's journal as <c>step | event | details</c> rows
+    /// (<see cref="RunHistory"/>), from STEP committed steps on, the header and rows from entry N on, at most
+    /// <see cref="HistoryPageChars"/> characters; the reply's cursor is the next entry to ask for, -1 after the last.
+    /// Column widths come from all the rows, so the pages join into one table.
+    /// </summary>
+    private async Task<CommandReply> History(string[] args)
+    {
+        int since = 0, offset = 0;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--since": since = NonNegative(args, ++i, "--since STEP"); break;
+                case "--offset": offset = NonNegative(args, ++i, "--offset N"); break;
+                default: throw new ArgumentException($"run history: unknown argument \"{args[i]}\" (expected --since STEP)");
+            }
+        }
+        IReadOnlyList<IRunEvent> events = await JournalReader.ReadAsync(Context.System, _runId).WaitAsync(AskTimeout);
+        IReadOnlyList<HistoryEntry> entries = RunHistory.Of(events, since);
+        if (entries.Count == 0)
+            return new CommandReply(true, events.Count == 0 ? $"run {_runId}: nothing in its journal yet (not started)" : $"run {_runId}: nothing from step {since} on", -1);
+        int stepWidth = Math.Max("step".Length, entries.Max(e => e.Step.ToString(CultureInfo.InvariantCulture).Length));
+        int eventWidth = Math.Max("event".Length, entries.Max(e => e.Event.Length));
+        var sb = new StringBuilder();
+        if (offset == 0) sb.Append("step".PadRight(stepWidth)).Append(" | ").Append("event".PadRight(eventWidth)).Append(" | details");
+        int next = offset;
+        for (; next < entries.Count && sb.Length < HistoryPageChars; next++)
+        {
+            HistoryEntry e = entries[next];
+            if (sb.Length > 0) sb.Append('\n');
+            sb.Append(e.Step.ToString(CultureInfo.InvariantCulture).PadLeft(stepWidth)).Append(" | ").Append(e.Event.PadRight(eventWidth)).Append(" | ").Append(e.Details);
+        }
+        return new CommandReply(true, sb.ToString(), next < entries.Count ? next : -1);
+    }
+
+    private static int NonNegative(string[] args, int i, string what) =>
+        i < args.Length && int.TryParse(args[i], NumberStyles.None, CultureInfo.InvariantCulture, out int n)
+            ? n
+            : throw new ArgumentException($"run history: {what} takes a whole number ≥ 0{(i < args.Length ? $", found \"{args[i]}\"" : "")}");
 
     private CommandReply Leave()
     {

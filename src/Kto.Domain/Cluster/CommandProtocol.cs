@@ -22,3 +22,15 @@ public sealed record CommandRequest([property: Key(0)] string Palette, [property
 /// <summary>The answer: whether the command was carried out, the text to show, and for <c>run tail</c> the cursor to ask from next.</summary>
 [MessagePackObject]
 public sealed record CommandReply([property: Key(0)] bool Ok, [property: Key(1)] string Text, [property: Key(2)] long Cursor = 0) : ICommandMessage;
+
+/// <summary>The palettes and their verbs, as the receptionist answers them (the tool's completion and error messages list them).</summary>
+public static class CommandPalettes
+{
+    /// <summary>Palette → verbs, in the order the help lists them.</summary>
+    public static readonly IReadOnlyDictionary<string, IReadOnlyList<string>> Verbs = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal)
+    {
+        ["cluster"] = ["show", "status", "leader", "leave", "down", "down-unreachable", "join"],
+        ["run"] = ["status", "start", "pause", "resume", "stop", "checkpoint", "history", "tail"],
+        ["node"] = ["list", "drain"],
+    };
+}
