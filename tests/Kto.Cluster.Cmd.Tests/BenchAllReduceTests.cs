@@ -1,3 +1,4 @@
+using Kto.Cluster.Testing;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -9,7 +10,13 @@ public sealed partial class BenchAllReduceTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("kto-bench-").FullName;
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private readonly MachineSlot _slot = MachineSlot.Take();
+
+    public void Dispose()
+    {
+        _slot.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
 
     [Fact]
     public void BenchAllReducePrintsRawAndRingFiguresFromTwoProcesses()

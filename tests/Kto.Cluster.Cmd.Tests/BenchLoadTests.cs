@@ -1,3 +1,4 @@
+using Kto.Cluster.Testing;
 using System.Text.Json;
 
 namespace Kto.Cluster.Cmd.Tests;
@@ -7,7 +8,13 @@ public sealed class BenchLoadTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("kto-bench-load-").FullName;
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private readonly MachineSlot _slot = MachineSlot.Take();
+
+    public void Dispose()
+    {
+        _slot.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
 
     [Fact]
     public void BenchLoadPrintsPeakMemoryOfBothLoadersAgainstTheModelsSize()

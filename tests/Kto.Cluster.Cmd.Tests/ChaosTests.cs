@@ -1,3 +1,4 @@
+using Kto.Cluster.Testing;
 using System.Text.Json;
 using Kto.Cluster.Cmd.Chaos;
 
@@ -8,7 +9,13 @@ public sealed class ChaosTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("kto-chaos-").FullName;
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private readonly MachineSlot _slot = MachineSlot.Take();
+
+    public void Dispose()
+    {
+        _slot.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
 
     [Fact]
     public void TheScheduleIsSeededAndHoldsTheFaultsAsked()

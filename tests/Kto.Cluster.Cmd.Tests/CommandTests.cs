@@ -1,3 +1,4 @@
+using Kto.Cluster.Testing;
 using System.Text.Json;
 
 namespace Kto.Cluster.Cmd.Tests;
@@ -6,7 +7,13 @@ public sealed class CommandTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("kto-cmd-").FullName;
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private readonly MachineSlot _slot = MachineSlot.Take();
+
+    public void Dispose()
+    {
+        _slot.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
 
     /// <summary>The shipped example, copied so the run writes into a temp folder.</summary>
     private string CopyExample()

@@ -1,3 +1,4 @@
+using Kto.Cluster.Testing;
 using System.Diagnostics;
 using System.Text.Json;
 
@@ -8,7 +9,13 @@ public sealed class DemoTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("kto-demo-").FullName;
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private readonly MachineSlot _slot = MachineSlot.Take();
+
+    public void Dispose()
+    {
+        _slot.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
 
     private KtoProcess.Result Kto(params string[] args)
     {

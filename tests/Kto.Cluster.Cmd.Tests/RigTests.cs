@@ -1,3 +1,4 @@
+using Kto.Cluster.Testing;
 using System.Diagnostics;
 using System.Text.Json;
 using Kto.Cluster.Tests.Rig;
@@ -5,8 +6,12 @@ using Kto.Cluster.Tests.Rig;
 namespace Kto.Cluster.Cmd.Tests;
 
 /// <summary>scripts/netns-rig.sh: the shaped loopback caps what crosses it, loss is applied, and the namespace is gone afterwards.</summary>
-public sealed class RigTests
+public sealed class RigTests : IDisposable
 {
+    private readonly MachineSlot _slot = MachineSlot.Take();
+
+    public void Dispose() => _slot.Dispose();
+
     private static KtoProcess.Result Rig(params string[] args)
     {
         var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };

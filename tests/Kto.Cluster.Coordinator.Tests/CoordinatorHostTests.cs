@@ -1,3 +1,4 @@
+using Kto.Cluster.Testing;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -9,7 +10,13 @@ public sealed class CoordinatorHostTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("kto-host-").FullName;
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private readonly MachineSlot _slot = MachineSlot.Take();
+
+    public void Dispose()
+    {
+        _slot.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
 
     private static int FreePort()
     {

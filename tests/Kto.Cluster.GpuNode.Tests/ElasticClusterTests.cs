@@ -1,3 +1,4 @@
+using Kto.Cluster.Testing;
 using System.Text.Json;
 using System.Diagnostics;
 using Kto.Cluster.Coordinator.Tests;
@@ -10,8 +11,12 @@ namespace Kto.Cluster.GpuNode.Tests;
 /// trainer nodes, SIGKILL): every run must end with the weights one process reaches on the same config, and its journal
 /// must show every step committed exactly once. Times are printed, never asserted.
 /// </summary>
-public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHelper output)
+public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
 {
+    private readonly MachineSlot _slot = MachineSlot.Take();
+
+    public void Dispose() => _slot.Dispose();
+
     private const double Tolerance = 1e-5;
 
     /// <summary>The members of a commit line ("" for other lines that mention a commit, e.g. "… not committed: the run is paused").</summary>

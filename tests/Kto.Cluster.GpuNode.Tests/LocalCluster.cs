@@ -95,7 +95,7 @@ public sealed class LocalCluster : IAsyncDisposable
     public string OutputDir => Path.Combine(Dir, "out");
 
     /// <summary>A hang fails the test rather than blocking the suite.</summary>
-    public CancellationToken Guard { get; } = new CancellationTokenSource(TimeSpan.FromMinutes(4)).Token;
+    public CancellationToken Guard { get; } = new CancellationTokenSource(TimeSpan.FromMinutes(6)).Token;
 
     public Proc StartCoordinator(params string[] extra) => StartCoordinatorAt(0, extra);
 

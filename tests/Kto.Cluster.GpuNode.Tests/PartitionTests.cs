@@ -1,3 +1,4 @@
+using Kto.Cluster.Testing;
 using System.Text.Json;
 using Kto.Cluster.Coordinator.Tests;
 using Kto.Cluster.Tests.Rig;
@@ -11,8 +12,12 @@ namespace Kto.Cluster.GpuNode.Tests;
 /// twice, nothing lost" is checked at its strongest: the final checkpoint is byte for byte kto train's, and the
 /// journal audit is clean. The outcomes are the rows of docs/cluster.md's downing table.
 /// </summary>
-public sealed class PartitionTests(Xunit.Abstractions.ITestOutputHelper output)
+public sealed class PartitionTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
 {
+    private readonly MachineSlot _slot = MachineSlot.Take();
+
+    public void Dispose() => _slot.Dispose();
+
     private const int Steps = 96;
 
     private static string MembersOf(string commitLine) => commitLine.Split(" members ") is [_, var rest, ..] ? rest.Split(' ')[0] : "";
@@ -87,7 +92,13 @@ public sealed class PartitionTests(Xunit.Abstractions.ITestOutputHelper output)
         output.WriteLine($"one-way drop to t2: cut at 0 s, first commit by t1 alone at {At()}");
         Assert.Contains("paused", cluster.Tool("run", "pause"));
         await t2.WaitFor(l => l.Contains("no coordinator host reachable", StringComparison.Ordinal) && t2.Lines.Count(x => x.Contains("no coordinator host reachable", StringComparison.Ordinal)) >= 2, cluster.Guard, "t2 downing itself again");
+        static bool TookOver(string l) => l.Contains("took over the state of step", StringComparison.Ordinal);
+        int transfers = t2.Lines.Count(TookOver);
         rig.Heal();
+        string healedAt = At();
+        // Paused until t2 is back with the state (t1 alone could otherwise finish the few steps left first).
+        await t2.WaitFor(l => TookOver(l) && t2.Lines.Count(TookOver) > transfers, cluster.Guard, "t2 back with the state after the heal");
+        output.WriteLine($"healed at {healedAt}, t2 back with the state at {At()}");
         Assert.Contains("resumed", cluster.Tool("run", "resume"));
         await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == "t1,t2" && StepOf(l) > StepOf(coordinator.Commits.Last(c => MembersOf(c) == "t1")), cluster.Guard, "a commit by both after the heal");
         await AssertCompleteAndIdenticalToKtoTrain(cluster, coordinator);
@@ -137,8 +148,10 @@ public sealed class PartitionTests(Xunit.Abstractions.ITestOutputHelper output)
     [RigFact]
     public async Task AFlappingLinkToOneTrainerForAMinuteLosesAndRepeatsNothing()
     {
-        using var rig = NetRig.Up();
-        await using var cluster = new LocalCluster(output, maxSteps: 600, learningRate: 3e-3, fullDeterminism: true, rig: rig);
+        using var rig = NetRig.Up("3mbit");
+        // A 3 Mbit/s link makes each step's exchange take about half a second whatever the CPU, so the plan outlasts the
+        // minute of flapping on fast and slow machines alike and ends soon after it.
+        await using var cluster = new LocalCluster(output, maxSteps: 120, learningRate: 3e-3, fullDeterminism: true, rig: rig);
         var coordinator = await StartPaused(cluster, 2);
         string t2 = cluster.BoxOf("t2").ToString(System.Globalization.CultureInfo.InvariantCulture);
         string others = $"{cluster.BoxOf("coordinator")},{cluster.BoxOf("t1")}";
@@ -158,8 +171,10 @@ public sealed class PartitionTests(Xunit.Abstractions.ITestOutputHelper output)
         var commits = coordinator.Commits;
         output.WriteLine($"{flaps} flaps in {clock.Elapsed.TotalSeconds:0} s; {commits.Count} commits by then: {commits.Count(c => MembersOf(c) == "t1")} by t1 alone, {commits.Count(c => MembersOf(c) == "t1,t2")} by both");
         Assert.True(flaps >= 5, $"the run ended after {flaps} flaps");
-        Assert.Contains(commits, c => MembersOf(c) == "t1"); // t2 was left out while cut off
+        // Whether an outage of 3 s leaves t2 out depends on where in a step it falls (the failure detector's verdict
+        // takes longer than 3 s; a stalled exchange just resumes): both happen, and neither may lose or repeat a step.
+        Assert.Contains(commits, c => MembersOf(c) == "t1,t2"); // t2 took part while its link flapped
         await AssertCompleteAndIdenticalToKtoTrain(cluster, coordinator);
-        Assert.Contains(coordinator.Commits, c => MembersOf(c) == "t1,t2" && StepOf(c) > StepOf(commits.Last(x => MembersOf(x) == "t1"))); // and back in after
+        Assert.Contains(coordinator.Commits, c => MembersOf(c) == "t1,t2" && StepOf(c) > commits.Count); // and after it
     }
 }

@@ -1,3 +1,4 @@
+using Kto.Cluster.Testing;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -18,7 +19,13 @@ public sealed class RingTrainTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("kto-ring-").FullName;
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private readonly MachineSlot _slot = MachineSlot.Take();
+
+    public void Dispose()
+    {
+        _slot.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
 
     private string WriteRun()
     {

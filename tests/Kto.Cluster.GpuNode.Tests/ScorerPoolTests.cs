@@ -1,3 +1,4 @@
+using Kto.Cluster.Testing;
 using System.Globalization;
 using Kto.Domain.Cluster;
 using Kto.Domain.Training;
@@ -10,8 +11,12 @@ namespace Kto.Cluster.GpuNode.Tests;
 /// which never load the reference model. The result must equal one process's precomputed run, and the score journal
 /// must hold every unit exactly once, also across a coordinator crash.
 /// </summary>
-public sealed class ScorerPoolTests(Xunit.Abstractions.ITestOutputHelper output)
+public sealed class ScorerPoolTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
 {
+    private readonly MachineSlot _slot = MachineSlot.Take();
+
+    public void Dispose() => _slot.Dispose();
+
     private const double Tolerance = 1e-5;
 
     /// <summary>"scored unit 7 (12 examples, 30 ms)" → 7.</summary>
