@@ -27,6 +27,7 @@ public static class Program
             TokenizerCommands.Tokenize(),
             MergeCommand.Create(),
             EvalCommand.Create(),
+            CertsCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }
