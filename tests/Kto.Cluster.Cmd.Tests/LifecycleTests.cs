@@ -7,15 +7,15 @@ namespace Kto.Cluster.Cmd.Tests;
 /// <c>kto up</c> keeps its cluster alive: processes that die are started again, and a coordinator host the cluster
 /// downs joins again; the run goes on with both trainers until stopped, and <c>kto up</c> ends with 0. Waits are hang guards, never timings.
 /// </summary>
-public sealed partial class PaletteTests
+public sealed class LifecycleTests : PaletteTestBase
 {
     /// <summary>Starts <c>kto up</c> on the tiny example (2 trainers) and returns it with its coordinator endpoint.</summary>
     private (Process Up, string Endpoint, Task<string> Out, Task<string> Err) StartUp(int maxSteps)
     {
         string runConfig = TinyRun(maxSteps);
         int port = FreePort();
-        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = _dir, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "kto.dll"), "up", runConfig, "--trainers", "2", "--port", port.ToString(CultureInfo.InvariantCulture), "--run-dir", Path.Combine(_dir, "cluster") })
+        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = Dir, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "kto.dll"), "up", runConfig, "--trainers", "2", "--port", port.ToString(CultureInfo.InvariantCulture), "--run-dir", Path.Combine(Dir, "cluster") })
             psi.ArgumentList.Add(a);
         Process up = Process.Start(psi)!;
         return (up, $"127.0.0.1:{port}", up.StandardOutput.ReadToEndAsync(), up.StandardError.ReadToEndAsync());
@@ -37,10 +37,10 @@ public sealed partial class PaletteTests
     /// <summary>Resumes the paused run, waits for the new incarnation to commit steps with both trainers, and stops it.</summary>
     private void ResumeAndStop(string endpoint)
     {
-        int before = CommittedIn(KtoProcess.Run(_dir, endpoint, "run", "status").Stdout);
-        Assert.Equal(0, KtoProcess.Run(_dir, endpoint, "run", "resume").ExitCode);
+        int before = CommittedIn(KtoProcess.Run(Dir, endpoint, "run", "status").Stdout);
+        Assert.Equal(0, KtoProcess.Run(Dir, endpoint, "run", "resume").ExitCode);
         Until(endpoint, r => r.ExitCode == 0 && CommittedIn(r.Stdout) > before + 20 && r.Stdout.Contains("members t1,t2", StringComparison.Ordinal), "run", "status");
-        Assert.Equal(0, KtoProcess.Run(_dir, endpoint, "run", "stop").ExitCode);
+        Assert.Equal(0, KtoProcess.Run(Dir, endpoint, "run", "stop").ExitCode);
     }
 
     [Fact]
@@ -53,13 +53,13 @@ public sealed partial class PaletteTests
             {
                 // Paused, so the run cannot end before the processes are back.
                 Until(endpoint, r => r.ExitCode == 0 && CommittedIn(r.Stdout) >= 10, "run", "status");
-                Assert.Equal(0, KtoProcess.Run(_dir, endpoint, "run", "pause").ExitCode);
-                KillMatching($"{_dir}/cluster/hosts/node.json --node-id t1");
+                Assert.Equal(0, KtoProcess.Run(Dir, endpoint, "run", "pause").ExitCode);
+                KillMatching($"{Dir}/cluster/hosts/node.json --node-id t1");
                 // back: a second trainer-1 process printed its endpoint, and both trainers are ready again
-                string trainerLog = Path.Combine(_dir, "cluster", "logs", "trainer-1.log");
+                string trainerLog = Path.Combine(Dir, "cluster", "logs", "trainer-1.log");
                 Until(endpoint, r => File.ReadAllText(trainerLog).Split("ring endpoint").Length == 3
                     && r.Stdout.Split('\n').Count(l => l.Contains("| ready", StringComparison.Ordinal)) == 2, "node", "list");
-                KillMatching($"Kto.Cluster.Coordinator.dll --config {_dir}/cluster/hosts/coordinator.json");
+                KillMatching($"Kto.Cluster.Coordinator.dll --config {Dir}/cluster/hosts/coordinator.json");
                 Until(endpoint, r => r.ExitCode == 0 && r.Stdout.Contains("coordinator incarnation 2", StringComparison.Ordinal), "run", "status");
                 ResumeAndStop(endpoint);
                 int exit = WaitForExit(up);
@@ -86,16 +86,16 @@ public sealed partial class PaletteTests
             try
             {
                 Until(endpoint, r => r.ExitCode == 0 && CommittedIn(r.Stdout) >= 10, "run", "status");
-                Assert.Equal(0, KtoProcess.Run(_dir, endpoint, "run", "pause").ExitCode); // the run cannot end before the downing
+                Assert.Equal(0, KtoProcess.Run(Dir, endpoint, "run", "pause").ExitCode); // the run cannot end before the downing
                 // The host receives its own downing; its reply may not make it out (exit 3), the downing does.
-                var down = KtoProcess.Run(_dir, endpoint, "cluster", "down", $"akka.tcp://kto@{endpoint}");
+                var down = KtoProcess.Run(Dir, endpoint, "cluster", "down", $"akka.tcp://kto@{endpoint}");
                 Assert.True(down.ExitCode is 0 or 3, down.Stderr);
                 Until(endpoint, r => r.ExitCode == 0 && r.Stdout.Contains("paused", StringComparison.Ordinal) && r.Stdout.Contains("coordinator incarnation 2", StringComparison.Ordinal), "run", "status");
                 ResumeAndStop(endpoint);
                 int exit = WaitForExit(up);
                 string err = await upErr;
                 Assert.True(exit == 0, $"kto up exited {exit}: {err}");
-                string log = File.ReadAllText(Path.Combine(_dir, "cluster", "logs", "coordinator.log"));
+                string log = File.ReadAllText(Path.Combine(Dir, "cluster", "logs", "coordinator.log"));
                 Assert.Contains("joining again as a new incarnation", log);
                 Assert.Contains("stopped after", log);
                 Assert.DoesNotContain("restarting it", err); // the host came back by itself, not by a restart
@@ -114,11 +114,11 @@ public sealed partial class PaletteTests
         int port = FreePort();
         string endpoint = $"127.0.0.1:{port}";
         string seeds = $"[\"akka.tcp://kto@127.0.0.1:{port}\"]";
-        string hostConfig = Path.Combine(_dir, "coordinator.json"), nodeConfig = Path.Combine(_dir, "node.json");
+        string hostConfig = Path.Combine(Dir, "coordinator.json"), nodeConfig = Path.Combine(Dir, "node.json");
         File.WriteAllText(hostConfig, $$"""{"hostname": "127.0.0.1", "port": {{port}}, "seed_nodes": {{seeds}}, "roles": ["coordinator"], "run_dir": "run"}""");
         File.WriteAllText(nodeConfig, $$"""{"hostname": "127.0.0.1", "port": 0, "seed_nodes": {{seeds}}, "roles": ["trainer"]}""");
         using Process coordinator = StartCoordinatorHost(hostConfig, "--run-id", "later");
-        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = _dir, RedirectStandardOutput = true, RedirectStandardError = true };
+        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = Dir, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "Kto.Cluster.GpuNode.dll"), "node", "--config", nodeConfig, "--node-id", "t1" })
             psi.ArgumentList.Add(a);
         using Process trainer = Process.Start(psi)!;
@@ -127,7 +127,7 @@ public sealed partial class PaletteTests
         try
         {
             Until(endpoint, r => r.ExitCode == 0 && r.Stdout.Split('\n').Any(l => l.StartsWith("t1 ", StringComparison.Ordinal)), "node", "list");
-            var start = KtoProcess.Run(_dir, endpoint, "run", "start", runConfig);
+            var start = KtoProcess.Run(Dir, endpoint, "run", "start", runConfig);
             Assert.True(start.ExitCode == 0, start.Stderr);
             // the trainer that was there first loads the run and trains it to the end
             Until(endpoint, r => r.ExitCode == 0 && r.Stdout.Contains("run later: completed, 30/30 steps committed", StringComparison.Ordinal), "run", "status");
@@ -148,12 +148,12 @@ public sealed partial class PaletteTests
             try
             {
                 Until(endpoint, r => r.ExitCode == 0 && CommittedIn(r.Stdout) >= 1, "run", "status");
-                string hosts = File.ReadAllText(Path.Combine(_dir, "cluster", "hosts", "coordinator.json"));
-                var second = KtoProcess.Run(_dir, "up", Path.Combine(_dir, "run.json"), "--trainers", "1", "--run-dir", Path.Combine(_dir, "cluster"));
+                string hosts = File.ReadAllText(Path.Combine(Dir, "cluster", "hosts", "coordinator.json"));
+                var second = KtoProcess.Run(Dir, "up", Path.Combine(Dir, "run.json"), "--trainers", "1", "--run-dir", Path.Combine(Dir, "cluster"));
                 Assert.Equal(1, second.ExitCode);
                 Assert.Contains("is in use by another launcher", second.Stderr);
-                Assert.Equal(hosts, File.ReadAllText(Path.Combine(_dir, "cluster", "hosts", "coordinator.json"))); // nothing overwritten
-                Assert.Equal(0, KtoProcess.Run(_dir, endpoint, "run", "stop").ExitCode);
+                Assert.Equal(hosts, File.ReadAllText(Path.Combine(Dir, "cluster", "hosts", "coordinator.json"))); // nothing overwritten
+                Assert.Equal(0, KtoProcess.Run(Dir, endpoint, "run", "stop").ExitCode);
                 int exit = WaitForExit(up);
                 Assert.True(exit == 0, $"kto up exited {exit}: {await upErr}");
             }
@@ -177,7 +177,7 @@ public sealed partial class PaletteTests
     public void ALauncherKilledWithSigkillTakesItsClusterDownWithIt()
     {
         var (up, endpoint, _, _) = StartUp(maxSteps: 100000);
-        string hosts = Path.Combine(_dir, "cluster", "hosts");
+        string hosts = Path.Combine(Dir, "cluster", "hosts");
         using (up)
         {
             try
@@ -208,11 +208,11 @@ public sealed partial class PaletteTests
         {
             Assert.Equal(0, WaitForExit(up));
         }
-        string journal = Path.Combine(_dir, "cluster", "journal.sqlite");
+        string journal = Path.Combine(Dir, "cluster", "journal.sqlite");
         using (var f = new FileStream(journal, FileMode.Open)) f.SetLength(f.Length / 2);
-        var again = KtoProcess.Run(_dir, "up", Path.Combine(_dir, "run.json"), "--trainers", "2", "--run-dir", Path.Combine(_dir, "cluster"));
+        var again = KtoProcess.Run(Dir, "up", Path.Combine(Dir, "run.json"), "--trainers", "2", "--run-dir", Path.Combine(Dir, "cluster"));
         Assert.Equal(1, again.ExitCode);
         Assert.Contains($"journal {journal} is damaged", again.Stderr + again.Stdout);
-        Assert.Empty(Running(Path.Combine(_dir, "cluster", "hosts")));
+        Assert.Empty(Running(Path.Combine(Dir, "cluster", "hosts")));
     }
 }

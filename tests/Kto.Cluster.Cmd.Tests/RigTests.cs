@@ -8,7 +8,7 @@ namespace Kto.Cluster.Cmd.Tests;
 /// <summary>scripts/netns-rig.sh: the shaped loopback caps what crosses it, loss is applied, and the namespace is gone afterwards.</summary>
 public sealed class RigTests : IDisposable
 {
-    private readonly MachineSlot _slot = MachineSlot.Take();
+    private readonly MachineSlot _slot = MachineSlot.TakeAll(); // timing is its subject: it runs alone
 
     public void Dispose() => _slot.Dispose();
 

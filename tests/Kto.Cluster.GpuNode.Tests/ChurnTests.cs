@@ -5,12 +5,12 @@ using Kto.Domain.Cluster;
 namespace Kto.Cluster.GpuNode.Tests;
 
 /// <summary>Churn and lifecycle with real processes: a graceful coordinator restart, a hung trainer, a hung coordinator host that was replaced.</summary>
-public sealed partial class ElasticClusterTests
+public sealed class ChurnTests(Xunit.Abstractions.ITestOutputHelper output) : ClusterTestBase(output)
 {
     [Fact]
     public async Task AGracefullyRestartedCoordinatorGetsItsTrainersBackAndCompletesTheRun()
     {
-        await using var cluster = new LocalCluster(output, maxSteps: 200);
+        await using var cluster = new LocalCluster(Output, maxSteps: 200);
         var coordinator = cluster.StartCoordinator("--min-trainers", "2");
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
         cluster.StartTrainer("t1");
@@ -35,7 +35,7 @@ public sealed partial class ElasticClusterTests
     [Fact]
     public async Task ATrainerFrozenPastTheFailureDetectorIsLeftOutFencedAndRejoinsByItself()
     {
-        await using var cluster = new LocalCluster(output, maxSteps: 400, learningRate: 1e-4);
+        await using var cluster = new LocalCluster(Output, maxSteps: 400, learningRate: 1e-4);
         var coordinator = cluster.StartCoordinator("--min-trainers", "3");
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
         var t3 = cluster.StartTrainer("t3");
@@ -47,7 +47,7 @@ public sealed partial class ElasticClusterTests
         var clock = Stopwatch.StartNew();
         // Left out: the others commit while t3 is frozen mid-step.
         await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && l.Contains("members t1,t2 ", StringComparison.Ordinal), cluster.Guard, "a step without t3");
-        output.WriteLine($"freeze → first commit without t3: {clock.Elapsed.TotalSeconds:0.0} s");
+        Output.WriteLine($"freeze → first commit without t3: {clock.Elapsed.TotalSeconds:0.0} s");
         // Paused from here until t3 is back, so that a fast run cannot end before t3 is downed, wakes, joins again and
         // takes over the state.
         Assert.Contains("paused", KtoTool.Run(cluster.Port, "run", "pause"));
@@ -62,7 +62,7 @@ public sealed partial class ElasticClusterTests
         Assert.Contains("resumed", KtoTool.Run(cluster.Port, "run", "resume"));
         await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && l.Contains("members t1,t2,t3 ", StringComparison.Ordinal)
             && coordinator.Commits.Skip(thawedAt).Contains(l), cluster.Guard, "t3 back in a step");
-        output.WriteLine($"thaw → t3 back in a step: {clock.Elapsed.TotalSeconds:0.0} s since the freeze; {coordinator.Commits.Count - frozenAt} steps committed meanwhile");
+        Output.WriteLine($"thaw → t3 back in a step: {clock.Elapsed.TotalSeconds:0.0} s since the freeze; {coordinator.Commits.Count - frozenAt} steps committed meanwhile");
         await coordinator.WaitFor("complete:", cluster.Guard);
         await AssertSameWeightsAndCleanJournal(cluster, tolerance: 1e-4);
     }
@@ -71,7 +71,7 @@ public sealed partial class ElasticClusterTests
     public async Task ACoordinatorHostFrozenUntilReplacedChangesNothingWhenItWakesAndJoinsAgain()
     {
         string pg = PostgresFactAttribute.ConnectionString!;
-        await using var cluster = new LocalCluster(output, maxSteps: 80, pg, coordinators: 3);
+        await using var cluster = new LocalCluster(Output, maxSteps: 80, pg, coordinators: 3);
         var first = cluster.StartCoordinatorAt(0, "--min-trainers", "2");
         await first.WaitFor("coordinator ready", cluster.Guard);
         var standbys = new[] { cluster.StartCoordinatorAt(1), cluster.StartCoordinatorAt(2) };

@@ -1,4 +1,3 @@
-using Kto.Cluster.Testing;
 using System.Text.Json;
 using System.Diagnostics;
 using Kto.Cluster.Coordinator.Tests;
@@ -11,45 +10,12 @@ namespace Kto.Cluster.GpuNode.Tests;
 /// trainer nodes, SIGKILL): every run must end with the weights one process reaches on the same config, and its journal
 /// must show every step committed exactly once. Times are printed, never asserted.
 /// </summary>
-public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
+public sealed class ElasticClusterTests(Xunit.Abstractions.ITestOutputHelper output) : ClusterTestBase(output)
 {
-    private readonly MachineSlot _slot = MachineSlot.Take();
-
-    public void Dispose() => _slot.Dispose();
-
-    private const double Tolerance = 1e-5;
-
-    /// <summary>The members of a commit line ("" for other lines that mention a commit, e.g. "… not committed: the run is paused").</summary>
-    private static string MembersOf(string commitLine) => commitLine.Split(" members ") is [_, var rest, ..] ? rest.Split(' ')[0] : "";
-
-    /// <summary>
-    /// Starts trainer <paramref name="id"/> while the run is paused (steps of these tiny runs take milliseconds, so a
-    /// run could end before a joiner is in) and waits for it to take over the state and for a commit by <paramref name="members"/>.
-    /// </summary>
-    private static async Task JoinWhilePaused(LocalCluster cluster, LocalCluster.Proc coordinator, string id, string members)
-    {
-        Assert.Contains("paused", KtoTool.Run(cluster.Port, "run", "pause"));
-        var joiner = cluster.StartTrainer(id);
-        await joiner.WaitFor("took over the state of step", cluster.Guard);
-        Assert.Contains("resumed", KtoTool.Run(cluster.Port, "run", "resume"));
-        await coordinator.WaitFor(l => MembersOf(l) == members && l.Contains(" committed:", StringComparison.Ordinal), cluster.Guard, $"a commit by {members}");
-    }
-
-    private async Task AssertSameWeightsAndCleanJournal(LocalCluster cluster, string? postgres = null, double tolerance = Tolerance)
-    {
-        double rel = LocalCluster.RelativeL2(cluster.SingleProcessWeights(), cluster.ClusterWeights());
-        output.WriteLine($"relative L2 to the single-process weights: {rel:E2}");
-        Assert.True(rel < tolerance, $"relative L2 distance to the single-process weights: {rel:E2}");
-        IReadOnlyList<IRunEvent> events = await cluster.JournalAsync(postgres);
-        AuditReport audit = JournalAudit.Check(events, requireComplete: true);
-        Assert.True(audit.Ok, string.Join("; ", audit.Problems));
-        Assert.Equal(cluster.MaxSteps, audit.Committed);
-    }
-
     [Fact]
     public async Task ThreeTrainerProcessesReachTheWeightsOfOneProcess()
     {
-        await using var cluster = new LocalCluster(output, maxSteps: 24);
+        await using var cluster = new LocalCluster(Output, maxSteps: 24);
         var coordinator = cluster.StartCoordinator("--min-trainers", "3");
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
         foreach (string id in new[] { "t1", "t2", "t3" }) cluster.StartTrainer(id);
@@ -65,7 +31,7 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
     [Fact]
     public async Task LoraAdaptersTrainOnTheClusterAndAJoinerTakesOverOnlyTheAdaptersState()
     {
-        await using var cluster = new LocalCluster(output, maxSteps: 200, learningRate: 1e-3, lora: true);
+        await using var cluster = new LocalCluster(Output, maxSteps: 200, learningRate: 1e-3, lora: true);
         var coordinator = cluster.StartCoordinator();
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
         cluster.StartTrainer("t1");
@@ -91,7 +57,7 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
     [Fact]
     public async Task TheCoordinatorSchedulesEvaluationAndLogsItOnceAsOneProcessDoes()
     {
-        await using var cluster = new LocalCluster(output, maxSteps: 12, evaluate: true);
+        await using var cluster = new LocalCluster(Output, maxSteps: 12, evaluate: true);
         var coordinator = cluster.StartCoordinator("--min-trainers", "2");
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
         cluster.StartTrainer("t1");
@@ -125,7 +91,7 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
     [Fact]
     public async Task AQwen3ModelTrainsOnTheClusterAndAJoiningTrainerTakesOverItsState()
     {
-        await using var cluster = new LocalCluster(output, maxSteps: 200, learningRate: 1e-4, arch: "qwen3");
+        await using var cluster = new LocalCluster(Output, maxSteps: 200, learningRate: 1e-4, arch: "qwen3");
         var coordinator = cluster.StartCoordinator();
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
         cluster.StartTrainer("t1");
@@ -142,7 +108,7 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
     [Fact]
     public async Task ATrainerKilledMidRunIsLeftOutAndTheRunEndsWithTheSameWeights()
     {
-        await using var cluster = new LocalCluster(output, maxSteps: 40);
+        await using var cluster = new LocalCluster(Output, maxSteps: 40);
         var coordinator = cluster.StartCoordinator("--min-trainers", "3");
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
         var trainers = new[] { "t1", "t2", "t3" }.Select(cluster.StartTrainer).ToList();
@@ -151,7 +117,7 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
         trainers[1].Kill();
         var clock = Stopwatch.StartNew();
         await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == "t1,t3", cluster.Guard, "a commit by the survivors");
-        output.WriteLine($"kill -9 to the next committed step: {clock.Elapsed.TotalSeconds:0.0} s");
+        Output.WriteLine($"kill -9 to the next committed step: {clock.Elapsed.TotalSeconds:0.0} s");
         await coordinator.WaitFor("complete:", cluster.Guard);
 
         var commits = coordinator.Commits;
@@ -163,7 +129,7 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
     [Fact]
     public async Task WithFullDeterminismJoinsAndAKillLeaveTheFinalCheckpointAndMetricsByteIdenticalToKtoTrain()
     {
-        await using var cluster = new LocalCluster(output, maxSteps: 96, learningRate: 3e-3, fullDeterminism: true);
+        await using var cluster = new LocalCluster(Output, maxSteps: 96, learningRate: 3e-3, fullDeterminism: true);
         var coordinator = cluster.StartCoordinator();
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
         cluster.StartTrainer("t1");
@@ -199,7 +165,7 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
     {
         // Many steps, so the run is still going when the second process has loaded; a smaller learning rate keeps
         // float rounding (sums formed in another order by another membership) from growing over them.
-        await using var cluster = new LocalCluster(output, maxSteps: 400, learningRate: 1e-4);
+        await using var cluster = new LocalCluster(Output, maxSteps: 400, learningRate: 1e-4);
         var coordinator = cluster.StartCoordinator();
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
         var first = cluster.StartTrainer("t1");
@@ -232,7 +198,7 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
 
     private async Task CoordinatorRestart(string? postgres)
     {
-        await using var cluster = new LocalCluster(output, maxSteps: 60, postgres);
+        await using var cluster = new LocalCluster(Output, maxSteps: 60, postgres);
         var coordinator = cluster.StartCoordinator("--min-trainers", "2");
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
         cluster.StartTrainer("t1");
@@ -263,7 +229,7 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
     {
         // Three coordinator hosts (the majority of coordinator hosts downs the rest: a single crash leaves 2 of 3).
         string pg = PostgresFactAttribute.ConnectionString!;
-        await using var cluster = new LocalCluster(output, maxSteps: 60, pg, coordinators: 3);
+        await using var cluster = new LocalCluster(Output, maxSteps: 60, pg, coordinators: 3);
         var first = cluster.StartCoordinatorAt(0, "--min-trainers", "2");
         await first.WaitFor("coordinator ready", cluster.Guard);
         var standbys = new[] { cluster.StartCoordinatorAt(1), cluster.StartCoordinatorAt(2) };
@@ -276,7 +242,7 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
         // The oldest surviving host takes over: it recovers the journal as incarnation 2 and the trainers re-register.
         var ready = await Task.WhenAny(standbys.Select(s => s.WaitFor("coordinator ready", cluster.Guard)));
         string readyLine = await ready;
-        output.WriteLine($"kill -9 of the singleton's host to the new singleton ready: {clock.Elapsed.TotalSeconds:0.0} s");
+        Output.WriteLine($"kill -9 of the singleton's host to the new singleton ready: {clock.Elapsed.TotalSeconds:0.0} s");
         Assert.Contains("incarnation 2", readyLine);
         var successor = standbys.Single(s => s.Lines.Contains(readyLine));
         await successor.WaitFor("complete:", cluster.Guard);
@@ -290,7 +256,7 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
     [Fact]
     public async Task AWholeClusterRestartResumesFromTheLatestCheckpointAndReplaysToTheSameWeights()
     {
-        await using var cluster = new LocalCluster(output, maxSteps: 40);
+        await using var cluster = new LocalCluster(Output, maxSteps: 40);
         var coordinator = cluster.StartCoordinator("--min-trainers", "2");
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
         var trainers = new[] { cluster.StartTrainer("t1"), cluster.StartTrainer("t2") };
@@ -302,7 +268,7 @@ public sealed partial class ElasticClusterTests(Xunit.Abstractions.ITestOutputHe
         int before = LocalCluster.Proc.CommittedAtReady(await restarted.WaitFor("coordinator ready", cluster.Guard));
         var fresh = new[] { cluster.StartTrainer("t3"), cluster.StartTrainer("t4") };
         string loading = await restarted.WaitFor("loading checkpoint", cluster.Guard);
-        output.WriteLine(loading);
+        Output.WriteLine(loading);
         await restarted.WaitFor("complete:", cluster.Guard);
 
         var after = restarted.Commits;

@@ -9,12 +9,12 @@ namespace Kto.Cluster.GpuNode.Tests;
 /// Journals that cannot drive a run, with real processes and real SQLite files: a second coordinator writing the same
 /// journal, a file cut to half its size, an event whose payload was changed, and damage in a page the run never reads.
 /// </summary>
-public sealed partial class ElasticClusterTests
+public sealed class JournalFaultTests(Xunit.Abstractions.ITestOutputHelper output) : ClusterTestBase(output)
 {
     [Fact]
     public async Task OfTwoCoordinatorsWritingOneJournalOneStopsNamingTheOtherAndTheOtherCompletesTheRun()
     {
-        await using var cluster = new LocalCluster(output, maxSteps: 400, learningRate: 1e-4);
+        await using var cluster = new LocalCluster(Output, maxSteps: 400, learningRate: 1e-4);
         var first = cluster.StartCoordinator();
         await first.WaitFor("coordinator ready", cluster.Guard);
         var t1 = cluster.StartTrainer("t1");
@@ -37,7 +37,7 @@ public sealed partial class ElasticClusterTests
         KtoTool.Run(cluster.Port, "run", "resume");
         Assert.Equal(Coordinator.HostExitCodes.RunError, await first.WaitForExit(cluster.Guard));
         string error = await first.WaitFor(l => l.StartsWith("error: ", StringComparison.Ordinal), cluster.Guard, "an error line");
-        output.WriteLine(error);
+        Output.WriteLine(error);
         Assert.Contains($"run {cluster.RunId}: another coordinator writes its journal", error);
         Assert.Contains($"akka.tcp://kto@127.0.0.1:{port}", error);
         // Its trainer does not wait for a coordinator that will not come back.
@@ -54,14 +54,14 @@ public sealed partial class ElasticClusterTests
     [Fact]
     public async Task AJournalCutToHalfStopsTheCoordinatorHostAtOnceNamingTheFile()
     {
-        await using var cluster = new LocalCluster(output, maxSteps: 60);
+        await using var cluster = new LocalCluster(Output, maxSteps: 60);
         string journal = await FinishedRunJournal(cluster);
         using (var f = new FileStream(journal, FileMode.Open)) f.SetLength(f.Length / 2);
 
         var again = cluster.StartCoordinator();
         Assert.Equal(Coordinator.HostExitCodes.RunError, await again.WaitForExit(cluster.Guard));
         string error = await again.WaitFor(l => l.StartsWith("error: ", StringComparison.Ordinal), cluster.Guard, "an error line");
-        output.WriteLine(error);
+        Output.WriteLine(error);
         Assert.Contains(journal, error);
         Assert.Contains("Restore the journal from a backup", error);
         Assert.Contains("resume_from_checkpoint", error);
@@ -70,7 +70,7 @@ public sealed partial class ElasticClusterTests
     [Fact]
     public async Task AnEventWhosePayloadWasChangedStopsTheCoordinatorHostNamingItsSequenceNumber()
     {
-        await using var cluster = new LocalCluster(output, maxSteps: 60);
+        await using var cluster = new LocalCluster(Output, maxSteps: 60);
         string journal = await FinishedRunJournal(cluster);
         // Step 20's commit claims to be step 25: a valid message that does not follow from the events before it.
         long seq = RewriteEvent(journal, e => e is StepCommitted { Step: 20 } c ? c with { Step = 25 } : null);
@@ -78,7 +78,7 @@ public sealed partial class ElasticClusterTests
         var again = cluster.StartCoordinator();
         Assert.Equal(Coordinator.HostExitCodes.RunError, await again.WaitForExit(cluster.Guard));
         string error = await again.WaitFor(l => l.StartsWith("error: ", StringComparison.Ordinal), cluster.Guard, "an error line");
-        output.WriteLine(error);
+        Output.WriteLine(error);
         Assert.Contains(journal, error);
         Assert.Contains($"event {seq} (StepCommitted) does not follow from the events before it", error);
     }
@@ -86,7 +86,7 @@ public sealed partial class ElasticClusterTests
     [Fact]
     public async Task DamageInAPageTheRunNeverReadsIsReportedAtStartAndTheRunGoesOn()
     {
-        await using var cluster = new LocalCluster(output, maxSteps: 30);
+        await using var cluster = new LocalCluster(Output, maxSteps: 30);
         string journal = await FinishedRunJournal(cluster);
         // A table of its own (pages the run never reads), then garbage over one of its pages.
         using (var c = new SqliteConnection($"Data Source={journal};Pooling=False"))
@@ -114,7 +114,7 @@ public sealed partial class ElasticClusterTests
     public async Task ARunWhoseJournalWasLostGoesOnFromItsLatestCheckpointAndReachesTheWeightsOfOneProcess()
     {
         // Enough steps that the run is still going when the kill lands after the checkpoint of step 24 (its steps take milliseconds).
-        await using var cluster = new LocalCluster(output, maxSteps: 160);
+        await using var cluster = new LocalCluster(Output, maxSteps: 160);
         var coordinator = cluster.StartCoordinator("--min-trainers", "2");
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
         var trainers = new[] { cluster.StartTrainer("t1"), cluster.StartTrainer("t2") };

@@ -9,7 +9,7 @@ namespace Kto.Cluster.GpuNode.Tests;
 /// tokenizer or its reference differs. Each is refused at registration with a one-line reason on both sides and exits
 /// 2; the run goes on with the others and ends with the weights of one process.
 /// </summary>
-public sealed partial class ElasticClusterTests
+public sealed class MismatchTests(Xunit.Abstractions.ITestOutputHelper output) : ClusterTestBase(output)
 {
     private static void SaveModel(string dir, int width, ulong seed)
     {
@@ -32,7 +32,7 @@ public sealed partial class ElasticClusterTests
         var bad = cluster.StartTrainer(id);
         Assert.Equal(2, await bad.WaitForExit(cluster.Guard));
         string error = await bad.WaitFor(l => l.StartsWith("error: ", StringComparison.Ordinal), cluster.Guard, "an error line");
-        output.WriteLine(error);
+        Output.WriteLine(error);
         foreach (string w in what) Assert.Contains(w, error);
         string seen = await coordinator.WaitFor($"trainer {id} refused run", cluster.Guard);
         foreach (string w in what) Assert.Contains(w, seen);
@@ -41,7 +41,7 @@ public sealed partial class ElasticClusterTests
     [Fact]
     public async Task TrainersWithAnotherPolicyShapeTokenizerOrReferenceAreRefusedAtStartAndMidRunAndTheRunIsUntouched()
     {
-        await using var cluster = new LocalCluster(output, maxSteps: 120, learningRate: 1e-4);
+        await using var cluster = new LocalCluster(Output, maxSteps: 120, learningRate: 1e-4);
         string model = Path.Combine(cluster.Dir, "model"), keep = Path.Combine(cluster.Dir, "model-kept"), reference = Path.Combine(cluster.Dir, "ref");
         CopyDir(model, keep);
         CopyDir(model, reference);
@@ -78,7 +78,7 @@ public sealed partial class ElasticClusterTests
     [Fact]
     public async Task ASecondProcessWithALiveTrainersIdIsRefusedAndNeverMergedIntoIt()
     {
-        await using var cluster = new LocalCluster(output, maxSteps: 100, learningRate: 1e-4);
+        await using var cluster = new LocalCluster(Output, maxSteps: 100, learningRate: 1e-4);
         var coordinator = cluster.StartCoordinator("--min-trainers", "2");
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
         cluster.StartTrainer("t1");
@@ -89,7 +89,7 @@ public sealed partial class ElasticClusterTests
         var second = cluster.Start("t2-again", "Kto.Cluster.GpuNode.dll", "node", "--config", cluster.NodeConfig, "--trainer-id", "t2", "--data-endpoint", "127.0.0.1:0");
         Assert.Equal(2, await second.WaitForExit(cluster.Guard));
         string error = await second.WaitFor(l => l.StartsWith("error: ", StringComparison.Ordinal), cluster.Guard, "an error line");
-        output.WriteLine(error);
+        Output.WriteLine(error);
         Assert.Contains("trainer id t2 is in use by a live trainer at akka.tcp://kto@127.0.0.1:", error);
         Assert.Contains("a second process registers as trainer t2", string.Join("\n", coordinator.Lines));
 
