@@ -92,6 +92,8 @@ public sealed class PaletteTests : PaletteTestBase
             Assert.True(history.ExitCode == 0, history.Stderr);
             string[] rowsOfHistory = history.Stdout.TrimEnd().Split('\n');
             Assert.Matches(@"^step \| event\s+\| details$", rowsOfHistory[0]);
+            Assert.Single(rowsOfHistory, l => l.StartsWith("step ", StringComparison.Ordinal)); // pages (≤ 48,000 characters each) join into one table
+            Assert.DoesNotContain(rowsOfHistory, l => l.Length == 0);
             var entries = rowsOfHistory[1..].Select(l => l.Split(" | ")).ToList();
             Assert.All(entries, e => Assert.Equal(3, e.Length));
             var steps = entries.Select(e => int.Parse(e[0], System.Globalization.CultureInfo.InvariantCulture)).ToList();
