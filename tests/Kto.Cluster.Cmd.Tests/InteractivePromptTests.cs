@@ -71,6 +71,28 @@ public sealed class InteractivePromptTests : IDisposable
     }
 
     [Fact]
+    public void TheClustersValuesComeFromTheTablesTheHostRenders()
+    {
+        // As CommandReceptionistActor renders node list and cluster show (padded cells, header first).
+        const string nodes = """
+            node | role    | address         | held step | reachable | state
+            t1   | trainer | 127.0.0.1:40001 | 12        | true      | in step
+            t12  | trainer | 127.0.0.1:40002 | -         | true      | loading
+            s1   | scorer  | 127.0.0.1:40003 | -         | true      | idle
+            """;
+        const string members = """
+            address                        | roles         | status | unreachable
+            akka.tcp://kto@127.0.0.1:4053  | [coordinator] | Up     | false
+            akka.tcp://kto@10.0.0.5:4053   | [trainer]     | Up     | true
+            """;
+        Assert.Equal(["t1", "t12"], CommandClient.ArgumentValuesIn("node drain", nodes));
+        Assert.Equal(["akka.tcp://kto@127.0.0.1:4053", "akka.tcp://kto@10.0.0.5:4053"], CommandClient.ArgumentValuesIn("cluster down", members));
+        Assert.Equal("cluster show", CommandClient.ArgumentSource("cluster join") is { } r ? $"{r.Palette} {r.Verb}" : "");
+        Assert.Equal("node list", CommandClient.ArgumentSource("node drain") is { } n ? $"{n.Palette} {n.Verb}" : "");
+        Assert.Null(CommandClient.ArgumentSource("run pause"));
+    }
+
+    [Fact]
     public void TabCompletesAndTheArrowsRecallEarlierCommandsAlsoInTheNextSession()
     {
         string history = Path.Combine(_dir, ".kto_history");

@@ -141,25 +141,43 @@ internal static class CommandClient
     /// <summary>What may follow "PALETTE VERB" for Tab completion, asked of the host (nothing if it does not answer within 2 s).</summary>
     internal static IReadOnlyList<string> ArgumentValues(ActorSystem system, string endpoint, string command)
     {
-        (CommandRequest request, Func<string[], string?> pick)? source = command switch
-        {
-            "node drain" => (new CommandRequest("node", "list", []), cells => cells is [var id, "trainer", ..] ? id : null),
-            "cluster down" or "cluster join" => (new CommandRequest("cluster", "show", []), cells => cells[0].StartsWith("akka", StringComparison.Ordinal) ? cells[0] : null),
-            _ => null,
-        };
-        if (source is not { } s) return [];
+        if (ArgumentSource(command) is not { } request) return [];
         try
         {
-            var reply = system.ActorSelection($"akka.tcp://{ClusterRoles.SystemName}@{endpoint}/user/{ClusterRoles.CommandActor}")
-                .Ask<CommandReply>(s.request, TimeSpan.FromSeconds(2)).GetAwaiter().GetResult();
-            if (!reply.Ok) return [];
-            return [.. reply.Text.Split('\n').Skip(1).Select(row => s.pick([.. row.Split('|').Select(c => c.Trim())])).OfType<string>()];
+            var reply = Receptionist(system, endpoint).Ask<CommandReply>(request, TimeSpan.FromSeconds(2)).GetAwaiter().GetResult();
+            return reply.Ok ? ArgumentValuesIn(command, reply.Text) : [];
         }
         catch (AskTimeoutException)
         {
             return [];
         }
     }
+
+    /// <summary>The command whose table lists what may follow "PALETTE VERB" (null: nothing the cluster knows).</summary>
+    internal static CommandRequest? ArgumentSource(string command) => command switch
+    {
+        "node drain" => new CommandRequest("node", "list", []),
+        "cluster down" or "cluster join" => new CommandRequest("cluster", "show", []),
+        _ => null,
+    };
+
+    /// <summary>
+    /// The values in <paramref name="table"/> (the answer to <see cref="ArgumentSource"/>, header first) that may follow
+    /// <paramref name="command"/>: trainer ids of <c>node list</c>, member addresses of <c>cluster show</c>.
+    /// </summary>
+    internal static IReadOnlyList<string> ArgumentValuesIn(string command, string table)
+    {
+        Func<string[], string?> pick = command switch
+        {
+            "node drain" => cells => cells is [var id, "trainer", ..] ? id : null,
+            "cluster down" or "cluster join" => cells => cells[0].StartsWith("akka", StringComparison.Ordinal) ? cells[0] : null,
+            _ => _ => null,
+        };
+        return [.. table.Split('\n').Skip(1).Select(row => pick([.. row.Split('|').Select(c => c.Trim())])).OfType<string>()];
+    }
+
+    private static ActorSelection Receptionist(ActorSystem system, string endpoint) =>
+        system.ActorSelection($"akka.tcp://{ClusterRoles.SystemName}@{endpoint}/user/{ClusterRoles.CommandActor}");
 
     private static int Show(CommandReply reply)
     {
@@ -174,10 +192,9 @@ internal static class CommandClient
 
     private static CommandReply? Ask(ActorSystem system, string endpoint, CommandRequest request)
     {
-        ActorSelection receptionist = system.ActorSelection($"akka.tcp://{ClusterRoles.SystemName}@{endpoint}/user/{ClusterRoles.CommandActor}");
         try
         {
-            return receptionist.Ask<CommandReply>(request, Timeout).GetAwaiter().GetResult();
+            return Receptionist(system, endpoint).Ask<CommandReply>(request, Timeout).GetAwaiter().GetResult();
         }
         catch (AskTimeoutException)
         {
