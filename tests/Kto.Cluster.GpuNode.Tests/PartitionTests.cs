@@ -24,6 +24,15 @@ public sealed class PartitionTests(Xunit.Abstractions.ITestOutputHelper output) 
 
     private static int StepOf(string commitLine) => int.Parse(commitLine.Split(' ')[1].Split('/')[0], System.Globalization.CultureInfo.InvariantCulture);
 
+    private static bool TookOver(string line) => line.Contains("took over the state of step", StringComparison.Ordinal);
+
+    /// <summary>Waits for a commit of a step after <paramref name="afterStep"/> whose members are exactly <paramref name="members"/>.</summary>
+    private static Task<string> CommitBy(LocalCluster cluster, LocalCluster.Proc coordinator, string members, int afterStep, string what)
+        => coordinator.WaitFor(l => l.StartsWith("step ", StringComparison.Ordinal) && l.Contains(" committed:", StringComparison.Ordinal)
+            && MembersOf(l) == members && StepOf(l) > afterStep, cluster.Guard, what);
+
+    private static int LastCommitted(LocalCluster.Proc coordinator) => coordinator.Commits.Count == 0 ? 0 : StepOf(coordinator.Commits[^1]);
+
     /// <summary>Starts the coordinator (box 1) and trainers t1… (boxes 2…), waits for a commit by all of them, and pauses the run.</summary>
     private static async Task<LocalCluster.Proc> StartPaused(LocalCluster cluster, int trainers)
     {
@@ -76,28 +85,35 @@ public sealed class PartitionTests(Xunit.Abstractions.ITestOutputHelper output) 
         await coordinator.WaitFor(l => l.Contains("downing ", StringComparison.Ordinal) && l.Contains("unreachable for", StringComparison.Ordinal), cluster.Guard, "the coordinator downing a trainer");
         output.WriteLine($"both sides downed by {At()}");
         Assert.Equal(before, coordinator.Commits.Count);
+        static bool Registered(string l) => l.Contains("registered with the coordinator:", StringComparison.Ordinal);
+        int[] registrations = [t1.Lines.Count(Registered), t2.Lines.Count(Registered)];
         rig.Heal();
         var healed = clock.Elapsed;
-        await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == "t1,t2" && coordinator.Commits.Count > before, cluster.Guard, "a commit by both after the heal");
-        output.WriteLine($"healed at {healed.TotalSeconds:0.0} s, a commit by both at {At()}");
+        // Each side rejoins by itself; one may be back well before the other, and the run goes on with whoever is
+        // (t1 alone could finish the run first), so it is paused until both have registered again.
+        Assert.Contains("paused", cluster.Tool("run", "pause"));
+        await t1.WaitFor(l => Registered(l) && t1.Lines.Count(Registered) > registrations[0], cluster.Guard, "t1 registered again after the heal");
+        await t2.WaitFor(l => Registered(l) && t2.Lines.Count(Registered) > registrations[1], cluster.Guard, "t2 registered again after the heal");
+        output.WriteLine($"healed at {healed.TotalSeconds:0.0} s, both registered again by {At()}");
+        Assert.Contains("resumed", cluster.Tool("run", "resume"));
+        await CommitBy(cluster, coordinator, "t1,t2", LastCommitted(coordinator), "a commit by both after the heal");
+        output.WriteLine($"a commit by both at {At()}");
 
         // 2. Nothing reaches t2 (its own packets still leave): the coordinator goes on with t1; t2 finds no coordinator,
         // downs itself, and is back once healed.
         Assert.Contains("paused", cluster.Tool("run", "pause"));
         rig.Cut("--to", cluster.BoxOf("t2").ToString(System.Globalization.CultureInfo.InvariantCulture));
         clock.Restart();
-        before = coordinator.Commits.Count;
         Assert.Contains("resumed", cluster.Tool("run", "resume"));
-        await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == "t1" && coordinator.Commits.Count > before, cluster.Guard, "a commit by t1 alone");
+        await CommitBy(cluster, coordinator, "t1", LastCommitted(coordinator), "a commit by t1 alone");
         output.WriteLine($"one-way drop to t2: cut at 0 s, first commit by t1 alone at {At()}");
         Assert.Contains("paused", cluster.Tool("run", "pause"));
         await t2.WaitFor(l => l.Contains("no coordinator host reachable", StringComparison.Ordinal) && t2.Lines.Count(x => x.Contains("no coordinator host reachable", StringComparison.Ordinal)) >= 2, cluster.Guard, "t2 downing itself again");
-        static bool TookOver(string l) => l.Contains("took over the state of step", StringComparison.Ordinal);
-        int transfers = t2.Lines.Count(TookOver);
+        int t2Transfers = t2.Lines.Count(TookOver);
         rig.Heal();
         string healedAt = At();
         // Paused until t2 is back with the state (t1 alone could otherwise finish the few steps left first).
-        await t2.WaitFor(l => TookOver(l) && t2.Lines.Count(TookOver) > transfers, cluster.Guard, "t2 back with the state after the heal");
+        await t2.WaitFor(l => TookOver(l) && t2.Lines.Count(TookOver) > t2Transfers, cluster.Guard, "t2 back with the state after the heal");
         output.WriteLine($"healed at {healedAt}, t2 back with the state at {At()}");
         Assert.Contains("resumed", cluster.Tool("run", "resume"));
         await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == "t1,t2" && StepOf(l) > StepOf(coordinator.Commits.Last(c => MembersOf(c) == "t1")), cluster.Guard, "a commit by both after the heal");
@@ -118,8 +134,7 @@ public sealed class PartitionTests(Xunit.Abstractions.ITestOutputHelper output) 
         // that side goes on committing while the split lasts; t3 and t4 are left out, then downed.
         string side = "";
         for (int k = 1; k <= 10; k++)
-            side = await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == "t1,t2" && coordinator.Commits.Count >= before + k,
-                cluster.Guard, $"commit {k} by t1,t2 during the split");
+            side = await CommitBy(cluster, coordinator, "t1,t2", LastCommitted(coordinator), $"commit {k} by t1,t2 during the split");
         // (the line names the kept trainers that had reported the cut by then: t1, t2 or both)
         Assert.Contains(coordinator.Lines, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"trainer t3 cut off from trainer\(s\) (t1|t2|t1,t2), which are kept"));
         Assert.Contains("paused", cluster.Tool("run", "pause"));
@@ -128,11 +143,9 @@ public sealed class PartitionTests(Xunit.Abstractions.ITestOutputHelper output) 
         await t3.WaitFor("node t3: removed from the cluster; joining again", cluster.Guard);
 
         // Still split: the new incarnations of t3 and t4 try to join and cannot reach t1 and t2; the kept side goes on.
-        int duringRejoin = coordinator.Commits.Count;
         Assert.Contains("resumed", cluster.Tool("run", "resume"));
         for (int k = 1; k <= 5; k++)
-            side = await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == "t1,t2" && coordinator.Commits.Count >= duringRejoin + k,
-                cluster.Guard, $"commit {k} by t1,t2 while t3 and t4 try to join again");
+            side = await CommitBy(cluster, coordinator, "t1,t2", LastCommitted(coordinator), $"commit {k} by t1,t2 while t3 and t4 try to join again");
         Assert.Contains("paused", cluster.Tool("run", "pause"));
         Assert.All(coordinator.Commits.Skip(before), c => Assert.Equal("t1,t2", MembersOf(c)));
 
