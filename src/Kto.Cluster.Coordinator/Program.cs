@@ -6,6 +6,7 @@ using Akka.Hosting;
 using Akka.Remote.Hosting;
 using Kto.Cluster.Coordinator.Actors;
 using Kto.Cluster.Core;
+using Kto.Cluster.Core.Security;
 using Kto.Domain.Checkpoints;
 using Kto.Domain.Cluster;
 using Kto.Domain.Options;
@@ -47,12 +48,14 @@ public static class Program
             return BadConfig;
         }
         HostConfig config;
+        ClusterTls? tls = null;
         RunSpec? spec = null;
         KtoConfig? run = null;
         try
         {
             config = HostConfig.Load(configPath);
             if (!config.Roles.Contains(ClusterRoles.Coordinator)) throw new InvalidDataException($"{configPath}: \"roles\" must include \"{ClusterRoles.Coordinator}\" for the coordinator host");
+            tls = config.Tls?.Open();
             if (runConfigPath is not null)
             {
                 run = KtoConfigReader.Load(runConfigPath);
@@ -70,7 +73,9 @@ public static class Program
             Console.Error.WriteLine($"error: {damaged}");
             return HostExitCodes.RunError;
         }
-        var options = new HostOptions(config, runId, spec, exitWhenDone, minTrainers, scoringWindow, stopWithStdin);
+        using ClusterTls? hostTls = tls;
+        if (tls is not null) Console.Error.WriteLine($"TLS: Akka.Remote with mutual authentication as \"{tls.Certificate.Subject}\" (CA \"{tls.Authority.Subject}\")");
+        var options = new HostOptions(config, runId, spec, exitWhenDone, minTrainers, scoringWindow, stopWithStdin, tls);
         // output_dir/run_config.json is written once the journal confirms this is the run's config: never a config that does not run.
         Action? writeRunConfig = run is null ? null : () =>
         {
@@ -81,7 +86,7 @@ public static class Program
     }
 
     /// <summary>What one coordinator host runs, across the actor systems it starts.</summary>
-    private sealed record HostOptions(HostConfig Config, string RunId, RunSpec? Spec, bool ExitWhenDone, int MinTrainers, int ScoringWindow, bool StopWithStdin);
+    private sealed record HostOptions(HostConfig Config, string RunId, RunSpec? Spec, bool ExitWhenDone, int MinTrainers, int ScoringWindow, bool StopWithStdin, ClusterTls? Tls);
 
     /// <summary>
     /// Runs actor systems one after another until the run ends (with <c>--exit-when-done</c>) or a signal stops the
@@ -141,13 +146,14 @@ public static class Program
         {
             akka.AddHocon(ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off")
                     .WithFallback(PersistenceConfig.Hocon(connection, provider)).WithFallback(FailureDetection.Hocon()), HoconAddMode.Prepend)
-                .WithRemoting(o.Config.Hostname, o.Config.Port)
+                // Hosts, and on connections they open, operators (the kto HOST:PORT tool talks to coordinator hosts).
+                .WithClusterRemoting(o.Config.Hostname, o.Config.Port, o.Tls, CertificateHolder.Host, CertificateHolder.OperatorRead, CertificateHolder.OperatorAdmin)
                 .WithClustering(new ClusterOptions { Roles = [.. o.Config.Roles], SeedNodes = [.. o.Config.SeedNodes] })
                 .WithSingleton<RunCoordinatorActor>(SingletonName, RunCoordinatorSupervisor.Props(RunCoordinatorActor.Props(o.RunId, startSpec: o.Spec, onFinished: run.OnFinished,
                     minTrainers: o.MinTrainers, scoringWindow: o.ScoringWindow, onChanged: run.OnChanged, onRefused: run.OnRefused), o.RunId, o.Config.JournalName, run.OnRefused),
                     new ClusterSingletonOptions { Role = ClusterRoles.Coordinator }, createProxyToo: true)
                 .WithActors((system, registry) =>
-                    system.ActorOf(CommandReceptionistActor.Props(registry.Get<RunCoordinatorActor>(), o.RunId), ClusterRoles.CommandActor));
+                    system.ActorOf(CommandReceptionistActor.Props(registry.Get<RunCoordinatorActor>(), o.RunId, o.Tls), ClusterRoles.CommandActor));
         });
         return builder.Build();
     }

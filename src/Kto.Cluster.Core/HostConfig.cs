@@ -8,13 +8,14 @@ namespace Kto.Cluster.Core;
 /// </summary>
 /// <param name="Hostname">Address to bind and advertise.</param>
 /// <param name="Port">Akka.Remote port (0 = any free port).</param>
-/// <param name="SeedNodes">Akka addresses of the seed nodes, e.g. <c>akka.tcp://kto@127.0.0.1:9110</c>.</param>
+/// <param name="SeedNodes">Akka addresses of the seed nodes, e.g. <c>akka.tcp://kto@127.0.0.1:9110</c> (<c>akka.ssl.tcp://…</c> with TLS).</param>
 /// <param name="Roles">Cluster roles of this host.</param>
 /// <param name="RunDir">Run directory: the SQLite journal and checkpoints live here.</param>
 /// <param name="JournalProvider"><c>sqlite</c> (default) or <c>postgres</c>.</param>
 /// <param name="JournalConnectionString">For <c>postgres</c>: a Npgsql connection string. For <c>sqlite</c>: ignored.</param>
+/// <param name="Tls">TLS with mutual authentication on Akka.Remote and the gradient ring (<c>"tls"</c>), or null for plain TCP.</param>
 public sealed record HostConfig(string Hostname, int Port, IReadOnlyList<string> SeedNodes, IReadOnlyList<string> Roles,
-    string RunDir, string JournalProvider, string? JournalConnectionString)
+    string RunDir, string JournalProvider, string? JournalConnectionString, HostTlsConfig? Tls = null)
 {
     /// <summary>The SQLite journal provider name in config files.</summary>
     public const string Sqlite = "sqlite";
@@ -22,7 +23,13 @@ public sealed record HostConfig(string Hostname, int Port, IReadOnlyList<string>
     /// <summary>The PostgreSQL journal provider name in config files.</summary>
     public const string Postgres = "postgres";
 
-    private static readonly string[] Known = ["hostname", "port", "seed_nodes", "roles", "run_dir", "journal"];
+    /// <summary>The scheme of Akka addresses over plain TCP.</summary>
+    public const string PlainScheme = "akka.tcp";
+
+    /// <summary>The scheme of Akka addresses over TLS (DotNetty with <c>enable-ssl</c>).</summary>
+    public const string TlsScheme = "akka.ssl.tcp";
+
+    private static readonly string[] Known = ["hostname", "port", "seed_nodes", "roles", "run_dir", "journal", "tls"];
 
     /// <summary>The journal's connection string and LinqToDB provider.</summary>
     public (string ConnectionString, string Provider) Journal => JournalProvider == Postgres
@@ -62,10 +69,6 @@ public sealed record HostConfig(string Hostname, int Port, IReadOnlyList<string>
             if (v.ValueKind != JsonValueKind.Array || v.EnumerateArray().Any(x => x.ValueKind != JsonValueKind.String)) throw Bad(key, "a list of strings");
             return [.. v.EnumerateArray().Select(x => x.GetString()!)];
         }
-        string[] seeds = StringList("seed_nodes");
-        foreach (string s in seeds)
-            if (!s.StartsWith($"akka.tcp://{ClusterRoles.SystemName}@", StringComparison.Ordinal))
-                throw Bad("seed_nodes", $"addresses like akka.tcp://{ClusterRoles.SystemName}@host:port, found \"{s}\"");
         string[] roles = StringList("roles");
         string[] knownRoles = [ClusterRoles.Coordinator, ClusterRoles.Trainer, ClusterRoles.Scorer];
         if (roles.Length == 0 || roles.Any(r => !knownRoles.Contains(r))) throw Bad("roles", $"one or more of {string.Join(", ", knownRoles)}");
@@ -82,6 +85,44 @@ public sealed record HostConfig(string Hostname, int Port, IReadOnlyList<string>
             conn = j.TryGetProperty("connection_string", out var cs) && cs.ValueKind == JsonValueKind.String ? cs.GetString() : null;
             if (provider == Postgres && string.IsNullOrWhiteSpace(conn)) throw Bad("journal.connection_string", "a Npgsql connection string for the postgres journal");
         }
-        return new HostConfig(hostname, port, seeds, roles, runDir, provider, conn);
+        HostTlsConfig? tls = null;
+        if (root.TryGetProperty("tls", out var t))
+        {
+            const string shape = "an object {\"certificate\": \"HOST.pfx\", \"ca\": \"ca.crt\", \"password_env\": \"VARIABLE\" (optional)}";
+            if (t.ValueKind != JsonValueKind.Object) throw Bad("tls", shape);
+            foreach (JsonProperty p in t.EnumerateObject())
+                if (p.Name is not ("certificate" or "ca" or "password_env")) throw Bad($"tls.{p.Name}", "no such setting: " + shape);
+            string folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
+            string File(string key) => t.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String && v.GetString()!.Length > 0
+                ? Path.GetFullPath(Path.Combine(folder, v.GetString()!)) : throw Bad($"tls.{key}", "a file path (relative to this file's folder)");
+            string? passwordEnv = t.TryGetProperty("password_env", out var pe)
+                ? pe.ValueKind == JsonValueKind.String && pe.GetString()!.Length > 0 ? pe.GetString() : throw Bad("tls.password_env", "the name of an environment variable holding the .pfx password")
+                : null;
+            tls = new HostTlsConfig(File("certificate"), File("ca"), passwordEnv);
+        }
+        // Akka.Remote names the TLS transport's addresses akka.ssl.tcp: a seed of the other scheme is never reached.
+        string scheme = tls is null ? PlainScheme : TlsScheme;
+        string[] seeds = StringList("seed_nodes");
+        foreach (string s in seeds)
+            if (!s.StartsWith($"{scheme}://{ClusterRoles.SystemName}@", StringComparison.Ordinal))
+                throw Bad("seed_nodes", $"addresses like {scheme}://{ClusterRoles.SystemName}@host:port{(tls is null ? "" : " (the scheme of Akka.Remote over TLS, as \"tls\" is set)")}, found \"{s}\"");
+        return new HostConfig(hostname, port, seeds, roles, runDir, provider, conn, tls);
+    }
+}
+
+/// <summary>A host config's <c>"tls"</c>: the host's certificate, the cluster's CA and where the certificate's password is.</summary>
+/// <param name="CertificatePath">The host's PKCS#12 file (<c>kto certs host</c> writes <c>NAME.pfx</c>).</param>
+/// <param name="AuthorityPath">The cluster's <c>ca.crt</c>.</param>
+/// <param name="PasswordEnv">The environment variable holding the .pfx password (never the password itself), or null.</param>
+public sealed record HostTlsConfig(string CertificatePath, string AuthorityPath, string? PasswordEnv)
+{
+    /// <summary>Loads the certificate and the CA and checks the certificate is a valid host certificate of that CA.</summary>
+    /// <exception cref="InvalidDataException">The password's variable is not set, or <see cref="Security.ClusterTls.Load"/> refused.</exception>
+    public Security.ClusterTls Open()
+    {
+        string? password = null;
+        if (PasswordEnv is not null)
+            password = Environment.GetEnvironmentVariable(PasswordEnv) ?? throw new InvalidDataException($"tls.password_env: the environment variable {PasswordEnv} is not set");
+        return Security.ClusterTls.Load(CertificatePath, password, AuthorityPath, Security.CertificateHolder.Host);
     }
 }

@@ -129,6 +129,11 @@ public sealed class Ring : IAsyncDisposable
         {
             reason = $"the connection to rank {successor} failed ({e.SocketErrorCode})";
         }
+        catch (IOException e) // over TLS, the stream wraps what the socket reports
+        {
+            if (_broken.IsCancellationRequested || e.InnerException is SocketException { SocketErrorCode: SocketError.OperationAborted or SocketError.Interrupted }) return;
+            reason = $"the connection to rank {successor} failed ({e.InnerException?.Message ?? e.Message})";
+        }
         Break(reason, successor);
     }
 

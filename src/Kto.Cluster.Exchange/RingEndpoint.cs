@@ -260,9 +260,12 @@ public sealed class RingEndpoint : IAsyncDisposable
             socket.NoDelay = true;
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_life.Token);
             timeout.CancelAfter(_options.HelloTimeout);
+            // The handshake and the hello share the time-out: a stranger that never finishes either holds nothing for long.
+            if (_options.Tls is { } tls) await link.SecureAsServerAsync(tls.Server, timeout.Token);
             hello = await link.ReceiveMessageAsync<Hello>(timeout.Token);
         }
-        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException or EndOfStreamException or InvalidDataException)
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException or EndOfStreamException or InvalidDataException
+            or System.Security.Authentication.AuthenticationException or IOException)
         {
             link.Dispose();
             return;
@@ -349,10 +352,26 @@ public sealed class RingEndpoint : IAsyncDisposable
             HelloReply reply;
             try
             {
+                if (_options.Tls is { } tls) await link.SecureAsClientAsync(tls.Client, ct);
+            }
+            catch (IOException) when (!ct.IsCancellationRequested)
+            {
+                // Closed during the handshake (the successor's endpoint restarting): try again.
+                link.Dispose();
+                await Task.Delay(_options.ConnectRetryDelay, ct);
+                continue;
+            }
+            catch (System.Security.Authentication.AuthenticationException e) when (!ct.IsCancellationRequested)
+            {
+                link.Dispose();
+                throw new RingBrokenException($"the TLS handshake with rank {successorRank} at {endpoint} failed: {e.GetBaseException().Message}", successorRank, hello.Generation, e);
+            }
+            try
+            {
                 await link.SendMessageAsync(hello, ct);
                 reply = await link.ReceiveMessageAsync<HelloReply>(ct);
             }
-            catch (Exception e) when (!ct.IsCancellationRequested && e is SocketException or EndOfStreamException)
+            catch (Exception e) when (!ct.IsCancellationRequested && e is SocketException or IOException)
             {
                 // Closed before answering (the successor's endpoint restarting): try again.
                 link.Dispose();

@@ -26,6 +26,12 @@ public sealed record RingOptions
     /// <summary>An accepted connection that does not introduce itself within this time is closed.</summary>
     public TimeSpan HelloTimeout { get; init; } = RingDefaults.HelloTimeout;
 
+    /// <summary>
+    /// TLS on every ring connection (mutual authentication, the options' validation callbacks decide about peers), or
+    /// null for plain TCP. Every member of a ring must agree: a plain member cannot talk to a TLS one.
+    /// </summary>
+    public RingTls? Tls { get; init; }
+
     /// <summary>The defaults.</summary>
     public static RingOptions Default { get; } = new();
 
@@ -39,3 +45,8 @@ public sealed record RingOptions
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(HelloTimeout, TimeSpan.Zero, nameof(HelloTimeout));
     }
 }
+
+/// <summary>A ring's TLS: the options for connections this member accepts (from its predecessor) and makes (to its successor).</summary>
+/// <param name="Server">For accepted connections: this member's certificate, a client certificate demanded and checked.</param>
+/// <param name="Client">For outgoing connections: this member's certificate presented, the server's checked.</param>
+public sealed record RingTls(System.Net.Security.SslServerAuthenticationOptions Server, System.Net.Security.SslClientAuthenticationOptions Client);

@@ -5,6 +5,7 @@ using Akka.Cluster.Hosting;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
 using Kto.Cluster.Core;
+using Kto.Cluster.Core.Security;
 using Kto.Domain.Cluster;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -38,12 +39,13 @@ public static class NodeHost
     /// <param name="cancel">Stops the node at once.</param>
     /// <returns>0, or 2 when the node refused the run (its data or models differ from the run's; the reason is printed).</returns>
     /// <param name="stopWithStdin">Leave gracefully when stdin closes (<see cref="StdinWatch"/>).</param>
-    public static async Task<int> RunAsync(HostConfig config, string nodeId, string dataEndpoint, CancellationToken cancel, bool stopWithStdin = false)
+    /// <param name="tls">The host's TLS (host config <c>"tls"</c>): on Akka.Remote and on the gradient ring; null for plain TCP.</param>
+    public static async Task<int> RunAsync(HostConfig config, string nodeId, string dataEndpoint, CancellationToken cancel, bool stopWithStdin = false, ClusterTls? tls = null)
     {
         var refused = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         string trainerId = nodeId;
         bool isTrainer = config.Roles.Contains(ClusterRoles.Trainer), isScorer = config.Roles.Contains(ClusterRoles.Scorer);
-        await using TrainerEngine? engine = isTrainer ? await TrainerEngine.StartAsync(dataEndpoint, cancel) : null;
+        await using TrainerEngine? engine = isTrainer ? await TrainerEngine.StartAsync(dataEndpoint, cancel, tls) : null;
         using ScorerHolder scorer = new();
         if (engine is not null) Console.WriteLine($"trainer {trainerId}: ring endpoint {engine.DataEndpoint}");
         if (isScorer) Console.WriteLine($"scorer {nodeId}: ready to score for the coordinator");
@@ -65,7 +67,7 @@ public static class NodeHost
             {
                 akka.AddHocon(ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off")
                         .WithFallback(PersistenceConfig.SerializerHocon()).WithFallback(FailureDetection.Hocon()), HoconAddMode.Prepend)
-                    .WithRemoting(config.Hostname, config.Port)
+                    .WithClusterRemoting(config.Hostname, config.Port, tls, CertificateHolder.Host)
                     .WithClustering(new ClusterOptions { Roles = [.. config.Roles], SeedNodes = [.. config.SeedNodes] })
                     .WithSingletonProxy<CoordinatorKey>(CoordinatorSingleton, new ClusterSingletonOptions { Role = ClusterRoles.Coordinator })
                     .WithActors((system, registry) =>

@@ -66,7 +66,18 @@ public static class Program
                 Console.Error.WriteLine($"error: {e.Message}");
                 return 2;
             }
-            return await NodeHost.RunAsync(c, parse.GetValue(trainerId)!, parse.GetValue(dataEndpoint)!, CancellationToken.None, parse.GetValue(stopWithStdin));
+            Kto.Cluster.Core.Security.ClusterTls? tls;
+            try
+            {
+                tls = c.Tls?.Open();
+            }
+            catch (InvalidDataException e)
+            {
+                Console.Error.WriteLine($"error: {parse.GetValue(hostConfig)!.FullName}: tls: {e.Message}");
+                return 2;
+            }
+            using (tls)
+                return await NodeHost.RunAsync(c, parse.GetValue(trainerId)!, parse.GetValue(dataEndpoint)!, CancellationToken.None, parse.GetValue(stopWithStdin), tls);
         });
         var root = new RootCommand("Kto.Cluster node host") { ringTrain, node };
         root.SetAction(_ =>

@@ -1,4 +1,5 @@
 using System.Net;
+using Kto.Cluster.Core.Security;
 using Kto.Cluster.Exchange;
 using Kto.Domain.Checkpoints;
 using Kto.Domain.Cluster;
@@ -39,13 +40,22 @@ public sealed class TrainerEngine : IAsyncDisposable
     /// <summary>Committed steps the replica holds, or <see cref="RegisterTrainer.NoState"/> before a run is loaded.</summary>
     public int HeldStep => _replica?.HeldStep ?? RegisterTrainer.NoState;
 
-    /// <summary>Listens on <paramref name="dataEndpoint"/> (host:port; port 0 picks a free one).</summary>
-    public static async Task<TrainerEngine> StartAsync(string dataEndpoint, CancellationToken cancel)
+    /// <summary>
+    /// Listens on <paramref name="dataEndpoint"/> (host:port; port 0 picks a free one); with <paramref name="tls"/>,
+    /// every ring connection is TLS with mutual authentication by the cluster's CA (host certificates only), and a
+    /// refused peer is reported on stderr with the reason.
+    /// </summary>
+    public static async Task<TrainerEngine> StartAsync(string dataEndpoint, CancellationToken cancel, ClusterTls? tls = null)
     {
         IPEndPoint bind = IPEndPoint.Parse(dataEndpoint);
-        RingEndpoint endpoint = await RingEndpoint.ListenAsync(bind.Address, bind.Port, cancel);
+        RingOptions options = tls is null ? RingOptions.Default : RingOptions.Default with { Tls = RingTlsOf(tls, reason => Console.Error.WriteLine($"ring: TLS refused a connection: {reason}")) };
+        RingEndpoint endpoint = await RingEndpoint.ListenAsync(bind.Address, bind.Port, options, cancel);
         return new TrainerEngine(endpoint, endpoint.LocalEndPoint.ToString());
     }
+
+    /// <summary>The ring's TLS from a host's: this host's certificate both ways, peers accepted only with a host certificate of the cluster's CA.</summary>
+    public static RingTls RingTlsOf(ClusterTls tls, Action<string> refused) =>
+        new(tls.ServerOptions(refused, CertificateHolder.Host), tls.ClientOptions(refused, CertificateHolder.Host));
 
     /// <summary>The task on the replica that is still running (an actor stopping mid-step waits for it).</summary>
     public Task Running => _running;

@@ -4,7 +4,10 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Akka.Actor;
 using Akka.Configuration;
+using Akka.Actor.Setup;
+using Akka.Remote.Transport.DotNetty;
 using Kto.Cluster.Core;
+using Kto.Cluster.Core.Security;
 using Kto.Domain.Cluster;
 
 namespace Kto.Cluster.Cmd.Cluster;
@@ -30,11 +33,14 @@ internal static class CommandClient
 
     private const string Help = """
         kto HOST:PORT                      interactive (commands below; exit or quit to leave)
+        kto HOST:PORT --cert OPERATOR.pfx --ca ca.crt [--password-env VAR] …
+                                           on a cluster with TLS: the operator's certificate (kto certs operator;
+                                           role read: show, status, leader, history, tail, list; admin: all)
         kto HOST:PORT cluster show         members: address | [roles] | status | unreachable
         kto HOST:PORT cluster status       this host: address | [roles] | status | unreachable, its view, the leader
         kto HOST:PORT cluster leader       the cluster's leader, each role's leader, the run coordinator singleton's host
         kto HOST:PORT cluster leave        the connected coordinator host leaves the cluster
-        kto HOST:PORT cluster down ADDRESS mark a member down (akka.tcp://kto@host:port)
+        kto HOST:PORT cluster down ADDRESS mark a member down (akka.tcp://kto@host:port; akka.ssl.tcp://… with TLS)
         kto HOST:PORT cluster down-unreachable
         kto HOST:PORT cluster join ADDRESS the connected host joins the cluster at ADDRESS
         kto HOST:PORT run status           phase, committed steps, checkpoint, step in flight, trainers, scoring
@@ -57,15 +63,32 @@ internal static class CommandClient
             && int.TryParse(arg.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int port) && port is > 0 and <= 65535;
     }
 
-    /// <summary>Runs <c>kto HOST:PORT …</c>; returns the exit code.</summary>
+    /// <summary>The operator's certificate when the cluster uses TLS (<c>--cert</c>), which signs every request.</summary>
+    private static ClusterTls? _operator;
+
+    /// <summary>Runs <c>kto HOST:PORT [--cert FILE.pfx --ca ca.crt [--password-env VAR]] …</c>; returns the exit code.</summary>
     public static int Run(string[] args)
     {
         string endpoint = args[0];
         string host = endpoint[..endpoint.LastIndexOf(':')];
-        using ActorSystem system = ActorSystem.Create("kto-cmd", ClientConfig(host, int.Parse(endpoint[(endpoint.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture)));
+        int port = int.Parse(endpoint[(endpoint.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture);
+        string[] rest;
         try
         {
-            return args.Length == 1 ? Interactive(system, endpoint) : Execute(system, endpoint, args[1..], interactive: false);
+            (_operator, rest) = OperatorOptions(args[1..]);
+        }
+        catch (Exception e) when (e is InvalidDataException or ArgumentException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return Usage;
+        }
+        using ClusterTls? tls = _operator;
+        BootstrapSetup setup = BootstrapSetup.Create().WithConfig(ClientConfig(host, port, tls is not null));
+        using ActorSystem system = tls is null ? ActorSystem.Create("kto-cmd", setup)
+            : ActorSystem.Create("kto-cmd", setup.And(new DotNettySslSetup(tls.Certificate, false, true, false, AkkaTls.Validator(tls, [CertificateHolder.Host]))));
+        try
+        {
+            return rest.Length == 0 ? Interactive(system, endpoint) : Execute(system, endpoint, rest, interactive: false);
         }
         finally
         {
@@ -73,7 +96,35 @@ internal static class CommandClient
         }
     }
 
-    private static Config ClientConfig(string host, int port)
+    /// <summary>
+    /// Takes <c>--cert FILE.pfx</c>, <c>--ca ca.crt</c> and <c>--password-env VAR</c> off the front of
+    /// <paramref name="args"/> (or from the environment: <c>KTO_CERT</c>, <c>KTO_CA</c>, and the password in
+    /// <c>KTO_CERT_PASSWORD</c>) and loads the operator's certificate; none of them means plain TCP.
+    /// </summary>
+    /// <exception cref="ArgumentException">An option lacks its value, or only one of the certificate and the CA is given.</exception>
+    /// <exception cref="InvalidDataException">The files cannot be loaded or the certificate is not an operator certificate of that CA.</exception>
+    internal static (ClusterTls? Tls, string[] Command) OperatorOptions(string[] args)
+    {
+        string? cert = Environment.GetEnvironmentVariable("KTO_CERT"), ca = Environment.GetEnvironmentVariable("KTO_CA");
+        string? password = Environment.GetEnvironmentVariable("KTO_CERT_PASSWORD");
+        int i = 0;
+        for (; i < args.Length && args[i] is "--cert" or "--ca" or "--password-env"; i += 2)
+        {
+            if (i + 1 >= args.Length) throw new ArgumentException($"{args[i]} needs a value");
+            string value = args[i + 1];
+            switch (args[i])
+            {
+                case "--cert": cert = value; break;
+                case "--ca": ca = value; break;
+                default: password = Environment.GetEnvironmentVariable(value) ?? throw new ArgumentException($"--password-env: the environment variable {value} is not set"); break;
+            }
+        }
+        if (string.IsNullOrEmpty(cert) && string.IsNullOrEmpty(ca)) return (null, args[i..]);
+        if (string.IsNullOrEmpty(cert) || string.IsNullOrEmpty(ca)) throw new ArgumentException("--cert and --ca go together (an operator certificate and the cluster's CA)");
+        return (ClusterTls.Load(cert, password, ca, CertificateHolder.OperatorRead, CertificateHolder.OperatorAdmin), args[i..]);
+    }
+
+    private static Config ClientConfig(string host, int port, bool tls)
     {
         string local = LocalAddressFacing(host, port);
         return ConfigurationFactory.ParseString($$"""
@@ -81,12 +132,15 @@ internal static class CommandClient
               loglevel = ERROR
               stdout-loglevel = ERROR
               actor.provider = remote
-              remote.dot-netty.tcp { hostname = "{{local}}", port = 0 }
+              remote.dot-netty.tcp { hostname = "{{local}}", port = 0, enable-ssl = {{(tls ? "on" : "off")}} }
               remote.log-remote-lifecycle-events = off
               coordinated-shutdown.run-by-clr-shutdown-hook = off
             }
             """).WithFallback(PersistenceConfig.SerializerHocon());
     }
+
+    /// <summary>The request signed with the operator's certificate, when there is one.</summary>
+    private static CommandRequest Signed(CommandRequest request) => _operator is null ? request : OperatorAuth.Sign(request, _operator, DateTimeOffset.UtcNow);
 
     /// <summary>The local address the host can reach this tool at (loopback for a loopback host).</summary>
     private static string LocalAddressFacing(string host, int port)
@@ -144,7 +198,7 @@ internal static class CommandClient
         if (ArgumentSource(command) is not { } request) return [];
         try
         {
-            var reply = Receptionist(system, endpoint).Ask<CommandReply>(request, TimeSpan.FromSeconds(2)).GetAwaiter().GetResult();
+            var reply = Receptionist(system, endpoint).Ask<CommandReply>(Signed(request), TimeSpan.FromSeconds(2)).GetAwaiter().GetResult();
             return reply.Ok ? ArgumentValuesIn(command, reply.Text) : [];
         }
         catch (AskTimeoutException)
@@ -177,7 +231,7 @@ internal static class CommandClient
     }
 
     private static ActorSelection Receptionist(ActorSystem system, string endpoint) =>
-        system.ActorSelection($"akka.tcp://{ClusterRoles.SystemName}@{endpoint}/user/{ClusterRoles.CommandActor}");
+        system.ActorSelection($"{(_operator is null ? HostConfig.PlainScheme : HostConfig.TlsScheme)}://{ClusterRoles.SystemName}@{endpoint}/user/{ClusterRoles.CommandActor}");
 
     private static int Show(CommandReply reply)
     {
@@ -194,11 +248,12 @@ internal static class CommandClient
     {
         try
         {
-            return Receptionist(system, endpoint).Ask<CommandReply>(request, Timeout).GetAwaiter().GetResult();
+            return Receptionist(system, endpoint).Ask<CommandReply>(Signed(request), Timeout).GetAwaiter().GetResult();
         }
         catch (AskTimeoutException)
         {
-            Console.Error.WriteLine($"error: no kto coordinator host answered at {endpoint} within {Timeout.TotalSeconds:0} s (is Kto.Cluster.Coordinator running there, and is this the Akka port of its host config?)");
+            Console.Error.WriteLine($"error: no kto coordinator host answered at {endpoint} within {Timeout.TotalSeconds:0} s (is Kto.Cluster.Coordinator running there, and is this the Akka port of its host config?"
+                + (_operator is null ? " If the cluster uses TLS, pass --cert OPERATOR.pfx --ca ca.crt." : " Is the certificate one of this cluster's CA? The host's log says why it refused a connection.") + ")");
             return null;
         }
     }

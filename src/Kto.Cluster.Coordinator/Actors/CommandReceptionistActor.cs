@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Text;
 using Akka.Actor;
 using Akka.Cluster;
+using Akka.Event;
+using Kto.Cluster.Core.Security;
 using Kto.Domain.Cluster;
 using Kto.Domain.Options;
 using Kto.Domain.Training;
@@ -23,13 +25,23 @@ public sealed class CommandReceptionistActor : ReceiveActor
     private readonly string _runId;
 
     /// <summary>Creates the receptionist of the coordinator host driving run <paramref name="runId"/>.</summary>
-    public CommandReceptionistActor(IActorRef coordinator, string runId)
+    /// <param name="coordinator">The run coordinator singleton's proxy.</param>
+    /// <param name="runId">The run this host drives.</param>
+    /// <param name="tls">The host's TLS: when set, every command must be signed by an operator certificate of the
+    /// cluster's CA allowed to run it (<see cref="OperatorAuth"/>); when null, commands are taken from anyone who reaches the port.</param>
+    public CommandReceptionistActor(IActorRef coordinator, string runId, ClusterTls? tls = null)
     {
         _coordinator = coordinator;
         _runId = runId;
         ReceiveAsync<CommandRequest>(async request =>
         {
             IActorRef sender = Sender;
+            if (tls is not null && OperatorAuth.Refusal(request, tls, DateTimeOffset.UtcNow) is { } refusal)
+            {
+                Context.GetLogger().Warning("operator command from {0}: {1}", sender.Path.Address, refusal);
+                sender.Tell(new CommandReply(false, refusal));
+                return;
+            }
             // run and node commands are answered by the receptionist next to the run coordinator singleton, so that
             // only Kto protocol messages cross the network.
             if (request.Palette is "run" or "node" && SingletonHost() is { } host && !host.Equals(Cluster.SelfAddress) && !request.Forwarded)
@@ -55,7 +67,7 @@ public sealed class CommandReceptionistActor : ReceiveActor
     }
 
     /// <summary>Props of the receptionist.</summary>
-    public static Props Props(IActorRef coordinator, string runId) => Akka.Actor.Props.Create(() => new CommandReceptionistActor(coordinator, runId));
+    public static Props Props(IActorRef coordinator, string runId, ClusterTls? tls = null) => Akka.Actor.Props.Create(() => new CommandReceptionistActor(coordinator, runId, tls));
 
     private Akka.Cluster.Cluster Cluster => Akka.Cluster.Cluster.Get(Context.System);
 

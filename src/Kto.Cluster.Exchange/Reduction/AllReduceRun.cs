@@ -182,6 +182,7 @@ internal sealed class AllReduceRun<T> where T : unmanaged, IAdditionOperators<T,
         EndOfStreamException => "was closed by the peer",
         InvalidDataException => "broke the protocol: " + e.Message,
         System.Net.Sockets.SocketException s => $"failed ({s.SocketErrorCode})",
+        IOException { InnerException: System.Net.Sockets.SocketException s } => $"failed ({s.SocketErrorCode})", // over TLS
         ObjectDisposedException => "was closed",
         _ => $"failed: {e.Message}",
     };

@@ -1,16 +1,20 @@
 using System.Buffers.Binary;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using MessagePack;
 
 namespace Kto.Cluster.Exchange.Wire;
 
 /// <summary>
-/// One TCP connection of a ring with its framing: length-prefixed MessagePack messages and raw payloads. During an
+/// One TCP connection of a ring with its framing: length-prefixed MessagePack messages and raw payloads, over the
+/// socket itself or over TLS (<see cref="SecureAsServerAsync"/>, <see cref="SecureAsClientAsync"/>). During an
 /// all-reduce one task writes to it and (on the other connection) one task reads, never two of the same kind.
 /// </summary>
 internal sealed class RingLink : IDisposable
 {
     private readonly Socket _socket;
+    private SslStream? _tls;
     // Small and owned for the connection's life (not pooled): a concurrent close must never hand them to someone else.
     private readonly byte[] _sendBuffer = new byte[WireFormat.PrefixBytes + WireFormat.MaxMessageBytes];
     private readonly byte[] _receiveBuffer = new byte[WireFormat.PrefixBytes + WireFormat.MaxMessageBytes];
@@ -18,6 +22,43 @@ internal sealed class RingLink : IDisposable
 
     /// <summary>Wraps <paramref name="socket"/> (owned from now on).</summary>
     public RingLink(Socket socket) => _socket = socket;
+
+    /// <summary>Whether the connection is encrypted and its peer authenticated.</summary>
+    public bool Secure => _tls is not null;
+
+    /// <summary>TLS handshake as the accepting side; the options' validation callback decides about the peer's certificate.</summary>
+    /// <exception cref="AuthenticationException">The handshake failed (a refused certificate, none, or not TLS at all).</exception>
+    public async Task SecureAsServerAsync(SslServerAuthenticationOptions options, CancellationToken ct)
+    {
+        var tls = new SslStream(new NetworkStream(_socket, ownsSocket: false), leaveInnerStreamOpen: false);
+        try
+        {
+            await tls.AuthenticateAsServerAsync(options, ct);
+        }
+        catch
+        {
+            await tls.DisposeAsync();
+            throw;
+        }
+        _tls = tls;
+    }
+
+    /// <summary>TLS handshake as the connecting side.</summary>
+    /// <exception cref="AuthenticationException">The handshake failed (the server's certificate was refused, or it refused ours).</exception>
+    public async Task SecureAsClientAsync(SslClientAuthenticationOptions options, CancellationToken ct)
+    {
+        var tls = new SslStream(new NetworkStream(_socket, ownsSocket: false), leaveInnerStreamOpen: false);
+        try
+        {
+            await tls.AuthenticateAsClientAsync(options, ct);
+        }
+        catch
+        {
+            await tls.DisposeAsync();
+            throw;
+        }
+        _tls = tls;
+    }
 
     /// <summary>No Nagle delay; the given buffer sizes (0 = the OS's auto-tuning).</summary>
     public static void Configure(Socket socket, int bufferBytes)
@@ -62,6 +103,12 @@ internal sealed class RingLink : IDisposable
     /// <summary>Sends all of <paramref name="bytes"/>.</summary>
     public async ValueTask SendAsync(ReadOnlyMemory<byte> bytes, CancellationToken ct)
     {
+        if (_tls is not null)
+        {
+            await _tls.WriteAsync(bytes, ct);
+            Interlocked.Add(ref _bytesSent, bytes.Length);
+            return;
+        }
         while (!bytes.IsEmpty)
         {
             int sent = await _socket.SendAsync(bytes, SocketFlags.None, ct);
@@ -76,7 +123,8 @@ internal sealed class RingLink : IDisposable
     public long BytesSent => Interlocked.Read(ref _bytesSent);
 
     /// <summary>Receives whatever arrives next (at most <paramref name="into"/>'s length); 0 when the peer closed.</summary>
-    public ValueTask<int> ReceiveSomeAsync(Memory<byte> into, CancellationToken ct) => _socket.ReceiveAsync(into, SocketFlags.None, ct);
+    public ValueTask<int> ReceiveSomeAsync(Memory<byte> into, CancellationToken ct) =>
+        _tls is not null ? _tls.ReadAsync(into, ct) : _socket.ReceiveAsync(into, SocketFlags.None, ct);
 
     /// <summary>Fills <paramref name="into"/> from the stream.</summary>
     /// <exception cref="EndOfStreamException">The peer closed the connection first.</exception>
@@ -84,7 +132,7 @@ internal sealed class RingLink : IDisposable
     {
         while (!into.IsEmpty)
         {
-            int read = await _socket.ReceiveAsync(into, SocketFlags.None, ct);
+            int read = await ReceiveSomeAsync(into, ct);
             if (read == 0) throw new EndOfStreamException("the peer closed the connection");
             into = into[read..];
         }
@@ -105,6 +153,7 @@ internal sealed class RingLink : IDisposable
         catch (ObjectDisposedException)
         {
         }
+        _tls?.Dispose();
         _socket.Dispose();
     }
 }
