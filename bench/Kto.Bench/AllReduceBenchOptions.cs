@@ -51,7 +51,16 @@ public sealed record AllReduceBenchOptions
     public long RawBytes => BufferBytes * Iterations;
 
     /// <summary>The ring's options.</summary>
-    public RingOptions Ring => new() { MaxChunkBytes = ChunkKib << 10, SocketBufferBytes = SocketKib << 10 };
+    public RingOptions Ring => new() { MaxChunkBytes = ChunkKib << 10, SocketBufferBytes = SocketKib << 10, Tls = Tls };
+
+    /// <summary>
+    /// A folder holding a cluster CA (<c>ca.crt</c>) and a host certificate <c>bench.pfx</c>: the ring runs over TLS with
+    /// them (the raw TCP baseline stays plain, so <c>busbw_vs_raw</c> is TLS's cost against raw TCP); null for a plain ring.
+    /// </summary>
+    public string? TlsDir { get; init; }
+
+    /// <summary>The ring's TLS made from <see cref="TlsDir"/> by the command (this library does not read certificates).</summary>
+    public RingTls? Tls { get; init; }
 
     /// <summary>Throws <see cref="ArgumentException"/> for settings that cannot run.</summary>
     public void Validate()
@@ -68,6 +77,6 @@ public sealed record AllReduceBenchOptions
     public IEnumerable<string> ToArguments() =>
     [
         "--mib", Mib.ToString(), "--rounds", Rounds.ToString(), "--iterations", Iterations.ToString(), "--warmup", Warmup.ToString(),
-        "--chunk-kib", ChunkKib.ToString(), "--socket-kib", SocketKib.ToString(),
+        "--chunk-kib", ChunkKib.ToString(), "--socket-kib", SocketKib.ToString(), .. TlsDir is null ? Array.Empty<string>() : ["--tls-dir", TlsDir],
     ];
 }

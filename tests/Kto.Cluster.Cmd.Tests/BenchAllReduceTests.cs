@@ -35,6 +35,21 @@ public sealed partial class BenchAllReduceTests : IDisposable
     }
 
     [Fact]
+    public void BenchAllReduceOverTlsGivesTheSameBitsAndRemovesItsThrowAwayCertificates()
+    {
+        string before = string.Join(",", Directory.GetDirectories(Path.GetTempPath(), "kto-bench-tls-*"));
+        var r = KtoProcess.Run(_dir, "bench", "allreduce", "--tls", "--mib", "1", "--rounds", "1", "--iterations", "2", "--warmup", "1");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var json = JsonDocument.Parse(r.Stdout.Trim()).RootElement;
+        Assert.True(json.GetProperty("tls").GetBoolean());
+        Assert.True(json.GetProperty("busbw_vs_raw").GetDouble() > 0);
+        Assert.True(json.GetProperty("correct").GetBoolean());
+        Assert.True(json.GetProperty("identical").GetBoolean());
+        Assert.DoesNotContain("TLS refused", r.Stderr);
+        Assert.Equal(before, string.Join(",", Directory.GetDirectories(Path.GetTempPath(), "kto-bench-tls-*")));
+    }
+
+    [Fact]
     public void ThePeerProcessDiesWithItsParentEvenWhenTheParentIsKilled()
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "kto.dll");

@@ -110,6 +110,8 @@ public sealed class TlsTests(Xunit.Abstractions.ITestOutputHelper output) : Clus
         string foreign = KtoTool.Run(cluster.Port, [.. other.Operator("admin"), "run", "resume"]);
         Output.WriteLine($"another CA's admin: {foreign}");
         Assert.DoesNotContain("resumed", foreign);
+        Assert.Contains("the host's TLS certificate was refused", foreign); // the tool checks the host too
+        Assert.Contains("not issued by this cluster's CA", foreign);
         await coordinator.WaitFor(l => l.Contains("TLS: refused the connection", StringComparison.Ordinal) && l.Contains("not issued by this cluster's CA", StringComparison.Ordinal),
             cluster.Guard, "the coordinator refusing another CA's operator");
 

@@ -85,7 +85,7 @@ internal static class CommandClient
         using ClusterTls? tls = _operator;
         BootstrapSetup setup = BootstrapSetup.Create().WithConfig(ClientConfig(host, port, tls is not null));
         using ActorSystem system = tls is null ? ActorSystem.Create("kto-cmd", setup)
-            : ActorSystem.Create("kto-cmd", setup.And(new DotNettySslSetup(tls.Certificate, false, true, false, AkkaTls.Validator(tls, [CertificateHolder.Host]))));
+            : ActorSystem.Create("kto-cmd", setup.And(new DotNettySslSetup(tls.Certificate, false, true, false, HostCheck(tls))));
         try
         {
             return rest.Length == 0 ? Interactive(system, endpoint) : Execute(system, endpoint, rest, interactive: false);
@@ -95,6 +95,17 @@ internal static class CommandClient
             system.Terminate().Wait(TimeSpan.FromSeconds(5));
         }
     }
+
+    /// <summary>Why the tool refused the host's certificate, if it did (the TLS handshake's own errors are not shown).</summary>
+    private static string? _hostRefused;
+
+    /// <summary>Accepts a host certificate of the cluster's CA and keeps the reason of a refusal for the error message.</summary>
+    private static CertificateValidationCallback HostCheck(ClusterTls tls) => (certificate, _, _, _, _) =>
+    {
+        CertificateVerdict verdict = tls.Verify(certificate, CertificateHolder.Host);
+        if (!verdict.Ok) _hostRefused = verdict.Reason;
+        return verdict.Ok;
+    };
 
     /// <summary>
     /// Takes <c>--cert FILE.pfx</c>, <c>--ca ca.crt</c> and <c>--password-env VAR</c> off the front of
@@ -129,8 +140,8 @@ internal static class CommandClient
         string local = LocalAddressFacing(host, port);
         return ConfigurationFactory.ParseString($$"""
             akka {
-              loglevel = ERROR
-              stdout-loglevel = ERROR
+              loglevel = OFF # failures are reported by the tool's own messages (TLS handshakes would print pages)
+              stdout-loglevel = OFF
               actor.provider = remote
               remote.dot-netty.tcp { hostname = "{{local}}", port = 0, enable-ssl = {{(tls ? "on" : "off")}} }
               remote.log-remote-lifecycle-events = off
@@ -253,7 +264,8 @@ internal static class CommandClient
         catch (AskTimeoutException)
         {
             Console.Error.WriteLine($"error: no kto coordinator host answered at {endpoint} within {Timeout.TotalSeconds:0} s (is Kto.Cluster.Coordinator running there, and is this the Akka port of its host config?"
-                + (_operator is null ? " If the cluster uses TLS, pass --cert OPERATOR.pfx --ca ca.crt." : " Is the certificate one of this cluster's CA? The host's log says why it refused a connection.") + ")");
+                + (_operator is null ? " If the cluster uses TLS, pass --cert OPERATOR.pfx --ca ca.crt." : " Is the certificate one of this cluster's CA? The host's log says why it refused a connection.") + ")"
+                + (_hostRefused is null ? "" : $"; the host's TLS certificate was refused: {_hostRefused}"));
             return null;
         }
     }
