@@ -55,7 +55,14 @@ public static class Program
         {
             config = HostConfig.Load(configPath);
             if (!config.Roles.Contains(ClusterRoles.Coordinator)) throw new InvalidDataException($"{configPath}: \"roles\" must include \"{ClusterRoles.Coordinator}\" for the coordinator host");
-            tls = config.Tls?.Open();
+            try
+            {
+                tls = config.Tls?.Open();
+            }
+            catch (InvalidDataException e)
+            {
+                throw new InvalidDataException($"{configPath}: tls: {e.Message}", e);
+            }
             if (runConfigPath is not null)
             {
                 run = KtoConfigReader.Load(runConfigPath);

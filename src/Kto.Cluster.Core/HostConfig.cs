@@ -84,6 +84,22 @@ public sealed record HostConfig(string Hostname, int Port, IReadOnlyList<string>
             if (provider is not (Sqlite or Postgres)) throw Bad("journal.provider", "\"sqlite\" or \"postgres\"");
             conn = j.TryGetProperty("connection_string", out var cs) && cs.ValueKind == JsonValueKind.String ? cs.GetString() : null;
             if (provider == Postgres && string.IsNullOrWhiteSpace(conn)) throw Bad("journal.connection_string", "a Npgsql connection string for the postgres journal");
+            if (j.TryGetProperty("password_env", out var pwe))
+            {
+                // The password from the environment, so the file (often in version control) holds no secret.
+                if (provider != Postgres || pwe.ValueKind != JsonValueKind.String || pwe.GetString()!.Length == 0)
+                    throw Bad("journal.password_env", "the name of an environment variable holding the PostgreSQL password (postgres journal only)");
+                string variable = pwe.GetString()!;
+                string password = Environment.GetEnvironmentVariable(variable) ?? throw Bad("journal.password_env", $"an environment variable that is set; {variable} is not");
+                try
+                {
+                    conn = new Npgsql.NpgsqlConnectionStringBuilder(conn) { Password = password }.ConnectionString;
+                }
+                catch (ArgumentException e)
+                {
+                    throw Bad("journal.connection_string", $"a Npgsql connection string ({e.Message})");
+                }
+            }
         }
         HostTlsConfig? tls = null;
         if (root.TryGetProperty("tls", out var t))

@@ -159,6 +159,11 @@ public sealed class CoordinatorHostTests : IDisposable
     [InlineData("""{"roles": ["coordinator"], "journal": {"provider": "postgres"}}""", "\"journal.connection_string\"")]
     [InlineData("""{"roles": ["coordinator"], "jornal": {}}""", "\"jornal\"")]
     [InlineData("""{"roles": ["trainer"]}""", "\"roles\" must include \"coordinator\"")]
+    [InlineData("""{"roles": ["coordinator"], "journal": {"provider": "postgres", "connection_string": "Host=h", "password_env": "KTO_TEST_UNSET_VARIABLE_1"}}""", "\"journal.password_env\"")]
+    [InlineData("""{"roles": ["coordinator"], "seed_nodes": ["akka.tcp://kto@127.0.0.1:9110"], "tls": {"certificate": "h.pfx", "ca": "ca.crt"}}""", "akka.ssl.tcp://kto@host:port")]
+    [InlineData("""{"roles": ["coordinator"], "tls": {"certificate": "h.pfx"}}""", "\"tls.ca\"")]
+    [InlineData("""{"roles": ["coordinator"], "tls": {"certificate": "h.pfx", "ca": "ca.crt", "password": "secret"}}""", "\"tls.password\"")]
+    [InlineData("""{"roles": ["coordinator"], "tls": {"certificate": "missing.pfx", "ca": "ca.crt"}}""", "missing.pfx: certificate not found")]
     public async Task ABadHostConfigStopsTheHostNamingTheKey(string json, string named)
     {
         string config = Path.Combine(_dir, "bad.json");

@@ -13,38 +13,45 @@ namespace Kto.Cluster.GpuNode.Tests;
 /// </summary>
 public sealed class TlsTests(Xunit.Abstractions.ITestOutputHelper output) : ClusterTestBase(output)
 {
-    private sealed class Certificates(string dir)
+    /// <summary>Every .pfx of the test is protected by this password, which hosts and the tool read from <see cref="PasswordVariable"/>.</summary>
+    private readonly string _secret = "pfx-" + Guid.NewGuid().ToString("N");
+
+    private readonly string _passwordVariable = "KTO_TEST_PFX_PASSWORD_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+
+    private sealed class Certificates(string dir, string passwordVariable)
     {
         public string Dir { get; } = dir;
+
+        public string PasswordVariable { get; } = passwordVariable;
 
         public string Pfx(string name) => Path.Combine(Dir, name + ".pfx");
 
         public string Ca => Path.Combine(Dir, ClusterCertificates.CaCertificateFile);
 
         /// <summary>The tool's leading options for operator <paramref name="name"/>.</summary>
-        public string[] Operator(string name) => ["--cert", Pfx(name), "--ca", Ca];
+        public string[] Operator(string name) => ["--cert", Pfx(name), "--ca", Ca, "--password-env", PasswordVariable];
     }
 
     /// <summary>The cluster's CA with host certificates for the coordinator and the trainers, operators "admin" and "reader", and an expired host certificate.</summary>
-    private static Certificates MakeCertificates(string dir, string caName)
+    private Certificates MakeCertificates(string dir, string caName)
     {
         DateTimeOffset now = DateTimeOffset.UtcNow;
         using X509Certificate2 ca = ClusterCertificates.CreateAuthority(dir, caName, TimeSpan.FromDays(2));
         void Issue(string name, CertificateHolder holder, DateTimeOffset from, DateTimeOffset to) =>
-            ClusterCertificates.Issue(ca, dir, name, holder, [], [IPAddress.Loopback], from, to, null).Dispose();
+            ClusterCertificates.Issue(ca, dir, name, holder, [], [IPAddress.Loopback], from, to, _secret).Dispose();
         Issue("coordinator", CertificateHolder.Host, now.AddMinutes(-5), now.AddDays(1));
         Issue("trainers", CertificateHolder.Host, now.AddMinutes(-5), now.AddDays(1));
         Issue("expired", CertificateHolder.Host, now.AddDays(-3), now.AddDays(-1));
         Issue("admin", CertificateHolder.OperatorAdmin, now.AddMinutes(-5), now.AddDays(1));
         Issue("reader", CertificateHolder.OperatorRead, now.AddMinutes(-5), now.AddDays(1));
-        return new Certificates(dir);
+        return new Certificates(dir, _passwordVariable);
     }
 
     /// <summary>Adds <c>"tls"</c> with <paramref name="name"/>'s certificate to the host config at <paramref name="config"/> (its seeds then akka.ssl.tcp), written to <paramref name="into"/>.</summary>
     private static string WithTls(string config, string into, Certificates certs, string name)
     {
         string json = File.ReadAllText(config).TrimEnd().TrimEnd('}').Replace("\"akka.tcp://", "\"akka.ssl.tcp://", StringComparison.Ordinal);
-        File.WriteAllText(into, json + $", \"tls\": {{\"certificate\": {System.Text.Json.JsonSerializer.Serialize(certs.Pfx(name))}, \"ca\": {System.Text.Json.JsonSerializer.Serialize(certs.Ca)}}}}}");
+        File.WriteAllText(into, json + $", \"tls\": {{\"certificate\": {System.Text.Json.JsonSerializer.Serialize(certs.Pfx(name))}, \"ca\": {System.Text.Json.JsonSerializer.Serialize(certs.Ca)}, \"password_env\": \"{certs.PasswordVariable}\"}}}}");
         return into;
     }
 
@@ -78,6 +85,7 @@ public sealed class TlsTests(Xunit.Abstractions.ITestOutputHelper output) : Clus
     [Fact]
     public async Task StrangersGetNoMembershipNoRingConnectionAndNoCommandsWhileTheRunGoesOnOverTls()
     {
+        Environment.SetEnvironmentVariable(_passwordVariable, _secret); // inherited by every process the test starts
         await using var cluster = new LocalCluster(Output, maxSteps: 48, learningRate: 3e-3, fullDeterminism: true);
         Certificates certs = MakeCertificates(Path.Combine(cluster.Dir, "certs"), "test cluster CA");
         Certificates other = MakeCertificates(Path.Combine(cluster.Dir, "other"), "another CA");
@@ -87,7 +95,13 @@ public sealed class TlsTests(Xunit.Abstractions.ITestOutputHelper output) : Clus
         string strangerNode = WithTls(cluster.NodeConfig, Path.Combine(cluster.Dir, "node-other-ca.json"), other, "trainers");
         string expiredNode = WithTls(cluster.NodeConfig, Path.Combine(cluster.Dir, "node-expired.json"), certs, "expired");
         WithTls(cluster.NodeConfig, cluster.NodeConfig, certs, "trainers");
-        string Tool(string op, params string[] args) => KtoTool.Run(cluster.Port, [.. certs.Operator(op), .. args]);
+        var toolOutputs = new List<string>();
+        string Tool(string op, params string[] args)
+        {
+            string said = KtoTool.Run(cluster.Port, [.. certs.Operator(op), .. args]);
+            toolOutputs.Add(said);
+            return said;
+        }
 
         var coordinator = cluster.StartCoordinator();
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
@@ -127,8 +141,8 @@ public sealed class TlsTests(Xunit.Abstractions.ITestOutputHelper output) : Clus
         // The expired certificate presented anyway, to the coordinator's Akka port and to t1's ring port; another CA's to the ring.
         string ringLine = await t1.WaitFor("ring endpoint", cluster.Guard);
         int ringPort = int.Parse(ringLine[(ringLine.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
-        using (X509Certificate2 expiredCert = X509CertificateLoader.LoadPkcs12FromFile(certs.Pfx("expired"), null))
-        using (X509Certificate2 foreignCert = X509CertificateLoader.LoadPkcs12FromFile(other.Pfx("trainers"), null))
+        using (X509Certificate2 expiredCert = X509CertificateLoader.LoadPkcs12FromFile(certs.Pfx("expired"), _secret))
+        using (X509Certificate2 foreignCert = X509CertificateLoader.LoadPkcs12FromFile(other.Pfx("trainers"), _secret))
         {
             Assert.False(await TlsConnectionSurvives(cluster.Port, expiredCert));
             await coordinator.WaitFor(l => l.Contains("TLS: refused the connection", StringComparison.Ordinal) && l.Contains("expired or not yet valid", StringComparison.Ordinal),
@@ -160,5 +174,17 @@ public sealed class TlsTests(Xunit.Abstractions.ITestOutputHelper output) : Clus
         string ours = Path.Combine(cluster.OutputDir, $"checkpoint-{cluster.MaxSteps}"), theirs = Path.Combine(cluster.Dir, "single", $"checkpoint-{cluster.MaxSteps}");
         foreach (string file in new[] { "model.safetensors", "optimizer.safetensors" })
             Assert.True(File.ReadAllBytes(Path.Combine(ours, file)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(theirs, file))), $"{file} differs from kto train's");
+
+        // The key password was read from the environment by every host and the tool, and is written nowhere: not in
+        // any process's output, the tool's answers, the run's folders (journal, metrics.jsonl, checkpoints) or configs.
+        toolOutputs.Add(KtoTool.Run(cluster.Port, [.. certs.Operator("reader"), "run", "status"]));
+        Assert.DoesNotContain(cluster.AllLines(), l => l.Contains(_secret, StringComparison.Ordinal));
+        Assert.DoesNotContain(toolOutputs, o => o.Contains(_secret, StringComparison.Ordinal));
+        byte[] needle = System.Text.Encoding.UTF8.GetBytes(_secret);
+        var files = Directory.EnumerateFiles(cluster.Dir, "*", SearchOption.AllDirectories).Where(f => !f.EndsWith(".pfx", StringComparison.Ordinal)).ToList();
+        Assert.Contains(files, f => f.EndsWith("metrics.jsonl", StringComparison.Ordinal));
+        Assert.Contains(files, f => f.EndsWith(".db", StringComparison.Ordinal) || f.EndsWith(".sqlite", StringComparison.Ordinal));
+        foreach (string f in files)
+            Assert.True(File.ReadAllBytes(f).AsSpan().IndexOf(needle) < 0, $"{f} holds the key password");
     }
 }
