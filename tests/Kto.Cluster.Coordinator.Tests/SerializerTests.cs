@@ -113,6 +113,30 @@ public sealed class SerializerTests : IDisposable
         Assert.InRange(serializer.ToBinary(new ReferenceScores(int.MaxValue, indices, values, values)).Length, 1, 128000 - 1024);
     }
 
+    /// <summary>
+    /// Headers that lie: a command whose argument list claims 2^31 − 1 strings, a state chunk whose bytes claim 2 GiB,
+    /// with nothing behind them. Each is refused before anything of the claimed size is allocated (MessagePack checks
+    /// a count against the bytes left), so a peer cannot make a host allocate more than the frame it sent.
+    /// </summary>
+    [Fact]
+    public void CollectionsWhoseHeadersClaimMoreThanTheFrameHoldsAreRefusedWithoutAllocatingThem()
+    {
+        var s = (KtoMessageSerializer)_system.Serialization.FindSerializerFor(new RunPaused());
+        byte[] Str(string v) => [(byte)(0xa0 | v.Length), .. System.Text.Encoding.ASCII.GetBytes(v)];
+        byte[] command = [0x92, 0x00, 0x97, .. Str("cluster"), .. Str("show"), 0xdd, 0x7f, 0xff, 0xff, 0xff];
+        byte[] chunk = [0x92, 0x0b, 0x94, 0x00, 0x00, 0x01, 0xc6, 0x7f, 0xff, 0xff, 0xff];
+        foreach (var (bytes, manifest) in new[] { (command, "C"), (chunk, "N") })
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            Assert.ThrowsAny<MessagePack.MessagePackSerializationException>(() => s.FromBinary(bytes, manifest));
+            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            Assert.True(allocated < 1 << 20, $"{allocated} bytes allocated for a {bytes.Length}-byte payload");
+        }
+        // The same shapes with honest headers are read.
+        Assert.Equal(new[] { "a" }, ((CommandRequest)s.FromBinary([0x92, 0x00, 0x97, .. Str("cluster"), .. Str("show"), 0x91, .. Str("a"), 0xc2, 0xc0, 0x00, 0xc0], "C")).Args);
+        Assert.Equal(new byte[] { 7 }, ((StateChunk)s.FromBinary([0x92, 0x0b, 0x94, 0x00, 0x00, 0x01, 0xc4, 0x01, 0x07], "N")).Data);
+    }
+
     [Fact]
     public void ForeignPayloadsAreRefused()
     {
