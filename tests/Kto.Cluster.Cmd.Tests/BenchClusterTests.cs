@@ -19,7 +19,7 @@ public sealed class BenchClusterTests : IDisposable
     [Fact]
     public void BenchClusterPrintsThroughputTheSplitOfAStepTheMachineCeilingAndTheFailover()
     {
-        var r = KtoProcess.Run(_dir, "bench", "cluster", "--layers", "1", "--width", "16", "--vocab", "257", "--tokens", "16", "--batch", "4", "--steps", "3", "--warmup", "1");
+        var r = KtoProcess.Run(_dir, "bench", "cluster", "--layers", "1", "--width", "16", "--vocab", "257", "--tokens", "16", "--batch", "4", "--steps", "3", "--warmup", "1", "--flood");
         Assert.True(r.ExitCode == 0, r.Stderr);
         var json = JsonDocument.Parse(r.Stdout.Trim().Split('\n')[^1]).RootElement;
         Assert.Equal("cluster", json.GetProperty("bench").GetString());
@@ -33,5 +33,11 @@ public sealed class BenchClusterTests : IDisposable
         // speed-up and its ratio to the ceiling are the printed figures' own quotients.
         double speedup = json.GetProperty("trainers_2_steps_per_s").GetDouble() / json.GetProperty("trainers_1_steps_per_s").GetDouble();
         Assert.Equal(speedup, json.GetProperty("speedup").GetDouble(), 2);
+        // --flood: the cluster again under a flood of random bytes into its ports; it still trains and reports the flood it took.
+        JsonElement flooded = json.GetProperty("flooded");
+        Assert.True(flooded.GetProperty("trainers_2_step_s").GetDouble() > 0);
+        Assert.True(flooded.GetProperty("flood_mb_s").GetDouble() > 0);
+        Assert.True(flooded.GetProperty("flood_connections_per_s").GetDouble() > 0);
+        Assert.True(flooded.GetProperty("cpu_s_per_step").GetProperty("coordinator").GetDouble() > 0);
     }
 }

@@ -81,7 +81,8 @@ internal static class ChaosRunner
         var outcomes = new List<FaultOutcome>();
         var continued = new Dictionary<int, double>();
         var pending = new List<Task>();
-        bool completed = false;
+        bool completed = false, held = false;
+        var session = new Lazy<CommandClient.Session>(() => new CommandClient.Session(launcher.CoordinatorAddress)); // opened when the run is first held
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         deadline.CancelAfter(o.Timeout);
         try
@@ -99,7 +100,21 @@ internal static class ChaosRunner
                     if (thawed is null) return false; // the processes hit are not back yet
                     return Measure(last with { ContinuedAtSeconds = thawed }, Produced(launcher)).NextCommitSeconds is not null;
                 }
-                while ((!Recovered() || Committed(launcher) < fault.AtStep) && !deadline.IsCancellationRequested && !launcher.RunEnded) await Task.Delay(50, CancellationToken.None);
+                while ((!Recovered() || Committed(launcher) < fault.AtStep) && !deadline.IsCancellationRequested && !launcher.RunEnded)
+                {
+                    // Steps of a small run take milliseconds and a restarted process seconds: near the end the run
+                    // would finish before the fault before this one has recovered. Hold it (as an operator would:
+                    // kto HOST:PORT run pause) until the processes that fault hit are back, then let it go on: the
+                    // recovery's commit and this fault follow at once.
+                    bool back;
+                    lock (continued) back = outcomes.Count == 0 || continued.ContainsKey(outcomes.Count - 1);
+                    if (!held && !back && Committed(launcher) >= spec.TotalSteps - HoldMargin(spec.TotalSteps))
+                        held = Operator(session, "pause", observer);
+                    else if (held && back)
+                        held = !Operator(session, "resume", observer);
+                    await Task.Delay(50, CancellationToken.None);
+                }
+                if (held) held = !Operator(session, "resume", observer);
                 if (deadline.IsCancellationRequested) break;
                 if (launcher.RunEnded)
                 {
@@ -128,6 +143,7 @@ internal static class ChaosRunner
         }
         finally
         {
+            if (session.IsValueCreated) session.Value.Dispose();
             await launcher.DisposeAsync();
         }
         var commits = Produced(launcher);
@@ -203,6 +219,18 @@ internal static class ChaosRunner
         }
         double? next = commits.Where(c => c.At.TotalSeconds > from && counts(c.Line)).Select(c => (double?)(c.At.TotalSeconds - from)).FirstOrDefault();
         return f with { NextCommitSeconds = next };
+    }
+
+    /// <summary>Steps before the end at which the runner holds the run for a fault still to come: 15 % (faults sit at 5–80 %).</summary>
+    private static int HoldMargin(int totalSteps) => Math.Max(2, totalSteps * 15 / 100);
+
+    /// <summary>Sends <c>run VERB</c> (pause or resume) to the coordinator, as <c>kto HOST:PORT run VERB</c> would; whether it was done.</summary>
+    private static bool Operator(Lazy<CommandClient.Session> session, string verb, ITrainingObserver observer)
+    {
+        CommandReply? reply = session.Value.Send("run", verb);
+        bool done = reply is { Ok: true };
+        observer.Info(done ? $"chaos: run {verb}d to wait for the last fault's recovery" : $"chaos: run {verb} not done ({reply?.Text ?? "no answer"})");
+        return done;
     }
 
     private static int Committed(LocalClusterLauncher launcher)

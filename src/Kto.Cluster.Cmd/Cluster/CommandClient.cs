@@ -83,9 +83,7 @@ internal static class CommandClient
             return Usage;
         }
         using ClusterTls? tls = _operator;
-        BootstrapSetup setup = BootstrapSetup.Create().WithConfig(ClientConfig(host, port, tls is not null));
-        using ActorSystem system = tls is null ? ActorSystem.Create("kto-cmd", setup)
-            : ActorSystem.Create("kto-cmd", setup.And(new DotNettySslSetup(tls.Certificate, false, true, false, HostCheck(tls))));
+        using ActorSystem system = ClientSystem(host, port, tls);
         try
         {
             return rest.Length == 0 ? Interactive(system, endpoint) : Execute(system, endpoint, rest, interactive: false);
@@ -94,6 +92,28 @@ internal static class CommandClient
         {
             system.Terminate().Wait(TimeSpan.FromSeconds(5));
         }
+    }
+
+    /// <summary>The tool's remote-only actor system facing HOST:PORT (with the operator's TLS when given).</summary>
+    private static ActorSystem ClientSystem(string host, int port, ClusterTls? tls)
+    {
+        BootstrapSetup setup = BootstrapSetup.Create().WithConfig(ClientConfig(host, port, tls is not null));
+        return tls is null ? ActorSystem.Create("kto-cmd", setup)
+            : ActorSystem.Create("kto-cmd", setup.And(new DotNettySslSetup(tls.Certificate, false, true, false, HostCheck(tls))));
+    }
+
+    /// <summary>
+    /// A client for programs of this tool that drive a plain local cluster (kto chaos): one actor system kept open, so a
+    /// command takes milliseconds instead of a process start.
+    /// </summary>
+    internal sealed class Session(string endpoint) : IDisposable
+    {
+        private readonly ActorSystem _system = ClientSystem(endpoint[..endpoint.LastIndexOf(':')], int.Parse(endpoint[(endpoint.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture), null);
+
+        /// <summary>Sends PALETTE VERB ARGS; the host's answer, or null when none came within the tool's time-out.</summary>
+        public CommandReply? Send(string palette, string verb, params string[] args) => Ask(_system, endpoint, new CommandRequest(palette, verb, args), quiet: true);
+
+        public void Dispose() => _system.Terminate().Wait(TimeSpan.FromSeconds(5));
     }
 
     /// <summary>Why the tool refused the host's certificate, if it did (the TLS handshake's own errors are not shown).</summary>
@@ -255,7 +275,7 @@ internal static class CommandClient
         return Refused;
     }
 
-    private static CommandReply? Ask(ActorSystem system, string endpoint, CommandRequest request)
+    private static CommandReply? Ask(ActorSystem system, string endpoint, CommandRequest request, bool quiet = false)
     {
         try
         {
@@ -263,6 +283,7 @@ internal static class CommandClient
         }
         catch (AskTimeoutException)
         {
+            if (quiet) return null;
             Console.Error.WriteLine($"error: no kto coordinator host answered at {endpoint} within {Timeout.TotalSeconds:0} s (is Kto.Cluster.Coordinator running there, and is this the Akka port of its host config?"
                 + (_operator is null ? " If the cluster uses TLS, pass --cert OPERATOR.pfx --ca ca.crt." : " Is the certificate one of this cluster's CA? The host's log says why it refused a connection.") + ")"
                 + (_hostRefused is null ? "" : $"; the host's TLS certificate was refused: {_hostRefused}"));

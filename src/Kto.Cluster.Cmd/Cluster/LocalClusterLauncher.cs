@@ -103,6 +103,17 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
         }
     }
 
+    private readonly List<IPEndPoint> _ringEndpoints = [];
+
+    /// <summary>The trainers' gradient-ring endpoints, as they reported them (a restarted trainer adds its new one).</summary>
+    public IReadOnlyList<IPEndPoint> RingEndpoints
+    {
+        get
+        {
+            lock (_gate) return [.. _ringEndpoints];
+        }
+    }
+
     /// <summary>When the launcher started (UTC).</summary>
     public DateTime StartedUtc { get; } = DateTime.UtcNow;
 
@@ -363,7 +374,13 @@ internal sealed class LocalClusterLauncher : IAsyncDisposable
                 if (!_logFailing) _observer.Warn($"writing a log under the run directory failed ({e.Message}); lines are lost until it works again");
                 _logFailing = true;
             }
-            if (!coordinator) return;
+            if (!coordinator)
+            {
+                // "trainer t1: ring endpoint 127.0.0.1:40123"
+                if (line.StartsWith("trainer ", StringComparison.Ordinal) && line.Split(": ring endpoint ") is [_, var endpoint] && IPEndPoint.TryParse(endpoint.Trim(), out IPEndPoint? ring))
+                    _ringEndpoints.Add(ring);
+                return;
+            }
             if (line.StartsWith("step ", StringComparison.Ordinal) && line.Contains(" committed:", StringComparison.Ordinal))
             {
                 _commits.Add((_clock.Elapsed, line));

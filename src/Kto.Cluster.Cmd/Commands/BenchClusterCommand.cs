@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using System.Net;
 using System.Text.Json;
 using Kto.Cluster.Cmd.Cluster;
 using Kto.Domain.Checkpoints;
@@ -28,9 +29,10 @@ internal static class BenchClusterCommand
         var determinism = new Option<bool>("--full-determinism") { Description = "train with full_determinism (determinism_slices 4); the baseline's bench step too" };
         var lora = new Option<bool>("--lora") { Description = "train LoRA adapters (r 16, alpha 32, all-linear) instead of the whole model" };
         var trainers = new Option<int>("--trainers") { DefaultValueFactory = _ => 2, Description = "trainer processes of the cluster compared with 1 (2–8)" };
+        var flood = new Option<bool>("--flood") { Description = "also measure the N-trainer cluster while strangers flood the coordinator's Akka port and every ring port with random bytes (step time and the cluster processes' CPU per step, flooded against not)" };
         var cmd = new Command("cluster", "steps/s of a local cluster with 1 and N trainer processes (1 thread each), and kill -9 to the next commit")
         {
-            layers, width, vocab, tokens, batch, steps, warmup, lora, determinism, trainers,
+            layers, width, vocab, tokens, batch, steps, warmup, lora, determinism, trainers, flood,
         };
         cmd.SetAction(parse => CommonOptions.Guard(() =>
         {
@@ -43,8 +45,16 @@ internal static class BenchClusterCommand
             {
                 var observer = new Terminal.ConsoleObserver();
                 string config = WriteRun(dir, parse.GetValue(layers), parse.GetValue(width), parse.GetValue(vocab), parse.GetValue(tokens), parse.GetValue(batch), totalSteps: w + n + 15, parse.GetValue(lora), parse.GetValue(determinism));
-                var (one, _, oneCompute, _, _, oneCoordinatorCpu, oneTrainerCpu) = Measure(dir, config, 1, w, n, killAfter: false, observer);
-                var (two, failover, twoCompute, twoExchange, twoBytes, twoCoordinatorCpu, twoTrainerCpu) = Measure(dir, config, t, w, n, killAfter: true, observer);
+                var (one, _, oneCompute, _, _, oneCoordinatorCpu, oneTrainerCpu, _) = Measure(dir, config, 1, w, n, killAfter: false, flood: false, observer);
+                var (two, failover, twoCompute, twoExchange, twoBytes, twoCoordinatorCpu, twoTrainerCpu, _) = Measure(dir, config, t, w, n, killAfter: true, flood: false, observer);
+                string flooded = "";
+                if (parse.GetValue(flood))
+                {
+                    observer.Info($"the {t}-trainer cluster again, its coordinator's Akka port and every ring port flooded with random bytes");
+                    var (rate, _, _, _, _, coordinatorCpu, trainerCpu, f) = Measure(dir, config, t, w, n, killAfter: false, flood: true, observer);
+                    flooded = string.Create(CultureInfo.InvariantCulture,
+                        $",\"flooded\":{{\"trainers_{t}_step_s\":{1 / rate:0.000},\"step_vs_unflooded\":{two / rate:0.000},\"cpu_s_per_step\":{{\"coordinator\":{coordinatorCpu:0.000},\"trainer\":{trainerCpu:0.000}}},\"flood_mb_s\":{f.MBps:0.0},\"flood_connections_per_s\":{f.ConnectionsPerSecond:0.0}}}");
+                }
                 observer.Done();
                 int b = parse.GetValue(batch);
                 // The machine's own ceiling, without any cluster: one process stepping the whole batch alone, against
@@ -65,7 +75,7 @@ internal static class BenchClusterCommand
                     $"\"trainers_1_step_s\":{1 / one:0.000},\"trainers_1_member_s\":{oneCompute:0.000},\"trainers_{t}_step_s\":{1 / two:0.000},\"trainers_{t}_member_s\":{twoCompute:0.000},\"trainers_{t}_exchange_s\":{twoExchange:0.000},\"trainers_{t}_bytes_sent_per_member_step\":{twoBytes:0}," +
                     $"\"trainers_1_cpu_s_per_step\":{{\"coordinator\":{oneCoordinatorCpu:0.000},\"trainer\":{oneTrainerCpu:0.000}}},\"trainers_{t}_cpu_s_per_step\":{{\"coordinator\":{twoCoordinatorCpu:0.000},\"trainer\":{twoTrainerCpu:0.000}}}," +
                     $"\"baseline_whole_batch_one_process_ms\":{whole:0.0},\"baseline_batch_share_processes_ms\":[{string.Join(",", halves.Select(h => h.ToString("0.0", CultureInfo.InvariantCulture)))}],\"machine_ceiling_speedup\":{ceiling:0.000},\"speedup_vs_ceiling\":{two / one / ceiling:0.000}," +
-                    $"\"kill_to_next_commit_s\":{failover:0.00},\"kill_goal_s\":10}}"));
+                    $"\"kill_to_next_commit_s\":{failover:0.00},\"kill_goal_s\":10{flooded}}}"));
                 return 0;
             }
             finally
@@ -110,18 +120,28 @@ internal static class BenchClusterCommand
     }
 
     /// <summary>Runs the config on <paramref name="trainers"/> trainers; steps/s over steps warmup…warmup+steps, and (when asked) SIGKILL of the last trainer then the seconds to the next commit.</summary>
-    private static (double StepsPerSecond, double Failover, double MemberSeconds, double ExchangeSeconds, double BytesSent, double CoordinatorCpu, double TrainerCpu) Measure(string dir, string config, int trainers, int warmup, int steps, bool killAfter, Terminal.ConsoleObserver observer)
+    /// <summary>With <paramref name="flood"/>, the measured steps run while <see cref="PortFlood"/> hits the coordinator's Akka port and every ring port.</summary>
+    private static (double StepsPerSecond, double Failover, double MemberSeconds, double ExchangeSeconds, double BytesSent, double CoordinatorCpu, double TrainerCpu, (double MBps, double ConnectionsPerSecond) Flood) Measure(
+        string dir, string config, int trainers, int warmup, int steps, bool killAfter, bool flood, Terminal.ConsoleObserver observer)
     {
-        string runDir = Path.Combine(dir, $"cluster-{trainers}");
+        string runDir = Path.Combine(dir, $"cluster-{trainers}{(flood ? "-flooded" : "")}");
         var launcher = LocalClusterLauncher.Start(new LocalClusterOptions(config, $"bench-{trainers}", trainers, runDir, Supervise: false), observer);
         try
         {
             // CPU time per measured step of the coordinator host and of each trainer (from /proc, sampled as the commits arrive).
             string[] names = ["coordinator", .. Enumerable.Range(1, trainers).Select(t => $"trainer-{t}")];
             while (launcher.Commits.Count < warmup + 1) Thread.Sleep(20);
+            using var stopFlood = new CancellationTokenSource();
+            var floodClock = System.Diagnostics.Stopwatch.StartNew();
+            Task<(long Bytes, long Connections)>? flooding = flood
+                ? PortFlood.RunAsync([IPEndPoint.Parse(launcher.CoordinatorAddress), .. launcher.RingEndpoints], workers: 4, stopFlood.Token)
+                : null;
             TimeSpan[] cpuBefore = [.. names.Select(launcher.CpuTime)];
             while (launcher.Commits.Count < warmup + steps + 1) Thread.Sleep(20);
             TimeSpan[] cpuAfter = [.. names.Select(launcher.CpuTime)];
+            stopFlood.Cancel();
+            (long floodBytes, long floodConnections) = flooding?.GetAwaiter().GetResult() ?? (0, 0);
+            double floodSeconds = floodClock.Elapsed.TotalSeconds;
             double coordinatorCpu = (cpuAfter[0] - cpuBefore[0]).TotalSeconds / steps;
             double trainerCpu = Enumerable.Range(1, trainers).Average(i => (cpuAfter[i] - cpuBefore[i]).TotalSeconds) / steps;
             var commits = launcher.Commits;
@@ -150,7 +170,7 @@ internal static class BenchClusterCommand
                 System.Text.RegularExpressions.Regex.Match(c.Line, @"exchange ([0-9.]+) s").Groups[1].Value, CultureInfo.InvariantCulture));
             double sent = commits.Skip(warmup + 1).Take(steps).Average(c => double.Parse(
                 System.Text.RegularExpressions.Regex.Match(c.Line, @"sent ([0-9]+) B").Groups[1].Value, CultureInfo.InvariantCulture));
-            return (rate, failover, compute, exchange, sent, coordinatorCpu, trainerCpu);
+            return (rate, failover, compute, exchange, sent, coordinatorCpu, trainerCpu, (floodBytes / 1e6 / floodSeconds, floodConnections / floodSeconds));
         }
         finally
         {
