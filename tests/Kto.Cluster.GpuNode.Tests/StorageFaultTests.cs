@@ -78,7 +78,12 @@ internal static class KtoTool
     public static string Run(int port, params string[] args) => Run(port, null, args);
 
     /// <summary>Runs the tool, inside <paramref name="rig"/>'s namespace when given.</summary>
-    public static string Run(int port, Kto.Cluster.Tests.Rig.NetRig? rig, params string[] args)
+    public static string Run(int port, Kto.Cluster.Tests.Rig.NetRig? rig, params string[] args) => Run(port, rig, null, args);
+
+    /// <summary>Runs the tool with <paramref name="input"/> on its standard input (its interactive mode reads commands from there).</summary>
+    public static string RunWithInput(int port, string input, params string[] args) => Run(port, null, input, args);
+
+    private static string Run(int port, Kto.Cluster.Tests.Rig.NetRig? rig, string? input, string[] args)
     {
         // tests/Kto.Cluster.GpuNode.Tests/bin/CONFIG/net10.0/ → src/Kto.Cluster.Cmd/bin/CONFIG/net10.0/kto.dll
         var bin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
@@ -87,7 +92,13 @@ internal static class KtoTool
         string kto = Path.Combine(root, "src", "Kto.Cluster.Cmd", "bin", configuration, framework, "kto.dll");
         string[] all = [kto, $"127.0.0.1:{port}", .. args];
         ProcessStartInfo psi = rig?.Wrap(null, "dotnet", all) ?? new ProcessStartInfo("dotnet", all) { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.RedirectStandardInput = input is not null;
         using Process p = Process.Start(psi)!;
+        if (input is not null)
+        {
+            p.StandardInput.Write(input);
+            p.StandardInput.Close();
+        }
         Task<string> err = p.StandardError.ReadToEndAsync();
         string stdout = p.StandardOutput.ReadToEnd();
         if (!p.WaitForExit(TimeSpan.FromMinutes(1))) throw new TimeoutException($"kto {string.Join(' ', args)} did not end");

@@ -121,6 +121,13 @@ public sealed class TlsTests(Xunit.Abstractions.ITestOutputHelper output) : Clus
         Assert.Contains("run resume refused", refused);
         Assert.Contains("kto-operator-admin", refused);
         Assert.Contains("paused", Tool("reader", "run", "status"));
+        // The interactive mode signs each command the same way: a read is answered, a change refused, and the session goes on.
+        string session = KtoTool.RunWithInput(cluster.Port, "run status\nrun resume\nnode list\nexit\n", certs.Operator("reader"));
+        toolOutputs.Add(session);
+        Output.WriteLine($"interactive, read-only: {session}");
+        Assert.Contains("paused", session);
+        Assert.Contains("run resume refused", session);
+        Assert.Contains("t1", session); // node list, after the refusal
         string foreign = KtoTool.Run(cluster.Port, [.. other.Operator("admin"), "run", "resume"]);
         Output.WriteLine($"another CA's admin: {foreign}");
         Assert.DoesNotContain("resumed", foreign);
