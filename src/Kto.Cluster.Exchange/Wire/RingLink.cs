@@ -28,29 +28,19 @@ internal sealed class RingLink : IDisposable
 
     /// <summary>TLS handshake as the accepting side; the options' validation callback decides about the peer's certificate.</summary>
     /// <exception cref="AuthenticationException">The handshake failed (a refused certificate, none, or not TLS at all).</exception>
-    public async Task SecureAsServerAsync(SslServerAuthenticationOptions options, CancellationToken ct)
-    {
-        var tls = new SslStream(new NetworkStream(_socket, ownsSocket: false), leaveInnerStreamOpen: false);
-        try
-        {
-            await tls.AuthenticateAsServerAsync(options, ct);
-        }
-        catch
-        {
-            await tls.DisposeAsync();
-            throw;
-        }
-        _tls = tls;
-    }
+    public Task SecureAsServerAsync(SslServerAuthenticationOptions options, CancellationToken ct) => SecureAsync(tls => tls.AuthenticateAsServerAsync(options, ct));
 
     /// <summary>TLS handshake as the connecting side.</summary>
     /// <exception cref="AuthenticationException">The handshake failed (the server's certificate was refused, or it refused ours).</exception>
-    public async Task SecureAsClientAsync(SslClientAuthenticationOptions options, CancellationToken ct)
+    public Task SecureAsClientAsync(SslClientAuthenticationOptions options, CancellationToken ct) => SecureAsync(tls => tls.AuthenticateAsClientAsync(options, ct));
+
+    /// <summary>Runs <paramref name="handshake"/> on a TLS stream over the socket; from then on every byte goes through it.</summary>
+    private async Task SecureAsync(Func<SslStream, Task> handshake)
     {
         var tls = new SslStream(new NetworkStream(_socket, ownsSocket: false), leaveInnerStreamOpen: false);
         try
         {
-            await tls.AuthenticateAsClientAsync(options, ct);
+            await handshake(tls);
         }
         catch
         {
