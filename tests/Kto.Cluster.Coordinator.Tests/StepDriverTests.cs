@@ -153,6 +153,30 @@ public sealed class StepDriverTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     }
 
     [Fact]
+    public async Task APausePointStopsTheRunRightAfterThatCommitAndPointsOutsideTheRunAreRefused()
+    {
+        RunSpec spec = Spec(steps: 5);
+        IActorRef coordinator = Sys.ActorOf(RunCoordinatorActor.Props(spec.RunId, startSpec: spec));
+        foreach (int outside in new[] { 0, 5, 6 })
+            Assert.Contains($"run pause --at {outside}", Assert.IsType<CommandRejected>(await coordinator.Ask(new PauseRun(outside), TimeSpan.FromSeconds(10))).Reason);
+        Assert.Equal(RunPhase.Running, Assert.IsType<RunStateReply>(await coordinator.Ask(new PauseRun(2), TimeSpan.FromSeconds(10))).State.Phase);
+        Assert.Equal(2, Assert.IsType<ClusterStatus>(await coordinator.Ask(new GetClusterStatus(), TimeSpan.FromSeconds(10))).PauseAt);
+        var t1 = Trainer(coordinator, "t1");
+        for (int step = 0; step < 2; step++)
+        {
+            Assert.Equal(step, Reduce(t1, coordinator, "t1").Step);
+            t1.ExpectMsg<StepApply>(TimeSpan.FromSeconds(10));
+        }
+        t1.ExpectNoMsg(TimeSpan.FromMilliseconds(1500)); // no third step: paused at 2
+        var status = Assert.IsType<ClusterStatus>(await coordinator.Ask(new GetClusterStatus(), TimeSpan.FromSeconds(10)));
+        Assert.Equal((RunPhase.Paused, 2, (int?)null), (status.State.Phase, status.State.CommittedSteps, status.PauseAt));
+        Assert.Contains("--at 1", Assert.IsType<CommandRejected>(await coordinator.Ask(new PauseRun(1), TimeSpan.FromSeconds(10))).Reason);
+
+        Assert.IsType<RunStateReply>(await coordinator.Ask(new ResumeRun(), TimeSpan.FromSeconds(10)));
+        Assert.Equal(2, Reduce(t1, coordinator, "t1").Step);
+    }
+
+    [Fact]
     public async Task AStoppedRunSavesTheStateItStoppedAtBeforeItCountsAsFinished()
     {
         RunSpec spec = Spec(steps: 5);

@@ -90,7 +90,8 @@ public sealed class CommandReceptionistActor : ReceiveActor
         ("cluster", "join") => Task.FromResult(Join(Arg(r, 0, "ADDRESS"))),
         ("run", "status") => RunStatus(),
         ("run", "start") => Start(Arg(r, 0, "RUN_CONFIG")),
-        ("run", "pause") => Command(new PauseRun(), s => $"run {_runId} paused at {s.CommittedSteps} committed steps (the step in flight, if any, is not committed)"),
+        ("run", "pause") when r.Args.Length == 0 => Command(new PauseRun(), s => $"run {_runId} paused at {s.CommittedSteps} committed steps (the step in flight, if any, is not committed)"),
+        ("run", "pause") => PauseAt(r.Args),
         ("run", "resume") => Command(new ResumeRun(), s => $"run {_runId} resumed at {s.CommittedSteps} committed steps"),
         ("run", "stop") => Command(new StopRun(), s => $"run {_runId} stopped for good after {s.CommittedSteps} committed steps"),
         ("run", "checkpoint") => Command(new RequestCheckpoint(), s => $"a checkpoint of run {_runId} will be written at the next step boundary (now {s.CommittedSteps} committed steps); `run tail` shows it recorded"),
@@ -259,6 +260,13 @@ public sealed class CommandReceptionistActor : ReceiveActor
         return Command(new StartRun(spec), s => $"run {_runId} started: {spec.ExampleCount} examples, {spec.TotalSteps} steps of {spec.GlobalBatchSize} × {spec.Accumulation} examples");
     }
 
+    private Task<CommandReply> PauseAt(string[] args)
+    {
+        if (args.Length != 2 || args[0] != "--at" || !int.TryParse(args[1], NumberStyles.None, CultureInfo.InvariantCulture, out int at))
+            throw new ArgumentException($"run pause: expected nothing or --at STEPS (a committed-step count), found \"{string.Join(' ', args)}\"");
+        return Command(new PauseRun(at), s => $"run {_runId} will pause once {at} steps are committed (now {s.CommittedSteps}, {s.Phase.ToString().ToLowerInvariant()})");
+    }
+
     private async Task<CommandReply> RunStatus()
     {
         var status = (ClusterStatus)await _coordinator.Ask(new GetClusterStatus(), AskTimeout);
@@ -276,6 +284,7 @@ public sealed class CommandReceptionistActor : ReceiveActor
         sb.AppendLine(status.RoundStep is { } step
             ? $"in flight: step {step + 1}, generation {status.RoundGeneration}, members {string.Join(",", status.RoundMembers)}"
             : "in flight: nothing");
+        if (status.PauseAt is { } pauseAt) sb.AppendLine(CultureInfo.InvariantCulture, $"pause at: {pauseAt} committed steps (run pause --at)");
         sb.Append(CultureInfo.InvariantCulture, $"trainers: {status.Trainers.Count} registered, {status.Trainers.Count(t => t.Reachable && !t.Leaving && t.HeldStep >= 0)} usable");
         if (spec.UsesScorerPool)
         {

@@ -34,6 +34,7 @@ public sealed partial class RunCoordinatorActor
     private StepRound? _round;
     private bool _replay;
     private bool _committing;
+    private int? _pauseAt; // run pause --at: the committed-step count to pause at (in memory only)
     private bool _retryPending;
     private bool _finishedAnnounced;
     private long _generation;
@@ -645,6 +646,36 @@ public sealed partial class RunCoordinatorActor
             if (done == _state.Spec!.TotalSteps) _finalCheckpoint = (done, next.Members[0], DateTime.UtcNow + CatchUpTimeout);
             Record(commit, _lastReport!);
             _round = null;
+            if (_pauseAt is { } at && _state.CommittedSteps >= at && _state.AcceptsSteps) PauseAtPoint();
+            else Pump();
+        });
+    }
+
+    /// <summary>Sets the committed-step count to pause at; returns why not, or null.</summary>
+    private string? SetPausePoint(int at)
+    {
+        if (_state.Spec is not { } spec) return "run pause --at: the run has not started";
+        if (_state.Phase is not (RunPhase.Running or RunPhase.Paused)) return $"run pause --at: not allowed while the run is {_state.Phase}";
+        if (at <= _state.CommittedSteps || at >= spec.TotalSteps)
+            return $"run pause --at {at}: give a step count above the {_state.CommittedSteps} committed and below the run's {spec.TotalSteps} steps";
+        _pauseAt = at;
+        Note($"the run will pause once {at} steps are committed (now {_state.CommittedSteps})");
+        return null;
+    }
+
+    /// <summary>Pauses the run at the point <c>run pause --at</c> set; no step starts before the pause is in the journal.</summary>
+    private void PauseAtPoint()
+    {
+        _pauseAt = null;
+        _committing = true;
+        var paused = new RunPaused();
+        RunState next = _state.Apply(paused);
+        Persist(paused, _ =>
+        {
+            _committing = false;
+            Applied(next);
+            Log.Info("run paused at {0} committed steps, as run pause --at asked", next.CommittedSteps);
+            Note($"run paused at {next.CommittedSteps} committed steps, as run pause --at asked");
             Pump();
         });
     }
@@ -754,7 +785,7 @@ public sealed partial class RunCoordinatorActor
     private ClusterStatus Status() => new(_state,
         [.. _trainers.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => new TrainerStatus(kv.Key, kv.Value.Actor.Path.Address.ToString(), kv.Value.Endpoint,
             kv.Value.HeldStep, Reachable: !_unreachable.Contains(kv.Key), kv.Value.Leaving, CatchingUp: _catchingUp.ContainsKey(kv.Key)))],
-        _round?.Step, _round?.Generation, _round is { } r ? [.. r.Members] : [], Warnings());
+        _round?.Step, _round?.Generation, _round is { } r ? [.. r.Members] : [], Warnings(), _pauseAt);
 
     private sealed class Retry
     {

@@ -95,7 +95,12 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
         });
         Command<CommitStep>(c => PersistAndReply(c.Commit));
         Command<RecordCheckpoint>(c => PersistAndReply(c.Checkpoint));
-        Command<PauseRun>(_ => PersistAndReply(new RunPaused()));
+        Command<PauseRun>(p =>
+        {
+            if (p.AtStep is not { } at) PersistAndReply(new RunPaused());
+            else if (SetPausePoint(at) is { } refused) Sender.Tell(new CommandRejected(refused));
+            else Sender.Tell(new RunStateReply(_state));
+        });
         Command<ResumeRun>(_ => PersistAndReply(new RunResumed()));
         Command<StopRun>(_ => PersistAndReply(new RunStopped()));
         Command<GetRunState>(_ => Sender.Tell(new RunStateReply(_state)));

@@ -14,8 +14,10 @@ public sealed record CommitStep(StepCommitted Commit) : IRunCommand;
 /// <summary>Record a checkpoint written by a replica.</summary>
 public sealed record RecordCheckpoint(CheckpointSaved Checkpoint) : IRunCommand;
 
-/// <summary>Pause the run at the next step boundary.</summary>
-public sealed record PauseRun : IRunCommand;
+/// <summary>Pause the run at the next step boundary or, with <paramref name="AtStep"/>, once that many steps are committed.</summary>
+/// <param name="AtStep">Committed steps to pause at (more than the run has now, fewer than its total); null pauses now. The
+/// point is held in memory: a coordinator restart forgets it.</param>
+public sealed record PauseRun(int? AtStep = null) : IRunCommand;
 
 /// <summary>Resume a paused run.</summary>
 public sealed record ResumeRun : IRunCommand;
@@ -52,8 +54,9 @@ public sealed record TrainerStatus(string TrainerId, string Address, string Data
 /// <param name="RoundGeneration">Its generation.</param>
 /// <param name="RoundMembers">Its members.</param>
 /// <param name="Warnings">Storage that is failing now (the journal, metrics.jsonl, checkpoint writes), one line each.</param>
+/// <param name="PauseAt">The committed-step count the run will pause at (<c>run pause --at</c>), if one is set.</param>
 public sealed record ClusterStatus(RunState State, IReadOnlyList<TrainerStatus> Trainers, int? RoundStep, long? RoundGeneration, IReadOnlyList<string> RoundMembers,
-    IReadOnlyList<string>? Warnings = null);
+    IReadOnlyList<string>? Warnings = null, int? PauseAt = null);
 
 /// <summary>Ask for the coordinator's recent event lines after sequence number <paramref name="After"/> (for <c>run tail</c>).</summary>
 public sealed record GetRecentLines(long After) : IRunCommand;
