@@ -35,15 +35,19 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
 
     /// <summary>
     /// Starts trainer <paramref name="id"/> while the run is paused (steps of these tiny runs take milliseconds, so a
-    /// run could end before a joiner is in) and waits for it to take over the state and for a commit by <paramref name="members"/>.
+    /// run could end before a joiner is in; a run still running is paused first), waits for it to take over the state,
+    /// lets one step run and checks that <paramref name="members"/> committed it. The run is left paused.
     /// </summary>
     protected static async Task JoinWhilePaused(LocalCluster cluster, LocalCluster.Proc coordinator, string id, string members)
     {
-        Assert.Contains("paused", KtoTool.Run(cluster.Port, "run", "pause"));
+        if (!KtoTool.Run(cluster.Port, "run", "status").Contains(": paused,", StringComparison.Ordinal))
+            Assert.Contains("paused", KtoTool.Run(cluster.Port, "run", "pause"));
         var joiner = cluster.StartTrainer(id);
         await joiner.WaitFor("took over the state of step", cluster.Guard);
+        int at = cluster.PauseAfter(1);
         Assert.Contains("resumed", KtoTool.Run(cluster.Port, "run", "resume"));
-        await coordinator.WaitFor(l => MembersOf(l) == members && l.Contains(" committed:", StringComparison.Ordinal), cluster.Guard, $"a commit by {members}");
+        await cluster.PausedAt(coordinator, at);
+        Assert.Equal(members, MembersOf(coordinator.Commits[^1]));
     }
 
     /// <summary>The cluster's weights are within <paramref name="tolerance"/> of one process's, and its journal audit holds every step once.</summary>

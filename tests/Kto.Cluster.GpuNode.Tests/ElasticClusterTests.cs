@@ -37,6 +37,7 @@ public sealed class ElasticClusterTests(Xunit.Abstractions.ITestOutputHelper out
         cluster.StartTrainer("t1");
         await coordinator.WaitFor("step 3/", cluster.Guard);
         await JoinWhilePaused(cluster, coordinator, "t2", "t1,t2");
+        Assert.Contains("resumed", KtoTool.Run(cluster.Port, "run", "resume"));
         await coordinator.WaitFor("complete:", cluster.Guard);
 
         string checkpoint = Path.Combine(cluster.OutputDir, "checkpoint-200");
@@ -97,6 +98,7 @@ public sealed class ElasticClusterTests(Xunit.Abstractions.ITestOutputHelper out
         cluster.StartTrainer("t1");
         await coordinator.WaitFor("step 3/", cluster.Guard);
         await JoinWhilePaused(cluster, coordinator, "t2", "t1,t2");
+        Assert.Contains("resumed", KtoTool.Run(cluster.Port, "run", "resume"));
         await coordinator.WaitFor("complete:", cluster.Guard);
 
         Assert.Equal(200, coordinator.Commits.Count);
@@ -137,6 +139,7 @@ public sealed class ElasticClusterTests(Xunit.Abstractions.ITestOutputHelper out
         await JoinWhilePaused(cluster, coordinator, "t2", "t1,t2");
         await JoinWhilePaused(cluster, coordinator, "t3", "t1,t2,t3");
         cluster.Processes().Single(p => p.Name == "t2").Kill();
+        Assert.Contains("resumed", KtoTool.Run(cluster.Port, "run", "resume"));
         await coordinator.WaitFor(l => l.Contains(" committed:", StringComparison.Ordinal) && MembersOf(l) == "t1,t3", cluster.Guard, "a commit by the survivors");
         await coordinator.WaitFor("complete:", cluster.Guard);
         Assert.Equal(0, await coordinator.WaitForExit(cluster.Guard));

@@ -135,6 +135,31 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>Runs <c>kto 127.0.0.1:PORT ARGS</c> against the first coordinator host (inside the rig, if any, as no box).</summary>
     public string Tool(params string[] args) => KtoTool.Run(Port, Rig, args);
 
+    /// <summary>
+    /// Sets the run to pause once <paramref name="at"/> steps are committed (<c>run pause --at</c>): steps of these small
+    /// runs take milliseconds, so a pause sent after a commit was seen may come after the run's end.
+    /// </summary>
+    /// <returns><paramref name="at"/>.</returns>
+    public int PauseAt(int at, params string[] toolOptions)
+    {
+        string said = Tool([.. toolOptions, "run", "pause", "--at", at.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        Xunit.Assert.Contains($"will pause once {at} steps are committed", said);
+        return at;
+    }
+
+    /// <summary>Sets a paused run to pause again once <paramref name="more"/> further steps are committed.</summary>
+    /// <returns>The committed-step count it will pause at.</returns>
+    public int PauseAfter(int more)
+    {
+        string status = Tool("run", "status");
+        var m = System.Text.RegularExpressions.Regex.Match(status, @": paused, (\d+)/\d+ steps committed");
+        Xunit.Assert.True(m.Success, $"not paused: {status}");
+        return PauseAt(int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) + more);
+    }
+
+    /// <summary>Waits until <paramref name="coordinator"/> says the run paused at the point <see cref="PauseAt"/> set.</summary>
+    public Task<string> PausedAt(Proc coordinator, int at) => coordinator.WaitFor($"run paused at {at} committed steps, as run pause --at asked", Guard);
+
     /// <summary>The processes started so far, in order.</summary>
     public IReadOnlyList<Proc> Processes() => [.. _all];
 

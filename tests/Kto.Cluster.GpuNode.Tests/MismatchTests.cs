@@ -53,9 +53,9 @@ public sealed class MismatchTests(Xunit.Abstractions.ITestOutputHelper output) :
         SaveModel(model, width: 16, seed: 4);
         await Refused(cluster, coordinator, "t9", "policy model", "model.safetensors");
         CopyDir(keep, model);
+        cluster.PauseAt(5); // so the run cannot end before the cases below
         cluster.StartTrainer("t1");
-        await coordinator.WaitFor("step 5/", cluster.Guard);
-        Assert.Contains("paused", KtoTool.Run(cluster.Port, "run", "pause")); // so the run cannot end before the cases below
+        await cluster.PausedAt(coordinator, 5);
 
         // Mid-run: another shape; another tokenizer file; another reference.
         SaveModel(model, width: 32, seed: 3);
@@ -81,10 +81,10 @@ public sealed class MismatchTests(Xunit.Abstractions.ITestOutputHelper output) :
         await using var cluster = new LocalCluster(Output, maxSteps: 100, learningRate: 1e-4);
         var coordinator = cluster.StartCoordinator("--min-trainers", "2");
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
+        cluster.PauseAt(5);
         cluster.StartTrainer("t1");
         cluster.StartTrainer("t2");
-        await coordinator.WaitFor("step 5/", cluster.Guard);
-        Assert.Contains("paused", KtoTool.Run(cluster.Port, "run", "pause"));
+        await cluster.PausedAt(coordinator, 5);
 
         var second = cluster.Start("t2-again", "Kto.Cluster.GpuNode.dll", "node", "--config", cluster.NodeConfig, "--trainer-id", "t2", "--data-endpoint", "127.0.0.1:0");
         Assert.Equal(2, await second.WaitForExit(cluster.Guard));

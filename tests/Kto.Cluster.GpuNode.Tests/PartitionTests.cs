@@ -45,24 +45,6 @@ public sealed class PartitionTests(Xunit.Abstractions.ITestOutputHelper output) 
         return coordinator;
     }
 
-    /// <summary>
-    /// Sets a paused run to pause again once <paramref name="more"/> further steps are committed (steps of this small
-    /// run take milliseconds: a pause sent after a commit was seen could come after the run's end).
-    /// </summary>
-    /// <returns>The committed-step count it will pause at.</returns>
-    private static int PauseAfter(LocalCluster cluster, int more)
-    {
-        string status = cluster.Tool("run", "status");
-        var m = System.Text.RegularExpressions.Regex.Match(status, @": paused, (\d+)/\d+ steps committed");
-        Assert.True(m.Success, $"not paused: {status}");
-        int at = int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) + more;
-        Assert.Contains($"will pause once {at} steps are committed", cluster.Tool("run", "pause", "--at", at.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-        return at;
-    }
-
-    private static Task<string> PausedAt(LocalCluster cluster, LocalCluster.Proc coordinator, int at)
-        => coordinator.WaitFor($"run paused at {at} committed steps, as run pause --at asked", cluster.Guard);
-
     /// <summary>The run completed, its final checkpoint is byte for byte kto train's and its journal is clean.</summary>
     private async Task AssertCompleteAndIdenticalToKtoTrain(LocalCluster cluster, LocalCluster.Proc coordinator)
     {
@@ -113,20 +95,20 @@ public sealed class PartitionTests(Xunit.Abstractions.ITestOutputHelper output) 
         await t1.WaitFor(l => Registered(l) && t1.Lines.Count(Registered) > registrations[0], cluster.Guard, "t1 registered again after the heal");
         await t2.WaitFor(l => Registered(l) && t2.Lines.Count(Registered) > registrations[1], cluster.Guard, "t2 registered again after the heal");
         output.WriteLine($"healed at {healed.TotalSeconds:0.0} s, both registered again by {At()}");
-        int at = PauseAfter(cluster, 1);
+        int at = cluster.PauseAfter(1);
         Assert.Contains("resumed", cluster.Tool("run", "resume"));
         await CommitBy(cluster, coordinator, "t1,t2", at - 1, "a commit by both after the heal");
-        await PausedAt(cluster, coordinator, at);
+        await cluster.PausedAt(coordinator, at);
         output.WriteLine($"a commit by both at {At()}");
 
         // 2. Nothing reaches t2 (its own packets still leave): the coordinator goes on with t1; t2 finds no coordinator,
         // downs itself, and is back once healed.
         rig.Cut("--to", cluster.BoxOf("t2").ToString(System.Globalization.CultureInfo.InvariantCulture));
         clock.Restart();
-        at = PauseAfter(cluster, 1);
+        at = cluster.PauseAfter(1);
         Assert.Contains("resumed", cluster.Tool("run", "resume"));
         await CommitBy(cluster, coordinator, "t1", at - 1, "a commit by t1 alone");
-        await PausedAt(cluster, coordinator, at);
+        await cluster.PausedAt(coordinator, at);
         output.WriteLine($"one-way drop to t2: cut at 0 s, first commit by t1 alone at {At()}");
         await t2.WaitFor(l => l.Contains("no coordinator host reachable", StringComparison.Ordinal) && t2.Lines.Count(x => x.Contains("no coordinator host reachable", StringComparison.Ordinal)) >= 2, cluster.Guard, "t2 downing itself again");
         int t2Transfers = t2.Lines.Count(TookOver);
@@ -149,12 +131,12 @@ public sealed class PartitionTests(Xunit.Abstractions.ITestOutputHelper output) 
         string Box(string name) => cluster.BoxOf(name).ToString(System.Globalization.CultureInfo.InvariantCulture);
         rig.Cut("--between", $"{Box("t1")},{Box("t2")}", "--and", $"{Box("t3")},{Box("t4")}");
         int before = coordinator.Commits.Count;
-        int at = PauseAfter(cluster, 10);
+        int at = cluster.PauseAfter(10);
         Assert.Contains("resumed", cluster.Tool("run", "resume"));
         // The coordinator reaches all four: it keeps the side of the first trainer (t1, t2: all hold the same step) and
         // that side goes on committing while the split lasts; t3 and t4 are left out, then downed.
         string side = await CommitBy(cluster, coordinator, "t1,t2", at - 1, "10 commits by t1,t2 during the split");
-        await PausedAt(cluster, coordinator, at);
+        await cluster.PausedAt(coordinator, at);
         // (the line names the kept trainers that had reported the cut by then: t1, t2 or both)
         Assert.Contains(coordinator.Lines, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"trainer t3 cut off from trainer\(s\) (t1|t2|t1,t2), which are kept"));
         await coordinator.WaitFor(l => l.Contains("trainer t3 cut off from kept trainers", StringComparison.Ordinal), cluster.Guard, "t3 downed");
@@ -162,10 +144,10 @@ public sealed class PartitionTests(Xunit.Abstractions.ITestOutputHelper output) 
         await t3.WaitFor("node t3: removed from the cluster; joining again", cluster.Guard);
 
         // Still split: the new incarnations of t3 and t4 try to join and cannot reach t1 and t2; the kept side goes on.
-        at = PauseAfter(cluster, 5);
+        at = cluster.PauseAfter(5);
         Assert.Contains("resumed", cluster.Tool("run", "resume"));
         side = await CommitBy(cluster, coordinator, "t1,t2", at - 1, "5 commits by t1,t2 while t3 and t4 try to join again");
-        await PausedAt(cluster, coordinator, at);
+        await cluster.PausedAt(coordinator, at);
         Assert.All(coordinator.Commits.Skip(before), c => Assert.Equal("t1,t2", MembersOf(c)));
 
         rig.Heal();

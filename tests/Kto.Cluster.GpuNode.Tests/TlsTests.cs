@@ -106,9 +106,10 @@ public sealed class TlsTests(Xunit.Abstractions.ITestOutputHelper output) : Clus
         var coordinator = cluster.StartCoordinator();
         await coordinator.WaitFor("coordinator ready", cluster.Guard);
         Assert.Contains(coordinator.Lines, l => l.Contains("TLS: Akka.Remote with mutual authentication", StringComparison.Ordinal));
+        Assert.Contains("will pause once 1 steps are committed", Tool("admin", "run", "pause", "--at", "1"));
         var t1 = cluster.StartTrainer("t1");
-        await coordinator.WaitFor(l => MembersOf(l) == "t1", cluster.Guard, "a commit by t1");
-        Assert.Contains("paused", Tool("admin", "run", "pause"));
+        await cluster.PausedAt(coordinator, 1);
+        Assert.Equal("t1", MembersOf(coordinator.Commits[^1]));
 
         // Operators: none, a read-only one, another CA's.
         string none = KtoTool.Run(cluster.Port, "run", "status");
