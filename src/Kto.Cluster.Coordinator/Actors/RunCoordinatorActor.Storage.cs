@@ -28,7 +28,6 @@ public sealed partial class RunCoordinatorActor
     private readonly List<StepCommitted> _unlogged = [];
     private readonly List<EvaluationRecorded> _unloggedEvaluations = [];
     private bool _readingBacklog;
-    private DateTime _checkpointRetryAt;
 
     /// <summary>Who writes the journal from this process (recorded in <see cref="CoordinatorIncarnated"/>).</summary>
     public static string WriterName(ActorSystem system)
@@ -45,9 +44,7 @@ public sealed partial class RunCoordinatorActor
             TimeSpan pause = TimeSpan.FromTicks(Math.Min(MaxCheckpointRetry.Ticks, FirstCheckpointRetry.Ticks << Math.Min(20, attempts - 1)));
             Failing(CheckpointStorage, string.Create(CultureInfo.InvariantCulture,
                 $"checkpoint after step {f.Step} failed on {f.TrainerId}: {f.Reason}; retried at a step boundary after {pause.TotalSeconds:0} s"));
-            _checkpointRetryAt = DateTime.UtcNow + pause;
-            if (_state.Spec is { } spec && f.Step == spec.TotalSteps) _finalCheckpoint = (f.Step, f.TrainerId, _checkpointRetryAt);
-            else _checkpointRequested = true;
+            Drive(new CheckpointWriteFailed(f.TrainerId, f.Step, DateTime.UtcNow + pause));
         });
         Command<MetricsBacklog>(b =>
         {

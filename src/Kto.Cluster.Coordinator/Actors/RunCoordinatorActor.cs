@@ -43,7 +43,7 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
     {
         _onChanged = onChanged;
         _onRefused = onRefused;
-        _minTrainers = minTrainers;
+        _driver = StepDriverState.Empty with { MinTrainers = minTrainers };
         _scoringWindow = scoringWindow;
         PersistenceId = PersistenceIdOf(runId);
         _snapshotInterval = snapshotInterval;
@@ -90,7 +90,7 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
             {
                 AskNodesToRegister();
                 sender.Tell(new RunStateReply(_state));
-                Pump();
+                Drive(new RunEventApplied(new RunStarted(c.Spec)));
             });
         });
         Command<CommitStep>(c => PersistAndReply(c.Commit));
@@ -157,7 +157,6 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
             _state = _state.Apply(persisted);
             _onChanged?.Invoke(_state);
             Context.Parent.Tell(new CoordinatorRunning(_state));
-            _generation = GenerationNumbers.First(_state.Incarnation);
             Log.Info("coordinator ready: run {0}, {1} committed steps, incarnation {2}",
                 PersistenceId, _state.CommittedSteps, _state.Incarnation);
             if (_startSpec is { } spec && _state.Spec is null)
@@ -228,15 +227,14 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
         Persist(e, _ =>
         {
             Applied(next);
-            if (e is RunStopped) _checkpointRequested = true; // the state it stopped at is saved before the run counts as finished
             if (e is RunPaused or RunResumed or RunStopped) Note($"run {next.Phase.ToString().ToLowerInvariant()} by the operator at {next.CommittedSteps} committed steps");
             if (e is RunStarted) AskNodesToRegister(); // nodes registered before the run started load it
             DeferAsync(0, _ => sender.Tell(new RunStateReply(_state)));
-            Pump();
+            Drive(new RunEventApplied(e)); // a stopped run saves the state it stopped at before it counts as finished
         });
     }
 
-    /// <summary>Takes over a state whose event was just persisted; completes the run and snapshots when due.</summary>
+    /// <summary>Takes over a state whose event was just persisted; completes the run and snapshots when due (the caller then tells the driver).</summary>
     private void Applied(RunState next)
     {
         _state = next;
@@ -246,9 +244,8 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
             {
                 _state = _state.Apply(done);
                 _onChanged?.Invoke(_state);
-                CheckFinished();
+                Drive(new RunEventApplied(done));
             });
         if (LastSequenceNr % _snapshotInterval == 0) SaveSnapshot(RunSnapshot.Of(_state));
-        CheckFinished();
     }
 }
