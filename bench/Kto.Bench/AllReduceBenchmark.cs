@@ -29,10 +29,11 @@ public static class AllReduceBenchmark
     internal const byte ReverseKind = (byte)'R';
 
     /// <summary>
-    /// 64 MiB per raw stream before each timed raw phase: enough for TCP's windows to open fully, little next to
-    /// the measured volume.
+    /// Bytes per raw stream before the timed raw phases: the measured volume of one phase, at least 8 MiB and at most
+    /// 64 MiB — enough for TCP's windows to open fully, and on a shaped slow link (a 100 Mbit/s rig) no longer than
+    /// the measurement itself.
     /// </summary>
-    internal const long RawWarmupBytes = 64L << 20;
+    internal static long RawWarmupBytes(AllReduceBenchOptions o) => Math.Clamp(o.RawBytes, 8L << 20, 64L << 20);
 
     /// <summary>Generation of the benchmark's ring: the only one it forms.</summary>
     internal const long Generation = 1;
@@ -84,9 +85,9 @@ public static class AllReduceBenchmark
         {
             int peerRingPort = checked((int)await control.ReceiveNumberAsync(ct));
             byte[] outBlock = new byte[BenchChannel.WriteBytes], inBlock = new byte[BenchChannel.WriteBytes];
-            await ForwardAsync(RawWarmupBytes);
-            await ReverseAsync(RawWarmupBytes);
-            await DuplexAsync(RawWarmupBytes);
+            await ForwardAsync(RawWarmupBytes(o));
+            await ReverseAsync(RawWarmupBytes(o));
+            await DuplexAsync(RawWarmupBytes(o));
 
             IPEndPoint[] members = [endpoint.LocalEndPoint, new IPEndPoint(IPAddress.Loopback, peerRingPort)];
             await using Ring ring = await endpoint.JoinAsync(members, Generation, JoinTimeout, ct);

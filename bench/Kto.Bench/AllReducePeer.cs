@@ -22,9 +22,9 @@ public static class AllReducePeer
         using BenchChannel reverse = await ConnectAsync(coordinator, AllReduceBenchmark.ReverseKind, o, ct);
         await control.SendNumberAsync(endpoint.LocalEndPoint.Port, ct);
         byte[] outBlock = new byte[BenchChannel.WriteBytes], inBlock = new byte[BenchChannel.WriteBytes];
-        await ForwardAsync(AllReduceBenchmark.RawWarmupBytes);
-        await ReverseAsync(AllReduceBenchmark.RawWarmupBytes);
-        await DuplexAsync(AllReduceBenchmark.RawWarmupBytes);
+        await ForwardAsync(AllReduceBenchmark.RawWarmupBytes(o));
+        await ReverseAsync(AllReduceBenchmark.RawWarmupBytes(o));
+        await DuplexAsync(AllReduceBenchmark.RawWarmupBytes(o));
 
         IPEndPoint[] members = [coordinatorRing, endpoint.LocalEndPoint];
         await using Ring ring = await endpoint.JoinAsync(members, AllReduceBenchmark.Generation, AllReduceBenchmark.JoinTimeout, ct);
