@@ -468,7 +468,6 @@ public sealed partial class RunCoordinatorActor
     /// <summary>A member evaluated a committed step: the eval line goes into the journal, then metrics.jsonl (once).</summary>
     private void OnEvaluationDone(EvaluationDone d)
     {
-        Drive(new EvaluationArrived(d.Step));
         var recorded = new EvaluationRecorded(d.Step, d.Figures);
         RunState next;
         try
@@ -478,6 +477,7 @@ public sealed partial class RunCoordinatorActor
         catch (InvalidOperationException e)
         {
             Log.Warning("evaluation of step {0} not recorded: {1}", d.Step, e.Message);
+            Drive(new EvaluationArrived(d.Step));
             return;
         }
         Persist(recorded, _ =>
@@ -488,7 +488,7 @@ public sealed partial class RunCoordinatorActor
             Console.WriteLine($"eval at step {d.Step} by {d.TrainerId}: {shown}");
             Note($"eval at step {d.Step} by {d.TrainerId}: {shown}");
             LogEvaluation(recorded);
-            Drive(new RunEventApplied(recorded));
+            Drive(new EvaluationArrived(d.Step)); // the run's end waits for it: only now is it in the journal and metrics.jsonl
         });
     }
 

@@ -340,7 +340,21 @@ public static class StepDriver
             foreach (string id in usable.Where(id => Held(id) > committed))
                 Error($"trainer {id} claims {Held(id)} steps, more than the journal's {committed}: its weights cannot be trusted; it will be re-synced");
             var trusted = usable.Where(id => Held(id) <= committed).ToList();
-            if (trusted.Count == 0) return;
+            if (trusted.Count == 0)
+            {
+                // No trainer holds a state the journal vouches for (the journal lost steps they applied): they load the
+                // latest checkpoint, and the steps after it are replayed. Without one they wait for a trainer that does.
+                if (Run.LatestCheckpoint is { } latest)
+                {
+                    foreach (string id in usable)
+                    {
+                        Send(id, new LoadCheckpoint(latest.Path, latest.Step));
+                        SetTrainer(id, State.Trainers[id] with { CatchUpDeadline = Now + CatchUpTimeout });
+                    }
+                    Info($"no trainer holds a state of the journal's {committed} steps: loading checkpoint {latest.Path} on {usable.Count} trainers");
+                }
+                return;
+            }
             int frontier = trusted.Max(Held);
 
             if (Run.LatestCheckpoint is { } checkpoint && frontier < checkpoint.Step)

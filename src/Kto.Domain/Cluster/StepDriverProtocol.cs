@@ -54,7 +54,7 @@ public sealed record CheckpointAsked : IDriverInput;
 /// <summary>A checkpoint write failed on <paramref name="TrainerId"/>; it is tried again at a step boundary after <paramref name="RetryAt"/>.</summary>
 public sealed record CheckpointWriteFailed(string TrainerId, int Step, DateTime RetryAt) : IDriverInput;
 
-/// <summary>A member's evaluation of committed step <paramref name="Step"/> arrived.</summary>
+/// <summary>A member's evaluation of committed step <paramref name="Step"/> arrived and is recorded (or could not be): the run's end no longer waits for it.</summary>
 public sealed record EvaluationArrived(int Step) : IDriverInput;
 
 /// <summary>Reference log-probs arrived from the scorer pool: a step waiting for them may start.</summary>
