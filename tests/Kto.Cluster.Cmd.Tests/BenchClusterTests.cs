@@ -8,7 +8,7 @@ public sealed class BenchClusterTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("kto-bench-cluster-").FullName;
 
-    private readonly MachineSlot _slot = MachineSlot.TakeAll(); // timing is its subject: it runs alone
+    private readonly MachineSlot _slot = MachineSlot.Take(); // it checks the output's shape, not its figures
 
     public void Dispose()
     {
@@ -31,8 +31,11 @@ public sealed class BenchClusterTests : IDisposable
         Assert.True(json.GetProperty("trainers_1_member_s").GetDouble() <= json.GetProperty("trainers_1_step_s").GetDouble() * 1.5);
         Assert.Equal(2, json.GetProperty("baseline_batch_share_processes_ms").GetArrayLength());
         // speed-up and its ratio to the ceiling are the printed figures' own quotients.
-        double speedup = json.GetProperty("trainers_2_steps_per_s").GetDouble() / json.GetProperty("trainers_1_steps_per_s").GetDouble();
-        Assert.Equal(speedup, json.GetProperty("speedup").GetDouble(), 2);
+        // The rates are printed to 3 decimals and the speed-up from the unrounded rates, so the printed quotient may
+        // differ from the printed speed-up by the rounding of both rates (and of the speed-up itself).
+        double one = json.GetProperty("trainers_1_steps_per_s").GetDouble(), two = json.GetProperty("trainers_2_steps_per_s").GetDouble();
+        double speedup = two / one;
+        Assert.Equal(speedup, json.GetProperty("speedup").GetDouble(), speedup * (0.0005 / one + 0.0005 / two) + 0.0005);
         // --flood: the cluster again under a flood of random bytes into its ports; it still trains and reports the flood it took.
         JsonElement flooded = json.GetProperty("flooded");
         Assert.True(flooded.GetProperty("trainers_2_step_s").GetDouble() > 0);

@@ -5,8 +5,8 @@ namespace Kto.Cluster.Testing;
 /// <see cref="Slots"/> of them run at once across every test assembly. xunit runs test classes in parallel and
 /// <c>dotnet test</c> runs the test assemblies in parallel; on a 2-core machine four clusters at once starved each
 /// other's failure detectors, step time-outs and hang guards, and a test then failed for its neighbours' load. Tests
-/// whose subject is timing (the network rig's shaped links and partitions, benchmarks) take every slot
-/// (<see cref="TakeAll"/>) and run alone. A slot is an exclusive lock on a file in the temp directory (.NET takes
+/// whose subject is timing (the network rig's shaped links and partitions) take every slot (<see cref="TakeAll"/>)
+/// and run alone; benchmark tests check their output's shape, not its figures, and take one slot. A slot is an exclusive lock on a file in the temp directory (.NET takes
 /// <c>FileShare.None</c> as flock on Unix), so the kernel frees it if a test host dies. Not reentrant: take slots once
 /// per test (a test class's field), never again inside.
 /// </summary>
@@ -21,11 +21,19 @@ public sealed class MachineSlot : IDisposable
 
     private static string PathOf(int slot) => Path.Combine(Path.GetTempPath(), $"kto-tests-machine-slot-{slot}.lock");
 
-    private static FileStream? TryLock(int slot)
+    /// <summary>
+    /// The gate a <see cref="TakeAll"/> caller holds from before its first slot until it releases its slots. <see
+    /// cref="Take"/> takes no slot while the gate is held, so the slots drain for the waiting exclusive test; without
+    /// it, an exclusive test holding slot 0 raced every other waiter for slot 1 and, on CI, waited 13 minutes while
+    /// the machine ran one test at a time.
+    /// </summary>
+    private static string GatePath => Path.Combine(Path.GetTempPath(), "kto-tests-machine-slot-gate.lock");
+
+    private static FileStream? TryLock(string path)
     {
         try
         {
-            return new FileStream(PathOf(slot), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
         }
         catch (IOException)
         {
@@ -33,24 +41,39 @@ public sealed class MachineSlot : IDisposable
         }
     }
 
-    /// <summary>Waits (polling every 200 ms, for as long as it takes) for any free slot, and takes it.</summary>
+    private static FileStream? TryLock(int slot) => TryLock(PathOf(slot));
+
+    private static bool GateHeld()
+    {
+        using FileStream? gate = TryLock(GatePath);
+        return gate is null;
+    }
+
+    /// <summary>
+    /// Waits (polling every 200 ms, for as long as it takes) until no exclusive test is waiting or running and a slot
+    /// is free, and takes it.
+    /// </summary>
     public static MachineSlot Take()
     {
         while (true)
         {
-            for (int slot = 0; slot < Slots; slot++)
-                if (TryLock(slot) is { } held) return new MachineSlot([held]);
+            if (!GateHeld())
+                for (int slot = 0; slot < Slots; slot++)
+                    if (TryLock(slot) is { } held) return new MachineSlot([held]);
             Thread.Sleep(200);
         }
     }
 
     /// <summary>
-    /// Takes every slot, in order (so two such takers cannot hold one slot each and wait for each other), waiting as
-    /// long as it takes: the test then runs with no other multi-process test beside it.
+    /// Takes the gate, then every slot in order, waiting as long as it takes: no new test starts once the gate is held,
+    /// so the running ones finish and the test then runs with no other multi-process test beside it.
     /// </summary>
     public static MachineSlot TakeAll()
     {
         var held = new List<FileStream>();
+        FileStream? gate;
+        while ((gate = TryLock(GatePath)) is null) Thread.Sleep(200);
+        held.Add(gate);
         for (int slot = 0; slot < Slots; slot++)
         {
             FileStream? s;
