@@ -6,6 +6,7 @@ using Akka.Hosting;
 using Akka.Remote.Hosting;
 using Kto.Cluster.Coordinator.Actors;
 using Kto.Cluster.Core;
+using Kto.Cluster.Core.Logging;
 using Kto.Cluster.Core.Security;
 using Kto.Domain.Checkpoints;
 using Kto.Domain.Cluster;
@@ -155,6 +156,7 @@ public static class Program
                     .WithFallback(PersistenceConfig.Hocon(connection, provider)).WithFallback(FailureDetection.Hocon()), HoconAddMode.Prepend)
                 // Hosts, and on connections they open, operators (the kto HOST:PORT tool talks to coordinator hosts).
                 .WithClusterRemoting(o.Config.Hostname, o.Config.Port, o.Tls, CertificateHolder.Host, CertificateHolder.OperatorRead, CertificateHolder.OperatorAdmin)
+                .ConfigureLoggers(EdgeQuietLogger.Configure)
                 .WithClustering(new ClusterOptions { Roles = [.. o.Config.Roles], SeedNodes = [.. o.Config.SeedNodes] })
                 .WithSingleton<RunCoordinatorActor>(SingletonName, RunCoordinatorSupervisor.Props(RunCoordinatorActor.Props(o.RunId, startSpec: o.Spec, onFinished: run.OnFinished,
                     minTrainers: o.MinTrainers, scoringWindow: o.ScoringWindow, onChanged: run.OnChanged, onRefused: run.OnRefused), o.RunId, o.Config.JournalName, run.OnRefused),

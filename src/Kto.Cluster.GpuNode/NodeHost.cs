@@ -5,6 +5,7 @@ using Akka.Cluster.Hosting;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
 using Kto.Cluster.Core;
+using Kto.Cluster.Core.Logging;
 using Kto.Cluster.Core.Security;
 using Kto.Domain.Cluster;
 using Microsoft.Extensions.DependencyInjection;
@@ -68,6 +69,7 @@ public static class NodeHost
                 akka.AddHocon(ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off")
                         .WithFallback(PersistenceConfig.SerializerHocon()).WithFallback(FailureDetection.Hocon()), HoconAddMode.Prepend)
                     .WithClusterRemoting(config.Hostname, config.Port, tls, CertificateHolder.Host)
+                    .ConfigureLoggers(EdgeQuietLogger.Configure)
                     .WithClustering(new ClusterOptions { Roles = [.. config.Roles], SeedNodes = [.. config.SeedNodes] })
                     .WithSingletonProxy<CoordinatorKey>(CoordinatorSingleton, new ClusterSingletonOptions { Role = ClusterRoles.Coordinator })
                     .WithActors((system, registry) =>

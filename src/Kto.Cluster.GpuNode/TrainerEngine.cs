@@ -1,4 +1,5 @@
 using System.Net;
+using Kto.Cluster.Core.Logging;
 using Kto.Cluster.Core.Security;
 using Kto.Cluster.Exchange;
 using Kto.Domain.Checkpoints;
@@ -40,15 +41,18 @@ public sealed class TrainerEngine : IAsyncDisposable
     /// <summary>Committed steps the replica holds, or <see cref="RegisterTrainer.NoState"/> before a run is loaded.</summary>
     public int HeldStep => _replica?.HeldStep ?? RegisterTrainer.NoState;
 
+    /// <summary>Refused ring peers, reported on stderr once per reason and window with a count of the repeats (a stranger can retry in a loop).</summary>
+    private static readonly RepeatedLines RingRefusals = new(TimeSpan.FromSeconds(10), line => Console.Error.WriteLine(line));
+
     /// <summary>
     /// Listens on <paramref name="dataEndpoint"/> (host:port; port 0 picks a free one); with <paramref name="tls"/>,
     /// every ring connection is TLS with mutual authentication by the cluster's CA (host certificates only), and a
-    /// refused peer is reported on stderr with the reason.
+    /// refused peer is reported on stderr with the reason (once per reason in 10 s, with a count of the repeats).
     /// </summary>
     public static async Task<TrainerEngine> StartAsync(string dataEndpoint, CancellationToken cancel, ClusterTls? tls = null)
     {
         IPEndPoint bind = IPEndPoint.Parse(dataEndpoint);
-        RingOptions options = tls is null ? RingOptions.Default : RingOptions.Default with { Tls = RingTlsOf(tls, reason => Console.Error.WriteLine($"ring: TLS refused a connection: {reason}")) };
+        RingOptions options = tls is null ? RingOptions.Default : RingOptions.Default with { Tls = RingTlsOf(tls, reason => RingRefusals.Write(reason, $"ring: TLS refused a connection: {reason}")) };
         RingEndpoint endpoint = await RingEndpoint.ListenAsync(bind.Address, bind.Port, options, cancel);
         return new TrainerEngine(endpoint, endpoint.LocalEndPoint.ToString());
     }

@@ -7,7 +7,8 @@ namespace Kto.Cluster.GpuNode.Tests;
 /// <summary>
 /// Bytes nobody should send, into every port a running cluster listens on (real processes on loopback): random
 /// streams into the coordinator's and the trainers' Akka.Remote ports and into the trainers' ring ports, and ring
-/// frames whose length prefix lies. The run goes on and ends byte for byte as kto train's (full_determinism).
+/// frames whose length prefix lies. The run goes on and ends byte for byte as kto train's (full_determinism), and the
+/// coordinator's log holds one full line per kind of refusal and a count of the rest, not one stack trace per connection.
 /// </summary>
 public sealed partial class EdgeInputTests(Xunit.Abstractions.ITestOutputHelper output) : ClusterTestBase(output)
 {
@@ -78,6 +79,17 @@ public sealed partial class EdgeInputTests(Xunit.Abstractions.ITestOutputHelper 
             Output.WriteLine($"a lying frame into {what}");
             await LyingFrame(port);
         }
+
+        // The coordinator wrote the transport's refusals of the first garbage connections in full, once per kind of
+        // error, and counts the rest in one line per kind when the window ends (not a stack trace per connection).
+        await coordinator.WaitFor(l => l.Contains("more like \"Error caught channel", StringComparison.Ordinal), cluster.Guard, "the count of the refusals not written");
+        var lines = coordinator.Lines.ToList();
+        var causes = lines.Select((l, i) => (l, i)).Where(x => x.l.Contains("] Error caught channel [", StringComparison.Ordinal))
+            .Select(x => x.i + 1 < lines.Count && lines[x.i + 1].StartsWith("Cause: ", StringComparison.Ordinal) ? lines[x.i + 1].Split(':')[1].Trim() : "").ToList();
+        Assert.NotEmpty(causes);
+        Assert.Equal(causes.Distinct().Count(), causes.Count);
+        long counted = lines.Select(l => Regex.Match(l, @"\] (\d+) more like ""Error caught channel")).Where(m => m.Success).Sum(m => long.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+        Assert.True(causes.Count + counted >= 8, $"{causes.Count} written and {counted} counted for 8 connections");
 
         // Everyone is still there and the run resumes with both trainers, then ends as kto train's.
         foreach (var p in cluster.Processes()) Assert.False(p.Process.HasExited, $"{p.Name} ended");

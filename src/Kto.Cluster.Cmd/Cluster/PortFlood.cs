@@ -50,3 +50,76 @@ internal static class PortFlood
         return (Interlocked.Read(ref bytes), Interlocked.Read(ref connections));
     }
 }
+
+/// <summary>
+/// The flood's control target: listening ports outside the cluster that read a connection's first bytes and close it,
+/// as a refusing port does. Flooding them instead of the cluster's ports measures what the flood costs the machine
+/// (the flooder, the kernel's loopback, minimal refusals), so the cluster's own share of a flooded step can be told.
+/// </summary>
+internal sealed class PortSink : IAsyncDisposable
+{
+    private readonly List<TcpListener> _listeners;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<Task> _loops;
+
+    /// <summary>Listens on <paramref name="ports"/> free loopback ports.</summary>
+    public PortSink(int ports)
+    {
+        _listeners = [.. Enumerable.Range(0, ports).Select(_ => new TcpListener(IPAddress.Loopback, 0))];
+        foreach (TcpListener l in _listeners) l.Start();
+        _loops = [.. _listeners.Select(AcceptLoop)];
+    }
+
+    /// <summary>Where the sink listens.</summary>
+    public IReadOnlyList<IPEndPoint> Endpoints => [.. _listeners.Select(l => (IPEndPoint)l.LocalEndpoint)];
+
+    private async Task AcceptLoop(TcpListener listener)
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket s;
+            try
+            {
+                s = await listener.AcceptSocketAsync(_stop.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                if (_stop.IsCancellationRequested) return;
+                continue;
+            }
+            _ = RefuseAsync(s);
+        }
+    }
+
+    /// <summary>Reads the first bytes (waiting at most a second for them) and closes, as a port refusing a stranger does.</summary>
+    private async Task RefuseAsync(Socket s)
+    {
+        using (s)
+        {
+            byte[] first = new byte[16];
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+            timeout.CancelAfter(TimeSpan.FromSeconds(1));
+            try
+            {
+                await s.ReceiveAsync(first, SocketFlags.None, timeout.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        foreach (TcpListener l in _listeners) l.Stop();
+        try
+        {
+            await Task.WhenAll(_loops);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+        {
+        }
+        _stop.Dispose();
+    }
+}

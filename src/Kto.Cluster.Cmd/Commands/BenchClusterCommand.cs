@@ -29,7 +29,7 @@ internal static class BenchClusterCommand
         var determinism = new Option<bool>("--full-determinism") { Description = "train with full_determinism (determinism_slices 4); the baseline's bench step too" };
         var lora = new Option<bool>("--lora") { Description = "train LoRA adapters (r 16, alpha 32, all-linear) instead of the whole model" };
         var trainers = new Option<int>("--trainers") { DefaultValueFactory = _ => 2, Description = "trainer processes of the cluster compared with 1 (2–8)" };
-        var flood = new Option<bool>("--flood") { Description = "also measure the N-trainer cluster while strangers flood the coordinator's Akka port and every ring port with random bytes (step time and the cluster processes' CPU per step, flooded against not)" };
+        var flood = new Option<bool>("--flood") { Description = "also measure the N-trainer cluster while strangers flood the coordinator's Akka port and every ring port with random bytes, and again with the same flood into ports outside the cluster (step time and the cluster processes' CPU per step, flooded against not and against the flood elsewhere)" };
         var cmd = new Command("cluster", "steps/s of a local cluster with 1 and N trainer processes (1 thread each), and kill -9 to the next commit")
         {
             layers, width, vocab, tokens, batch, steps, warmup, lora, determinism, trainers, flood,
@@ -45,15 +45,20 @@ internal static class BenchClusterCommand
             {
                 var observer = new Terminal.ConsoleObserver();
                 string config = WriteRun(dir, parse.GetValue(layers), parse.GetValue(width), parse.GetValue(vocab), parse.GetValue(tokens), parse.GetValue(batch), totalSteps: w + n + 15, parse.GetValue(lora), parse.GetValue(determinism));
-                var (one, _, oneCompute, _, _, oneCoordinatorCpu, oneTrainerCpu, _) = Measure(dir, config, 1, w, n, killAfter: false, flood: false, observer);
-                var (two, failover, twoCompute, twoExchange, twoBytes, twoCoordinatorCpu, twoTrainerCpu, _) = Measure(dir, config, t, w, n, killAfter: true, flood: false, observer);
+                var (one, _, oneCompute, _, _, oneCoordinatorCpu, oneTrainerCpu, _) = Measure(dir, config, 1, w, n, killAfter: false, Flood.None, observer);
+                var (two, failover, twoCompute, twoExchange, twoBytes, twoCoordinatorCpu, twoTrainerCpu, _) = Measure(dir, config, t, w, n, killAfter: true, Flood.None, observer);
                 string flooded = "";
                 if (parse.GetValue(flood))
                 {
                     observer.Info($"the {t}-trainer cluster again, its coordinator's Akka port and every ring port flooded with random bytes");
-                    var (rate, _, _, _, _, coordinatorCpu, trainerCpu, f) = Measure(dir, config, t, w, n, killAfter: false, flood: true, observer);
+                    var (rate, _, _, _, _, coordinatorCpu, trainerCpu, f) = Measure(dir, config, t, w, n, killAfter: false, Flood.Cluster, observer);
+                    // The control: the same flood on the same machine into ports outside the cluster that refuse as
+                    // cheaply as a port can; what the flooded cluster loses beyond it is the cluster's own cost.
+                    observer.Info($"the {t}-trainer cluster again, the same flood into {1 + t} ports outside it (the machine's share of the slowdown)");
+                    var (elsewhereRate, _, _, _, _, elsewhereCoordinatorCpu, elsewhereTrainerCpu, e) = Measure(dir, config, t, w, n, killAfter: false, Flood.Elsewhere, observer);
                     flooded = string.Create(CultureInfo.InvariantCulture,
-                        $",\"flooded\":{{\"trainers_{t}_step_s\":{1 / rate:0.000},\"step_vs_unflooded\":{two / rate:0.000},\"cpu_s_per_step\":{{\"coordinator\":{coordinatorCpu:0.000},\"trainer\":{trainerCpu:0.000}}},\"flood_mb_s\":{f.MBps:0.0},\"flood_connections_per_s\":{f.ConnectionsPerSecond:0.0}}}");
+                        $",\"flooded\":{{\"trainers_{t}_step_s\":{1 / rate:0.000},\"step_vs_unflooded\":{two / rate:0.000},\"step_vs_flood_elsewhere\":{elsewhereRate / rate:0.000},\"cpu_s_per_step\":{{\"coordinator\":{coordinatorCpu:0.000},\"trainer\":{trainerCpu:0.000}}},\"flood_mb_s\":{f.MBps:0.0},\"flood_connections_per_s\":{f.ConnectionsPerSecond:0.0}}}" +
+                        $",\"flood_elsewhere\":{{\"trainers_{t}_step_s\":{1 / elsewhereRate:0.000},\"step_vs_unflooded\":{two / elsewhereRate:0.000},\"cpu_s_per_step\":{{\"coordinator\":{elsewhereCoordinatorCpu:0.000},\"trainer\":{elsewhereTrainerCpu:0.000}}},\"flood_mb_s\":{e.MBps:0.0},\"flood_connections_per_s\":{e.ConnectionsPerSecond:0.0}}}");
                 }
                 observer.Done();
                 int b = parse.GetValue(batch);
@@ -120,11 +125,15 @@ internal static class BenchClusterCommand
     }
 
     /// <summary>Runs the config on <paramref name="trainers"/> trainers; steps/s over steps warmup…warmup+steps, and (when asked) SIGKILL of the last trainer then the seconds to the next commit.</summary>
-    /// <summary>With <paramref name="flood"/>, the measured steps run while <see cref="PortFlood"/> hits the coordinator's Akka port and every ring port.</summary>
+    /// <summary>
+    /// With <paramref name="flood"/> <see cref="Flood.Cluster"/>, the measured steps run while <see cref="PortFlood"/>
+    /// hits the coordinator's Akka port and every ring port; with <see cref="Flood.Elsewhere"/>, as many ports of a
+    /// <see cref="PortSink"/> outside the cluster.
+    /// </summary>
     private static (double StepsPerSecond, double Failover, double MemberSeconds, double ExchangeSeconds, double BytesSent, double CoordinatorCpu, double TrainerCpu, (double MBps, double ConnectionsPerSecond) Flood) Measure(
-        string dir, string config, int trainers, int warmup, int steps, bool killAfter, bool flood, Terminal.ConsoleObserver observer)
+        string dir, string config, int trainers, int warmup, int steps, bool killAfter, Flood flood, Terminal.ConsoleObserver observer)
     {
-        string runDir = Path.Combine(dir, $"cluster-{trainers}{(flood ? "-flooded" : "")}");
+        string runDir = Path.Combine(dir, $"cluster-{trainers}{(flood == Flood.None ? "" : "-flood-" + flood.ToString().ToLowerInvariant())}");
         var launcher = LocalClusterLauncher.Start(new LocalClusterOptions(config, $"bench-{trainers}", trainers, runDir, Supervise: false), observer);
         try
         {
@@ -133,14 +142,15 @@ internal static class BenchClusterCommand
             while (launcher.Commits.Count < warmup + 1) Thread.Sleep(20);
             using var stopFlood = new CancellationTokenSource();
             var floodClock = System.Diagnostics.Stopwatch.StartNew();
-            Task<(long Bytes, long Connections)>? flooding = flood
-                ? PortFlood.RunAsync([IPEndPoint.Parse(launcher.CoordinatorAddress), .. launcher.RingEndpoints], workers: 4, stopFlood.Token)
-                : null;
+            PortSink? sink = flood == Flood.Elsewhere ? new PortSink(1 + launcher.RingEndpoints.Count) : null;
+            IReadOnlyList<IPEndPoint> targets = sink?.Endpoints ?? [IPEndPoint.Parse(launcher.CoordinatorAddress), .. launcher.RingEndpoints];
+            Task<(long Bytes, long Connections)>? flooding = flood == Flood.None ? null : PortFlood.RunAsync(targets, workers: 4, stopFlood.Token);
             TimeSpan[] cpuBefore = [.. names.Select(launcher.CpuTime)];
             while (launcher.Commits.Count < warmup + steps + 1) Thread.Sleep(20);
             TimeSpan[] cpuAfter = [.. names.Select(launcher.CpuTime)];
             stopFlood.Cancel();
             (long floodBytes, long floodConnections) = flooding?.GetAwaiter().GetResult() ?? (0, 0);
+            sink?.DisposeAsync().AsTask().GetAwaiter().GetResult();
             double floodSeconds = floodClock.Elapsed.TotalSeconds;
             double coordinatorCpu = (cpuAfter[0] - cpuBefore[0]).TotalSeconds / steps;
             double trainerCpu = Enumerable.Range(1, trainers).Average(i => (cpuAfter[i] - cpuBefore[i]).TotalSeconds) / steps;
@@ -196,5 +206,13 @@ internal static class BenchClusterCommand
              "logging_steps": 1000, "save_steps": 100000, "num_threads": 1, "seed": 1{{(lora ? ", \"use_peft\": true, \"lora_target_modules\": \"all-linear\"" : "")}}{{(determinism ? ", \"full_determinism\": true, \"determinism_slices\": 4" : "")}}}
             """));
         return config;
+    }
+
+    /// <summary>Where the measured steps' flood goes: nowhere, the cluster's ports, or ports outside it (the control).</summary>
+    private enum Flood
+    {
+        None,
+        Cluster,
+        Elsewhere,
     }
 }

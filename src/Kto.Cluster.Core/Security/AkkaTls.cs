@@ -42,7 +42,11 @@ public static class AkkaTls
     public static CertificateValidationCallback Validator(ClusterTls tls, CertificateHolder[] accepted) => (certificate, _, peer, _, log) =>
     {
         CertificateVerdict verdict = tls.Verify(certificate, accepted);
-        if (!verdict.Ok) log?.Warning("TLS: refused the connection with {0}: {1}", string.IsNullOrEmpty(peer) ? "a peer" : peer, verdict.Reason);
+        // The reason is part of the template: the transport's repeated lines are written once per kind and window
+        // (EdgeQuietLogger), and each distinct reason is its own kind.
+        if (!verdict.Ok) log?.Warning($"TLS: refused the connection with {{0}}: {Escape(verdict.Reason)}", string.IsNullOrEmpty(peer) ? "a peer" : peer);
         return verdict.Ok;
     };
+
+    private static string Escape(string text) => text.Replace("{", "{{", StringComparison.Ordinal).Replace("}", "}}", StringComparison.Ordinal);
 }
