@@ -43,6 +43,7 @@ public sealed class BenchClusterTests : IDisposable
         Assert.True(flooded.GetProperty("flood_connections_per_s").GetDouble() > 0);
         Assert.True(flooded.GetProperty("cpu_s_per_step").GetProperty("coordinator").GetDouble() > 0);
         Assert.True(flooded.GetProperty("step_vs_flood_elsewhere").GetDouble() > 0);
+        Assert.True(flooded.GetProperty("log_bytes_per_step").GetDouble() >= 0);
         // The control: the same flood into ports outside the cluster.
         JsonElement elsewhere = json.GetProperty("flood_elsewhere");
         Assert.True(elsewhere.GetProperty("trainers_2_step_s").GetDouble() > 0);

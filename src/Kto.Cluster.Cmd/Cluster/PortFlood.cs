@@ -12,11 +12,16 @@ internal static class PortFlood
     /// <summary>Random bytes written per connection at most before it is closed and opened again.</summary>
     public const int BytesPerConnection = 1 << 20;
 
-    /// <summary>Floods <paramref name="targets"/> round robin from <paramref name="workers"/> concurrent loops until <paramref name="stop"/>.</summary>
+    /// <summary>
+    /// Floods <paramref name="targets"/> round robin from <paramref name="workers"/> concurrent loops until <paramref
+    /// name="stop"/>; with <paramref name="connectionsPerSecond"/>, connection k opens no earlier than k / rate seconds
+    /// after the start (so two targets that close at different speeds get the same flood), else as fast as they go.
+    /// </summary>
     /// <returns>Bytes written and connections opened.</returns>
-    public static async Task<(long Bytes, long Connections)> RunAsync(IReadOnlyList<IPEndPoint> targets, int workers, CancellationToken stop)
+    public static async Task<(long Bytes, long Connections)> RunAsync(IReadOnlyList<IPEndPoint> targets, int workers, CancellationToken stop, double? connectionsPerSecond = null)
     {
-        long bytes = 0, connections = 0;
+        long bytes = 0, connections = 0, scheduled = 0;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         async Task Worker(int index)
         {
             var rng = new Random(index);
@@ -26,6 +31,11 @@ internal static class PortFlood
                 rng.NextBytes(chunk);
                 try
                 {
+                    if (connectionsPerSecond is { } rate)
+                    {
+                        TimeSpan due = TimeSpan.FromSeconds(Interlocked.Increment(ref scheduled) / rate) - clock.Elapsed;
+                        if (due > TimeSpan.Zero) await Task.Delay(due, stop);
+                    }
                     using var client = new TcpClient();
                     await client.ConnectAsync(targets[next % targets.Count], stop);
                     Interlocked.Increment(ref connections);

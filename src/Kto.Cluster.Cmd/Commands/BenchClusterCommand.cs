@@ -25,14 +25,15 @@ internal static class BenchClusterCommand
         var tokens = new Option<int>("--tokens") { DefaultValueFactory = _ => 64, Description = "tokens per example, half prompt" };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 16, Description = "global batch (examples per step)" };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 20, Description = "measured steps per cluster size" };
-        var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 3, Description = "steps left out of the measurement" };
+        var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 10, Description = "steps left out of the measurement (the processes' JIT tiers up Akka's and the step's code over the first dozen steps)" };
         var determinism = new Option<bool>("--full-determinism") { Description = "train with full_determinism (determinism_slices 4); the baseline's bench step too" };
         var lora = new Option<bool>("--lora") { Description = "train LoRA adapters (r 16, alpha 32, all-linear) instead of the whole model" };
         var trainers = new Option<int>("--trainers") { DefaultValueFactory = _ => 2, Description = "trainer processes of the cluster compared with 1 (2–8)" };
+        var floodRate = new Option<double>("--flood-rate") { DefaultValueFactory = _ => 1000, Description = "connections per second the flood opens, the same into the cluster and into the control's ports (0: as fast as the ports close them)" };
         var flood = new Option<bool>("--flood") { Description = "also measure the N-trainer cluster while strangers flood the coordinator's Akka port and every ring port with random bytes, and again with the same flood into ports outside the cluster (step time and the cluster processes' CPU per step, flooded against not and against the flood elsewhere)" };
         var cmd = new Command("cluster", "steps/s of a local cluster with 1 and N trainer processes (1 thread each), and kill -9 to the next commit")
         {
-            layers, width, vocab, tokens, batch, steps, warmup, lora, determinism, trainers, flood,
+            layers, width, vocab, tokens, batch, steps, warmup, lora, determinism, trainers, flood, floodRate,
         };
         cmd.SetAction(parse => CommonOptions.Guard(() =>
         {
@@ -45,20 +46,26 @@ internal static class BenchClusterCommand
             {
                 var observer = new Terminal.ConsoleObserver();
                 string config = WriteRun(dir, parse.GetValue(layers), parse.GetValue(width), parse.GetValue(vocab), parse.GetValue(tokens), parse.GetValue(batch), totalSteps: w + n + 15, parse.GetValue(lora), parse.GetValue(determinism));
+                double? rateLimit = parse.GetValue(floodRate) switch
+                {
+                    0 => null,
+                    > 0 and var r => r,
+                    var r => throw new ArgumentException($"--flood-rate must be positive or 0, got {r}"),
+                };
                 var (one, _, oneCompute, _, _, oneCoordinatorCpu, oneTrainerCpu, _) = Measure(dir, config, 1, w, n, killAfter: false, Flood.None, observer);
-                var (two, failover, twoCompute, twoExchange, twoBytes, twoCoordinatorCpu, twoTrainerCpu, _) = Measure(dir, config, t, w, n, killAfter: true, Flood.None, observer);
+                var (two, failover, twoCompute, twoExchange, twoBytes, twoCoordinatorCpu, twoTrainerCpu, unflooded) = Measure(dir, config, t, w, n, killAfter: true, Flood.None, observer);
                 string flooded = "";
                 if (parse.GetValue(flood))
                 {
                     observer.Info($"the {t}-trainer cluster again, its coordinator's Akka port and every ring port flooded with random bytes");
-                    var (rate, _, _, _, _, coordinatorCpu, trainerCpu, f) = Measure(dir, config, t, w, n, killAfter: false, Flood.Cluster, observer);
+                    var (rate, _, _, _, _, coordinatorCpu, trainerCpu, f) = Measure(dir, config, t, w, n, killAfter: false, Flood.Cluster, observer, rateLimit);
                     // The control: the same flood on the same machine into ports outside the cluster that refuse as
                     // cheaply as a port can; what the flooded cluster loses beyond it is the cluster's own cost.
                     observer.Info($"the {t}-trainer cluster again, the same flood into {1 + t} ports outside it (the machine's share of the slowdown)");
-                    var (elsewhereRate, _, _, _, _, elsewhereCoordinatorCpu, elsewhereTrainerCpu, e) = Measure(dir, config, t, w, n, killAfter: false, Flood.Elsewhere, observer);
+                    var (elsewhereRate, _, _, _, _, elsewhereCoordinatorCpu, elsewhereTrainerCpu, e) = Measure(dir, config, t, w, n, killAfter: false, Flood.Elsewhere, observer, rateLimit);
                     flooded = string.Create(CultureInfo.InvariantCulture,
-                        $",\"flooded\":{{\"trainers_{t}_step_s\":{1 / rate:0.000},\"step_vs_unflooded\":{two / rate:0.000},\"step_vs_flood_elsewhere\":{elsewhereRate / rate:0.000},\"cpu_s_per_step\":{{\"coordinator\":{coordinatorCpu:0.000},\"trainer\":{trainerCpu:0.000}}},\"flood_mb_s\":{f.MBps:0.0},\"flood_connections_per_s\":{f.ConnectionsPerSecond:0.0}}}" +
-                        $",\"flood_elsewhere\":{{\"trainers_{t}_step_s\":{1 / elsewhereRate:0.000},\"step_vs_unflooded\":{two / elsewhereRate:0.000},\"cpu_s_per_step\":{{\"coordinator\":{elsewhereCoordinatorCpu:0.000},\"trainer\":{elsewhereTrainerCpu:0.000}}},\"flood_mb_s\":{e.MBps:0.0},\"flood_connections_per_s\":{e.ConnectionsPerSecond:0.0}}}");
+                        $",\"flooded\":{{\"trainers_{t}_step_s\":{1 / rate:0.000},\"step_vs_unflooded\":{two / rate:0.000},\"step_vs_flood_elsewhere\":{elsewhereRate / rate:0.000},\"cpu_s_per_step\":{{\"coordinator\":{coordinatorCpu:0.000},\"trainer\":{trainerCpu:0.000}}},\"flood_mb_s\":{f.MBps:0.0},\"flood_connections_per_s\":{f.ConnectionsPerSecond:0.0},\"log_bytes_per_step\":{f.LogBytesPerStep:0},\"unflooded_log_bytes_per_step\":{unflooded.LogBytesPerStep:0}}}" +
+                        $",\"flood_elsewhere\":{{\"trainers_{t}_step_s\":{1 / elsewhereRate:0.000},\"step_vs_unflooded\":{two / elsewhereRate:0.000},\"cpu_s_per_step\":{{\"coordinator\":{elsewhereCoordinatorCpu:0.000},\"trainer\":{elsewhereTrainerCpu:0.000}}},\"flood_mb_s\":{e.MBps:0.0},\"flood_connections_per_s\":{e.ConnectionsPerSecond:0.0},\"log_bytes_per_step\":{e.LogBytesPerStep:0}}}");
                 }
                 observer.Done();
                 int b = parse.GetValue(batch);
@@ -130,10 +137,11 @@ internal static class BenchClusterCommand
     /// hits the coordinator's Akka port and every ring port; with <see cref="Flood.Elsewhere"/>, as many ports of a
     /// <see cref="PortSink"/> outside the cluster.
     /// </summary>
-    private static (double StepsPerSecond, double Failover, double MemberSeconds, double ExchangeSeconds, double BytesSent, double CoordinatorCpu, double TrainerCpu, (double MBps, double ConnectionsPerSecond) Flood) Measure(
-        string dir, string config, int trainers, int warmup, int steps, bool killAfter, Flood flood, Terminal.ConsoleObserver observer)
+    private static (double StepsPerSecond, double Failover, double MemberSeconds, double ExchangeSeconds, double BytesSent, double CoordinatorCpu, double TrainerCpu, (double MBps, double ConnectionsPerSecond, double LogBytesPerStep) Flood) Measure(
+        string dir, string config, int trainers, int warmup, int steps, bool killAfter, Flood flood, Terminal.ConsoleObserver observer, double? floodRate = null)
     {
         string runDir = Path.Combine(dir, $"cluster-{trainers}{(flood == Flood.None ? "" : "-flood-" + flood.ToString().ToLowerInvariant())}");
+        long LogBytes(string process) => new FileInfo(Path.Combine(runDir, "logs", process + ".log")) is { Exists: true } f ? f.Length : 0;
         var launcher = LocalClusterLauncher.Start(new LocalClusterOptions(config, $"bench-{trainers}", trainers, runDir, Supervise: false), observer);
         try
         {
@@ -144,10 +152,12 @@ internal static class BenchClusterCommand
             var floodClock = System.Diagnostics.Stopwatch.StartNew();
             PortSink? sink = flood == Flood.Elsewhere ? new PortSink(1 + launcher.RingEndpoints.Count) : null;
             IReadOnlyList<IPEndPoint> targets = sink?.Endpoints ?? [IPEndPoint.Parse(launcher.CoordinatorAddress), .. launcher.RingEndpoints];
-            Task<(long Bytes, long Connections)>? flooding = flood == Flood.None ? null : PortFlood.RunAsync(targets, workers: 4, stopFlood.Token);
+            Task<(long Bytes, long Connections)>? flooding = flood == Flood.None ? null : PortFlood.RunAsync(targets, workers: floodRate is null ? 4 : 32, stopFlood.Token, floodRate);
             TimeSpan[] cpuBefore = [.. names.Select(launcher.CpuTime)];
+            long[] logBefore = [.. names.Select(LogBytes)];
             while (launcher.Commits.Count < warmup + steps + 1) Thread.Sleep(20);
             TimeSpan[] cpuAfter = [.. names.Select(launcher.CpuTime)];
+            long logGrowth = names.Select(LogBytes).Zip(logBefore, (after, before) => after - before).Sum();
             stopFlood.Cancel();
             (long floodBytes, long floodConnections) = flooding?.GetAwaiter().GetResult() ?? (0, 0);
             sink?.DisposeAsync().AsTask().GetAwaiter().GetResult();
@@ -180,7 +190,7 @@ internal static class BenchClusterCommand
                 System.Text.RegularExpressions.Regex.Match(c.Line, @"exchange ([0-9.]+) s").Groups[1].Value, CultureInfo.InvariantCulture));
             double sent = commits.Skip(warmup + 1).Take(steps).Average(c => double.Parse(
                 System.Text.RegularExpressions.Regex.Match(c.Line, @"sent ([0-9]+) B").Groups[1].Value, CultureInfo.InvariantCulture));
-            return (rate, failover, compute, exchange, sent, coordinatorCpu, trainerCpu, (floodBytes / 1e6 / floodSeconds, floodConnections / floodSeconds));
+            return (rate, failover, compute, exchange, sent, coordinatorCpu, trainerCpu, (floodBytes / 1e6 / floodSeconds, floodConnections / floodSeconds, logGrowth / (double)steps));
         }
         finally
         {
