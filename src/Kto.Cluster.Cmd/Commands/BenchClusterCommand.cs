@@ -26,7 +26,7 @@ internal static class BenchClusterCommand
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 16, Description = "global batch (examples per step)" };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 20, Description = "measured steps per cluster size" };
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 10, Description = "steps left out of the measurement (the processes' JIT tiers up Akka's and the step's code over the first dozen steps)" };
-        var determinism = new Option<bool>("--full-determinism") { Description = "train with full_determinism (determinism_slices 4); the baseline's bench step too" };
+        var determinism = new Option<bool>("--full-determinism") { Description = "train with full_determinism (determinism_slices 4); the baseline's bench step too, its share being the busiest member's slices" };
         var lora = new Option<bool>("--lora") { Description = "train LoRA adapters (r 16, alpha 32, all-linear) instead of the whole model" };
         var trainers = new Option<int>("--trainers") { DefaultValueFactory = _ => 2, Description = "trainer processes of the cluster compared with 1 (2–8)" };
         var floodRate = new Option<double>("--flood-rate") { DefaultValueFactory = _ => 1000, Description = "connections per second the flood opens, the same into the cluster and into the control's ports (0: as fast as the ports close them)" };
@@ -73,12 +73,27 @@ internal static class BenchClusterCommand
                 // N processes stepping 1/N of the batch each at the same time (kto bench step, 1 thread each). On
                 // shared or hyper-threaded cores they slow each other down, and no protocol can beat that.
                 string[] shape = ["--layers", parse.GetValue(layers).ToString(CultureInfo.InvariantCulture), "--width", parse.GetValue(width).ToString(CultureInfo.InvariantCulture),
-                    "--vocab", parse.GetValue(vocab).ToString(CultureInfo.InvariantCulture), "--tokens", parse.GetValue(tokens).ToString(CultureInfo.InvariantCulture), "--steps", "8", "--threads", "1", .. (parse.GetValue(lora) ? (string[])["--lora"] : []),
-                    .. (parse.GetValue(determinism) ? (string[])["--full-determinism", "--determinism-slices", "4"] : [])];
+                    "--vocab", parse.GetValue(vocab).ToString(CultureInfo.InvariantCulture), "--tokens", parse.GetValue(tokens).ToString(CultureInfo.InvariantCulture), "--steps", "8", "--threads", "1", .. (parse.GetValue(lora) ? (string[])["--lora"] : [])];
                 observer.Info($"baseline: one process stepping the whole batch, then {t} processes stepping 1/{t} each at once (kto bench step)");
-                double whole = StepMilliseconds([.. shape, "--batch", b.ToString(CultureInfo.InvariantCulture)], 1)[0];
-                double[] halves = StepMilliseconds([.. shape, "--batch", Math.Max(1, b / t).ToString(CultureInfo.InvariantCulture)], t);
-                double ceiling = whole / halves.Max();
+                string Text(int v) => v.ToString(CultureInfo.InvariantCulture);
+                double whole, ceilingShareMs;
+                double[] halves;
+                if (parse.GetValue(determinism))
+                {
+                    // The run's slices are fixed (DeterminismSlices of b / DeterminismSlices examples each) and the
+                    // busiest member computes ceil(slices / t) of them, one at a time: the baseline's share is that
+                    // many slices of that size, not 1/t of the batch cut into DeterminismSlices smaller ones.
+                    int perMember = (DeterminismSlices + t - 1) / t;
+                    whole = StepMilliseconds([.. shape, "--full-determinism", "--determinism-slices", Text(DeterminismSlices), "--batch", Text(b)], 1)[0];
+                    halves = StepMilliseconds([.. shape, "--full-determinism", "--determinism-slices", Text(perMember), "--batch", Text(Math.Max(perMember, b / DeterminismSlices * perMember))], t);
+                }
+                else
+                {
+                    whole = StepMilliseconds([.. shape, "--batch", Text(b)], 1)[0];
+                    halves = StepMilliseconds([.. shape, "--batch", Text(Math.Max(1, b / t))], t);
+                }
+                ceilingShareMs = halves.Max();
+                double ceiling = whole / ceilingShareMs;
                 // member: a member's time from StepStart to the end of its all-reduce (of which exchange: in the
                 // all-reduces, waiting for the slower member included); the rest of a step is the coordinator's round
                 // trip, the commit's persist and the apply (clip + AdamW).
@@ -213,10 +228,13 @@ internal static class BenchClusterCommand
         File.WriteAllText(config, string.Create(CultureInfo.InvariantCulture, $$"""
             {"model_name_or_path": "model", "dataset_path": "data.jsonl", "output_dir": "out", "learning_rate": 1e-5,
              "per_device_train_batch_size": {{batch}}, "max_steps": {{totalSteps}}, "max_length": {{tokens}}, "max_prompt_length": {{half}},
-             "logging_steps": 1000, "save_steps": 100000, "num_threads": 1, "seed": 1{{(lora ? ", \"use_peft\": true, \"lora_target_modules\": \"all-linear\"" : "")}}{{(determinism ? ", \"full_determinism\": true, \"determinism_slices\": 4" : "")}}}
+             "logging_steps": 1000, "save_steps": 100000, "num_threads": 1, "seed": 1{{(lora ? ", \"use_peft\": true, \"lora_target_modules\": \"all-linear\"" : "")}}{{(determinism ? $", \"full_determinism\": true, \"determinism_slices\": {DeterminismSlices}" : "")}}}
             """));
         return config;
     }
+
+    /// <summary>determinism_slices of the bench's full_determinism runs (the run config's default).</summary>
+    private const int DeterminismSlices = 4;
 
     /// <summary>Where the measured steps' flood goes: nowhere, the cluster's ports, or ports outside it (the control).</summary>
     private enum Flood
