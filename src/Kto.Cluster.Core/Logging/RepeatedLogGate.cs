@@ -4,8 +4,7 @@ namespace Kto.Cluster.Core.Logging;
 /// Decides which of a kind of repeated log line is written: the first of each kind in full, then, for the rest of a
 /// window, only a count, reported once when the window ends. A stranger opening a thousand connections a second to a
 /// listening port then costs the log one full line and one count line per window instead of a thousand stack traces
-/// a second (formatting a stack trace costs more than refusing the connection it is about). Not thread-safe: one
-/// owner (a logger actor, or a caller holding a lock).
+/// a second. Not thread-safe: one owner (a logger actor, or a caller holding a lock).
 /// </summary>
 /// <param name="window">How long after a full line repeats of its kind are only counted; positive.</param>
 public sealed class RepeatedLogGate(TimeSpan window)
