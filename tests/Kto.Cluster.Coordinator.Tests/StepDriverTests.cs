@@ -177,6 +177,26 @@ public sealed class StepDriverTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     }
 
     [Fact]
+    public async Task ResumeBeforeThePausePointCancelsItAndTheRunGoesPastIt()
+    {
+        RunSpec spec = Spec(steps: 5);
+        IActorRef coordinator = Sys.ActorOf(RunCoordinatorActor.Props(spec.RunId, startSpec: spec));
+        Assert.Contains("not allowed", Assert.IsType<CommandRejected>(await coordinator.Ask(new ResumeRun(), TimeSpan.FromSeconds(10))).Reason); // running, no point
+        Assert.IsType<RunStateReply>(await coordinator.Ask(new PauseRun(2), TimeSpan.FromSeconds(10)));
+        var cancelled = Assert.IsType<PausePointCancelled>(await coordinator.Ask(new ResumeRun(), TimeSpan.FromSeconds(10)));
+        Assert.Equal((2, RunPhase.Running), (cancelled.At, cancelled.State.Phase));
+        Assert.Null(Assert.IsType<ClusterStatus>(await coordinator.Ask(new GetClusterStatus(), TimeSpan.FromSeconds(10))).PauseAt);
+        var t1 = Trainer(coordinator, "t1");
+        for (int step = 0; step < 3; step++)
+        {
+            Assert.Equal(step, Reduce(t1, coordinator, "t1").Step);
+            t1.ExpectMsg<StepApply>(TimeSpan.FromSeconds(10));
+        }
+        var status = Assert.IsType<ClusterStatus>(await coordinator.Ask(new GetClusterStatus(), TimeSpan.FromSeconds(10)));
+        Assert.Equal((RunPhase.Running, 3), (status.State.Phase, status.State.CommittedSteps));
+    }
+
+    [Fact]
     public async Task AStoppedRunSavesTheStateItStoppedAtBeforeItCountsAsFinished()
     {
         RunSpec spec = Spec(steps: 5);

@@ -81,16 +81,21 @@ internal static class ChaosRunner
         var outcomes = new List<FaultOutcome>();
         var continued = new Dictionary<int, double>();
         var pending = new List<Task>();
-        bool completed = false, held = false;
-        var session = new Lazy<CommandClient.Session>(() => new CommandClient.Session(launcher.CoordinatorAddress)); // opened when the run is first held
+        bool completed = false, holding = false;
+        var session = new Lazy<CommandClient.Session>(() => new CommandClient.Session(launcher.CoordinatorAddress));
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         deadline.CancelAfter(o.Timeout);
         try
         {
+            _ = session.Value; // opened before the first fault: the hold below must reach the coordinator within a few steps
             foreach (ChaosFault fault in schedule)
             {
                 // Each fault comes once the processes the one before hit are back and the run has committed despite
                 // it (so its recovery is measured on its own), and at its step.
+                bool Back()
+                {
+                    lock (continued) return outcomes.Count == 0 || continued.ContainsKey(outcomes.Count - 1);
+                }
                 bool Recovered()
                 {
                     if (outcomes.Count == 0) return true;
@@ -102,19 +107,10 @@ internal static class ChaosRunner
                 }
                 while ((!Recovered() || Committed(launcher) < fault.AtStep) && !deadline.IsCancellationRequested && !launcher.RunEnded)
                 {
-                    // Steps of a small run take milliseconds and a restarted process seconds: near the end the run
-                    // would finish before the fault before this one has recovered. Hold it (as an operator would:
-                    // kto HOST:PORT run pause) until the processes that fault hit are back, then let it go on: the
-                    // recovery's commit and this fault follow at once.
-                    bool back;
-                    lock (continued) back = outcomes.Count == 0 || continued.ContainsKey(outcomes.Count - 1);
-                    if (!held && !back && Committed(launcher) >= spec.TotalSteps - HoldMargin(spec.TotalSteps))
-                        held = Operator(session, "pause", observer);
-                    else if (held && back)
-                        held = !Operator(session, "resume", observer);
+                    if (holding && Back()) { Release(session, observer); holding = false; }
                     await Task.Delay(50, CancellationToken.None);
                 }
-                if (held) held = !Operator(session, "resume", observer);
+                if (holding) { Release(session, observer); holding = false; }
                 if (deadline.IsCancellationRequested) break;
                 if (launcher.RunEnded)
                 {
@@ -125,6 +121,9 @@ internal static class ChaosRunner
                 string[] targets = fault.Targets.Length == 0 ? ["coordinator"] : [.. fault.Targets.Select(t => $"trainer-{t}")];
                 while (!targets.All(launcher.IsRunning) && !deadline.IsCancellationRequested) await Task.Delay(50, CancellationToken.None);
                 if (deadline.IsCancellationRequested) break;
+                // set before the fault, so it is in place however fast the others then commit
+                if (fault.Kind is FaultKind.TrainerKill or FaultKind.TrainerWave or FaultKind.TrainerFreeze)
+                    holding = Hold(session, spec.TotalSteps, Committed(launcher), observer);
                 double at = Since(launcher, DateTime.UtcNow);
                 int index = outcomes.Count;
                 string[] hit = await InjectAsync(launcher, fault, pending, () =>
@@ -133,8 +132,10 @@ internal static class ChaosRunner
                 });
                 observer.Info($"chaos: step {fault.AtStep}: {Describe(fault, hit)}");
                 outcomes.Add(new FaultOutcome(fault, hit, at, null, null));
+                if (holding && hit.Length == 0) { Release(session, observer); holding = false; }
             }
             await Task.WhenAll(pending).WaitAsync(deadline.Token);
+            if (holding) { Release(session, observer); holding = false; }
             completed = await launcher.WaitAsync(deadline.Token) == 0 && !deadline.IsCancellationRequested;
         }
         catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
@@ -221,16 +222,44 @@ internal static class ChaosRunner
         return f with { NextCommitSeconds = next };
     }
 
-    /// <summary>Steps before the end at which the runner holds the run for a fault still to come: 15 % (faults sit at 5–80 %).</summary>
+    /// <summary>Steps before the end at which the runner holds the run for a fault's recovery: 15 % (faults sit at 5–80 %).</summary>
     private static int HoldMargin(int totalSteps) => Math.Max(2, totalSteps * 15 / 100);
 
-    /// <summary>Sends <c>run VERB</c> (pause or resume) to the coordinator, as <c>kto HOST:PORT run VERB</c> would; whether it was done.</summary>
-    private static bool Operator(Lazy<CommandClient.Session> session, string verb, ITrainingObserver observer)
+    /// <summary>
+    /// After a trainer fault the other trainers go on, and the steps of a small run take milliseconds while a restarted
+    /// process takes seconds: the run could end before the processes hit are back, and the faults after this one would
+    /// never come. The coordinator is told to pause at <see cref="HoldMargin"/> steps before the end (as an operator
+    /// would: <c>kto HOST:PORT run pause --at STEPS</c>), so the hold does not depend on how fast this process reads the
+    /// commits; <see cref="Release"/> lifts it once they are back. Returns whether a hold was set.
+    /// </summary>
+    private static bool Hold(Lazy<CommandClient.Session> session, int totalSteps, int committed, ITrainingObserver observer)
     {
-        CommandReply? reply = session.Value.Send("run", verb);
+        int at = totalSteps - HoldMargin(totalSteps);
+        CommandReply? reply = committed < at ? session.Value.Send("run", "pause", "--at", at.ToString(CultureInfo.InvariantCulture)) : session.Value.Send("run", "pause");
         bool done = reply is { Ok: true };
-        observer.Info(done ? $"chaos: run {verb}d to wait for the last fault's recovery" : $"chaos: run {verb} not done ({reply?.Text ?? "no answer"})");
+        observer.Info(done ? $"chaos: the run holds at {Math.Max(at, committed)} committed steps until the processes hit are back ({reply!.Text})"
+            : $"chaos: no hold for the fault's recovery ({reply?.Text ?? "no answer"})");
         return done;
+    }
+
+    /// <summary>
+    /// Lifts the hold (<c>run resume</c>: resumes the run if it reached the point, else cancels the point); asks up to 5
+    /// times, a second apart, while the coordinator does not answer.
+    /// </summary>
+    private static void Release(Lazy<CommandClient.Session> session, ITrainingObserver observer)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            CommandReply? reply = session.Value.Send("run", "resume");
+            if (reply is { Ok: true }) observer.Info($"chaos: the processes hit are back: {reply.Text}");
+            else if (reply is null && attempt < 5)
+            {
+                Thread.Sleep(1000);
+                continue;
+            }
+            else observer.Warn($"chaos: run resume not done ({reply?.Text ?? "no answer"})");
+            return;
+        }
     }
 
     private static int Committed(LocalClusterLauncher launcher)

@@ -245,6 +245,7 @@ public sealed class CommandReceptionistActor : ReceiveActor
         return answer switch
         {
             RunStateReply s => new CommandReply(true, ok(s.State)),
+            PausePointCancelled c => new CommandReply(true, $"run {_runId}: the pause at {c.At} committed steps is cancelled; it goes on (now {c.State.CommittedSteps})"),
             CommandRejected no => new CommandReply(false, no.Reason),
             _ => new CommandReply(false, $"unexpected answer {answer.GetType().Name}"),
         };

@@ -101,7 +101,16 @@ public sealed partial class RunCoordinatorActor : ReceivePersistentActor, IWithT
             else if (SetPausePoint(at) is { } refused) Sender.Tell(new CommandRejected(refused));
             else Sender.Tell(new RunStateReply(_state));
         });
-        Command<ResumeRun>(_ => PersistAndReply(new RunResumed()));
+        Command<ResumeRun>(_ =>
+        {
+            if (_state.Phase == RunPhase.Running && _driver.PauseAt is { } at)
+            {
+                Note($"the pause at {at} committed steps is cancelled (now {_state.CommittedSteps})");
+                Drive(new PausePointSet(null));
+                Sender.Tell(new PausePointCancelled(at, _state));
+            }
+            else PersistAndReply(new RunResumed());
+        });
         Command<StopRun>(_ => PersistAndReply(new RunStopped()));
         Command<GetRunState>(_ => Sender.Tell(new RunStateReply(_state)));
         Command<GetClusterStatus>(_ => Sender.Tell(Status()));

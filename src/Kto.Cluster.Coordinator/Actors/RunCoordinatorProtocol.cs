@@ -19,7 +19,10 @@ public sealed record RecordCheckpoint(CheckpointSaved Checkpoint) : IRunCommand;
 /// point is held in memory: a coordinator restart forgets it.</param>
 public sealed record PauseRun(int? AtStep = null) : IRunCommand;
 
-/// <summary>Resume a paused run.</summary>
+/// <summary>
+/// Resume a paused run; for a running run with a pause point (<see cref="PauseRun.AtStep"/>), cancel the point
+/// (answered with <see cref="PausePointCancelled"/>).
+/// </summary>
 public sealed record ResumeRun : IRunCommand;
 
 /// <summary>Stop the run for good.</summary>
@@ -30,6 +33,9 @@ public sealed record GetRunState : IRunCommand;
 
 /// <summary>The state after the command.</summary>
 public sealed record RunStateReply(RunState State);
+
+/// <summary><see cref="ResumeRun"/> cancelled the pause point at <paramref name="At"/> committed steps of a run still running.</summary>
+public sealed record PausePointCancelled(int At, RunState State);
 
 /// <summary>The command was not valid in the run's state; nothing was persisted.</summary>
 public sealed record CommandRejected(string Reason);

@@ -45,8 +45,11 @@ public sealed record CommitPersisted : IDriverInput;
 /// <summary>Another event was persisted and applied (operator pause/resume/stop, a checkpoint, an evaluation, the run's completion or start).</summary>
 public sealed record RunEventApplied(IRunEvent Event) : IDriverInput;
 
-/// <summary>An operator set a pause point (<c>run pause --at</c>; the actor checked it lies ahead of the committed steps and before the run's end).</summary>
-public sealed record PausePointSet(int At) : IDriverInput;
+/// <summary>
+/// An operator set a pause point (<c>run pause --at</c>; the actor checked it lies ahead of the committed steps and
+/// before the run's end), or cancelled it (<c>run resume</c> before it was reached): <paramref name="At"/> null.
+/// </summary>
+public sealed record PausePointSet(int? At) : IDriverInput;
 
 /// <summary>An operator asked for a checkpoint (<c>run checkpoint</c>) of a run that is under way.</summary>
 public sealed record CheckpointAsked : IDriverInput;
