@@ -9,7 +9,6 @@ namespace Kto.Cluster.GpuNode.Tests;
 /// streams into the coordinator's and the trainers' Akka.Remote ports and into the trainers' ring ports, and ring
 /// frames whose length prefix lies. The run goes on and ends byte for byte as kto train's (full_determinism), and the
 /// coordinator's log holds one full line per kind of refusal and a count of the rest, not one stack trace per connection.
-/// A loop of connections runs past the host's budget of new connections and is closed at once.
 /// </summary>
 public sealed partial class EdgeInputTests(Xunit.Abstractions.ITestOutputHelper output) : ClusterTestBase(output)
 {
@@ -91,31 +90,6 @@ public sealed partial class EdgeInputTests(Xunit.Abstractions.ITestOutputHelper 
         Assert.Equal(causes.Distinct().Count(), causes.Count);
         long counted = lines.Select(l => Regex.Match(l, @"\] (\d+) more like ""Error caught channel")).Where(m => m.Success).Sum(m => long.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
         Assert.True(causes.Count + counted >= 8, $"{causes.Count} written and {counted} counted for 8 connections");
-
-        // A client that connects in a loop runs its host's budget of new connections dry: the coordinator closes the
-        // ones over it before Akka.Remote builds anything for them, and says so once per host and window.
-        var flood = new List<TcpClient>();
-        try
-        {
-            for (int c = 0; c < 200; c++)
-            {
-                var client = new TcpClient();
-                flood.Add(client);
-                await client.ConnectAsync(IPAddress.Loopback, cluster.Port);
-            }
-            string refusal = await coordinator.WaitFor(l => l.Contains("refused an inbound connection from 127.0.0.1: it opened more than 64 at once", StringComparison.Ordinal), cluster.Guard, "the refusal of the connections over the budget");
-            await Task.Delay(TimeSpan.FromSeconds(2));
-            int closed = flood.Count(c => c.Client.Poll(0, SelectMode.SelectRead) && c.Client.Available == 0);
-            Output.WriteLine($"{closed} of 200 connections closed by the coordinator at once; {refusal}");
-            Assert.InRange(closed, 100, 200 - 56); // at most 200 − (64 − the 8 garbage connections) plus what was earned back
-        }
-        finally
-        {
-            foreach (var c in flood) c.Dispose();
-        }
-        string refusedCount = await coordinator.WaitFor(l => l.Contains("refused an inbound connection from 127.0.0.1", StringComparison.Ordinal) && l.Contains(" more like it in the 10 s after it", StringComparison.Ordinal), cluster.Guard, "the count of the refused connections");
-        Assert.Single(coordinator.Lines, l => l.Contains("refused an inbound connection from 127.0.0.1", StringComparison.Ordinal) && !l.Contains(" more like it", StringComparison.Ordinal));
-        Output.WriteLine(refusedCount);
 
         // Everyone is still there and the run resumes with both trainers, then ends as kto train's.
         foreach (var p in cluster.Processes()) Assert.False(p.Process.HasExited, $"{p.Name} ended");

@@ -2,7 +2,6 @@ using Akka.Event;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
 using Akka.Remote.Transport.DotNetty;
-using Kto.Cluster.Core.Remoting;
 
 namespace Kto.Cluster.Core.Security;
 
@@ -17,12 +16,10 @@ public static class AkkaTls
     /// <see cref="ClusterTls.Verify"/> (DotNettySslSetup's custom validator): the system trust store plays no part, and
     /// host names are not compared, as addresses behind NAT or on several interfaces differ from the certificate's.
     /// A refused peer is logged as a warning on this side with the reason; the peer sees its handshake fail.
-    /// With or without TLS, new inbound connections pass a per-host budget first (<see cref="InboundAdmissionTransport"/>).
     /// </summary>
     public static AkkaConfigurationBuilder WithClusterRemoting(this AkkaConfigurationBuilder akka, string hostname, int port, ClusterTls? tls,
         params CertificateHolder[] accepted)
     {
-        akka.AddHocon(InboundAdmissionProvider.Hocon, HoconAddMode.Prepend); // a per-host budget of new inbound connections
         if (tls is null) return akka.WithRemoting(hostname, port);
         CertificateHolder[] kinds = accepted.Length > 0 ? accepted : [CertificateHolder.Host];
         return akka.WithRemoting(new RemoteOptions
