@@ -47,6 +47,7 @@ internal static class CommandClient
         kto HOST:PORT run start RUN_CONFIG start the host's run (absolute path as the host sees it)
         kto HOST:PORT run pause | resume | stop
         kto HOST:PORT run pause --at STEPS pause once STEPS steps are committed (held in memory by the coordinator)
+                                           (run resume before then cancels it)
         kto HOST:PORT run checkpoint       write a checkpoint at the next step boundary
         kto HOST:PORT run history [--since STEP]
                                            the journal: step | event | details (commits with generation and
