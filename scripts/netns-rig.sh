@@ -19,6 +19,11 @@
 #       --port P                  no packet to or from port P (whoever listens on P, cut from everyone)
 #       --from P --to-port Q      no packet from port P to port Q
 #   scripts/netns-rig.sh heal NS       removes every cut
+#   scripts/netns-rig.sh wall NS --allow ADDRS [--drop]
+#       The firewall of a box on a shared network: TCP from any source address but ADDRS (comma-separated, e.g.
+#       127.0.0.1) is refused in the kernel before a process sees it, with a reset (a flooder keeps its rate: the
+#       harder case for the machine) or, with --drop, silently as a real network's rule would. Replaces an earlier wall.
+#   scripts/netns-rig.sh wall NS --open      removes the wall
 #
 # Needs root, iproute2 (ip, tc), util-linux (setpriv) and nftables. netem does not exist in some kernels, so there is
 # no added delay.
@@ -54,7 +59,8 @@ up() {
   # connection between them, whoever opened it. Processes not started as a box (the test runner, root) have 0.
   rules="add table inet kto_rig
 add chain inet kto_rig out { type filter hook output priority 0; policy accept; }
-add chain inet kto_rig cuts"
+add chain inet kto_rig cuts
+add chain inet kto_rig wall { type filter hook input priority 0; policy accept; }"
   for ((i = 1; i <= BOXES; i++)); do
     rules+="
 add rule inet kto_rig out ct state new meta skuid $((UID_BASE + i)) ct mark set $i
@@ -153,8 +159,26 @@ case "$cmd" in
   heal)
     ip netns exec "${1:?heal NS}" nft flush chain inet kto_rig cuts
     ;;
+  wall)
+    name=${1:?wall NS --allow ADDRS [--drop] | --open}; shift
+    allow=""; verdict="reject with tcp reset"
+    while [[ $# -gt 0 ]]; do
+      case "$1" in
+        --allow)
+          [[ "${2:-}" =~ ^[0-9.,]+$ ]] || die "--allow needs IPv4 addresses separated by commas, got '${2:-}'"
+          allow=$2; shift 2 ;;
+        --drop) verdict="drop"; shift ;;
+        --open) allow="-"; shift ;;
+        *) die "unknown option $1 (expected --allow ADDRS [--drop] or --open)" ;;
+      esac
+    done
+    [[ -n "$allow" ]] || die "wall needs --allow ADDRS or --open"
+    rules="flush chain inet kto_rig wall"
+    if [[ "$allow" != "-" ]]; then rules+=$'\n'"add rule inet kto_rig wall ip saddr != { $allow } meta l4proto tcp $verdict"; fi
+    printf '%s\n' "$rules" | ip netns exec "$name" nft -f -
+    ;;
   *)
-    sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

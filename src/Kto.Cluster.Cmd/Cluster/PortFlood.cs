@@ -16,11 +16,13 @@ internal static class PortFlood
     /// Floods <paramref name="targets"/> round robin from <paramref name="workers"/> concurrent loops until <paramref
     /// name="stop"/>; with <paramref name="connectionsPerSecond"/>, connection k opens no earlier than k / rate seconds
     /// after the start (so two targets that close at different speeds get the same flood), else as fast as they go.
+    /// With <paramref name="from"/>, every connection is opened from that local address (a stranger's address that a
+    /// firewall rule can tell from the cluster's hosts, e.g. 127.0.0.2 on a loopback).
     /// </summary>
-    /// <returns>Bytes written and connections opened.</returns>
-    public static async Task<(long Bytes, long Connections)> RunAsync(IReadOnlyList<IPEndPoint> targets, int workers, CancellationToken stop, double? connectionsPerSecond = null)
+    /// <returns>Bytes written, connections opened, and connection attempts refused (reset or unreachable).</returns>
+    public static async Task<(long Bytes, long Connections, long Refused)> RunAsync(IReadOnlyList<IPEndPoint> targets, int workers, CancellationToken stop, double? connectionsPerSecond = null, IPAddress? from = null)
     {
-        long bytes = 0, connections = 0, scheduled = 0;
+        long bytes = 0, connections = 0, refused = 0, scheduled = 0;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         async Task Worker(int index)
         {
@@ -36,8 +38,17 @@ internal static class PortFlood
                         TimeSpan due = TimeSpan.FromSeconds(Interlocked.Increment(ref scheduled) / rate) - clock.Elapsed;
                         if (due > TimeSpan.Zero) await Task.Delay(due, stop);
                     }
-                    using var client = new TcpClient();
-                    await client.ConnectAsync(targets[next % targets.Count], stop);
+                    using var client = new TcpClient(targets[0].AddressFamily);
+                    if (from is not null) client.Client.Bind(new IPEndPoint(from, 0));
+                    try
+                    {
+                        await client.ConnectAsync(targets[next % targets.Count], stop);
+                    }
+                    catch (SocketException)
+                    {
+                        Interlocked.Increment(ref refused);
+                        continue;
+                    }
                     Interlocked.Increment(ref connections);
                     NetworkStream stream = client.GetStream();
                     for (int written = 0; written < BytesPerConnection && !stop.IsCancellationRequested; written += chunk.Length)
@@ -57,7 +68,7 @@ internal static class PortFlood
             }
         }
         await Task.WhenAll(Enumerable.Range(0, workers).Select(Worker));
-        return (Interlocked.Read(ref bytes), Interlocked.Read(ref connections));
+        return (Interlocked.Read(ref bytes), Interlocked.Read(ref connections), Interlocked.Read(ref refused));
     }
 }
 

@@ -31,9 +31,10 @@ internal static class BenchClusterCommand
         var trainers = new Option<int>("--trainers") { DefaultValueFactory = _ => 2, Description = "trainer processes of the cluster compared with 1 (2–8)" };
         var floodRate = new Option<double>("--flood-rate") { DefaultValueFactory = _ => 1000, Description = "connections per second the flood opens, the same into the cluster and into the control's ports (0: as fast as the ports close them)" };
         var flood = new Option<bool>("--flood") { Description = "also measure the N-trainer cluster while strangers flood the coordinator's Akka port and every ring port with random bytes, and again with the same flood into ports outside the cluster (step time and the cluster processes' CPU per step, flooded against not and against the flood elsewhere)" };
+        var floodFrom = new Option<string?>("--flood-from") { Description = "local address the flood's connections come from (default: the system's choice); e.g. 127.0.0.2 inside the network rig, whose firewall rule refuses every address but the cluster's (docs/cluster.md, \"Strangers flooding the ports\")" };
         var cmd = new Command("cluster", "steps/s of a local cluster with 1 and N trainer processes (1 thread each), and kill -9 to the next commit")
         {
-            layers, width, vocab, tokens, batch, steps, warmup, lora, determinism, trainers, flood, floodRate,
+            layers, width, vocab, tokens, batch, steps, warmup, lora, determinism, trainers, flood, floodRate, floodFrom,
         };
         cmd.SetAction(parse => CommonOptions.Guard(() =>
         {
@@ -52,20 +53,23 @@ internal static class BenchClusterCommand
                     > 0 and var r => r,
                     var r => throw new ArgumentException($"--flood-rate must be positive or 0, got {r}"),
                 };
+                IPAddress? from = parse.GetValue(floodFrom) is { } a
+                    ? IPAddress.TryParse(a, out IPAddress? parsed) ? parsed : throw new ArgumentException($"--flood-from must be an IP address, got '{a}'")
+                    : null;
                 var (one, _, oneCompute, _, _, oneCoordinatorCpu, oneTrainerCpu, _) = Measure(dir, config, 1, w, n, killAfter: false, Flood.None, observer);
                 var (two, failover, twoCompute, twoExchange, twoBytes, twoCoordinatorCpu, twoTrainerCpu, unflooded) = Measure(dir, config, t, w, n, killAfter: true, Flood.None, observer);
                 string flooded = "";
                 if (parse.GetValue(flood))
                 {
                     observer.Info($"the {t}-trainer cluster again, its coordinator's Akka port and every ring port flooded with random bytes");
-                    var (rate, _, _, _, _, coordinatorCpu, trainerCpu, f) = Measure(dir, config, t, w, n, killAfter: false, Flood.Cluster, observer, rateLimit);
+                    var (rate, _, _, _, _, coordinatorCpu, trainerCpu, f) = Measure(dir, config, t, w, n, killAfter: false, Flood.Cluster, observer, rateLimit, from);
                     // The control: the same flood on the same machine into ports outside the cluster that refuse as
                     // cheaply as a port can; what the flooded cluster loses beyond it is the cluster's own cost.
                     observer.Info($"the {t}-trainer cluster again, the same flood into {1 + t} ports outside it (the machine's share of the slowdown)");
-                    var (elsewhereRate, _, _, _, _, elsewhereCoordinatorCpu, elsewhereTrainerCpu, e) = Measure(dir, config, t, w, n, killAfter: false, Flood.Elsewhere, observer, rateLimit);
+                    var (elsewhereRate, _, _, _, _, elsewhereCoordinatorCpu, elsewhereTrainerCpu, e) = Measure(dir, config, t, w, n, killAfter: false, Flood.Elsewhere, observer, rateLimit, from);
                     flooded = string.Create(CultureInfo.InvariantCulture,
-                        $",\"flooded\":{{\"trainers_{t}_step_s\":{1 / rate:0.000},\"step_vs_unflooded\":{two / rate:0.000},\"step_vs_flood_elsewhere\":{elsewhereRate / rate:0.000},\"cpu_s_per_step\":{{\"coordinator\":{coordinatorCpu:0.000},\"trainer\":{trainerCpu:0.000}}},\"flood_mb_s\":{f.MBps:0.0},\"flood_connections_per_s\":{f.ConnectionsPerSecond:0.0},\"log_bytes_per_step\":{f.LogBytesPerStep:0},\"unflooded_log_bytes_per_step\":{unflooded.LogBytesPerStep:0}}}" +
-                        $",\"flood_elsewhere\":{{\"trainers_{t}_step_s\":{1 / elsewhereRate:0.000},\"step_vs_unflooded\":{two / elsewhereRate:0.000},\"cpu_s_per_step\":{{\"coordinator\":{elsewhereCoordinatorCpu:0.000},\"trainer\":{elsewhereTrainerCpu:0.000}}},\"flood_mb_s\":{e.MBps:0.0},\"flood_connections_per_s\":{e.ConnectionsPerSecond:0.0},\"log_bytes_per_step\":{e.LogBytesPerStep:0}}}");
+                        $",\"flooded\":{{\"trainers_{t}_step_s\":{1 / rate:0.000},\"step_vs_unflooded\":{two / rate:0.000},\"step_vs_flood_elsewhere\":{elsewhereRate / rate:0.000},\"cpu_s_per_step\":{{\"coordinator\":{coordinatorCpu:0.000},\"trainer\":{trainerCpu:0.000}}},\"flood_mb_s\":{f.MBps:0.0},\"flood_connections_per_s\":{f.ConnectionsPerSecond:0.0},\"flood_refused_per_s\":{f.RefusedPerSecond:0.0},\"log_bytes_per_step\":{f.LogBytesPerStep:0},\"unflooded_log_bytes_per_step\":{unflooded.LogBytesPerStep:0}}}" +
+                        $",\"flood_elsewhere\":{{\"trainers_{t}_step_s\":{1 / elsewhereRate:0.000},\"step_vs_unflooded\":{two / elsewhereRate:0.000},\"cpu_s_per_step\":{{\"coordinator\":{elsewhereCoordinatorCpu:0.000},\"trainer\":{elsewhereTrainerCpu:0.000}}},\"flood_mb_s\":{e.MBps:0.0},\"flood_connections_per_s\":{e.ConnectionsPerSecond:0.0},\"flood_refused_per_s\":{e.RefusedPerSecond:0.0},\"log_bytes_per_step\":{e.LogBytesPerStep:0}}}");
                 }
                 observer.Done();
                 int b = parse.GetValue(batch);
@@ -152,8 +156,8 @@ internal static class BenchClusterCommand
     /// hits the coordinator's Akka port and every ring port; with <see cref="Flood.Elsewhere"/>, as many ports of a
     /// <see cref="PortSink"/> outside the cluster.
     /// </summary>
-    private static (double StepsPerSecond, double Failover, double MemberSeconds, double ExchangeSeconds, double BytesSent, double CoordinatorCpu, double TrainerCpu, (double MBps, double ConnectionsPerSecond, double LogBytesPerStep) Flood) Measure(
-        string dir, string config, int trainers, int warmup, int steps, bool killAfter, Flood flood, Terminal.ConsoleObserver observer, double? floodRate = null)
+    private static (double StepsPerSecond, double Failover, double MemberSeconds, double ExchangeSeconds, double BytesSent, double CoordinatorCpu, double TrainerCpu, (double MBps, double ConnectionsPerSecond, double RefusedPerSecond, double LogBytesPerStep) Flood) Measure(
+        string dir, string config, int trainers, int warmup, int steps, bool killAfter, Flood flood, Terminal.ConsoleObserver observer, double? floodRate = null, IPAddress? floodFrom = null)
     {
         string runDir = Path.Combine(dir, $"cluster-{trainers}{(flood == Flood.None ? "" : "-flood-" + flood.ToString().ToLowerInvariant())}");
         long LogBytes(string process) => new FileInfo(Path.Combine(runDir, "logs", process + ".log")) is { Exists: true } f ? f.Length : 0;
@@ -167,14 +171,14 @@ internal static class BenchClusterCommand
             var floodClock = System.Diagnostics.Stopwatch.StartNew();
             PortSink? sink = flood == Flood.Elsewhere ? new PortSink(1 + launcher.RingEndpoints.Count) : null;
             IReadOnlyList<IPEndPoint> targets = sink?.Endpoints ?? [IPEndPoint.Parse(launcher.CoordinatorAddress), .. launcher.RingEndpoints];
-            Task<(long Bytes, long Connections)>? flooding = flood == Flood.None ? null : PortFlood.RunAsync(targets, workers: floodRate is null ? 4 : 32, stopFlood.Token, floodRate);
+            Task<(long Bytes, long Connections, long Refused)>? flooding = flood == Flood.None ? null : PortFlood.RunAsync(targets, workers: floodRate is null ? 4 : 32, stopFlood.Token, floodRate, floodFrom);
             TimeSpan[] cpuBefore = [.. names.Select(launcher.CpuTime)];
             long[] logBefore = [.. names.Select(LogBytes)];
             while (launcher.Commits.Count < warmup + steps + 1) Thread.Sleep(20);
             TimeSpan[] cpuAfter = [.. names.Select(launcher.CpuTime)];
             long logGrowth = names.Select(LogBytes).Zip(logBefore, (after, before) => after - before).Sum();
             stopFlood.Cancel();
-            (long floodBytes, long floodConnections) = flooding?.GetAwaiter().GetResult() ?? (0, 0);
+            (long floodBytes, long floodConnections, long floodRefused) = flooding?.GetAwaiter().GetResult() ?? (0, 0, 0);
             sink?.DisposeAsync().AsTask().GetAwaiter().GetResult();
             double floodSeconds = floodClock.Elapsed.TotalSeconds;
             double coordinatorCpu = (cpuAfter[0] - cpuBefore[0]).TotalSeconds / steps;
@@ -205,7 +209,7 @@ internal static class BenchClusterCommand
                 System.Text.RegularExpressions.Regex.Match(c.Line, @"exchange ([0-9.]+) s").Groups[1].Value, CultureInfo.InvariantCulture));
             double sent = commits.Skip(warmup + 1).Take(steps).Average(c => double.Parse(
                 System.Text.RegularExpressions.Regex.Match(c.Line, @"sent ([0-9]+) B").Groups[1].Value, CultureInfo.InvariantCulture));
-            return (rate, failover, compute, exchange, sent, coordinatorCpu, trainerCpu, (floodBytes / 1e6 / floodSeconds, floodConnections / floodSeconds, logGrowth / (double)steps));
+            return (rate, failover, compute, exchange, sent, coordinatorCpu, trainerCpu, (floodBytes / 1e6 / floodSeconds, floodConnections / floodSeconds, floodRefused / floodSeconds, logGrowth / (double)steps));
         }
         finally
         {
