@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Kto.Domain.Model;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -85,34 +87,125 @@ public sealed class ExactSum : IDisposable
         _overflow = false;
     }
 
-    /// <summary>Rounds the parameters' current gradients (one slice's) onto the grid and adds them.</summary>
+    /// <summary>
+    /// Rounds the parameters' current gradients (one slice's) onto the grid and adds them. The gradients are spent by
+    /// it (the caller sets them to none before the next slice's backward, or <see cref="WriteGradients"/> replaces
+    /// them). On the CPU one pass over each gradient does it all (<see cref="RoundAndAdd"/>); elsewhere tensor ops give
+    /// the same bits.
+    /// </summary>
     public void AddSlice()
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        var maxima = new Tensor[_parameters.Length];
+        double[] m = new double[_parameters.Length];
+        Tensor?[] maxima = new Tensor?[_parameters.Length];
         for (int i = 0; i < _parameters.Length; i++)
         {
             Tensor? g = _parameters[i].grad;
-            if (g is null)
+            if (g is null) continue;
+            double scale = Math.ScaleB(1, -_pending[i]);
+            if (IsHostFloat32(g) && IsHostFloat64(_units[i]))
             {
-                maxima[i] = zeros(1, ScalarType.Float64, _units[i].device).squeeze();
+                m[i] = RoundAndAdd(Floats(g), Doubles(_units[i]), scale);
                 continue;
             }
+            var (lo, hi) = g.aminmax();
+            maxima[i] = maximum(hi, lo.neg_()).to_type(ScalarType.Float64).cpu(); // max |g|, exact (a max, not a sum)
             // g × 2^-floor is exact in g's own dtype (a power of two), and so is rounding it to an integer (below 2^24 the
             // integer fits a float32's significand; above, the value is one already); the float64 accumulator then adds
             // it exactly. Round half to even.
-            Tensor q = g.Times(Math.ScaleB(1, -_pending[i])).round_();
-            _units[i].add_(q, Scalars.One);
-            maxima[i] = g.abs().max().to_type(ScalarType.Float64);
+            g.mul_(scale).round_();
+            _units[i].add_(g);
         }
-        double[] m = stack(maxima).cpu().data<double>().ToArray();
         for (int i = 0; i < m.Length; i++)
         {
+            if (maxima[i] is { } t) m[i] = t.item<double>();
             _localMax[i] = Math.Max(_localMax[i], m[i]);
             if (!double.IsFinite(m[i]) || Math.ScaleB(m[i], -_pending[i]) >= ScalarLimit) _overflow = true;
         }
     }
+
+    /// <summary>
+    /// <paramref name="units"/>[j] += round(<paramref name="g"/>[j] × <paramref name="scale"/>), half to even, in one
+    /// pass; the same bits as scaling and rounding in float32 and adding into float64 when <paramref name="scale"/> is a
+    /// power of two (the products are exact in both). Lengths must match.
+    /// </summary>
+    /// <returns>The largest |g[j]|, or NaN if an element is not finite.</returns>
+    public static double RoundAndAdd(ReadOnlySpan<float> g, Span<double> units, double scale)
+    {
+        if (g.Length != units.Length) throw new ArgumentException($"{g.Length} gradient elements for {units.Length} units");
+        int j = 0;
+        float max = 0, bad = 0; // bad: Σ g·0, 0 while every element is finite, NaN once one is not
+        if (Vector256.IsHardwareAccelerated && g.Length >= Vector256<float>.Count)
+        {
+            ref float gr = ref MemoryMarshal.GetReference(g);
+            ref double ur = ref MemoryMarshal.GetReference(units);
+            Vector256<float> vmax = Vector256<float>.Zero, vbad = Vector256<float>.Zero;
+            Vector256<double> vs = Vector256.Create(scale);
+            for (; j <= g.Length - Vector256<float>.Count; j += Vector256<float>.Count)
+            {
+                Vector256<float> x = Vector256.LoadUnsafe(ref gr, (nuint)j);
+                vmax = Vector256.MaxNative(vmax, Vector256.Abs(x));
+                vbad += x * Vector256<float>.Zero;
+                (Vector256<double> lo, Vector256<double> hi) = Vector256.Widen(x);
+                (Vector256.LoadUnsafe(ref ur, (nuint)j) + Vector256.Round(lo * vs)).StoreUnsafe(ref ur, (nuint)j);
+                (Vector256.LoadUnsafe(ref ur, (nuint)(j + 4)) + Vector256.Round(hi * vs)).StoreUnsafe(ref ur, (nuint)(j + 4));
+            }
+            for (int k = 0; k < Vector256<float>.Count; k++)
+            {
+                max = Math.Max(max, vmax[k]);
+                bad += vbad[k];
+            }
+        }
+        for (; j < g.Length; j++)
+        {
+            float x = g[j];
+            max = Math.Max(max, Math.Abs(x));
+            bad += x * 0;
+            units[j] += Math.Round(x * scale, MidpointRounding.ToEven);
+        }
+        return float.IsNaN(bad) ? double.NaN : max;
+    }
+
+    /// <summary>
+    /// <paramref name="gradient"/>[j] = (float)(<paramref name="units"/>[j] × <paramref name="scale"/>), rounded to
+    /// nearest even as a float64 → float32 cast is, in one pass.
+    /// </summary>
+    /// <returns>The largest |units[j] × scale| (in float64).</returns>
+    public static double UnitsToGradient(ReadOnlySpan<double> units, Span<float> gradient, double scale)
+    {
+        if (gradient.Length != units.Length) throw new ArgumentException($"{units.Length} units for {gradient.Length} gradient elements");
+        int j = 0;
+        double max = 0;
+        if (Vector256.IsHardwareAccelerated && units.Length >= Vector256<float>.Count)
+        {
+            ref double ur = ref MemoryMarshal.GetReference(units);
+            ref float gr = ref MemoryMarshal.GetReference(gradient);
+            Vector256<double> vmax = Vector256<double>.Zero, vs = Vector256.Create(scale);
+            for (; j <= units.Length - Vector256<float>.Count; j += Vector256<float>.Count)
+            {
+                Vector256<double> lo = Vector256.LoadUnsafe(ref ur, (nuint)j) * vs, hi = Vector256.LoadUnsafe(ref ur, (nuint)(j + 4)) * vs;
+                vmax = Vector256.MaxNative(vmax, Vector256.MaxNative(Vector256.Abs(lo), Vector256.Abs(hi)));
+                Vector256.Narrow(lo, hi).StoreUnsafe(ref gr, (nuint)j);
+            }
+            for (int k = 0; k < Vector256<double>.Count; k++) max = Math.Max(max, vmax[k]);
+        }
+        for (; j < units.Length; j++)
+        {
+            double v = units[j] * scale;
+            max = Math.Max(max, Math.Abs(v));
+            gradient[j] = (float)v;
+        }
+        return max;
+    }
+
+    private static bool IsHostFloat32(Tensor t) => t.device_type == DeviceType.CPU && t.dtype == ScalarType.Float32 && t.is_contiguous();
+
+    private static bool IsHostFloat64(Tensor t) => t.device_type == DeviceType.CPU && t.dtype == ScalarType.Float64 && t.is_contiguous();
+
+    private static Span<float> Floats(Tensor t) => MemoryMarshal.Cast<byte, float>(t.bytes);
+
+    private static Span<double> Doubles(Tensor t) => MemoryMarshal.Cast<byte, double>(t.bytes);
 
     /// <summary>Floats in <see cref="OverflowVector"/>: an overflow count and one block of maxima per member.</summary>
     public int OverflowVectorLength(int members) => 1 + members * _parameters.Length;
@@ -177,15 +270,29 @@ public sealed class ExactSum : IDisposable
         {
             Parameter p = _parameters[i];
             int n = (int)p.numel();
-            using Tensor host = empty(p.shape, ScalarType.Float64);
-            System.Runtime.InteropServices.MemoryMarshal.AsBytes(flat.AsSpan(offset, n)).CopyTo(host.bytes);
+            ReadOnlySpan<double> units = flat.AsSpan(offset, n);
             offset += n;
-            using Scalar scale = Math.ScaleB(1, _pending[i]).ToScalar();
-            using Tensor value = host.mul_(scale);
-            using Tensor g = value.to_type(p.dtype).to(p.device);
-            if (p.grad is null) p.grad = g.clone();
-            else p.grad.copy_(g);
-            double max = value.abs().max().item<double>();
+            double max, scale = Math.ScaleB(1, _pending[i]);
+            if (p.device_type == DeviceType.CPU && p.dtype == ScalarType.Float32)
+            {
+                // Into the last slice's spent gradient when there is one (no new allocation), else a new tensor.
+                using Tensor g = p.grad is { } spent && IsHostFloat32(spent) ? spent : empty(p.shape, ScalarType.Float32);
+                max = UnitsToGradient(units, Floats(g), scale);
+                p.grad = g; // the parameter holds its own reference
+            }
+            else
+            {
+                using Tensor host = empty(p.shape, ScalarType.Float64);
+                MemoryMarshal.AsBytes(units).CopyTo(host.bytes);
+                using Scalar s = scale.ToScalar();
+                using Tensor value = host.mul_(s);
+                using Tensor g = value.to_type(p.dtype).to(p.device);
+                p.grad = g;
+                var (lo, hi) = value.aminmax();
+                max = Math.Max(hi.item<double>(), -lo.item<double>());
+                lo.Dispose();
+                hi.Dispose();
+            }
             if (max > 0) SetFloor(i, max);
         }
         _pendingKnown = true;

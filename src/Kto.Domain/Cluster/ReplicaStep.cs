@@ -136,7 +136,9 @@ public sealed class ReplicaStep
                 var global = new KlPartial(ExactSum.ScalarValue(kl[0]), (long)kl[1]);
                 foreach (var (slice, reference) in mine)
                 {
-                    foreach (var p in _parameters) p.grad?.zero_();
+                    // None, not zero: the slice's backward then writes its gradients afresh (no zeroing pass, no adding
+                    // into zeros), and AddSlice spends them.
+                    foreach (var p in _parameters) p.grad = null;
                     StepMetrics m = _stepper.ForwardBackward(slice, reference, global, micro.Length, microBatches.Count);
                     exact.AddSlice();
                     AddUnits(metricUnits, MetricVector.From(m), exact);
