@@ -65,10 +65,7 @@ public sealed class ReplicaStep
     public ReducedStep Run(IReadOnlyList<int[]> microBatches, IAllReduce group)
     {
         if (Exact is not null) return RunExact(microBatches, group, Exact);
-        // None rather than zeros where the model trains in float32: the first backward then writes the gradients
-        // afresh instead of adding into zeros (one pass less, and no zeroing pass).
-        if (_precision is null) foreach (var p in _parameters) p.grad = null;
-        else foreach (var p in _parameters) p.grad?.zero_();
+        foreach (var p in _parameters) p.grad?.zero_();
         StepMetrics local = StepMetrics.Zero;
         var exchange = new System.Diagnostics.Stopwatch();
         long sentBefore = group.BytesSent;
