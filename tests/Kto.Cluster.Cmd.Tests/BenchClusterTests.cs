@@ -49,4 +49,12 @@ public sealed class BenchClusterTests : IDisposable
         Assert.True(elsewhere.GetProperty("trainers_2_step_s").GetDouble() > 0);
         Assert.True(elsewhere.GetProperty("flood_connections_per_s").GetDouble() > 0);
     }
+
+    [Fact]
+    public void DeterminismSlicesThatDoNotDivideTheBatchAreRefused()
+    {
+        var r = KtoProcess.Run(_dir, "bench", "cluster", "--batch", "4", "--full-determinism", "--determinism-slices", "3");
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("--determinism-slices must be at least 1 and divide --batch (4), got 3", r.Stderr);
+    }
 }

@@ -26,7 +26,8 @@ internal static class BenchClusterCommand
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 16, Description = "global batch (examples per step)" };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 20, Description = "measured steps per cluster size" };
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 10, Description = "steps left out of the measurement (the processes' JIT tiers up Akka's and the step's code over the first dozen steps)" };
-        var determinism = new Option<bool>("--full-determinism") { Description = "train with full_determinism (determinism_slices 4); the baseline's bench step too, its share being the busiest member's slices" };
+        var determinism = new Option<bool>("--full-determinism") { Description = "train with full_determinism; the baseline's bench step too, its share being the busiest member's slices" };
+        var slicesOption = new Option<int>("--determinism-slices") { DefaultValueFactory = _ => 4, Description = "determinism_slices under --full-determinism (the run config's default, 4); --batch must be a multiple of it" };
         var lora = new Option<bool>("--lora") { Description = "train LoRA adapters (r 16, alpha 32, all-linear) instead of the whole model" };
         var trainers = new Option<int>("--trainers") { DefaultValueFactory = _ => 2, Description = "trainer processes of the cluster compared with 1 (2–8)" };
         var floodRate = new Option<double>("--flood-rate") { DefaultValueFactory = _ => 1000, Description = "connections per second the flood opens, the same into the cluster and into the control's ports (0: as fast as the ports close them)" };
@@ -34,7 +35,7 @@ internal static class BenchClusterCommand
         var floodFrom = new Option<string?>("--flood-from") { Description = "local address the flood's connections come from (default: the system's choice); e.g. 127.0.0.2 inside the network rig, whose firewall rule refuses every address but the cluster's (docs/cluster.md, \"Strangers flooding the ports\")" };
         var cmd = new Command("cluster", "steps/s of a local cluster with 1 and N trainer processes (1 thread each), and kill -9 to the next commit")
         {
-            layers, width, vocab, tokens, batch, steps, warmup, lora, determinism, trainers, flood, floodRate, floodFrom,
+            layers, width, vocab, tokens, batch, steps, warmup, lora, determinism, slicesOption, trainers, flood, floodRate, floodFrom,
         };
         cmd.SetAction(parse => CommonOptions.Guard(() =>
         {
@@ -42,11 +43,14 @@ internal static class BenchClusterCommand
             if (n < 2 || w < 0) throw new ArgumentException("--steps must be at least 2 and --warmup not negative");
             int t = parse.GetValue(trainers);
             if (t is < 2 or > 8) throw new ArgumentException($"--trainers must be 2–8, got {t}");
+            int slices = parse.GetValue(slicesOption);
+            if (parse.GetValue(determinism) && (slices < 1 || parse.GetValue(batch) % slices != 0))
+                throw new ArgumentException($"--determinism-slices must be at least 1 and divide --batch ({parse.GetValue(batch)}), got {slices}");
             string dir = Directory.CreateTempSubdirectory("kto-bench-cluster-").FullName;
             try
             {
                 var observer = new Terminal.ConsoleObserver();
-                string config = WriteRun(dir, parse.GetValue(layers), parse.GetValue(width), parse.GetValue(vocab), parse.GetValue(tokens), parse.GetValue(batch), totalSteps: w + n + 15, parse.GetValue(lora), parse.GetValue(determinism));
+                string config = WriteRun(dir, parse.GetValue(layers), parse.GetValue(width), parse.GetValue(vocab), parse.GetValue(tokens), parse.GetValue(batch), totalSteps: w + n + 15, parse.GetValue(lora), parse.GetValue(determinism) ? slices : null);
                 double? rateLimit = parse.GetValue(floodRate) switch
                 {
                     0 => null,
@@ -84,12 +88,12 @@ internal static class BenchClusterCommand
                 double[] halves;
                 if (parse.GetValue(determinism))
                 {
-                    // The run's slices are fixed (DeterminismSlices of b / DeterminismSlices examples each) and the
-                    // busiest member computes ceil(slices / t) of them, one at a time: the baseline's share is that
-                    // many slices of that size, not 1/t of the batch cut into DeterminismSlices smaller ones.
-                    int perMember = (DeterminismSlices + t - 1) / t;
-                    whole = StepMilliseconds([.. shape, "--full-determinism", "--determinism-slices", Text(DeterminismSlices), "--batch", Text(b)], 1)[0];
-                    halves = StepMilliseconds([.. shape, "--full-determinism", "--determinism-slices", Text(perMember), "--batch", Text(Math.Max(perMember, b / DeterminismSlices * perMember))], t);
+                    // The run's slices are fixed (slices of b / slices examples each) and the busiest member computes
+                    // ceil(slices / t) of them, one at a time: the baseline's share is that many slices of that size,
+                    // not 1/t of the batch cut into `slices` smaller ones.
+                    int perMember = (slices + t - 1) / t;
+                    whole = StepMilliseconds([.. shape, "--full-determinism", "--determinism-slices", Text(slices), "--batch", Text(b)], 1)[0];
+                    halves = StepMilliseconds([.. shape, "--full-determinism", "--determinism-slices", Text(perMember), "--batch", Text(Math.Max(perMember, b / slices * perMember))], t);
                 }
                 else
                 {
@@ -102,7 +106,7 @@ internal static class BenchClusterCommand
                 // all-reduces, waiting for the slower member included); the rest of a step is the coordinator's round
                 // trip, the commit's persist and the apply (clip + AdamW).
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{{\"bench\":\"cluster\",\"lora\":{(parse.GetValue(lora) ? "true" : "false")},\"full_determinism\":{(parse.GetValue(determinism) ? "true" : "false")},\"batch\":{b},\"steps\":{n},\"trainers\":{t},\"trainers_1_steps_per_s\":{one:0.000},\"trainers_{t}_steps_per_s\":{two:0.000},\"speedup\":{two / one:0.000},\"speedup_goal\":{0.9 * t:0.0}," +
+                    $"{{\"bench\":\"cluster\",\"lora\":{(parse.GetValue(lora) ? "true" : "false")},\"full_determinism\":{(parse.GetValue(determinism) ? "true" : "false")},\"determinism_slices\":{(parse.GetValue(determinism) ? slices : 0)},\"batch\":{b},\"steps\":{n},\"trainers\":{t},\"trainers_1_steps_per_s\":{one:0.000},\"trainers_{t}_steps_per_s\":{two:0.000},\"speedup\":{two / one:0.000},\"speedup_goal\":{0.9 * t:0.0}," +
                     $"\"trainers_1_step_s\":{1 / one:0.000},\"trainers_1_member_s\":{oneCompute:0.000},\"trainers_{t}_step_s\":{1 / two:0.000},\"trainers_{t}_member_s\":{twoCompute:0.000},\"trainers_{t}_exchange_s\":{twoExchange:0.000},\"trainers_{t}_bytes_sent_per_member_step\":{twoBytes:0}," +
                     $"\"trainers_1_cpu_s_per_step\":{{\"coordinator\":{oneCoordinatorCpu:0.000},\"trainer\":{oneTrainerCpu:0.000}}},\"trainers_{t}_cpu_s_per_step\":{{\"coordinator\":{twoCoordinatorCpu:0.000},\"trainer\":{twoTrainerCpu:0.000}}}," +
                     $"\"baseline_whole_batch_one_process_ms\":{whole:0.0},\"baseline_batch_share_processes_ms\":[{string.Join(",", halves.Select(h => h.ToString("0.0", CultureInfo.InvariantCulture)))}],\"machine_ceiling_speedup\":{ceiling:0.000},\"speedup_vs_ceiling\":{two / one / ceiling:0.000}," +
@@ -217,7 +221,7 @@ internal static class BenchClusterCommand
         }
     }
 
-    private static string WriteRun(string dir, int layers, int width, int vocab, int tokens, int batch, int totalSteps, bool lora, bool determinism)
+    private static string WriteRun(string dir, int layers, int width, int vocab, int tokens, int batch, int totalSteps, bool lora, int? determinismSlices)
     {
         string model = Path.Combine(dir, "model");
         using (var g = new torch.Generator(1))
@@ -232,13 +236,11 @@ internal static class BenchClusterCommand
         File.WriteAllText(config, string.Create(CultureInfo.InvariantCulture, $$"""
             {"model_name_or_path": "model", "dataset_path": "data.jsonl", "output_dir": "out", "learning_rate": 1e-5,
              "per_device_train_batch_size": {{batch}}, "max_steps": {{totalSteps}}, "max_length": {{tokens}}, "max_prompt_length": {{half}},
-             "logging_steps": 1000, "save_steps": 100000, "num_threads": 1, "seed": 1{{(lora ? ", \"use_peft\": true, \"lora_target_modules\": \"all-linear\"" : "")}}{{(determinism ? $", \"full_determinism\": true, \"determinism_slices\": {DeterminismSlices}" : "")}}}
+             "logging_steps": 1000, "save_steps": 100000, "num_threads": 1, "seed": 1{{(lora ? ", \"use_peft\": true, \"lora_target_modules\": \"all-linear\"" : "")}}{{(determinismSlices is { } k ? $", \"full_determinism\": true, \"determinism_slices\": {k}" : "")}}}
             """));
         return config;
     }
 
-    /// <summary>determinism_slices of the bench's full_determinism runs (the run config's default).</summary>
-    private const int DeterminismSlices = 4;
 
     /// <summary>Where the measured steps' flood goes: nowhere, the cluster's ports, or ports outside it (the control).</summary>
     private enum Flood
