@@ -27,7 +27,7 @@ internal static class BenchClusterCommand
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 20, Description = "measured steps per cluster size" };
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 10, Description = "steps left out of the measurement (the processes' JIT tiers up Akka's and the step's code over the first dozen steps)" };
         var determinism = new Option<bool>("--full-determinism") { Description = "train with full_determinism; the baseline's bench step too, its share being the busiest member's slices" };
-        var slicesOption = new Option<int>("--determinism-slices") { DefaultValueFactory = _ => 4, Description = "determinism_slices under --full-determinism (the run config's default, 4); --batch must be a multiple of it" };
+        var slicesOption = new Option<int>("--determinism-slices") { DefaultValueFactory = _ => new Kto.Domain.Options.KtoConfig().DeterminismSlices, Description = "determinism_slices under --full-determinism (default: the run config's); --batch must be a multiple of it" };
         var lora = new Option<bool>("--lora") { Description = "train LoRA adapters (r 16, alpha 32, all-linear) instead of the whole model" };
         var trainers = new Option<int>("--trainers") { DefaultValueFactory = _ => 2, Description = "trainer processes of the cluster compared with 1 (2–8)" };
         var floodRate = new Option<double>("--flood-rate") { DefaultValueFactory = _ => 1000, Description = "connections per second the flood opens, the same into the cluster and into the control's ports (0: as fast as the ports close them)" };
@@ -240,7 +240,6 @@ internal static class BenchClusterCommand
             """));
         return config;
     }
-
 
     /// <summary>Where the measured steps' flood goes: nowhere, the cluster's ports, or ports outside it (the control).</summary>
     private enum Flood
