@@ -69,4 +69,30 @@ public sealed class GradientBufferTests
         Assert.NotEqual(GradientBuffer.Checksum(a), GradientBuffer.Checksum(a.AsSpan(0, 1000)));
         Assert.NotEqual(GradientBuffer.Checksum([0f]), GradientBuffer.Checksum([-0f]));
     }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(15)]
+    [InlineData(16)]
+    [InlineData(1000003)]
+    public void SumOfSquaresMatchesADoublePrecisionReference(int length)
+    {
+        var rng = new Random(length);
+        float[] data = [.. Enumerable.Range(0, length).Select(_ => (float)(rng.NextDouble() * 2 - 1) * MathF.Pow(10, rng.Next(-6, 3)))];
+        double reference = 0;
+        foreach (float x in data) reference += (double)x * x; // every square exact in double; only the order of the sum differs
+        double fast = GradientBuffer.SumOfSquares(data);
+        Assert.Equal(reference, fast, tolerance: Math.Max(1e-300, reference * 1e-12));
+        Assert.Equal(BitConverter.DoubleToInt64Bits(fast), BitConverter.DoubleToInt64Bits(GradientBuffer.SumOfSquares(data.ToArray())));
+    }
+
+    [Fact]
+    public void SumOfSquaresCountsTheTailAfterTheLastFullVector()
+    {
+        float[] data = new float[19];
+        data[18] = 3; // past the last 16-float block
+        data[0] = 4;
+        Assert.Equal(25, GradientBuffer.SumOfSquares(data));
+    }
 }

@@ -25,7 +25,7 @@ internal static class BenchClusterCommand
         var tokens = new Option<int>("--tokens") { DefaultValueFactory = _ => 64, Description = "tokens per example, half prompt" };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 16, Description = "global batch (examples per step)" };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 20, Description = "measured steps per cluster size" };
-        var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 10, Description = "steps left out of the measurement (the processes' JIT tiers up Akka's and the step's code over the first dozen steps)" };
+        var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 120, Description = "steps left out of the measurement: the hosts' JIT tiers up code that runs about once a second (gossip, heartbeats, the failure detectors) for their first half minute or so, a coordinator burning 0.020–0.030 CPU-s per step on it instead of about 0.010" };
         var determinism = new Option<bool>("--full-determinism") { Description = "train with full_determinism; the baseline's bench step too, its share being the busiest member's slices" };
         var slicesOption = new Option<int>("--determinism-slices") { DefaultValueFactory = _ => new Kto.Domain.Options.KtoConfig().DeterminismSlices, Description = "determinism_slices under --full-determinism (default: the run config's); --batch must be a multiple of it" };
         var lora = new Option<bool>("--lora") { Description = "train LoRA adapters (r 16, alpha 32, all-linear) instead of the whole model" };

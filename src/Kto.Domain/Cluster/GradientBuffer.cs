@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -79,6 +80,34 @@ public static class GradientBuffer
     /// different (with overwhelming odds) otherwise. Not cryptographic.
     /// </summary>
     public static ulong Checksum(ReadOnlySpan<float> data) => System.IO.Hashing.XxHash64.HashToUInt64(MemoryMarshal.AsBytes(data));
+
+    /// <summary>
+    /// Σ x² over <paramref name="data"/>, each square formed and summed in double precision (the gradient norm a step
+    /// reports is its square root). Eight independent partial sums (two Vector256&lt;double&gt; accumulators per 8 floats,
+    /// when the CPU has them) are combined in a fixed order, so equal inputs give equal bits on a given machine.
+    /// </summary>
+    public static double SumOfSquares(ReadOnlySpan<float> data)
+    {
+        int i = 0;
+        double total = 0;
+        if (Vector256.IsHardwareAccelerated && data.Length >= 2 * Vector256<float>.Count)
+        {
+            ref float start = ref MemoryMarshal.GetReference(data);
+            Vector256<double> a0 = Vector256<double>.Zero, a1 = Vector256<double>.Zero, a2 = Vector256<double>.Zero, a3 = Vector256<double>.Zero;
+            for (; i <= data.Length - 2 * Vector256<float>.Count; i += 2 * Vector256<float>.Count)
+            {
+                (Vector256<double> l0, Vector256<double> h0) = Vector256.Widen(Vector256.LoadUnsafe(ref start, (nuint)i));
+                (Vector256<double> l1, Vector256<double> h1) = Vector256.Widen(Vector256.LoadUnsafe(ref start, (nuint)(i + Vector256<float>.Count)));
+                a0 += l0 * l0;
+                a1 += h0 * h0;
+                a2 += l1 * l1;
+                a3 += h1 * h1;
+            }
+            total = Vector256.Sum((a0 + a1) + (a2 + a3));
+        }
+        for (; i < data.Length; i++) total += (double)data[i] * data[i];
+        return total;
+    }
 
     private static Span<float> Slice(float[] buffer, int offset, TorchSharp.Modules.Parameter p)
     {

@@ -93,9 +93,7 @@ public sealed class ReplicaStep
         exchange.Start();
         group.SumInPlace(m);
         exchange.Stop();
-        double squares = 0;
-        foreach (float g in grads) squares += (double)g * g;
-        return new ReducedStep(MetricVector.To(m), GradientBuffer.Checksum(grads), Math.Sqrt(squares), exchange.Elapsed.TotalSeconds, group.BytesSent - sentBefore);
+        return new ReducedStep(MetricVector.To(m), GradientBuffer.Checksum(grads), Math.Sqrt(GradientBuffer.SumOfSquares(grads)), exchange.Elapsed.TotalSeconds, group.BytesSent - sentBefore);
     }
 
     /// <summary>
