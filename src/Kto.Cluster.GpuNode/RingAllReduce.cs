@@ -19,5 +19,12 @@ public sealed class RingAllReduce(Ring ring, CancellationToken cancel) : IAllRed
     public void SumInPlace(double[] data) => ring.AllReduceSumAsync(data, cancel).GetAwaiter().GetResult();
 
     /// <inheritdoc />
+    public Action BeginSum(double[] data)
+    {
+        Task sum = ring.AllReduceSumAsync(data, cancel);
+        return () => sum.GetAwaiter().GetResult();
+    }
+
+    /// <inheritdoc />
     public long BytesSent => ring.BytesSent;
 }

@@ -18,6 +18,17 @@ public interface IAllReduce
     /// <summary>Sums <paramref name="data"/> across members (small vectors: KL sums and counts, metric sums).</summary>
     void SumInPlace(double[] data);
 
+    /// <summary>
+    /// Starts summing <paramref name="data"/> across members and returns what waits for the sum (<paramref name="data"/>
+    /// holds it once that returns), so a member can compute while the others catch up. The wait must be called before
+    /// the next sum starts. By default the sum is formed at once, as <see cref="SumInPlace(double[])"/>.
+    /// </summary>
+    Action BeginSum(double[] data)
+    {
+        SumInPlace(data);
+        return static () => { };
+    }
+
     /// <summary>Bytes this member has put on the wire so far (0 where nothing travels, e.g. in memory).</summary>
     long BytesSent => 0;
 }

@@ -75,12 +75,10 @@ public sealed class ReplicaStep
             ReferenceLogps[] reference = _stepper.Reference(shard);
             KlPartial mine = _stepper.KlPartial(shard, reference);
             double[] kl = [mine.Sum, mine.Count];
-            exchange.Start();
-            group.SumInPlace(kl);                                             // global Σ and count, then mean, then clamp
-            exchange.Stop();
-            var global = new KlPartial(kl[0], (long)kl[1]);
+            Func<KlPartial> global = GroupKl(group, kl, () => new KlPartial(kl[0], (long)kl[1]), exchange); // global Σ and count, then mean, then clamp
             local += _stepper.ForwardBackward(shard, reference, global, micro.Length, microBatches.Count);
-            if (group.Rank == 0) local += KtoStepper.MicroBatchMetrics(global); // once per micro-batch, not per member
+            KlPartial sum = global(); // also when the shard was empty: the sum must end before the next one starts
+            if (group.Rank == 0) local += KtoStepper.MicroBatchMetrics(sum); // once per micro-batch, not per member
         }
         _precision?.GradsToMasters(); // the all-reduce sums float32 master gradients, unscaled
         float[] grads = _grads;
@@ -130,8 +128,7 @@ public sealed class ReplicaStep
                     kl[1] += partial.Count;
                     mine.Add((slice, reference));
                 }
-                Sum(kl);
-                var global = new KlPartial(ExactSum.ScalarValue(kl[0]), (long)kl[1]);
+                Func<KlPartial> global = GroupKl(group, kl, () => new KlPartial(ExactSum.ScalarValue(kl[0]), (long)kl[1]), exchange);
                 foreach (var (slice, reference) in mine)
                 {
                     // None, not zero: the slice's backward then writes its gradients afresh (no zeroing pass, no adding
@@ -141,7 +138,8 @@ public sealed class ReplicaStep
                     exact.AddSlice();
                     AddUnits(metricUnits, MetricVector.From(m), exact);
                 }
-                if (group.Rank == 0) AddUnits(metricUnits, MetricVector.From(KtoStepper.MicroBatchMetrics(global)), exact);
+                KlPartial sum = global();
+                if (group.Rank == 0) AddUnits(metricUnits, MetricVector.From(KtoStepper.MicroBatchMetrics(sum)), exact);
             }
             double[] overflow = exact.OverflowVector(group.Rank, group.Size);
             Sum(overflow);
@@ -156,6 +154,30 @@ public sealed class ReplicaStep
             return new ReducedStep(MetricVector.To([.. metricUnits.Select(ExactSum.ScalarValue)]), GradientBuffer.Checksum(_grads), norm,
                 exchange.Elapsed.TotalSeconds, group.BytesSent - sentBefore);
         }
+    }
+
+    /// <summary>
+    /// Starts the group's sum of a micro-batch's KL partials (<paramref name="kl"/>: Σ and count) and returns what waits
+    /// for it once and then gives <paramref name="result"/>: the stepper asks for it after the policy's forward pass,
+    /// so the wait for slower members overlaps this member's forward (time in <paramref name="exchange"/>).
+    /// </summary>
+    private static Func<KlPartial> GroupKl(IAllReduce group, double[] kl, Func<KlPartial> result, System.Diagnostics.Stopwatch exchange)
+    {
+        exchange.Start();
+        Action wait = group.BeginSum(kl);
+        exchange.Stop();
+        KlPartial? done = null;
+        return () =>
+        {
+            if (done is null)
+            {
+                exchange.Start();
+                wait();
+                exchange.Stop();
+                done = result();
+            }
+            return done.Value;
+        };
     }
 
     private static void AddUnits(double[] into, double[] values, ExactSum exact)

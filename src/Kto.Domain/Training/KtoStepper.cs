@@ -11,7 +11,7 @@ namespace Kto.Domain.Training;
 /// <item><see cref="KlPartial"/>: policy log-probs of the shard's KL pairs, without gradient, minus the
 /// reference's, as a (sum, count) partial. The caller adds the partials of all shards of the micro-batch and
 /// takes <see cref="Loss.KlPartial.Clamped"/> as the global KL.</item>
-/// <item><see cref="ForwardBackward"/>: the loss of the shard's examples against that global KL, scaled so that
+/// <item><see cref="ForwardBackward(IReadOnlyList{TrainItem}, ReferenceLogps[], Loss.KlPartial, int, int)"/>: the loss of the shard's examples against that global KL, scaled so that
 /// the gradients of all shards add up to the gradient of the micro-batch's mean loss (divided by the number of
 /// micro-batches in the step); gradients accumulate into the policy's <c>.grad</c>.</item>
 /// </list>
@@ -72,6 +72,14 @@ public sealed class KtoStepper
     /// <param name="microBatchSize">Examples in the whole micro-batch (all shards).</param>
     /// <param name="microBatchesInStep">Micro-batches accumulated into this optimizer step.</param>
     public StepMetrics ForwardBackward(IReadOnlyList<TrainItem> shard, ReferenceLogps[] reference, KlPartial kl, int microBatchSize, int microBatchesInStep)
+        => ForwardBackward(shard, reference, () => kl, microBatchSize, microBatchesInStep);
+
+    /// <summary>
+    /// As <see cref="ForwardBackward(IReadOnlyList{TrainItem}, ReferenceLogps[], Loss.KlPartial, int, int)"/>, asking for the KL
+    /// only once the policy's forward pass is done: a data-parallel member's <paramref name="kl"/> waits there for the
+    /// group's KL sum, which the slower members' KL passes hold up, instead of before the forward. Same bits.
+    /// </summary>
+    public StepMetrics ForwardBackward(IReadOnlyList<TrainItem> shard, ReferenceLogps[] reference, Func<KlPartial> kl, int microBatchSize, int microBatchesInStep)
     {
         if (shard.Count == 0) return StepMetrics.Zero;
         using var scope = torch.NewDisposeScope();
@@ -96,7 +104,7 @@ public sealed class KtoStepper
         try
         {
             KlPartial kl = KlPartial(batch, reference);
-            return Forward(batch, reference, kl, batch.Count, null) + MicroBatchMetrics(kl);
+            return Forward(batch, reference, () => kl, batch.Count, null) + MicroBatchMetrics(kl);
         }
         finally
         {
@@ -104,14 +112,14 @@ public sealed class KtoStepper
         }
     }
 
-    private StepMetrics Forward(IReadOnlyList<TrainItem> shard, ReferenceLogps[] reference, KlPartial kl, int microBatchSize, Action<Tensor>? backward)
+    private StepMetrics Forward(IReadOnlyList<TrainItem> shard, ReferenceLogps[] reference, Func<KlPartial> kl, int microBatchSize, Action<Tensor>? backward)
     {
         using IDisposable? seeds = DropoutSeeds(shard, LoraDropoutSeeds.Pass.Completion);
         using SequenceBatch batch = SequenceBatch.Collate(shard.Select(i => (i.Example.PromptIds, i.Example.CompletionIds)).ToList(), _padId, _device);
         SequenceLogProbs.Result policy = SequenceLogProbs.Compute(_policy, batch, chunked: ChunkedLogits);
         Tensor refLogps = torch.tensor(reference.Select(r => (float)r.Completion).ToArray(), device: _device);
         Tensor desirable = torch.tensor(shard.Select(i => i.Example.Label).ToArray(), device: _device);
-        KtoLossOutput output = KtoLoss.Compute(policy.Sum, refLogps, desirable, kl.Clamped, _loss);
+        KtoLossOutput output = KtoLoss.Compute(policy.Sum, refLogps, desirable, kl().Clamped, _loss);
 
         // Σ over the shard / micro-batch size = this shard's part of the micro-batch mean.
         Tensor shardLoss = output.Losses.sum().DividedBy(microBatchSize);
