@@ -253,9 +253,11 @@ public sealed class LocalCluster : IAsyncDisposable
         {
             Name = name;
             Process = process;
-            _ = Pump(process.StandardOutput);
-            _ = Pump(process.StandardError);
+            _pumps = Task.WhenAll(Pump(process.StandardOutput), Pump(process.StandardError));
         }
+
+        /// <summary>Ends when both output streams are read to their end (the process exited and its pipes closed).</summary>
+        private readonly Task _pumps;
 
         public string Name { get; }
         public Process Process { get; }
@@ -331,6 +333,7 @@ public sealed class LocalCluster : IAsyncDisposable
         public async Task<int> WaitForExit(CancellationToken guard)
         {
             await Process.WaitForExitAsync(guard);
+            await _pumps.WaitAsync(guard); // its last lines, which the process may exit before they are read
             return Process.ExitCode;
         }
     }
