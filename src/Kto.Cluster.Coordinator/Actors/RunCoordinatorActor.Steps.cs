@@ -198,9 +198,7 @@ public sealed partial class RunCoordinatorActor
         Command<PeersUnreachable>(p =>
         {
             if (!_actors.TryGetValue(p.TrainerId, out IActorRef? t) || !t.Path.Address.Equals(Sender.Path.Address)) return;
-            bool changed = !_peerReports.TryGetValue(p.TrainerId, out var before) || !before.SequenceEqual(p.Addresses, StringComparer.Ordinal);
-            _peerReports[p.TrainerId] = p.Addresses;
-            if (changed) UpdateReachability();
+            if (_cuts.Report(p.TrainerId, Sender.Path.Address.ToString(), p.Addresses)) UpdateReachability();
         });
         Command<ClusterEvent.IMemberEvent>(_ => { });
         Command<ClusterEvent.CurrentClusterState>(_ => { });
@@ -297,18 +295,15 @@ public sealed partial class RunCoordinatorActor
         Drive(new TrainerRegistration(r.TrainerId, r.DataEndpoint, r.HeldStep, newProcess, Sender.Path.Address.ToString()));
     }
 
-    /// <summary>Per trainer, the addresses of the other trainers its own failure detector finds unreachable (<see cref="PeersUnreachable"/>).</summary>
-    private readonly Dictionary<string, string[]> _peerReports = new(StringComparer.Ordinal);
-
-    /// <summary>Trainers left out because they cannot reach trainers that were kept: since when (they are downed after <see cref="Kto.Cluster.Core.Downing.DowningPolicy.DownAfter"/>).</summary>
-    private readonly Dictionary<string, DateTime> _cutOffSince = new(StringComparer.Ordinal);
+    /// <summary>The trainers' reports of each other (<see cref="PeersUnreachable"/>) and the clocks of those cut off, per incarnation.</summary>
+    private readonly TrainerCuts _cuts = new();
 
     /// <summary>
-    /// Recomputes which trainers are left out of step membership: those this coordinator's own failure detector finds
-    /// unreachable (the cluster's gossip where it does not monitor them), and, among the rest, those cut off from other
-    /// trainers, keeping one side (<see cref="PartitionSide"/>; trainers holding the newest step first, then by id).
-    /// A member that some trainer reports unreachable is not left out for that alone: in a split between trainers every
-    /// trainer is reported by someone, and leaving all of them out would stall the run. A trainer left out for a cut for
+    /// Recomputes which trainers are left out of step membership (<see cref="TrainerCuts.Evaluate"/>): those this
+    /// coordinator's own failure detector finds unreachable (the cluster's gossip where it does not monitor them), and,
+    /// among the rest, those cut off from other trainers, keeping one side. A member that some trainer reports
+    /// unreachable is not left out for that alone: in a split between trainers every trainer is reported by someone,
+    /// and leaving all of them out would stall the run. A trainer left out for a cut for
     /// <see cref="Kto.Cluster.Core.Downing.DowningPolicy.DownAfter"/> is downed: its host joins again, and rejoins the
     /// steps once the network lets it.
     /// </summary>
@@ -318,38 +313,17 @@ public sealed partial class RunCoordinatorActor
         var cluster = Akka.Cluster.Cluster.Get(Context.System);
         var gossip = cluster.State.Unreachable.Select(m => m.Address).ToHashSet();
         bool Unreachable(Address a) => !a.HasLocalScope && (cluster.FailureDetector.IsMonitoring(a) ? !cluster.FailureDetector.IsAvailable(a) : gossip.Contains(a));
-        var trainers = _driver.Trainers;
-        Address AddressOf(string id) => _actors[id].Path.Address;
-        var own = trainers.Keys.Where(id => Unreachable(AddressOf(id))).ToHashSet(StringComparer.Ordinal);
-        var idOf = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (string id in trainers.Keys) idOf[AddressOf(id).ToString()] = id;
-        foreach (string gone in _peerReports.Keys.Where(id => !trainers.ContainsKey(id)).ToList()) _peerReports.Remove(gone);
-        var cuts = _peerReports.Where(kv => !own.Contains(kv.Key))
-            .SelectMany(kv => kv.Value.Where(idOf.ContainsKey).Select(a => (A: kv.Key, B: idOf[a])))
-            .Where(c => !own.Contains(c.B)).ToList();
-        var priority = trainers.Where(kv => !own.Contains(kv.Key))
-            .OrderByDescending(kv => kv.Value.HeldStep).ThenBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key).ToList();
-        var cutOff = PartitionSide.LeftOut(priority, cuts).ToHashSet(StringComparer.Ordinal);
-        var excluded = own.Union(cutOff).ToHashSet(StringComparer.Ordinal);
-        var reasons = excluded.ToDictionary(id => id, id => own.Contains(id) ? "unreachable"
-            : $"cut off from trainer(s) {string.Join(",", cuts.Where(c => c.A == id || c.B == id).Select(c => c.A == id ? c.B : c.A).Where(p => !excluded.Contains(p)).Distinct().Order(StringComparer.Ordinal))}, which are kept",
-            StringComparer.Ordinal);
-
-        DateTime now = DateTime.UtcNow;
-        foreach (string id in _cutOffSince.Keys.Where(id => !cutOff.Contains(id)).ToList()) _cutOffSince.Remove(id);
-        var downing = new List<(string Id, Address Address, TimeSpan For)>();
-        foreach (string id in cutOff)
+        var trainers = _driver.Trainers
+            .Select(kv => (Kv: kv, Address: _actors[kv.Key].Path.Address))
+            .Select(t => new TrainerReachability(t.Kv.Key, t.Address.ToString(), t.Kv.Value.HeldStep, Unreachable(t.Address)))
+            .ToList();
+        CutVerdict verdict = _cuts.Evaluate(trainers, DateTime.UtcNow, Kto.Cluster.Core.Downing.DowningPolicy.DownAfter);
+        var excluded = verdict.Excluded.Keys.ToHashSet(StringComparer.Ordinal);
+        if (!excluded.SetEquals(_driver.Excluded)) Drive(new TrainersExcluded(verdict.Excluded));
+        foreach (CutOffDowning d in verdict.Downing)
         {
-            if (!_cutOffSince.TryGetValue(id, out DateTime since)) _cutOffSince[id] = since = now;
-            if (now - since < Kto.Cluster.Core.Downing.DowningPolicy.DownAfter) continue;
-            _cutOffSince.Remove(id);
-            downing.Add((id, AddressOf(id), now - since));
-        }
-        if (!excluded.SetEquals(_driver.Excluded)) Drive(new TrainersExcluded(reasons));
-        foreach (var (id, address, cut) in downing)
-        {
-            Log.Warning("downing {0}: trainer {1} cut off from kept trainers for {2:0.0} s; it joins again", address, id, cut.TotalSeconds);
-            cluster.Down(address);
+            Log.Warning("downing {0}: trainer {1} cut off from kept trainers for {2:0.0} s; it joins again", d.Address, d.Id, d.For.TotalSeconds);
+            cluster.Down(Address.Parse(d.Address));
         }
     }
 
