@@ -221,7 +221,13 @@ public static class StepDriver
             if (State.Round is not { } round || State.Committing) return;
             var (next, outcome) = round.Report(report.TrainerId, report.Step, report.Generation, report.Checksum);
             if (outcome == RoundOutcome.Stale) return;
-            State = State with { Round = next, FirstReport = State.FirstReport ?? report };
+            double compute = report.Seconds - report.ExchangeSeconds;
+            State = State with
+            {
+                Round = next,
+                FirstReport = State.FirstReport ?? report,
+                ComputeSpread = State.ComputeSpread is var (lo, hi) ? (Math.Min(lo, compute), Math.Max(hi, compute)) : (compute, compute),
+            };
             switch (outcome)
             {
                 case RoundOutcome.Pending:
@@ -264,7 +270,7 @@ public static class StepDriver
             Announce(round, save ? s.OutputDir : null, evaluate);
             if (evaluate) State = State with { PendingEvaluation = new DriverRequest(done, round.Members[0], Now + CatchUpTimeout) };
             if (done == spec.TotalSteps) State = State with { FinalCheckpoint = new DriverRequest(done, round.Members[0], Now + CatchUpTimeout) };
-            Outputs.Add(new CommitAnnounced(Run.LastCommit!, State.FirstReport!));
+            Outputs.Add(new CommitAnnounced(Run.LastCommit!, State.FirstReport!, State.ComputeSpread is var (lo, hi) ? hi - lo : 0));
             State = State with { Round = null };
             if (State.PauseAt is { } at && Run.CommittedSteps >= at && Run.AcceptsSteps)
             {
@@ -397,7 +403,7 @@ public static class StepDriver
             string[] ids = [.. synced], endpoints = [.. synced.Select(id => State.Trainers[id].Endpoint)];
             string layout = string.Join(",", ids.Zip(endpoints, (id, e) => id + "@" + e));
             (long Generation, string Layout) ring = State.Ring is { } known && known.Layout == layout ? known : (generation, layout);
-            State = State with { Generation = generation, Round = round, FirstReport = null, Ring = ring };
+            State = State with { Generation = generation, Round = round, FirstReport = null, ComputeSpread = null, Ring = ring };
             var start = new StepStart(frontier, generation, ids, endpoints, ring.Generation);
             foreach (string id in synced)
             {

@@ -85,7 +85,11 @@ public sealed record PersistCommit(StepCommitted Commit) : IDriverOutput;
 public sealed record PersistRunEvent(IRunEvent Event) : IDriverOutput;
 
 /// <summary>A new commit was announced to its members: print the progress line and write metrics.</summary>
-public sealed record CommitAnnounced(StepCommitted Commit, StepReduced Report) : IDriverOutput;
+/// <param name="Commit">The commit.</param>
+/// <param name="Report">The attempt's first report (its metrics are the commit's).</param>
+/// <param name="StragglerWait">Seconds the fastest member waited for the slowest: the spread of the members' compute
+/// times (<see cref="StepReduced.Seconds"/> less <see cref="StepReduced.ExchangeSeconds"/>); 0 with one member.</param>
+public sealed record CommitAnnounced(StepCommitted Commit, StepReduced Report, double StragglerWait = 0) : IDriverOutput;
 
 /// <summary>Deliver <see cref="RetryDue"/> after <paramref name="Delay"/>.</summary>
 public sealed record ScheduleRetry(TimeSpan Delay) : IDriverOutput;

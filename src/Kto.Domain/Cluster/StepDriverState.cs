@@ -84,6 +84,12 @@ public sealed record StepDriverState
     /// <summary>The first report of the attempt in flight (its metrics go into the commit).</summary>
     public StepReduced? FirstReport { get; init; }
 
+    /// <summary>
+    /// Of the attempt in flight's reports so far, the least and the most compute time (a member's seconds less its time
+    /// in all-reduces), in seconds: their difference is how long the fastest member waited for the slowest.
+    /// </summary>
+    public (double Fastest, double Slowest)? ComputeSpread { get; init; }
+
     /// <summary>A checkpoint is wanted at the next step boundary (operator request, stop, or a failed write's retry).</summary>
     public bool CheckpointRequested { get; init; }
 

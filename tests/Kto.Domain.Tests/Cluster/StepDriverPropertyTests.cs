@@ -60,6 +60,28 @@ public sealed class StepDriverPropertyTests
         Assert.True(state.Replay);
     }
 
+    [Fact]
+    public void ACommitSaysHowLongTheFastestMemberWaitedForTheSlowest()
+    {
+        RunState journal = RunState.Empty.Apply(new CoordinatorIncarnated(1, "test")).Apply(new RunStarted(Simulation.Spec()));
+        var context = new StepDriverContext(journal, new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc));
+        var (state, _) = StepDriver.Handle(StepDriverState.Empty with { MinTrainers = 2 }, context, new DriverReady());
+        (state, _) = StepDriver.Handle(state, context, new TrainerRegistration("t1", "127.0.0.1:1", 0, NewProcess: false, "process 1"));
+        (state, var outputs) = StepDriver.Handle(state, context, new TrainerRegistration("t2", "127.0.0.1:2", 0, NewProcess: false, "process 2"));
+        var start = outputs.OfType<SendToTrainer>().Select(o => o.Message).OfType<StepStart>().First();
+        Assert.Equal(["t1", "t2"], start.Members);
+        StepReduced Report(string id, double seconds, double exchange) =>
+            new(id, start.Step, start.Generation, 42, MetricVector.From(StepMetrics.Zero), 1.0, seconds, exchange);
+        // Both end their all-reduce at about the same time; t2 computed 0.30 s, t1 0.20 s and waited in the exchange.
+        (state, _) = StepDriver.Handle(state, context, new ReductionReported(Report("t2", 0.32, 0.02), 0.33));
+        (state, outputs) = StepDriver.Handle(state, context, new ReductionReported(Report("t1", 0.33, 0.13), 0.33));
+        var persist = Assert.Single(outputs.OfType<PersistCommit>());
+        context = new StepDriverContext(journal.Apply(persist.Commit), context.Now);
+        (_, outputs) = StepDriver.Handle(state, context, new CommitPersisted());
+        var announced = Assert.Single(outputs.OfType<CommitAnnounced>());
+        Assert.Equal(0.10, announced.StragglerWait, 12);
+    }
+
     /// <summary>The harness. Trainers are t0…t3; each holds a step and at most one attempt.</summary>
     private sealed class Simulation(int seed)
     {
