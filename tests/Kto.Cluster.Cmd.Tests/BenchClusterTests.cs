@@ -30,6 +30,12 @@ public sealed class BenchClusterTests : IDisposable
         // A member's time is part of its step.
         Assert.True(json.GetProperty("trainers_1_member_s").GetDouble() <= json.GetProperty("trainers_1_step_s").GetDouble() * 1.5);
         Assert.Equal(2, json.GetProperty("baseline_batch_share_processes_ms").GetArrayLength());
+        // The straggler wait is part of a member's time; the ceiling is the median of its runs (3 by default).
+        double wait = json.GetProperty("trainers_2_straggler_wait_s").GetDouble();
+        Assert.InRange(wait, 0, json.GetProperty("trainers_2_member_s").GetDouble());
+        double[] ceilings = [.. json.GetProperty("machine_ceiling_speedup_runs").EnumerateArray().Select(e => e.GetDouble())];
+        Assert.Equal(3, ceilings.Length);
+        Assert.Equal(ceilings.Order().ElementAt(1), json.GetProperty("machine_ceiling_speedup").GetDouble());
         // speed-up and its ratio to the ceiling are the printed figures' own quotients.
         // The rates are printed to 3 decimals and the speed-up from the unrounded rates, so the printed quotient may
         // differ from the printed speed-up by the rounding of both rates (and of the speed-up itself).

@@ -28,6 +28,7 @@ internal static class BenchClusterCommand
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 120, Description = "steps left out of the measurement: the hosts' JIT tiers up code that runs about once a second (gossip, heartbeats, the failure detectors) for their first half minute or so, a coordinator burning 0.020–0.030 CPU-s per step on it instead of about 0.010" };
         var determinism = new Option<bool>("--full-determinism") { Description = "train with full_determinism; the baseline's bench step too, its share being the busiest member's slices" };
         var slicesOption = new Option<int>("--determinism-slices") { DefaultValueFactory = _ => new Kto.Domain.Options.KtoConfig().DeterminismSlices, Description = "determinism_slices under --full-determinism (default: the run config's); --batch must be a multiple of it" };
+        var ceilingRuns = new Option<int>("--ceiling-runs") { DefaultValueFactory = _ => 3, Description = "times the machine's ceiling is measured (whole batch alone, then the shares at once); the median run's is used" };
         var lora = new Option<bool>("--lora") { Description = "train LoRA adapters (r 16, alpha 32, all-linear) instead of the whole model" };
         var trainers = new Option<int>("--trainers") { DefaultValueFactory = _ => 2, Description = "trainer processes of the cluster compared with 1 (2–8)" };
         var floodRate = new Option<double>("--flood-rate") { DefaultValueFactory = _ => 1000, Description = "connections per second the flood opens, the same into the cluster and into the control's ports (0: as fast as the ports close them)" };
@@ -35,7 +36,7 @@ internal static class BenchClusterCommand
         var floodFrom = new Option<string?>("--flood-from") { Description = "local address the flood's connections come from (default: the system's choice); e.g. 127.0.0.2 inside the network rig, whose firewall rule refuses every address but the cluster's (docs/cluster.md, \"Strangers flooding the ports\")" };
         var cmd = new Command("cluster", "steps/s of a local cluster with 1 and N trainer processes (1 thread each), and kill -9 to the next commit")
         {
-            layers, width, vocab, tokens, batch, steps, warmup, lora, determinism, slicesOption, trainers, flood, floodRate, floodFrom,
+            layers, width, vocab, tokens, batch, steps, warmup, lora, determinism, slicesOption, trainers, flood, floodRate, floodFrom, ceilingRuns,
         };
         cmd.SetAction(parse => CommonOptions.Guard(() =>
         {
@@ -85,24 +86,28 @@ internal static class BenchClusterCommand
                     "--vocab", parse.GetValue(vocab).ToString(CultureInfo.InvariantCulture), "--tokens", parse.GetValue(tokens).ToString(CultureInfo.InvariantCulture), "--steps", n.ToString(CultureInfo.InvariantCulture), "--threads", "1", .. (parse.GetValue(lora) ? (string[])["--lora"] : [])];
                 observer.Info($"baseline: one process stepping the whole batch, then {t} processes stepping 1/{t} each at once (kto bench step)");
                 string Text(int v) => v.ToString(CultureInfo.InvariantCulture);
-                double whole, ceilingShareMs;
-                double[] halves;
+                int runs = parse.GetValue(ceilingRuns);
+                if (runs < 1) throw new ArgumentException($"--ceiling-runs must be at least 1, got {runs}");
+                (string[] Whole, string[] Share) baselineArgs;
                 if (parse.GetValue(determinism))
                 {
                     // The run's slices are fixed (slices of b / slices examples each) and the busiest member computes
                     // ceil(slices / t) of them, one at a time: the baseline's share is that many slices of that size,
                     // not 1/t of the batch cut into `slices` smaller ones.
                     int perMember = (slices + t - 1) / t;
-                    whole = StepMilliseconds([.. shape, "--full-determinism", "--determinism-slices", Text(slices), "--batch", Text(b)], 1)[0];
-                    halves = StepMilliseconds([.. shape, "--full-determinism", "--determinism-slices", Text(perMember), "--batch", Text(Math.Max(perMember, b / slices * perMember))], t);
+                    baselineArgs = ([.. shape, "--full-determinism", "--determinism-slices", Text(slices), "--batch", Text(b)],
+                        [.. shape, "--full-determinism", "--determinism-slices", Text(perMember), "--batch", Text(Math.Max(perMember, b / slices * perMember))]);
                 }
-                else
-                {
-                    whole = StepMilliseconds([.. shape, "--batch", Text(b)], 1)[0];
-                    halves = StepMilliseconds([.. shape, "--batch", Text(Math.Max(1, b / t))], t);
-                }
-                ceilingShareMs = halves.Max();
-                double ceiling = whole / ceilingShareMs;
+                else baselineArgs = ([.. shape, "--batch", Text(b)], [.. shape, "--batch", Text(Math.Max(1, b / t))]);
+                // Each run: the whole batch alone, then the shares at once; the ceiling is the median run's (the
+                // machine's speed moves by several per cent from one minute to the next).
+                var baselines = Enumerable.Range(0, runs).Select(_ => (Whole: StepMilliseconds(baselineArgs.Whole, 1)[0], Shares: StepMilliseconds(baselineArgs.Share, t))).ToList();
+                double[] ceilings = [.. baselines.Select(r => r.Whole / r.Shares.Max())];
+                int median = Enumerable.Range(0, runs).OrderBy(i => ceilings[i]).ElementAt(runs / 2);
+                double whole = baselines[median].Whole;
+                double[] halves = baselines[median].Shares;
+                double ceiling = ceilings[median];
+                string ceilingRunsJson = string.Join(",", ceilings.Select(c => c.ToString("0.000", CultureInfo.InvariantCulture)));
                 // member: a member's time from StepStart to the end of its all-reduce (of which exchange: in the
                 // all-reduces, waiting for the slower member included; straggler wait: how long the fastest member
                 // waited for the slowest, the spread of their compute times); the rest of a step is the coordinator's
@@ -111,7 +116,7 @@ internal static class BenchClusterCommand
                     $"{{\"bench\":\"cluster\",\"lora\":{(parse.GetValue(lora) ? "true" : "false")},\"full_determinism\":{(parse.GetValue(determinism) ? "true" : "false")},\"determinism_slices\":{(parse.GetValue(determinism) ? slices : 0)},\"batch\":{b},\"steps\":{n},\"trainers\":{t},\"trainers_1_steps_per_s\":{one:0.000},\"trainers_{t}_steps_per_s\":{two:0.000},\"speedup\":{two / one:0.000},\"speedup_goal\":{0.9 * t:0.0}," +
                     $"\"trainers_1_step_s\":{1 / one:0.000},\"trainers_1_member_s\":{oneCompute:0.000},\"trainers_{t}_step_s\":{1 / two:0.000},\"trainers_{t}_member_s\":{twoCompute:0.000},\"trainers_{t}_exchange_s\":{twoExchange:0.000},\"trainers_{t}_straggler_wait_s\":{twoWait:0.000},\"trainers_{t}_bytes_sent_per_member_step\":{twoBytes:0}," +
                     $"\"trainers_1_cpu_s_per_step\":{{\"coordinator\":{oneCoordinatorCpu:0.000},\"trainer\":{oneTrainerCpu:0.000}}},\"trainers_{t}_cpu_s_per_step\":{{\"coordinator\":{twoCoordinatorCpu:0.000},\"trainer\":{twoTrainerCpu:0.000}}}," +
-                    $"\"baseline_whole_batch_one_process_ms\":{whole:0.0},\"baseline_batch_share_processes_ms\":[{string.Join(",", halves.Select(h => h.ToString("0.0", CultureInfo.InvariantCulture)))}],\"machine_ceiling_speedup\":{ceiling:0.000},\"speedup_vs_ceiling\":{two / one / ceiling:0.000}," +
+                    $"\"baseline_whole_batch_one_process_ms\":{whole:0.0},\"baseline_batch_share_processes_ms\":[{string.Join(",", halves.Select(h => h.ToString("0.0", CultureInfo.InvariantCulture)))}],\"machine_ceiling_speedup\":{ceiling:0.000},\"machine_ceiling_speedup_runs\":[{ceilingRunsJson}],\"speedup_vs_ceiling\":{two / one / ceiling:0.000}," +
                     $"\"kill_to_next_commit_s\":{failover:0.00},\"kill_goal_s\":10{flooded}}}"));
                 return 0;
             }
