@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using Kto.Cluster.Core.Logging;
 using Kto.Cluster.Core.Security;
@@ -26,10 +27,26 @@ public sealed class TrainerEngine : IAsyncDisposable
     private Ring? _ring;
     private SuppliedReference? _supplied;
 
+    /// <summary>The replica's work, run in order on <see cref="_worker"/>.</summary>
+    private readonly BlockingCollection<Action> _queue = new();
+
+    /// <summary>
+    /// The one thread that computes on the replica, for the process's life: steps, loads, state transfers and the
+    /// apply after a commit. Torch's grad mode and TorchSharp's dispose scopes are per thread, and glibc's malloc keeps
+    /// freed memory per thread arena; with one thread every step finds the state and the memory the last one left,
+    /// instead of whichever thread pool worker (or, for the apply, the actor's thread) was free.
+    /// </summary>
+    private readonly Thread _worker;
+
     private TrainerEngine(RingEndpoint endpoint, string advertised)
     {
         _endpoint = endpoint;
         DataEndpoint = advertised;
+        _worker = new Thread(() =>
+        {
+            foreach (Action work in _queue.GetConsumingEnumerable()) work();
+        }) { IsBackground = true, Name = "replica" };
+        _worker.Start();
     }
 
     /// <summary>host:port peers dial to reach this trainer's ring endpoint.</summary>
@@ -64,14 +81,29 @@ public sealed class TrainerEngine : IAsyncDisposable
     /// <summary>The task on the replica that is still running (an actor stopping mid-step waits for it).</summary>
     public Task Running => _running;
 
-    /// <summary>Runs <paramref name="work"/> on the thread pool as the replica's only task.</summary>
+    /// <summary>Runs <paramref name="work"/> on the replica's thread as its only task.</summary>
+    /// <exception cref="InvalidOperationException">Another task is running.</exception>
     public Task<T> Run<T>(Func<T> work)
     {
         if (!_running.IsCompleted) throw new InvalidOperationException("the replica is busy with another task");
-        Task<T> task = Task.Run(work);
-        _running = task;
-        return task;
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _queue.Add(() =>
+        {
+            try
+            {
+                done.SetResult(work());
+            }
+            catch (Exception e)
+            {
+                done.SetException(e);
+            }
+        });
+        _running = done.Task;
+        return done.Task;
     }
+
+    /// <summary>Runs <paramref name="work"/> on the replica's thread and waits for it (a short call between tasks).</summary>
+    private T OnReplicaThread<T>(Func<T> work) => Thread.CurrentThread == _worker ? work() : Run(work).GetAwaiter().GetResult();
 
     /// <summary>
     /// Loads the run: data, policy, optimizer (the replica then holds step 0) and, unless the scorer pool supplies
@@ -144,7 +176,7 @@ public sealed class TrainerEngine : IAsyncDisposable
     }
 
     /// <summary>Applies a committed attempt.</summary>
-    public double Apply(int step, long generation) => Replica.Apply(step, generation);
+    public double Apply(int step, long generation) => OnReplicaThread(() => Replica.Apply(step, generation));
 
     /// <summary>Forgets reduced gradients that will not be committed.</summary>
     public void Discard() => _replica?.Discard();
@@ -183,9 +215,12 @@ public sealed class TrainerEngine : IAsyncDisposable
         {
             // the task's outcome was reported (or no longer matters) when the node stops
         }
+        _queue.CompleteAdding();
         DropRing();
         _replica?.Dispose();
         _setup?.Dispose();
         await _endpoint.DisposeAsync();
+        _worker.Join(); // it has left its loop or is about to (the queue is complete and nothing runs)
+        _queue.Dispose();
     }
 }
