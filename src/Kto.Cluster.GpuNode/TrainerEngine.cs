@@ -31,10 +31,11 @@ public sealed class TrainerEngine : IAsyncDisposable
     private readonly BlockingCollection<Action> _queue = new();
 
     /// <summary>
-    /// The one thread that computes on the replica, for the process's life: steps, loads, state transfers and the
-    /// apply after a commit. Torch's grad mode and TorchSharp's dispose scopes are per thread, and glibc's malloc keeps
-    /// freed memory per thread arena; with one thread every step finds the state and the memory the last one left,
-    /// instead of whichever thread pool worker (or, for the apply, the actor's thread) was free.
+    /// The thread that runs the replica's tasks (<see cref="Run"/>: steps, run and checkpoint loads, state take-overs)
+    /// and the apply after a commit, for the process's life. Torch's grad mode and TorchSharp's dispose scopes are per
+    /// thread, and glibc's malloc keeps freed memory per thread arena; with one thread every step finds the state and
+    /// the memory the last one left, instead of whichever thread pool worker (or, for the apply, the actor's thread)
+    /// was free. Evaluation, checkpoint writes and state exports for joiners still run on the actor's thread.
     /// </summary>
     private readonly Thread _worker;
 
