@@ -90,6 +90,7 @@ internal static class KtoTool
         string framework = bin.Name, configuration = bin.Parent!.Name;
         string root = bin.Parent!.Parent!.Parent!.Parent!.Parent!.FullName;
         string kto = Path.Combine(root, "src", "Kto.Cluster.Cmd", "bin", configuration, framework, "kto.dll");
+        if (!File.Exists(kto)) throw new FileNotFoundException($"the kto tool is not built at {kto} (build src/Kto.Cluster.Cmd in {configuration})", kto);
         string[] all = [kto, $"127.0.0.1:{port}", .. args];
         ProcessStartInfo psi = rig?.Wrap(null, "dotnet", all) ?? new ProcessStartInfo("dotnet", all) { RedirectStandardOutput = true, RedirectStandardError = true };
         psi.RedirectStandardInput = input is not null;
