@@ -24,6 +24,10 @@ public sealed class TrainerEngine : IAsyncDisposable
     private TrainingSetup? _setup;
     private ReplicaTrainer? _replica;
     private Task _running = Task.CompletedTask;
+
+    /// <summary>The look-ahead queued after the last reduction (the actor's-thread readers of the replica wait for it:
+    /// a LoRA run's reference swaps the policy's modules_to_save weights while it scores).</summary>
+    private Task _ahead = Task.CompletedTask;
     private Ring? _ring;
     private SuppliedReference? _supplied;
 
@@ -159,14 +163,43 @@ public sealed class TrainerEngine : IAsyncDisposable
             ring = _endpoint.JoinAsync(members, rank, start.RingGeneration, RingJoinTimeout, cancel).GetAwaiter().GetResult();
             _ring = ring;
         }
+        ReducedStep reduced;
         try
         {
-            return replica.Reduce(start.Step, start.Generation, new RingAllReduce(ring, cancel));
+            reduced = replica.Reduce(start.Step, start.Generation, new RingAllReduce(ring, cancel));
         }
         catch
         {
             DropRing();
             throw;
+        }
+        // Next on this thread, once the result has gone to the actor: the next step's reference log-probs, while the
+        // report travels and the commit is persisted and announced (the apply queues behind it).
+        if (replica.Lookahead is not null)
+        {
+            var ahead = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _ahead = ahead.Task;
+            _queue.Add(() =>
+            {
+                ScoreAhead();
+                ahead.SetResult();
+            });
+        }
+        return reduced;
+    }
+
+    /// <summary>Scores the next step's reference ahead (see <see cref="ReplicaTrainer.ScoreNextStepAhead"/>); a failure
+    /// only costs the look-ahead (the step scores its shards itself and reports what fails there).</summary>
+    private void ScoreAhead()
+    {
+        try
+        {
+            Replica.ScoreNextStepAhead();
+        }
+        catch (Exception e)
+        {
+            Replica.Lookahead?.Forget();
+            Console.Error.WriteLine($"scoring the next step's reference ahead failed: {e.Message}");
         }
     }
 
@@ -186,6 +219,7 @@ public sealed class TrainerEngine : IAsyncDisposable
     public (string Path, string Sha256) SaveCheckpoint(string outputDir, int saveTotalLimit)
     {
         Directory.CreateDirectory(outputDir);
+        _ahead.Wait();
         string path = Replica.SaveCheckpoint(outputDir);
         if (saveTotalLimit > 0) TrainingCheckpoint.Prune(outputDir, saveTotalLimit);
         return (path, AtomicFile.Sha256(Path.Combine(path, TrainingCheckpoint.StateFile)));
@@ -195,10 +229,18 @@ public sealed class TrainerEngine : IAsyncDisposable
     public void RestoreCheckpoint(string dir) => Replica.RestoreCheckpoint(dir);
 
     /// <summary>The eval line of the held weights (see <see cref="ReplicaTrainer.Evaluate"/>).</summary>
-    public Dictionary<string, double> Evaluate() => Replica.Evaluate();
+    public Dictionary<string, double> Evaluate()
+    {
+        _ahead.Wait();
+        return Replica.Evaluate();
+    }
 
     /// <summary>The replica's state image (see <see cref="ReplicaTrainer.ExportState"/>).</summary>
-    public byte[] ExportState() => Replica.ExportState();
+    public byte[] ExportState()
+    {
+        _ahead.Wait();
+        return Replica.ExportState();
+    }
 
     /// <summary>Takes over a state image from a synced replica.</summary>
     public void ImportState(byte[] image) => Replica.ImportState(image);
@@ -217,11 +259,11 @@ public sealed class TrainerEngine : IAsyncDisposable
             // the task's outcome was reported (or no longer matters) when the node stops
         }
         _queue.CompleteAdding();
+        _worker.Join(); // after a look-ahead still scoring (queued behind the last task), before the models go
         DropRing();
         _replica?.Dispose();
         _setup?.Dispose();
         await _endpoint.DisposeAsync();
-        _worker.Join(); // it has left its loop or is about to (the queue is complete and nothing runs)
         _queue.Dispose();
     }
 }

@@ -33,6 +33,11 @@ public sealed class BenchClusterTests : IDisposable
         // The straggler wait is part of a member's time; the ceiling is the median of its runs (3 by default).
         double wait = json.GetProperty("trainers_2_straggler_wait_s").GetDouble();
         Assert.InRange(wait, 0, json.GetProperty("trainers_2_member_s").GetDouble());
+        // Which member was the slowest, as shares of the measured steps (a step committed by one member has none).
+        var slowest = json.GetProperty("trainers_2_slowest_share").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetDouble());
+        Assert.NotEmpty(slowest);
+        Assert.All(slowest.Keys, k => Assert.Contains(k, new[] { "t1", "t2" }));
+        Assert.InRange(slowest.Values.Sum(), 0.3, 1.01); // each printed to 2 decimals
         double[] ceilings = [.. json.GetProperty("machine_ceiling_speedup_runs").EnumerateArray().Select(e => e.GetDouble())];
         Assert.Equal(3, ceilings.Length);
         Assert.Equal(ceilings.Order().ElementAt(1), json.GetProperty("machine_ceiling_speedup").GetDouble());

@@ -87,7 +87,7 @@ public sealed partial class RunCoordinatorActor
                 });
                 break;
             case CommitAnnounced a:
-                Record(a.Commit, a.Report, a.StragglerWait);
+                Record(a.Commit, a.Report, a.StragglerWait, a.Slowest);
                 break;
             case ScheduleRetry r:
                 Timers.StartSingleTimer(RetryTimer, Retry.Instance, r.Delay);
@@ -426,14 +426,14 @@ public sealed partial class RunCoordinatorActor
     }
 
     /// <summary>Progress line, and metrics.jsonl (a projection of the commits: see <see cref="ClusterMetricsLog"/>).</summary>
-    private void Record(StepCommitted commit, StepReduced report, double stragglerWait)
+    private void Record(StepCommitted commit, StepReduced report, double stragglerWait, string? slowest)
     {
         RunSpec spec = _state.Spec!;
         int done = commit.Step + 1;
         var figures = MetricVector.To(report.Metrics).ToDictionary();
         _stepClock.Restart();
         string line = string.Create(CultureInfo.InvariantCulture,
-            $"step {done}/{spec.TotalSteps} committed: loss {figures.GetValueOrDefault("loss"):0.000000} grad_norm {report.GradNorm:0.000000} members {string.Join(",", commit.Members)} generation {commit.Generation} checksum {commit.Checksum:x16} ({commit.Seconds:0.000} s; member {report.Seconds:0.000} s, exchange {report.ExchangeSeconds:0.000} s, straggler wait {stragglerWait:0.000} s, sent {report.BytesSent} B per member) at {DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ}");
+            $"step {done}/{spec.TotalSteps} committed: loss {figures.GetValueOrDefault("loss"):0.000000} grad_norm {report.GradNorm:0.000000} members {string.Join(",", commit.Members)} generation {commit.Generation} checksum {commit.Checksum:x16} ({commit.Seconds:0.000} s; member {report.Seconds:0.000} s, exchange {report.ExchangeSeconds:0.000} s, straggler wait {stragglerWait:0.000} s{(slowest is null ? "" : $" (slowest {slowest})")}, sent {report.BytesSent} B per member) at {DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ}");
         Console.WriteLine(line);
         Note(line);
         LogMetrics(commit);

@@ -71,7 +71,7 @@ public sealed class ReplicaStep
         long sentBefore = group.BytesSent;
         foreach (int[] micro in microBatches)
         {
-            var shard = ShardPlan.Shard(micro, group.Size, group.Rank).Select(i => _items[i]).ToList();
+            List<TrainItem> shard = MemberShards(micro, group.Rank, group.Size)[0];
             ReferenceLogps[] reference = _stepper.Reference(shard);
             KlPartial mine = _stepper.KlPartial(shard, reference);
             double[] kl = [mine.Sum, mine.Count];
@@ -116,12 +116,10 @@ public sealed class ReplicaStep
             double[] metricUnits = new double[MetricVector.Length];
             foreach (int[] micro in microBatches)
             {
-                int slices = Math.Min(_slices, micro.Length);
                 var mine = new List<(List<TrainItem> Items, ReferenceLogps[] Reference)>();
                 double[] kl = [0, 0];
-                for (int k = group.Rank; k < slices; k += group.Size)
+                foreach (List<TrainItem> slice in MemberShards(micro, group.Rank, group.Size))
                 {
-                    var slice = ShardPlan.Shard(micro, slices, k).Select(i => _items[i]).ToList();
                     ReferenceLogps[] reference = _stepper.Reference(slice);
                     KlPartial partial = _stepper.KlPartial(slice, reference);
                     kl[0] += exact.ScalarUnits(partial.Sum, "KL sum");
@@ -154,6 +152,23 @@ public sealed class ReplicaStep
             return new ReducedStep(MetricVector.To([.. metricUnits.Select(ExactSum.ScalarValue)]), GradientBuffer.Checksum(_grads), norm,
                 exchange.Elapsed.TotalSeconds, group.BytesSent - sentBefore);
         }
+    }
+
+    /// <summary>
+    /// The items member <paramref name="rank"/> of <paramref name="size"/> computes of each of
+    /// <paramref name="microBatches"/>, in the order and grouping <see cref="Run"/> scores them with the reference: one
+    /// shard per micro-batch, or under <c>full_determinism</c> the member's slices (k ≡ rank mod size).
+    /// </summary>
+    public IEnumerable<IReadOnlyList<TrainItem>> Shards(IReadOnlyList<int[]> microBatches, int rank, int size) =>
+        microBatches.SelectMany(micro => MemberShards(micro, rank, size));
+
+    private List<List<TrainItem>> MemberShards(int[] micro, int rank, int size)
+    {
+        if (Exact is null) return [[.. ShardPlan.Shard(micro, size, rank).Select(i => _items[i])]];
+        int slices = Math.Min(_slices, micro.Length);
+        var mine = new List<List<TrainItem>>();
+        for (int k = rank; k < slices; k += size) mine.Add([.. ShardPlan.Shard(micro, slices, k).Select(i => _items[i])]);
+        return mine;
     }
 
     /// <summary>

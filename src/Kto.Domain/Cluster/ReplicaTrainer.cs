@@ -27,6 +27,7 @@ public sealed class ReplicaTrainer : IDisposable
     private readonly MixedPrecision? _precision;
     private readonly Func<Dictionary<string, double>>? _evaluate;
     private (int Step, long Generation)? _reduced;
+    private (int Rank, int Size)? _group;
 
     /// <summary>Wraps <paramref name="setup"/> (not owned); the replica holds step 0 (the initial weights).</summary>
     public ReplicaTrainer(TrainingSetup setup)
@@ -38,7 +39,9 @@ public sealed class ReplicaTrainer : IDisposable
         TotalSteps = Plan.TotalSteps(_config.NumTrainEpochs, _config.MaxSteps);
         _schedule = LrSchedule.For(_config, TotalSteps);
         _precision = setup.Precision;
-        var stepper = new KtoStepper(setup.Compute, setup.Reference, _config.LossOptions, setup.Tokenizer.EosTokenId, setup.Device) { Precision = _precision, DropoutSeed = _config.Seed };
+        // A reference that computes (not precomputed or supplied log-probs) is scored a step ahead while the member waits.
+        Lookahead = setup.Reference is LiveReference or PeftReference ? new ReferenceLookahead(setup.Reference) : null;
+        var stepper = new KtoStepper(setup.Compute, Lookahead ?? setup.Reference, _config.LossOptions, setup.Tokenizer.EosTokenId, setup.Device) { Precision = _precision, DropoutSeed = _config.Seed };
         _stepper = stepper;
         _step = new ReplicaStep(setup.Policy, stepper, setup.Data.Items, _precision,
             _config.FullDeterminism ? _config.DeterminismSlices : null, _config.GradientAccumulationSteps);
@@ -58,6 +61,10 @@ public sealed class ReplicaTrainer : IDisposable
     /// <summary>Committed steps the weights include.</summary>
     public int HeldStep { get; private set; }
 
+    /// <summary>The reference's scores formed ahead (see <see cref="ScoreNextStepAhead"/>), or null when the run's reference
+    /// log-probs are precomputed or supplied by the scorer pool.</summary>
+    public ReferenceLookahead? Lookahead { get; }
+
     /// <summary>Computes step <paramref name="step"/> as a member of <paramref name="group"/>; see <see cref="ReplicaStep.Run"/>.</summary>
     public ReducedStep Reduce(int step, IAllReduce group) => Reduce(step, 0, group);
 
@@ -70,7 +77,21 @@ public sealed class ReplicaTrainer : IDisposable
         _stepper.Step = step;
         ReducedStep result = _step.Run(Plan.Step(step), group);
         _reduced = (step, generation);
+        _group = (group.Rank, group.Size);
         return result;
+    }
+
+    /// <summary>
+    /// Scores the reference log-probs of the step after the one just reduced, for the same membership, while the member
+    /// would wait for its commit (see <see cref="ReferenceLookahead"/>); that step then only looks them up. Nothing to
+    /// do (returns 0) without a live reference, before any reduction or after the last step. Returns the shards scored.
+    /// </summary>
+    public int ScoreNextStepAhead()
+    {
+        if (Lookahead is null || _reduced is not { } reduced || _group is not { } group || reduced.Step + 1 >= TotalSteps) return 0;
+        var shards = _step.Shards(Plan.Step(reduced.Step + 1), group.Rank, group.Size).ToList();
+        Lookahead.ScoreAhead(shards);
+        return Lookahead.Held;
     }
 
     /// <summary>Applies the reduced gradients of <paramref name="step"/>; returns the gradient norm before clipping.</summary>

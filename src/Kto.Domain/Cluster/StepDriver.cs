@@ -226,7 +226,9 @@ public static class StepDriver
             {
                 Round = next,
                 FirstReport = State.FirstReport ?? report,
-                ComputeSpread = State.ComputeSpread is var (lo, hi) ? (Math.Min(lo, compute), Math.Max(hi, compute)) : (compute, compute),
+                ComputeSpread = State.ComputeSpread is var (lo, hi, slowest)
+                    ? (Math.Min(lo, compute), Math.Max(hi, compute), compute > hi ? report.TrainerId : slowest)
+                    : (compute, compute, report.TrainerId),
             };
             switch (outcome)
             {
@@ -270,7 +272,9 @@ public static class StepDriver
             Announce(round, save ? s.OutputDir : null, evaluate);
             if (evaluate) State = State with { PendingEvaluation = new DriverRequest(done, round.Members[0], Now + CatchUpTimeout) };
             if (done == spec.TotalSteps) State = State with { FinalCheckpoint = new DriverRequest(done, round.Members[0], Now + CatchUpTimeout) };
-            Outputs.Add(new CommitAnnounced(Run.LastCommit!, State.FirstReport!, State.ComputeSpread is var (lo, hi) ? hi - lo : 0));
+            Outputs.Add(State.ComputeSpread is var (lo, hi, slowest) && Run.LastCommit!.Members.Count > 1
+                ? new CommitAnnounced(Run.LastCommit!, State.FirstReport!, hi - lo, slowest)
+                : new CommitAnnounced(Run.LastCommit!, State.FirstReport!));
             State = State with { Round = null };
             if (State.PauseAt is { } at && Run.CommittedSteps >= at && Run.AcceptsSteps)
             {

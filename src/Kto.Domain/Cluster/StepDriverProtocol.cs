@@ -89,7 +89,8 @@ public sealed record PersistRunEvent(IRunEvent Event) : IDriverOutput;
 /// <param name="Report">The attempt's first report (its metrics are the commit's).</param>
 /// <param name="StragglerWait">Seconds the fastest member waited for the slowest: the spread of the members' compute
 /// times (<see cref="StepReduced.Seconds"/> less <see cref="StepReduced.ExchangeSeconds"/>); 0 with one member.</param>
-public sealed record CommitAnnounced(StepCommitted Commit, StepReduced Report, double StragglerWait = 0) : IDriverOutput;
+/// <param name="Slowest">The member with the most compute time, or null with one member.</param>
+public sealed record CommitAnnounced(StepCommitted Commit, StepReduced Report, double StragglerWait = 0, string? Slowest = null) : IDriverOutput;
 
 /// <summary>Deliver <see cref="RetryDue"/> after <paramref name="Delay"/>.</summary>
 public sealed record ScheduleRetry(TimeSpan Delay) : IDriverOutput;

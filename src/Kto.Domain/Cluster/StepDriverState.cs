@@ -86,9 +86,10 @@ public sealed record StepDriverState
 
     /// <summary>
     /// Of the attempt in flight's reports so far, the least and the most compute time (a member's seconds less its time
-    /// in all-reduces), in seconds: their difference is how long the fastest member waited for the slowest.
+    /// in all-reduces), in seconds, and the member with the most: the difference is how long the fastest member waited
+    /// for the slowest.
     /// </summary>
-    public (double Fastest, double Slowest)? ComputeSpread { get; init; }
+    public (double Fastest, double Slowest, string SlowestMember)? ComputeSpread { get; init; }
 
     /// <summary>A checkpoint is wanted at the next step boundary (operator request, stop, or a failed write's retry).</summary>
     public bool CheckpointRequested { get; init; }

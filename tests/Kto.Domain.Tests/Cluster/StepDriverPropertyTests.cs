@@ -80,6 +80,7 @@ public sealed class StepDriverPropertyTests
         (_, outputs) = StepDriver.Handle(state, context, new CommitPersisted());
         var announced = Assert.Single(outputs.OfType<CommitAnnounced>());
         Assert.Equal(0.10, announced.StragglerWait, 12);
+        Assert.Equal("t2", announced.Slowest);
     }
 
     /// <summary>The harness. Trainers are t0…t3; each holds a step and at most one attempt.</summary>

@@ -1,0 +1,107 @@
+using Kto.Domain.Cluster;
+using Kto.Domain.Options;
+using Kto.Domain.Tests.Training;
+using Kto.Domain.Training;
+
+namespace Kto.Domain.Tests.Cluster;
+
+/// <summary>
+/// The reference scored a step ahead (<see cref="ReplicaTrainer.ScoreNextStepAhead"/>, between a reduction and its
+/// apply) changes no bit of what the replicas compute, in the ordinary step and under full_determinism, and a shard
+/// scored for a membership the next step does not have is not used.
+/// </summary>
+public sealed class ReferenceLookaheadTests : IDisposable
+{
+    private readonly TrainingFixture _f = new(examples: 24, desirableShare: 0.4, seed: 13); // 4 micro-batches of 6: every step has 2
+
+    public void Dispose() => _f.Dispose();
+
+    private KtoConfig Config(string name, bool fullDeterminism) => _f.Config(name, c => c with
+    {
+        MaxSteps = 5, PerDeviceTrainBatchSize = 6, GradientAccumulationSteps = 2, LearningRate = 3e-3, SaveSteps = 1000,
+        FullDeterminism = fullDeterminism, DeterminismSlices = 3,
+    });
+
+    /// <summary>Two replicas on threads through every step; each member's checksums and final state, and its look-ahead's hits and misses.</summary>
+    private static (List<ulong> Checksums, byte[] State, long Hits, long Misses)[] Run(KtoConfig c, bool lookahead, int members = 2)
+    {
+        var group = new InMemoryGroup(members);
+        var results = new (List<ulong>, byte[], long, long)[members];
+        var threads = Enumerable.Range(0, members).Select(rank => new Thread(() =>
+        {
+            using TrainingSetup setup = TrainingSetup.Prepare(c, NullObserver.Instance);
+            using var replica = new ReplicaTrainer(setup);
+            Assert.NotNull(replica.Lookahead); // the fixture's reference is a live model
+            var checksums = new List<ulong>();
+            for (int step = 0; step < replica.TotalSteps; step++)
+            {
+                checksums.Add(replica.Reduce(step, group.Member(rank)).Checksum);
+                if (lookahead) replica.ScoreNextStepAhead();
+                replica.Apply(step);
+            }
+            results[rank] = (checksums, replica.ExportState(), replica.Lookahead!.Hits, replica.Lookahead.Misses);
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        return results;
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ScoringTheNextStepAheadChangesNoBit(bool fullDeterminism)
+    {
+        KtoConfig c = Config(fullDeterminism ? "exact" : "ordinary", fullDeterminism);
+        var plain = Run(c, lookahead: false);
+        var ahead = Run(c, lookahead: true);
+        int steps = plain[0].Checksums.Count;
+        Assert.True(steps >= 3, $"{steps} steps");
+        for (int rank = 0; rank < 2; rank++)
+        {
+            Assert.Equal(plain[rank].Checksums, ahead[rank].Checksums);
+            Assert.Equal(plain[rank].State, ahead[rank].State);
+            Assert.Equal(0, plain[rank].Hits);
+            // Every shard after the first step was scored ahead: one per micro-batch, or under full_determinism each
+            // of the member's slices (3 slices of 6 between 2 members: rank 0 computes 2, rank 1 one).
+            int shardsPerStep = 2 * (fullDeterminism ? (rank == 0 ? 2 : 1) : 1);
+            Assert.Equal(shardsPerStep * (steps - 1), ahead[rank].Hits);
+            if (fullDeterminism) Assert.True(ahead[rank].Misses >= shardsPerStep); // a step the exact sums' grid retries scores again
+            else Assert.Equal(shardsPerStep, ahead[rank].Misses);
+        }
+    }
+
+    [Fact]
+    public void ShardsScoredForAMembershipTheNextStepDoesNotHaveAreNotUsed()
+    {
+        KtoConfig c = Config("membership", fullDeterminism: false);
+        using TrainingSetup aheadSetup = TrainingSetup.Prepare(c, NullObserver.Instance);
+        using var ahead = new ReplicaTrainer(aheadSetup);
+        using TrainingSetup plainSetup = TrainingSetup.Prepare(c, NullObserver.Instance);
+        using var plain = new ReplicaTrainer(plainSetup);
+
+        // Step 0 with two members; one scores step 1 ahead for that membership (half of each micro-batch)…
+        var group = new InMemoryGroup(2);
+        var other = new Thread(() => plain.Reduce(0, group.Member(1)));
+        other.Start();
+        ahead.Reduce(0, group.Member(0));
+        other.Join();
+        Assert.Equal(2, ahead.ScoreNextStepAhead());
+        ahead.Apply(0);
+        plain.Apply(0);
+        Assert.Equal(ahead.ExportState(), plain.ExportState());
+
+        // …but step 1 runs with one member (the other left): its shards are whole micro-batches, scored afresh.
+        long misses = ahead.Lookahead!.Misses;
+        ulong checksum = ahead.Reduce(1, SoloGroup.Instance).Checksum;
+        Assert.Equal(plain.Reduce(1, SoloGroup.Instance).Checksum, checksum);
+        Assert.Equal(0, ahead.Lookahead.Hits);
+        Assert.Equal(misses + 2, ahead.Lookahead.Misses);
+
+        // Scored ahead for the group of one it now is, step 2 uses them.
+        Assert.Equal(2, ahead.ScoreNextStepAhead());
+        ahead.Apply(1);
+        plain.Apply(1);
+        Assert.Equal(plain.Reduce(2, SoloGroup.Instance).Checksum, ahead.Reduce(2, SoloGroup.Instance).Checksum);
+        Assert.Equal(2, ahead.Lookahead.Hits);
+    }
+}
