@@ -29,6 +29,9 @@ public sealed class ReplicaTrainer : IDisposable
     private (int Step, long Generation)? _reduced;
     private (int Rank, int Size)? _group;
 
+    /// <summary>Taken by the readers of the trainable weights that may run beside a step (see <see cref="PeftReference.Gate"/>).</summary>
+    private readonly object _weightsGate;
+
     /// <summary>Wraps <paramref name="setup"/> (not owned); the replica holds step 0 (the initial weights).</summary>
     public ReplicaTrainer(TrainingSetup setup)
     {
@@ -41,6 +44,7 @@ public sealed class ReplicaTrainer : IDisposable
         _precision = setup.Precision;
         // A reference that computes (not precomputed or supplied log-probs) is scored a step ahead while the member waits.
         Lookahead = setup.Reference is LiveReference or PeftReference ? new ReferenceLookahead(setup.Reference) : null;
+        _weightsGate = (setup.Reference as PeftReference)?.Gate ?? new object();
         var stepper = new KtoStepper(setup.Compute, Lookahead ?? setup.Reference, _config.LossOptions, setup.Tokenizer.EosTokenId, setup.Device) { Precision = _precision, DropoutSeed = _config.Seed };
         _stepper = stepper;
         _step = new ReplicaStep(setup.Policy, stepper, setup.Data.Items, _precision,
@@ -117,8 +121,10 @@ public sealed class ReplicaTrainer : IDisposable
     public void Discard() => _reduced = null;
 
     /// <summary>Writes an atomic training checkpoint of the held step under <paramref name="outputDir"/>; returns its path.</summary>
-    public string SaveCheckpoint(string outputDir) =>
-        TrainingCheckpoint.Save(outputDir, _policy, _optimizer, new TrainerState(HeldStep, _fingerprint, TotalSteps, (double)HeldStep / Plan.StepsPerEpoch), _precision, _step.Exact);
+    public string SaveCheckpoint(string outputDir)
+    {
+        lock (_weightsGate) return TrainingCheckpoint.Save(outputDir, _policy, _optimizer, new TrainerState(HeldStep, _fingerprint, TotalSteps, (double)HeldStep / Plan.StepsPerEpoch), _precision, _step.Exact);
+    }
 
     /// <summary>Loads a verified checkpoint of this run's data; the replica then holds its step.</summary>
     /// <exception cref="InvalidDataException">The checkpoint is corrupt or belongs to other data or another model.</exception>
@@ -131,8 +137,14 @@ public sealed class ReplicaTrainer : IDisposable
         HeldStep = state.GlobalStep;
     }
 
-    /// <summary>The replica's whole state (weights, optimizer moments and step count, held step) as a safetensors image.</summary>
+    /// <summary>The replica's whole state (weights, optimizer moments and step count, held step) as a safetensors image;
+    /// it may be called while a step is being reduced on another thread (the weights do not change until the apply).</summary>
     public byte[] ExportState()
+    {
+        lock (_weightsGate) return ExportStateHoldingGate();
+    }
+
+    private byte[] ExportStateHoldingGate()
     {
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (name, p) in _policy.named_parameters().Where(p => p.parameter.requires_grad)) tensors[ModelPrefix + name] = p.detach(); // LoRA: adapters only; the joiner loads the base itself

@@ -90,8 +90,20 @@ public sealed class PeftReference : IReferenceModel
             .Select(p => (p.Parameter, p.Parameter.detach().clone()))];
     }
 
+    /// <summary>
+    /// Held while <see cref="Score"/> has the policy's continued adapters or modules_to_save set to their reference
+    /// values: a reader of the policy's trainable weights on another thread (a state export for a joining trainer while
+    /// a step runs) takes it too, or it may read the reference's values instead of the trained ones.
+    /// </summary>
+    public object Gate { get; } = new();
+
     /// <inheritdoc />
     public ReferenceLogps[] Score(IReadOnlyList<TrainItem> items)
+    {
+        lock (Gate) return ScoreHoldingGate(items);
+    }
+
+    private ReferenceLogps[] ScoreHoldingGate(IReadOnlyList<TrainItem> items)
     {
         bool training = _policy.training;
         _policy.eval();

@@ -105,3 +105,47 @@ public sealed class ReferenceLookaheadTests : IDisposable
         Assert.Equal(2, ahead.Lookahead.Hits);
     }
 }
+
+/// <summary>
+/// A LoRA run's reference sets the policy's modules_to_save to their original weights while it scores; a state
+/// export for a joiner, which a trainer serves while a step runs, still gets the trained weights.
+/// </summary>
+public sealed class ExportBesideAStepTests : IDisposable
+{
+    private readonly TrainingFixture _f = new(arch: "qwen3"); // an untied output head
+
+    public void Dispose() => _f.Dispose();
+
+    [Fact]
+    public void AStateExportWhileTheReferenceScoresHoldsTheTrainedModulesToSave()
+    {
+        KtoConfig c = _f.Config("export", c => c with
+        {
+            UsePeft = true, LoraR = 4, LoraAlpha = 8, LoraDropout = 0, LoraModulesToSave = ["lm_head"], LearningRate = 1e-2, MaxSteps = 40,
+        });
+        using TrainingSetup setup = TrainingSetup.Prepare(c, NullObserver.Instance);
+        using var replica = new ReplicaTrainer(setup);
+        for (int step = 0; step < 2; step++)
+        {
+            replica.Reduce(step, SoloGroup.Instance);
+            replica.Apply(step);
+        }
+        byte[] held = replica.ExportState(); // lm_head trained for 2 steps: not the reference's
+        int exports = 0, differing = 0;
+        using var done = new ManualResetEventSlim();
+        var exporter = new Thread(() =>
+        {
+            while (!done.IsSet)
+            {
+                if (!replica.ExportState().AsSpan().SequenceEqual(held)) differing++;
+                exports++;
+            }
+        });
+        exporter.Start();
+        for (int i = 0; i < 30 || exports < 10; i++) replica.Reduce(2, SoloGroup.Instance); // each scores the reference; the weights stay
+        done.Set();
+        exporter.Join();
+        Assert.Equal(0, differing);
+        Assert.True(exports >= 10, $"{exports} exports");
+    }
+}
