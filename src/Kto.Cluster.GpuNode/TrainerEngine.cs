@@ -28,6 +28,9 @@ public sealed class TrainerEngine : IAsyncDisposable
     /// <summary>The look-ahead queued after the last reduction (the actor's-thread readers of the replica wait for it:
     /// a LoRA run's reference swaps the policy's modules_to_save weights while it scores).</summary>
     private Task _ahead = Task.CompletedTask;
+
+    /// <summary>Stopwatch ticks of look-ahead and apply work since <see cref="TakeAheadSeconds"/> was last called.</summary>
+    private long _aheadTicks;
     private Ring? _ring;
     private SuppliedReference? _supplied;
 
@@ -166,7 +169,7 @@ public sealed class TrainerEngine : IAsyncDisposable
         ReducedStep reduced;
         try
         {
-            reduced = replica.Reduce(start.Step, start.Generation, new RingAllReduce(ring, cancel));
+            reduced = replica.Reduce(start.Step, start.Generation, new RingAllReduce(ring, cancel), start.Shares);
         }
         catch
         {
@@ -181,7 +184,9 @@ public sealed class TrainerEngine : IAsyncDisposable
             _ahead = ahead.Task;
             _queue.Add(() =>
             {
+                long began = System.Diagnostics.Stopwatch.GetTimestamp();
                 ScoreAhead();
+                Interlocked.Add(ref _aheadTicks, System.Diagnostics.Stopwatch.GetTimestamp() - began);
                 ahead.SetResult();
             });
         }
@@ -210,7 +215,17 @@ public sealed class TrainerEngine : IAsyncDisposable
     }
 
     /// <summary>Applies a committed attempt.</summary>
-    public double Apply(int step, long generation) => OnReplicaThread(() => Replica.Apply(step, generation));
+    public double Apply(int step, long generation) => OnReplicaThread(() =>
+    {
+        long began = System.Diagnostics.Stopwatch.GetTimestamp();
+        double norm = Replica.Apply(step, generation);
+        Interlocked.Add(ref _aheadTicks, System.Diagnostics.Stopwatch.GetTimestamp() - began);
+        return norm;
+    });
+
+    /// <summary>Seconds of work done for the next attempt before it starts (the reference scored ahead and the apply)
+    /// since the last call (<see cref="StepReduced.AheadSeconds"/>).</summary>
+    public double TakeAheadSeconds() => Interlocked.Exchange(ref _aheadTicks, 0) / (double)System.Diagnostics.Stopwatch.Frequency;
 
     /// <summary>Forgets reduced gradients that will not be committed.</summary>
     public void Discard() => _replica?.Discard();

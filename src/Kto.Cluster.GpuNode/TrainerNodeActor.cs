@@ -244,6 +244,7 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
         _attempt = cancel;
         _attemptId = (s.Step, s.Generation);
         var clock = System.Diagnostics.Stopwatch.StartNew();
+        double ahead = _engine.TakeAheadSeconds();
         RunTask($"step {s.Step}", () => _engine.Reduce(s, rank, cancel.Token), result =>
         {
             cancel.Dispose();
@@ -251,7 +252,7 @@ public sealed class TrainerNodeActor : ReceiveActor, IWithTimers, IWithStash
             if (result.Error is null)
             {
                 ReducedStep r = result.Value!;
-                _coordinator.Tell(new StepReduced(_trainerId, s.Step, s.Generation, r.Checksum, MetricVector.From(r.Metrics), r.GradNorm, clock.Elapsed.TotalSeconds, r.ExchangeSeconds, r.BytesSent));
+                _coordinator.Tell(new StepReduced(_trainerId, s.Step, s.Generation, r.Checksum, MetricVector.From(r.Metrics), r.GradNorm, clock.Elapsed.TotalSeconds, r.ExchangeSeconds, r.BytesSent, ahead));
             }
             else
             {

@@ -110,7 +110,7 @@ internal static class BenchClusterCommand
                 string ceilingRunsJson = string.Join(",", ceilings.Select(c => c.ToString("0.000", CultureInfo.InvariantCulture)));
                 // member: a member's time from StepStart to the end of its all-reduce (of which exchange: in the
                 // all-reduces, waiting for the slower member included; straggler wait: how long the fastest member
-                // waited for the slowest, the spread of their compute times); the rest of a step is the coordinator's
+                // waited for the slowest, the spread of their times in the all-reduces); the rest of a step is the coordinator's
                 // round trip, the commit's persist and the apply (clip + AdamW).
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{{\"bench\":\"cluster\",\"lora\":{(parse.GetValue(lora) ? "true" : "false")},\"full_determinism\":{(parse.GetValue(determinism) ? "true" : "false")},\"determinism_slices\":{(parse.GetValue(determinism) ? slices : 0)},\"batch\":{b},\"steps\":{n},\"trainers\":{t},\"trainers_1_steps_per_s\":{one:0.000},\"trainers_{t}_steps_per_s\":{two:0.000},\"speedup\":{two / one:0.000},\"speedup_goal\":{0.9 * t:0.0}," +

@@ -65,9 +65,11 @@ public sealed record TrainerRegistered([property: Key(0)] string TrainerId, [pro
 /// <param name="Endpoints">Their ring endpoints (host:port), same order.</param>
 /// <param name="RingGeneration">The generation the ring of these members was formed at: members keep the ring of an
 /// earlier attempt while the membership holds and nothing failed, and form a new one when this differs from theirs.</param>
+/// <param name="Shares">Each member's share of every micro-batch (positive weights, <see cref="ShardPlan.Apportion"/>), same
+/// order; null: equal shares.</param>
 [MessagePackObject]
 public sealed record StepStart([property: Key(0)] int Step, [property: Key(1)] long Generation, [property: Key(2)] string[] Members, [property: Key(3)] string[] Endpoints,
-    [property: Key(4)] long RingGeneration) : INodeMessage;
+    [property: Key(4)] long RingGeneration, [property: Key(5)] int[]? Shares = null) : INodeMessage;
 
 /// <summary>A member finished the all-reduce of an attempt; every member of a good attempt reports the same values.</summary>
 /// <param name="TrainerId">The reporting member.</param>
@@ -79,10 +81,13 @@ public sealed record StepStart([property: Key(0)] int Step, [property: Key(1)] l
 /// <param name="Seconds">How long the member took from <see cref="StepStart"/> to the end of its all-reduce.</param>
 /// <param name="ExchangeSeconds">Of that, the time in all-reduces (waiting for slower members included).</param>
 /// <param name="BytesSent">Bytes the member wrote to the gradient ring for the attempt (KL, gradients and metrics, headers included).</param>
+/// <param name="AheadSeconds">Seconds the member worked for this attempt before its <see cref="StepStart"/> (the reference
+/// scored ahead after its previous report, and the apply): with <see cref="Seconds"/> less <see cref="ExchangeSeconds"/>,
+/// its whole compute for the step.</param>
 [MessagePackObject]
 public sealed record StepReduced([property: Key(0)] string TrainerId, [property: Key(1)] int Step, [property: Key(2)] long Generation,
     [property: Key(3)] ulong Checksum, [property: Key(4)] double[] Metrics, [property: Key(5)] double GradNorm, [property: Key(6)] double Seconds = 0,
-    [property: Key(7)] double ExchangeSeconds = 0, [property: Key(8)] long BytesSent = 0) : INodeMessage;
+    [property: Key(7)] double ExchangeSeconds = 0, [property: Key(8)] long BytesSent = 0, [property: Key(9)] double AheadSeconds = 0) : INodeMessage;
 
 /// <summary>A member could not finish an attempt (the ring broke, a neighbour never came, or it was aborted).</summary>
 [MessagePackObject]

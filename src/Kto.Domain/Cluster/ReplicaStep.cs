@@ -62,16 +62,19 @@ public sealed class ReplicaStep
     /// Forward and backward over this member's shards of the step's micro-batches, then the gradient all-reduce.
     /// Returns the metric sums of the whole group (reduced too) and the checksum of the reduced gradients.
     /// </summary>
-    public ReducedStep Run(IReadOnlyList<int[]> microBatches, IAllReduce group)
+    /// <param name="microBatches">The step's micro-batches (dataset indices).</param>
+    /// <param name="group">The step's members.</param>
+    /// <param name="shares">Each member's share of every micro-batch (of its slices under full_determinism), or null for equal shares.</param>
+    public ReducedStep Run(IReadOnlyList<int[]> microBatches, IAllReduce group, IReadOnlyList<int>? shares = null)
     {
-        if (Exact is not null) return RunExact(microBatches, group, Exact);
+        if (Exact is not null) return RunExact(microBatches, group, Exact, shares);
         foreach (var p in _parameters) p.grad?.zero_();
         StepMetrics local = StepMetrics.Zero;
         var exchange = new System.Diagnostics.Stopwatch();
         long sentBefore = group.BytesSent;
         foreach (int[] micro in microBatches)
         {
-            List<TrainItem> shard = MemberShards(micro, group.Rank, group.Size)[0];
+            List<TrainItem> shard = MemberShards(micro, group.Rank, group.Size, shares)[0];
             ReferenceLogps[] reference = _stepper.Reference(shard);
             KlPartial mine = _stepper.KlPartial(shard, reference);
             double[] kl = [mine.Sum, mine.Count];
@@ -96,10 +99,10 @@ public sealed class ReplicaStep
 
     /// <summary>
     /// The <c>full_determinism</c> step: each micro-batch is cut into the run's fixed slices (never by membership), slice k
-    /// computed alone by member k mod n; each slice's gradient, KL sum and metric sums are rounded onto
+    /// computed alone by the member its share gives it (contiguous runs of slice indices); each slice's gradient, KL sum and metric sums are rounded onto
     /// <see cref="ExactSum"/>'s grids and summed exactly, so the result is the same bits for any membership.
     /// </summary>
-    private ReducedStep RunExact(IReadOnlyList<int[]> microBatches, IAllReduce group, ExactSum exact)
+    private ReducedStep RunExact(IReadOnlyList<int[]> microBatches, IAllReduce group, ExactSum exact, IReadOnlyList<int>? shares)
     {
         var exchange = new System.Diagnostics.Stopwatch();
         long sentBefore = group.BytesSent;
@@ -118,7 +121,7 @@ public sealed class ReplicaStep
             {
                 var mine = new List<(List<TrainItem> Items, ReferenceLogps[] Reference)>();
                 double[] kl = [0, 0];
-                foreach (List<TrainItem> slice in MemberShards(micro, group.Rank, group.Size))
+                foreach (List<TrainItem> slice in MemberShards(micro, group.Rank, group.Size, shares))
                 {
                     ReferenceLogps[] reference = _stepper.Reference(slice);
                     KlPartial partial = _stepper.KlPartial(slice, reference);
@@ -157,18 +160,18 @@ public sealed class ReplicaStep
     /// <summary>
     /// The items member <paramref name="rank"/> of <paramref name="size"/> computes of each of
     /// <paramref name="microBatches"/>, in the order and grouping <see cref="Run"/> scores them with the reference: one
-    /// shard per micro-batch, or under <c>full_determinism</c> the member's slices (k ≡ rank mod size).
+    /// shard per micro-batch, or under <c>full_determinism</c> the member's slices (a contiguous run of slice indices,
+    /// as many as its share gives it: which member computes a slice changes no bit).
     /// </summary>
-    public IEnumerable<IReadOnlyList<TrainItem>> Shards(IReadOnlyList<int[]> microBatches, int rank, int size) =>
-        microBatches.SelectMany(micro => MemberShards(micro, rank, size));
+    public IEnumerable<IReadOnlyList<TrainItem>> Shards(IReadOnlyList<int[]> microBatches, int rank, int size, IReadOnlyList<int>? shares = null) =>
+        microBatches.SelectMany(micro => MemberShards(micro, rank, size, shares));
 
-    private List<List<TrainItem>> MemberShards(int[] micro, int rank, int size)
+    private List<List<TrainItem>> MemberShards(int[] micro, int rank, int size, IReadOnlyList<int>? shares)
     {
-        if (Exact is null) return [[.. ShardPlan.Shard(micro, size, rank).Select(i => _items[i])]];
+        if (Exact is null) return [[.. ShardPlan.Shard(micro, shares, size, rank).Select(i => _items[i])]];
         int slices = Math.Min(_slices, micro.Length);
-        var mine = new List<List<TrainItem>>();
-        for (int k = rank; k < slices; k += size) mine.Add([.. ShardPlan.Shard(micro, slices, k).Select(i => _items[i])]);
-        return mine;
+        int[] mine = ShardPlan.Shard([.. Enumerable.Range(0, slices)], shares, size, rank);
+        return [.. mine.Select(k => ShardPlan.Shard(micro, slices, k).Select(i => _items[i]).ToList())];
     }
 
     /// <summary>

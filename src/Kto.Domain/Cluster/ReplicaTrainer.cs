@@ -11,7 +11,7 @@ namespace Kto.Domain.Cluster;
 /// <summary>
 /// A trainer replica's state for a run: the plan, schedule, optimizer and <see cref="ReplicaStep"/> around a prepared
 /// <see cref="TrainingSetup"/>, and the number of committed steps its weights include (<see cref="HeldStep"/>). Each
-/// step is two calls: <see cref="Reduce(int, long, IAllReduce)"/> (compute and all-reduce; the result is what the member reports) and, once
+/// step is two calls: <see cref="Reduce(int, long, IAllReduce, IReadOnlyList{int})"/> (compute and all-reduce; the result is what the member reports) and, once
 /// the step is committed, <see cref="Apply(int, long)"/>. Its whole state (weights, optimizer moments, step) moves between
 /// replicas with <see cref="ExportState"/> / <see cref="ImportState"/>, and to disk as a training checkpoint.
 /// </summary>
@@ -27,7 +27,7 @@ public sealed class ReplicaTrainer : IDisposable
     private readonly MixedPrecision? _precision;
     private readonly Func<Dictionary<string, double>>? _evaluate;
     private (int Step, long Generation)? _reduced;
-    private (int Rank, int Size)? _group;
+    private (int Rank, int Size, IReadOnlyList<int>? Shares)? _group;
 
     /// <summary>Taken by the readers of the trainable weights that may run beside a step (see <see cref="PeftReference.Gate"/>).</summary>
     private readonly object _weightsGate;
@@ -73,27 +73,31 @@ public sealed class ReplicaTrainer : IDisposable
     public ReducedStep Reduce(int step, IAllReduce group) => Reduce(step, 0, group);
 
     /// <summary>As <see cref="Reduce(int, IAllReduce)"/>, remembering the attempt so that only its commit is applied.</summary>
+    /// <param name="step">The step to compute (the one the replica holds).</param>
+    /// <param name="generation">The attempt.</param>
+    /// <param name="group">Its members.</param>
+    /// <param name="shares">Each member's share of every micro-batch (<see cref="StepStart.Shares"/>), or null for equal shares.</param>
     /// <exception cref="InvalidOperationException">The replica does not hold step <paramref name="step"/>.</exception>
-    public ReducedStep Reduce(int step, long generation, IAllReduce group)
+    public ReducedStep Reduce(int step, long generation, IAllReduce group, IReadOnlyList<int>? shares = null)
     {
         if (step != HeldStep) throw new InvalidOperationException($"asked to compute step {step}, but this replica holds {HeldStep} committed steps");
         _reduced = null;
         _stepper.Step = step;
-        ReducedStep result = _step.Run(Plan.Step(step), group);
+        ReducedStep result = _step.Run(Plan.Step(step), group, shares);
         _reduced = (step, generation);
-        _group = (group.Rank, group.Size);
+        _group = (group.Rank, group.Size, shares);
         return result;
     }
 
     /// <summary>
-    /// Scores the reference log-probs of the step after the one just reduced, for the same membership, while the member
+    /// Scores the reference log-probs of the step after the one just reduced, for the same membership and shares, while the member
     /// would wait for its commit (see <see cref="ReferenceLookahead"/>); that step then only looks them up. Nothing to
     /// do (returns 0) without a live reference, before any reduction or after the last step. Returns the shards scored.
     /// </summary>
     public int ScoreNextStepAhead()
     {
         if (Lookahead is null || _reduced is not { } reduced || _group is not { } group || reduced.Step + 1 >= TotalSteps) return 0;
-        var shards = _step.Shards(Plan.Step(reduced.Step + 1), group.Rank, group.Size).ToList();
+        var shards = _step.Shards(Plan.Step(reduced.Step + 1), group.Rank, group.Size, group.Shares).ToList();
         Lookahead.ScoreAhead(shards);
         return Lookahead.Held;
     }

@@ -221,14 +221,15 @@ public static class StepDriver
             if (State.Round is not { } round || State.Committing) return;
             var (next, outcome) = round.Report(report.TrainerId, report.Step, report.Generation, report.Checksum);
             if (outcome == RoundOutcome.Stale) return;
-            double compute = report.Seconds - report.ExchangeSeconds;
+            double waited = report.ExchangeSeconds;
             State = State with
             {
                 Round = next,
                 FirstReport = State.FirstReport ?? report,
-                ComputeSpread = State.ComputeSpread is var (lo, hi, slowest)
-                    ? (Math.Min(lo, compute), Math.Max(hi, compute), compute > hi ? report.TrainerId : slowest)
-                    : (compute, compute, report.TrainerId),
+                Reports = State.Reports.Add(report),
+                ExchangeSpread = State.ExchangeSpread is var (lo, hi, slowest)
+                    ? (Math.Min(lo, waited), Math.Max(hi, waited), waited < lo ? report.TrainerId : slowest)
+                    : (waited, waited, report.TrainerId),
             };
             switch (outcome)
             {
@@ -272,7 +273,12 @@ public static class StepDriver
             Announce(round, save ? s.OutputDir : null, evaluate);
             if (evaluate) State = State with { PendingEvaluation = new DriverRequest(done, round.Members[0], Now + CatchUpTimeout) };
             if (done == spec.TotalSteps) State = State with { FinalCheckpoint = new DriverRequest(done, round.Members[0], Now + CatchUpTimeout) };
-            Outputs.Add(State.ComputeSpread is var (lo, hi, slowest) && Run.LastCommit!.Members.Count > 1
+            var config = s.Config;
+            int units = config.FullDeterminism ? Math.Min(config.DeterminismSlices, spec.GlobalBatchSize) : spec.GlobalBatchSize;
+            var (balance, change) = State.Balance.Observe(round.Members, State.AttemptShares, State.Reports, units);
+            State = State with { Balance = balance };
+            if (change is not null) Info(change);
+            Outputs.Add(State.ExchangeSpread is var (lo, hi, slowest) && Run.LastCommit!.Members.Count > 1
                 ? new CommitAnnounced(Run.LastCommit!, State.FirstReport!, hi - lo, slowest)
                 : new CommitAnnounced(Run.LastCommit!, State.FirstReport!));
             State = State with { Round = null };
@@ -407,8 +413,10 @@ public static class StepDriver
             string[] ids = [.. synced], endpoints = [.. synced.Select(id => State.Trainers[id].Endpoint)];
             string layout = string.Join(",", ids.Zip(endpoints, (id, e) => id + "@" + e));
             (long Generation, string Layout) ring = State.Ring is { } known && known.Layout == layout ? known : (generation, layout);
-            State = State with { Generation = generation, Round = round, FirstReport = null, ComputeSpread = null, Ring = ring };
-            var start = new StepStart(frontier, generation, ids, endpoints, ring.Generation);
+            State = State with { Generation = generation, Round = round, FirstReport = null, ExchangeSpread = null, Ring = ring };
+            int[]? shares = State.Balance.SharesFor(ids);
+            State = State with { Reports = [], AttemptShares = shares };
+            var start = new StepStart(frontier, generation, ids, endpoints, ring.Generation, shares);
             foreach (string id in synced)
             {
                 Outputs.Add(new SendScores(id, frontier));

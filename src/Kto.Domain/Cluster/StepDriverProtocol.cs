@@ -87,9 +87,9 @@ public sealed record PersistRunEvent(IRunEvent Event) : IDriverOutput;
 /// <summary>A new commit was announced to its members: print the progress line and write metrics.</summary>
 /// <param name="Commit">The commit.</param>
 /// <param name="Report">The attempt's first report (its metrics are the commit's).</param>
-/// <param name="StragglerWait">Seconds the fastest member waited for the slowest: the spread of the members' compute
-/// times (<see cref="StepReduced.Seconds"/> less <see cref="StepReduced.ExchangeSeconds"/>); 0 with one member.</param>
-/// <param name="Slowest">The member with the most compute time, or null with one member.</param>
+/// <param name="StragglerWait">Seconds the fastest member waited for the slowest: the spread of the members' time in
+/// all-reduces (<see cref="StepReduced.ExchangeSeconds"/>, waits included); 0 with one member.</param>
+/// <param name="Slowest">The member with the least time in all-reduces (the one the others waited for), or null with one member.</param>
 public sealed record CommitAnnounced(StepCommitted Commit, StepReduced Report, double StragglerWait = 0, string? Slowest = null) : IDriverOutput;
 
 /// <summary>Deliver <see cref="RetryDue"/> after <paramref name="Delay"/>.</summary>

@@ -85,11 +85,21 @@ public sealed record StepDriverState
     public StepReduced? FirstReport { get; init; }
 
     /// <summary>
-    /// Of the attempt in flight's reports so far, the least and the most compute time (a member's seconds less its time
-    /// in all-reduces), in seconds, and the member with the most: the difference is how long the fastest member waited
-    /// for the slowest.
+    /// Of the attempt in flight's reports so far, the least and the most time in all-reduces (waits for slower members
+    /// included), in seconds, and the member with the least — the one the others waited for: the difference is how
+    /// long the fastest member waited for the slowest. (Not the spread of compute times: a member that scored more of
+    /// the next step's reference ahead starts its step later, and the others wait for that too.)
     /// </summary>
-    public (double Fastest, double Slowest, string SlowestMember)? ComputeSpread { get; init; }
+    public (double Least, double Most, string SlowestMember)? ExchangeSpread { get; init; }
+
+    /// <summary>The attempt in flight's reports so far (for <see cref="Balance"/> at its commit).</summary>
+    public System.Collections.Immutable.ImmutableList<StepReduced> Reports { get; init; } = [];
+
+    /// <summary>The shares the attempt in flight runs with (null: equal).</summary>
+    public int[]? AttemptShares { get; init; }
+
+    /// <summary>The members' measured speeds and the shares they are given (see <see cref="ShardBalance"/>).</summary>
+    public ShardBalance Balance { get; init; } = ShardBalance.Empty;
 
     /// <summary>A checkpoint is wanted at the next step boundary (operator request, stop, or a failed write's retry).</summary>
     public bool CheckpointRequested { get; init; }

@@ -23,10 +23,10 @@ public sealed class ReferenceLookaheadTests : IDisposable
     });
 
     /// <summary>Two replicas on threads through every step; each member's checksums and final state, and its look-ahead's hits and misses.</summary>
-    private static (List<ulong> Checksums, byte[] State, long Hits, long Misses)[] Run(KtoConfig c, bool lookahead, int members = 2)
+    private static (List<ulong> Checksums, byte[] State, long Hits, long Misses, Dictionary<string, float[]> Weights)[] Run(KtoConfig c, bool lookahead, int members = 2, int[]? shares = null)
     {
         var group = new InMemoryGroup(members);
-        var results = new (List<ulong>, byte[], long, long)[members];
+        var results = new (List<ulong>, byte[], long, long, Dictionary<string, float[]>)[members];
         var threads = Enumerable.Range(0, members).Select(rank => new Thread(() =>
         {
             using TrainingSetup setup = TrainingSetup.Prepare(c, NullObserver.Instance);
@@ -35,11 +35,12 @@ public sealed class ReferenceLookaheadTests : IDisposable
             var checksums = new List<ulong>();
             for (int step = 0; step < replica.TotalSteps; step++)
             {
-                checksums.Add(replica.Reduce(step, group.Member(rank)).Checksum);
+                checksums.Add(replica.Reduce(step, 0, group.Member(rank), shares).Checksum);
                 if (lookahead) replica.ScoreNextStepAhead();
-                replica.Apply(step);
+                replica.Apply(step, 0);
             }
-            results[rank] = (checksums, replica.ExportState(), replica.Lookahead!.Hits, replica.Lookahead.Misses);
+            results[rank] = (checksums, replica.ExportState(), replica.Lookahead!.Hits, replica.Lookahead.Misses,
+                setup.Policy.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().data<float>().ToArray()));
         })).ToList();
         threads.ForEach(t => t.Start());
         threads.ForEach(t => t.Join());
@@ -68,6 +69,26 @@ public sealed class ReferenceLookaheadTests : IDisposable
             if (fullDeterminism) Assert.True(ahead[rank].Misses >= shardsPerStep); // a step the exact sums' grid retries scores again
             else Assert.Equal(shardsPerStep, ahead[rank].Misses);
         }
+    }
+
+    [Fact]
+    public void UnevenSharesGiveTheSameTrainingUnderFullDeterminismTheSameBits()
+    {
+        // The ordinary step: members agree bit for bit, and the weights are the equal split's up to float sums' order.
+        KtoConfig ordinary = Config("uneven", fullDeterminism: false);
+        var equal = Run(ordinary, lookahead: true);
+        var uneven = Run(ordinary, lookahead: true, shares: [2, 1]); // 4 and 2 of each micro-batch of 6
+        Assert.Equal(uneven[0].State, uneven[1].State);
+        Assert.True(Kto.Domain.Checkpoints.WeightDistance.RelativeL2(equal[0].Weights, uneven[0].Weights) < 1e-5);
+        Assert.NotEqual(equal[0].Checksums, uneven[0].Checksums); // the split did change (float sums in another order)
+
+        // full_determinism: 3 slices as 2 + 1 (equal) or 1 + 2: the same bits.
+        KtoConfig exact = Config("uneven-exact", fullDeterminism: true);
+        var exactEqual = Run(exact, lookahead: true);
+        var exactUneven = Run(exact, lookahead: true, shares: [1, 2]);
+        Assert.Equal(exactEqual[0].State, exactUneven[0].State);
+        Assert.Equal(exactUneven[0].State, exactUneven[1].State);
+        Assert.Equal(exactEqual[0].Checksums, exactUneven[0].Checksums);
     }
 
     [Fact]

@@ -20,6 +20,30 @@ public class ShardPlanAndAuditTests
         Assert.Throws<ArgumentOutOfRangeException>(() => ShardPlan.Shard([1, 2], 2, 2));
     }
 
+    [Fact]
+    public void SharesApportionTheBatchByLargestRemaindersAndEqualSharesGiveTheEqualSplit()
+    {
+        Assert.Equal([9, 7], ShardPlan.Apportion(16, [9, 7]));
+        Assert.Equal([3, 7], ShardPlan.Apportion(10, [1, 2])); // 3.33 and 6.67: the larger remainder gets the last one
+        Assert.Equal([2, 1, 1], ShardPlan.Apportion(4, [5, 5, 5])); // ties go to the lower rank
+        Assert.Equal([0, 3], ShardPlan.Apportion(3, [1, 1000]));
+        for (int n = 0; n <= 17; n++)
+        {
+            int[] batch = Enumerable.Range(100, n).ToArray();
+            for (int members = 1; members <= 6; members++)
+            {
+                int[] equal = [.. Enumerable.Repeat(3, members)];
+                int[] uneven = [.. Enumerable.Range(1, members)];
+                for (int r = 0; r < members; r++) Assert.Equal(ShardPlan.Shard(batch, members, r), ShardPlan.Shard(batch, equal, members, r));
+                var shards = Enumerable.Range(0, members).Select(r => ShardPlan.Shard(batch, uneven, members, r)).ToList();
+                Assert.Equal(batch, shards.SelectMany(x => x)); // in order, nothing lost or doubled
+                Assert.Equal(ShardPlan.Apportion(n, uneven), shards.Select(x => x.Length));
+            }
+        }
+        Assert.Throws<ArgumentException>(() => ShardPlan.Apportion(4, [1, 0]));
+        Assert.Throws<ArgumentException>(() => ShardPlan.Shard([1, 2], [1, 1, 1], 2, 0));
+    }
+
     private static List<IRunEvent> Journal(int steps)
     {
         var events = new List<IRunEvent> { new RunStarted(RunStateTests.Spec), new CoordinatorIncarnated(1) };

@@ -79,8 +79,37 @@ public sealed class StepDriverPropertyTests
         context = new StepDriverContext(journal.Apply(persist.Commit), context.Now);
         (_, outputs) = StepDriver.Handle(state, context, new CommitPersisted());
         var announced = Assert.Single(outputs.OfType<CommitAnnounced>());
-        Assert.Equal(0.10, announced.StragglerWait, 12);
+        Assert.Equal(0.11, announced.StragglerWait, 12); // t1's 0.13 s in the all-reduces less t2's 0.02 s
         Assert.Equal("t2", announced.Slowest);
+    }
+
+    [Fact]
+    public void AMemberSlowerPerExampleIsGivenASmallerShareOfTheNextSteps()
+    {
+        RunState journal = RunState.Empty.Apply(new CoordinatorIncarnated(1, "test")).Apply(new RunStarted(Simulation.Spec()));
+        var context = new StepDriverContext(journal, new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc));
+        var (state, _) = StepDriver.Handle(StepDriverState.Empty with { MinTrainers = 2 }, context, new DriverReady());
+        (state, _) = StepDriver.Handle(state, context, new TrainerRegistration("t1", "127.0.0.1:1", 0, NewProcess: false, "process 1"));
+        (state, var outputs) = StepDriver.Handle(state, context, new TrainerRegistration("t2", "127.0.0.1:2", 0, NewProcess: false, "process 2"));
+        for (int step = 0; step < ShardBalance.MinSamples; step++)
+        {
+            var start = outputs.OfType<SendToTrainer>().Select(o => o.Message).OfType<StepStart>().Last();
+            Assert.Equal(step, start.Step);
+            Assert.Null(start.Shares); // equal until every member is measured
+            StepReduced Report(string id, double seconds) =>
+                new(id, start.Step, start.Generation, 42, MetricVector.From(StepMetrics.Zero), 1.0, seconds, 0.02);
+            // t2 computes its 2 of the 4 examples in twice t1's time.
+            (state, _) = StepDriver.Handle(state, context, new ReductionReported(Report("t1", 0.12), 0.3));
+            (state, outputs) = StepDriver.Handle(state, context, new ReductionReported(Report("t2", 0.22), 0.3));
+            var persist = Assert.Single(outputs.OfType<PersistCommit>());
+            journal = journal.Apply(persist.Commit);
+            context = new StepDriverContext(journal, context.Now);
+            (state, outputs) = StepDriver.Handle(state, context, new CommitPersisted());
+        }
+        var next = outputs.OfType<SendToTrainer>().Select(o => o.Message).OfType<StepStart>().Last();
+        Assert.Equal(ShardBalance.MinSamples, next.Step);
+        Assert.Equal([3, 1], ShardPlan.Apportion(4, next.Shares!));
+        Assert.Contains(outputs.OfType<DriverLog>(), l => l.Line.Contains("rebalanced", StringComparison.Ordinal));
     }
 
     /// <summary>The harness. Trainers are t0…t3; each holds a step and at most one attempt.</summary>
