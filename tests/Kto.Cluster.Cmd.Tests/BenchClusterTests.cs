@@ -38,6 +38,7 @@ public sealed class BenchClusterTests : IDisposable
         Assert.NotEmpty(slowest);
         Assert.All(slowest.Keys, k => Assert.Contains(k, new[] { "t1", "t2" }));
         Assert.InRange(slowest.Values.Sum(), 0.3, 1.01); // each printed to 2 decimals
+        Assert.True(json.GetProperty("trainers_2_shares_rebalanced").GetInt32() >= 0); // how often the coordinator moved the split
         double[] ceilings = [.. json.GetProperty("machine_ceiling_speedup_runs").EnumerateArray().Select(e => e.GetDouble())];
         Assert.Equal(3, ceilings.Length);
         Assert.Equal(ceilings.Order().ElementAt(1), json.GetProperty("machine_ceiling_speedup").GetDouble());

@@ -61,17 +61,17 @@ internal static class BenchClusterCommand
                 IPAddress? from = parse.GetValue(floodFrom) is { } a
                     ? IPAddress.TryParse(a, out IPAddress? parsed) ? parsed : throw new ArgumentException($"--flood-from must be an IP address, got '{a}'")
                     : null;
-                var (one, _, oneCompute, _, _, _, oneCoordinatorCpu, oneTrainerCpu, _, _) = Measure(dir, config, 1, w, n, killAfter: false, Flood.None, observer);
-                var (two, failover, twoCompute, twoExchange, twoWait, twoBytes, twoCoordinatorCpu, twoTrainerCpu, unflooded, twoSlowest) = Measure(dir, config, t, w, n, killAfter: true, Flood.None, observer);
+                var (one, _, oneCompute, _, _, _, oneCoordinatorCpu, oneTrainerCpu, _, _, _) = Measure(dir, config, 1, w, n, killAfter: false, Flood.None, observer);
+                var (two, failover, twoCompute, twoExchange, twoWait, twoBytes, twoCoordinatorCpu, twoTrainerCpu, unflooded, twoSlowest, twoRebalanced) = Measure(dir, config, t, w, n, killAfter: true, Flood.None, observer);
                 string flooded = "";
                 if (parse.GetValue(flood))
                 {
                     observer.Info($"the {t}-trainer cluster again, its coordinator's Akka port and every ring port flooded with random bytes");
-                    var (rate, _, _, _, _, _, coordinatorCpu, trainerCpu, f, _) = Measure(dir, config, t, w, n, killAfter: false, Flood.Cluster, observer, rateLimit, from);
+                    var (rate, _, _, _, _, _, coordinatorCpu, trainerCpu, f, _, _) = Measure(dir, config, t, w, n, killAfter: false, Flood.Cluster, observer, rateLimit, from);
                     // The control: the same flood on the same machine into ports outside the cluster that refuse as
                     // cheaply as a port can; what the flooded cluster loses beyond it is the cluster's own cost.
                     observer.Info($"the {t}-trainer cluster again, the same flood into {1 + t} ports outside it (the machine's share of the slowdown)");
-                    var (elsewhereRate, _, _, _, _, _, elsewhereCoordinatorCpu, elsewhereTrainerCpu, e, _) = Measure(dir, config, t, w, n, killAfter: false, Flood.Elsewhere, observer, rateLimit, from);
+                    var (elsewhereRate, _, _, _, _, _, elsewhereCoordinatorCpu, elsewhereTrainerCpu, e, _, _) = Measure(dir, config, t, w, n, killAfter: false, Flood.Elsewhere, observer, rateLimit, from);
                     flooded = string.Create(CultureInfo.InvariantCulture,
                         $",\"flooded\":{{\"trainers_{t}_step_s\":{1 / rate:0.000},\"step_vs_unflooded\":{two / rate:0.000},\"step_vs_flood_elsewhere\":{elsewhereRate / rate:0.000},\"cpu_s_per_step\":{{\"coordinator\":{coordinatorCpu:0.000},\"trainer\":{trainerCpu:0.000}}},\"flood_mb_s\":{f.MBps:0.0},\"flood_connections_per_s\":{f.ConnectionsPerSecond:0.0},\"flood_refused_per_s\":{f.RefusedPerSecond:0.0},\"log_bytes_per_step\":{f.LogBytesPerStep:0},\"unflooded_log_bytes_per_step\":{unflooded.LogBytesPerStep:0}}}" +
                         $",\"flood_elsewhere\":{{\"trainers_{t}_step_s\":{1 / elsewhereRate:0.000},\"step_vs_unflooded\":{two / elsewhereRate:0.000},\"cpu_s_per_step\":{{\"coordinator\":{elsewhereCoordinatorCpu:0.000},\"trainer\":{elsewhereTrainerCpu:0.000}}},\"flood_mb_s\":{e.MBps:0.0},\"flood_connections_per_s\":{e.ConnectionsPerSecond:0.0},\"flood_refused_per_s\":{e.RefusedPerSecond:0.0},\"log_bytes_per_step\":{e.LogBytesPerStep:0}}}");
@@ -114,7 +114,7 @@ internal static class BenchClusterCommand
                 // round trip, the commit's persist and the apply (clip + AdamW).
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{{\"bench\":\"cluster\",\"lora\":{(parse.GetValue(lora) ? "true" : "false")},\"full_determinism\":{(parse.GetValue(determinism) ? "true" : "false")},\"determinism_slices\":{(parse.GetValue(determinism) ? slices : 0)},\"batch\":{b},\"steps\":{n},\"trainers\":{t},\"trainers_1_steps_per_s\":{one:0.000},\"trainers_{t}_steps_per_s\":{two:0.000},\"speedup\":{two / one:0.000},\"speedup_goal\":{0.9 * t:0.0}," +
-                    $"\"trainers_1_step_s\":{1 / one:0.000},\"trainers_1_member_s\":{oneCompute:0.000},\"trainers_{t}_step_s\":{1 / two:0.000},\"trainers_{t}_member_s\":{twoCompute:0.000},\"trainers_{t}_exchange_s\":{twoExchange:0.000},\"trainers_{t}_straggler_wait_s\":{twoWait:0.000},\"trainers_{t}_slowest_share\":{{{string.Join(",", twoSlowest.Select(kv => $"\"{kv.Key}\":{kv.Value.ToString("0.00", CultureInfo.InvariantCulture)}"))}}},\"trainers_{t}_bytes_sent_per_member_step\":{twoBytes:0}," +
+                    $"\"trainers_1_step_s\":{1 / one:0.000},\"trainers_1_member_s\":{oneCompute:0.000},\"trainers_{t}_step_s\":{1 / two:0.000},\"trainers_{t}_member_s\":{twoCompute:0.000},\"trainers_{t}_exchange_s\":{twoExchange:0.000},\"trainers_{t}_straggler_wait_s\":{twoWait:0.000},\"trainers_{t}_slowest_share\":{{{string.Join(",", twoSlowest.Select(kv => $"\"{kv.Key}\":{kv.Value.ToString("0.00", CultureInfo.InvariantCulture)}"))}}},\"trainers_{t}_shares_rebalanced\":{twoRebalanced},\"trainers_{t}_bytes_sent_per_member_step\":{twoBytes:0}," +
                     $"\"trainers_1_cpu_s_per_step\":{{\"coordinator\":{oneCoordinatorCpu:0.000},\"trainer\":{oneTrainerCpu:0.000}}},\"trainers_{t}_cpu_s_per_step\":{{\"coordinator\":{twoCoordinatorCpu:0.000},\"trainer\":{twoTrainerCpu:0.000}}}," +
                     $"\"baseline_whole_batch_one_process_ms\":{whole:0.0},\"baseline_batch_share_processes_ms\":[{string.Join(",", halves.Select(h => h.ToString("0.0", CultureInfo.InvariantCulture)))}],\"machine_ceiling_speedup\":{ceiling:0.000},\"machine_ceiling_speedup_runs\":[{ceilingRunsJson}],\"speedup_vs_ceiling\":{two / one / ceiling:0.000}," +
                     $"\"kill_to_next_commit_s\":{failover:0.00},\"kill_goal_s\":10{flooded}}}"));
@@ -167,7 +167,7 @@ internal static class BenchClusterCommand
     /// hits the coordinator's Akka port and every ring port; with <see cref="Flood.Elsewhere"/>, as many ports of a
     /// <see cref="PortSink"/> outside the cluster.
     /// </summary>
-    private static (double StepsPerSecond, double Failover, double MemberSeconds, double ExchangeSeconds, double StragglerWait, double BytesSent, double CoordinatorCpu, double TrainerCpu, (double MBps, double ConnectionsPerSecond, double RefusedPerSecond, double LogBytesPerStep) Flood, IReadOnlyDictionary<string, double> SlowestShare) Measure(
+    private static (double StepsPerSecond, double Failover, double MemberSeconds, double ExchangeSeconds, double StragglerWait, double BytesSent, double CoordinatorCpu, double TrainerCpu, (double MBps, double ConnectionsPerSecond, double RefusedPerSecond, double LogBytesPerStep) Flood, IReadOnlyDictionary<string, double> SlowestShare, int Rebalanced) Measure(
         string dir, string config, int trainers, int warmup, int steps, bool killAfter, Flood flood, Terminal.ConsoleObserver observer, double? floodRate = null, IPAddress? floodFrom = null)
     {
         string runDir = Path.Combine(dir, $"cluster-{trainers}{(flood == Flood.None ? "" : "-flood-" + flood.ToString().ToLowerInvariant())}");
@@ -228,7 +228,8 @@ internal static class BenchClusterCommand
                 .Select(c => System.Text.RegularExpressions.Regex.Match(c.Line, @"\(slowest ([^)]+)\)"))
                 .Where(m => m.Success).GroupBy(m => m.Groups[1].Value, StringComparer.Ordinal)
                 .OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count() / (double)steps, StringComparer.Ordinal);
-            return (rate, failover, compute, exchange, wait, sent, coordinatorCpu, trainerCpu, (floodBytes / 1e6 / floodSeconds, floodConnections / floodSeconds, floodRefused / floodSeconds, logGrowth / (double)steps), slowest);
+            return (rate, failover, compute, exchange, wait, sent, coordinatorCpu, trainerCpu, (floodBytes / 1e6 / floodSeconds, floodConnections / floodSeconds, floodRefused / floodSeconds, logGrowth / (double)steps), slowest,
+                File.ReadLines(Path.Combine(runDir, "logs", "coordinator.log")).Count(l => l.Contains("rebalanced", StringComparison.Ordinal)));
         }
         finally
         {

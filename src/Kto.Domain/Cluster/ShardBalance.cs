@@ -8,13 +8,15 @@ namespace Kto.Domain.Cluster;
 /// members of a synchronous step finish together instead of the fast ones waiting for the slowest every step.
 /// </summary>
 /// <remarks>
-/// After each commit a member's whole compute for the step — <see cref="StepReduced.Seconds"/> less
+/// After each commit of a step that ran with the same members and shares as the one before (otherwise what the
+/// members scored ahead was for another split, and the step's times say nothing about the new one), a member's whole compute for the step — <see cref="StepReduced.Seconds"/> less
 /// <see cref="StepReduced.ExchangeSeconds"/>, plus <see cref="StepReduced.AheadSeconds"/> — divided by its share of the
 /// step's units (examples of a micro-batch, or under full_determinism its slices) gives its seconds per whole step,
 /// smoothed over steps (exponential moving average, <see cref="Smoothing"/>). Once every member has
 /// <see cref="MinSamples"/> of them, the units are apportioned in inverse proportion (each member keeps at least one),
 /// and the new shares are taken only when they shorten the predicted slowest member by more than
-/// <see cref="Threshold"/> — so a split moves rarely, and the reference scored ahead for the next step is kept.
+/// <see cref="Threshold"/>, and no sooner than <see cref="Hold"/> such steps after the last change — so a split moves
+/// rarely, on a difference that outlasts the machine's noise, and the reference scored ahead for the next step is kept.
 /// Which member computes which examples changes no bit under full_determinism, and in the ordinary step only the
 /// order of float sums. Pure: the driver keeps it in its state.
 /// </remarks>
@@ -27,10 +29,13 @@ public sealed record ShardBalance
     public const double Smoothing = 0.3;
 
     /// <summary>Steps measured per member before shares move away from equal.</summary>
-    public const int MinSamples = 3;
+    public const int MinSamples = 5;
+
+    /// <summary>Steps of one membership and split measured before its split may move again.</summary>
+    public const int Hold = 10;
 
     /// <summary>Smallest predicted gain (a fraction of the slowest member's compute) worth a new split.</summary>
-    public const double Threshold = 0.03;
+    public const double Threshold = 0.05;
 
     /// <summary>Per trainer: smoothed seconds its compute would take for a whole step, and how many steps that average holds.</summary>
     public ImmutableDictionary<string, (double Seconds, int Samples)> Speed { get; init; } =
@@ -38,6 +43,9 @@ public sealed record ShardBalance
 
     /// <summary>The shares decided for a membership (ids in step order, comma-joined), or null.</summary>
     public (string Members, int[] Shares)? Current { get; init; }
+
+    /// <summary>The membership and split of the last commit observed, and how many commits in a row have had them.</summary>
+    public (string Members, string Shares, int Steps)? Last { get; init; }
 
     /// <summary>The shares for a step of <paramref name="members"/> (in step order), or null for equal shares.</summary>
     public int[]? SharesFor(IReadOnlyList<string> members) => Current is { } c && c.Members == string.Join(",", members) ? c.Shares : null;
@@ -54,6 +62,9 @@ public sealed record ShardBalance
     {
         if (members.Count < 2 || units < members.Count) return (this, null);
         int[] counts = ShardPlan.Apportion(units, shares ?? [.. members.Select(_ => 1)]);
+        string key = string.Join(",", members), split = string.Join(",", counts);
+        if (Last is not { } last || last.Members != key || last.Shares != split)
+            return (this with { Last = (key, split, 0) }, null); // the first step of a membership or split: measured from the next
         var speed = Speed;
         foreach (StepReduced r in reports)
         {
@@ -65,14 +76,13 @@ public sealed record ShardBalance
                 ? (old.Seconds + Smoothing * (perStep - old.Seconds), old.Samples + 1)
                 : (perStep, 1));
         }
-        var next = this with { Speed = speed };
-        if (members.Any(m => !speed.TryGetValue(m, out var s) || s.Samples < MinSamples || s.Seconds <= 0)) return (next, null);
+        var next = this with { Speed = speed, Last = (key, split, last.Steps + 1) };
+        if (last.Steps + 1 < Hold || members.Any(m => !speed.TryGetValue(m, out var s) || s.Samples < MinSamples || s.Seconds <= 0)) return (next, null);
 
         double[] perStepSeconds = [.. members.Select(m => speed[m].Seconds)];
         double Slowest(int[] c) => Enumerable.Range(0, c.Length).Max(i => perStepSeconds[i] * c[i] / units);
         int[] candidate = Proposal(perStepSeconds, units);
         if (candidate.SequenceEqual(counts) || Slowest(candidate) >= Slowest(counts) * (1 - Threshold)) return (next, null);
-        string key = string.Join(",", members);
         string line = $"shares of each micro-batch rebalanced for {key}: {string.Join(", ", members.Select((m, i) => $"{m} {candidate[i]}"))} of {units} " +
             $"(was {string.Join(", ", counts)}; seconds per whole step {string.Join(", ", perStepSeconds.Select(s => s.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture)))}; " +
             $"slowest member predicted {Slowest(candidate):0.000} s instead of {Slowest(counts):0.000} s)";

@@ -275,9 +275,12 @@ public static class StepDriver
             if (done == spec.TotalSteps) State = State with { FinalCheckpoint = new DriverRequest(done, round.Members[0], Now + CatchUpTimeout) };
             var config = s.Config;
             int units = config.FullDeterminism ? Math.Min(config.DeterminismSlices, spec.GlobalBatchSize) : spec.GlobalBatchSize;
-            var (balance, change) = State.Balance.Observe(round.Members, State.AttemptShares, State.Reports, units);
-            State = State with { Balance = balance };
-            if (change is not null) Info(change);
+            if (config.BalanceShards)
+            {
+                var (balance, change) = State.Balance.Observe(round.Members, State.AttemptShares, State.Reports, units);
+                State = State with { Balance = balance };
+                if (change is not null) Info(change);
+            }
             Outputs.Add(State.ExchangeSpread is var (lo, hi, slowest) && Run.LastCommit!.Members.Count > 1
                 ? new CommitAnnounced(Run.LastCommit!, State.FirstReport!, hi - lo, slowest)
                 : new CommitAnnounced(Run.LastCommit!, State.FirstReport!));

@@ -144,6 +144,13 @@ public sealed record KtoConfig
     /// </summary>
     public bool FullDeterminism { get; init; }
 
+    /// <summary>
+    /// <c>balance_shards</c> (false): in a cluster run, the coordinator gives each member a share of every micro-batch
+    /// (of its slices under full_determinism) by its measured seconds per example (<see cref="Cluster.ShardBalance"/>),
+    /// for trainers of unequal speed; off, the shares are equal.
+    /// </summary>
+    public bool BalanceShards { get; init; }
+
     /// <summary><c>determinism_slices</c>: slices per micro-batch under full_determinism (4): the most trainers that can
     /// share a step; more slices cost more per step (each is a forward and backward of its own).</summary>
     public int DeterminismSlices { get; init; } = 4;

@@ -62,6 +62,7 @@ public static class KtoConfigReader
         ["disable_dropout"] = (c, v, w) => c with { DisableDropout = Bool(v, w) },
         ["full_determinism"] = (c, v, w) => c with { FullDeterminism = Bool(v, w) },
         ["determinism_slices"] = (c, v, w) => c with { DeterminismSlices = Int(v, w) },
+        ["balance_shards"] = (c, v, w) => c with { BalanceShards = Bool(v, w) },
         ["adapter_name_or_path"] = (c, v, w) => c with { AdapterNameOrPath = NullableStr(v, w) },
         ["eval_dataset_path"] = (c, v, w) => c with { EvalDatasetPath = NullableStr(v, w) },
         ["eval_strategy"] = (c, v, w) => c with { EvalStrategy = Str(v, w) },
@@ -355,6 +356,7 @@ public static class KtoConfigReader
                 w.WriteBoolean("full_determinism", true);
                 w.WriteNumber("determinism_slices", c.DeterminismSlices);
             }
+            if (c.BalanceShards) w.WriteBoolean("balance_shards", true); // absent at the default, as configs written before the key
             if (c.EvalDatasetPath is not null) w.WriteString("eval_dataset_path", c.EvalDatasetPath);
             if (c.EvalStrategy != KtoDefaults.EvalStrategy) w.WriteString("eval_strategy", c.EvalStrategy);
             if (c.EvalSteps is int es) w.WriteNumber("eval_steps", es);

@@ -32,12 +32,28 @@ public sealed class ShardBalanceTests
         Assert.Null(early.SharesFor(members)); // not measured enough yet
         Assert.Empty(none);
 
-        var (balance, changes) = Steps(ShardBalance.Empty, members, [0.02, 0.03], 12);
+        var (balance, changes) = Steps(ShardBalance.Empty, members, [0.02, 0.03], ShardBalance.Hold + 12);
         int[] shares = Assert.IsType<int[]>(balance.SharesFor(members));
         Assert.Equal([10, 6], ShardPlan.Apportion(16, shares)); // 16 in inverse proportion to 2 : 3 is 9.6 : 6.4
         Assert.Single(changes); // moved once, then held
         Assert.Contains("t1 10, t2 6 of 16", changes[0]);
         Assert.Null(balance.SharesFor(["t2", "t1"])); // another membership (order) has its own shares
+    }
+
+    [Fact]
+    public void AStepWhoseSplitOrMembershipIsNewIsNotMeasuredAndASplitHoldsItsSteps()
+    {
+        string[] members = ["t1", "t2"];
+        var (balance, changes) = Steps(ShardBalance.Empty, members, [0.02, 0.03], ShardBalance.Hold);
+        Assert.Empty(changes); // measured Hold − 1 steps: not yet
+        Assert.Equal(ShardBalance.Hold - 1, balance.Speed["t1"].Samples);
+        // A step of another membership resets the count (and is not measured for the new one).
+        (balance, _) = balance.Observe(["t1", "t2", "t3"], null, [Report("t1", 0.1), Report("t2", 0.1), Report("t3", 0.1)], 16);
+        Assert.Equal(ShardBalance.Hold - 1, balance.Speed["t1"].Samples);
+        Assert.False(balance.Speed.ContainsKey("t3"));
+        var (again, none) = Steps(balance, members, [0.02, 0.03], ShardBalance.Hold);
+        Assert.Empty(none);
+        Assert.Single(Steps(again, members, [0.02, 0.03], 1).Changes);
     }
 
     [Fact]
@@ -54,7 +70,7 @@ public sealed class ShardBalanceTests
     {
         string[] members = ["t1", "t2"];
         // 4 slices; t2 takes 4× as long per slice: 3 + 1 (it keeps one, so it is still measured).
-        var (balance, _) = Steps(ShardBalance.Empty, members, [0.05, 0.20], 10, units: 4);
+        var (balance, _) = Steps(ShardBalance.Empty, members, [0.05, 0.20], 20, units: 4);
         Assert.Equal([3, 1], ShardPlan.Apportion(4, balance.SharesFor(members)!));
         // More members than units: nothing to balance.
         var (tiny, changes) = Steps(ShardBalance.Empty, ["a", "b", "c"], [0.01, 0.05, 0.05], 10, units: 2);
@@ -66,9 +82,9 @@ public sealed class ShardBalanceTests
     public void WhenTheSlowMemberSpeedsUpTheSharesComeBack()
     {
         string[] members = ["t1", "t2"];
-        var (slow, _) = Steps(ShardBalance.Empty, members, [0.02, 0.03], 12);
+        var (slow, _) = Steps(ShardBalance.Empty, members, [0.02, 0.03], 20);
         Assert.NotNull(slow.SharesFor(members));
-        var (back, changes) = Steps(slow, members, [0.02, 0.02], 20);
+        var (back, changes) = Steps(slow, members, [0.02, 0.02], 60);
         Assert.Null(back.SharesFor(members)); // equal again
         Assert.NotEmpty(changes);
     }

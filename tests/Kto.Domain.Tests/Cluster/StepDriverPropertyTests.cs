@@ -83,15 +83,24 @@ public sealed class StepDriverPropertyTests
         Assert.Equal("t2", announced.Slowest);
     }
 
-    [Fact]
-    public void AMemberSlowerPerExampleIsGivenASmallerShareOfTheNextSteps()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void WithBalanceShardsAMemberSlowerPerExampleIsGivenASmallerShareOfTheNextSteps(bool balance)
     {
-        RunState journal = RunState.Empty.Apply(new CoordinatorIncarnated(1, "test")).Apply(new RunStarted(Simulation.Spec()));
+        // No checkpoints or evaluations on the way: every commit is followed by the next StepStart at once.
+        RunSpec spec = Simulation.Spec() with
+        {
+            TotalSteps = 40,
+            ConfigJson = """{"model_name_or_path": "m", "dataset_path": "d.jsonl", "output_dir": "/out", "save_steps": 1000, "logging_steps": 1, "max_steps": 40, "balance_shards": BALANCE}""".Replace("BALANCE", balance ? "true" : "false", StringComparison.Ordinal),
+        };
+        RunState journal = RunState.Empty.Apply(new CoordinatorIncarnated(1, "test")).Apply(new RunStarted(spec));
         var context = new StepDriverContext(journal, new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc));
         var (state, _) = StepDriver.Handle(StepDriverState.Empty with { MinTrainers = 2 }, context, new DriverReady());
         (state, _) = StepDriver.Handle(state, context, new TrainerRegistration("t1", "127.0.0.1:1", 0, NewProcess: false, "process 1"));
         (state, var outputs) = StepDriver.Handle(state, context, new TrainerRegistration("t2", "127.0.0.1:2", 0, NewProcess: false, "process 2"));
-        for (int step = 0; step < ShardBalance.MinSamples; step++)
+        int measured = ShardBalance.Hold + 1; // the first commit starts the count; Hold measured ones follow
+        for (int step = 0; step < measured; step++)
         {
             var start = outputs.OfType<SendToTrainer>().Select(o => o.Message).OfType<StepStart>().Last();
             Assert.Equal(step, start.Step);
@@ -107,7 +116,12 @@ public sealed class StepDriverPropertyTests
             (state, outputs) = StepDriver.Handle(state, context, new CommitPersisted());
         }
         var next = outputs.OfType<SendToTrainer>().Select(o => o.Message).OfType<StepStart>().Last();
-        Assert.Equal(ShardBalance.MinSamples, next.Step);
+        Assert.Equal(measured, next.Step);
+        if (!balance)
+        {
+            Assert.Null(next.Shares); // off (the default): equal shares whatever the members' speed
+            return;
+        }
         Assert.Equal([3, 1], ShardPlan.Apportion(4, next.Shares!));
         Assert.Contains(outputs.OfType<DriverLog>(), l => l.Line.Contains("rebalanced", StringComparison.Ordinal));
     }
