@@ -48,6 +48,7 @@ public static class NodeHost
         bool isTrainer = config.Roles.Contains(ClusterRoles.Trainer), isScorer = config.Roles.Contains(ClusterRoles.Scorer);
         await using TrainerEngine? engine = isTrainer ? await TrainerEngine.StartAsync(dataEndpoint, cancel, tls) : null;
         using ScorerHolder scorer = new();
+        Console.WriteLine($"node {nodeId}: {Kto.Domain.Devices.NativeHeap.KeepFreedMemory()}");
         if (engine is not null) Console.WriteLine($"trainer {trainerId}: ring endpoint {engine.DataEndpoint}");
         if (isScorer) Console.WriteLine($"scorer {nodeId}: ready to score for the coordinator");
         using var stop = new CancellationTokenSource();
