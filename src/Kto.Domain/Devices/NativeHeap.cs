@@ -13,7 +13,7 @@ namespace Kto.Domain.Devices;
 /// <remarks>
 /// glibc only (Linux); elsewhere, or where <c>mallopt</c> is missing (musl), nothing is changed. Anyone who set glibc's
 /// malloc tunables (<c>GLIBC_TUNABLES</c> with a <c>glibc.malloc.</c> entry, or a <c>MALLOC_…_</c> variable) keeps
-/// them: the process then leaves malloc alone. The cost is that a process keeps its peak native memory once reached
+/// them: the process then leaves malloc alone, as it does with <c>KTO_NATIVE_HEAP=default</c>. The cost is that a process keeps its peak native memory once reached
 /// (a training step reaches it again every step). Blocks larger than a thread's heap (64 MiB for threads other than the
 /// main one, glibc's HEAP_MAX_SIZE) are still mapped and unmapped each time. Option numbers and semantics: glibc's
 /// <c>malloc.h</c> and mallopt(3).
@@ -26,6 +26,9 @@ public static class NativeHeap
     /// <summary>Bytes freed at the top of a heap that stay with the process, and the size from which a block gets its
     /// own mapping: 1 GiB each (glibc's defaults: 128 KiB, raised by glibc up to 32 MiB as large blocks are freed).</summary>
     public const long KeptBytes = 1L << 30;
+
+    /// <summary>The environment variable that, set to <c>default</c>, leaves glibc's malloc as it is.</summary>
+    public const string OptOutVariable = "KTO_NATIVE_HEAP";
 
     /// <summary>What <see cref="KeepFreedMemory"/> did, for a host's start-up log.</summary>
     public static string? Outcome { get; private set; }
@@ -52,6 +55,7 @@ public static class NativeHeap
     {
         if (!OperatingSystem.IsLinux()) return "native heap: left as it is (not Linux)";
         if (UserTuned(variables, glibcTunables)) return "native heap: left to the environment's malloc tunables";
+        if (Environment.GetEnvironmentVariable(OptOutVariable) == "default") return $"native heap: glibc's default ({OptOutVariable}=default)";
         try
         {
             // Setting either turns glibc's own adjustment of both off, so both are set.

@@ -26,7 +26,7 @@ public class NativeHeapTests
     public void AFreedLargeBlockIsReusedWithoutFaultingItsPagesInAgain()
     {
         string outcome = NativeHeap.KeepFreedMemory();
-        if (!OperatingSystem.IsLinux() || NativeHeap.UserTuned(Environment.GetEnvironmentVariables().Keys.Cast<string>(), Environment.GetEnvironmentVariable("GLIBC_TUNABLES")))
+        if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariable(NativeHeap.OptOutVariable) == "default" || NativeHeap.UserTuned(Environment.GetEnvironmentVariables().Keys.Cast<string>(), Environment.GetEnvironmentVariable("GLIBC_TUNABLES")))
         {
             Assert.DoesNotContain("kept for reuse", outcome, StringComparison.Ordinal);
             return;
