@@ -8,7 +8,7 @@ namespace Kto.Domain.Devices;
 /// 128 KiB back to the kernel (<c>munmap</c>, or trimming the top of a heap), adapting the threshold only partly, so every
 /// step's activations and gradients were faulted in and zeroed by the kernel again. Measured with <c>kto bench cluster</c>
 /// (GPT-2 4×256, batch 16, 2 trainers on 2 cores): 3 000–6 000 page faults per second in each trainer, 5–9 % of its CPU
-/// in the kernel; with the thresholds below, about none, and the 2-trainer step 0.447 → 0.392 s.
+/// in the kernel; with the thresholds below, about none, and the 2-trainer step 0.447 and 0.489 s → 0.392 and 0.438 s.
 /// </summary>
 /// <remarks>
 /// glibc only (Linux); elsewhere, or where <c>mallopt</c> is missing (musl), nothing is changed. Anyone who set glibc's
