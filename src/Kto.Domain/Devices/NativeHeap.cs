@@ -35,7 +35,8 @@ public static class NativeHeap
 
     /// <summary>
     /// Sets glibc's trim and mmap thresholds to <see cref="KeptBytes"/> (once per process; call before the first
-    /// tensor). Returns a line saying what was done, or why not; never throws.
+    /// tensor). Returns a line saying what was done, or why not (outside Linux or without glibc it changes nothing and
+    /// does not throw).
     /// </summary>
     public static string KeepFreedMemory()
     {
