@@ -12,7 +12,9 @@ namespace Kto.Bench;
 /// <summary>Timings of one side of the comparison.</summary>
 /// <param name="MedianStepMs">Median wall time of one optimizer step.</param>
 /// <param name="ExamplesPerSecond">Batch / median step time.</param>
-public sealed record StepTiming(double MedianStepMs, double ExamplesPerSecond);
+/// <param name="MeanStepMs">Mean wall time of one optimizer step: what a run of many steps takes per step, its slow steps
+/// included (the figure to set against a rate measured over a run, as <c>kto bench cluster</c>'s).</param>
+public sealed record StepTiming(double MedianStepMs, double ExamplesPerSecond, double MeanStepMs);
 
 /// <summary>Both sides of <c>kto bench step</c>.</summary>
 /// <param name="Kto">The product's step: <see cref="KtoStepper"/> + clipping + <see cref="AdamW"/>.</param>
@@ -63,6 +65,26 @@ public static class StepBenchmark
         var (ours, oursProcess) = peakInChild(Ours);
         var (bareStep, bareProcess) = peakInChild(Bare);
         return new StepBenchResult(Timing(ktoMs, o.Batch), Timing(bareMs, o.Batch), ours, bareStep, oursProcess, bareProcess, trainable, all);
+    }
+
+    /// <summary>
+    /// Our step alone (no bare loop between, as a cluster trainer runs it), <see cref="StepBenchOptions.WarmupSteps"/> +
+    /// <see cref="StepBenchOptions.Steps"/> times, calling <paramref name="pace"/> after each: the caller times the steps
+    /// there, and may hold a process until the others of its group have finished the same step (a lock-step group, whose
+    /// barrier is a synchronous data-parallel step's one wait with nothing else of a protocol).
+    /// </summary>
+    /// <param name="o">What to run.</param>
+    /// <param name="pace">Called after each step; the next starts when it returns.</param>
+    public static void RunPaced(StepBenchOptions o, Action pace)
+    {
+        torch.set_num_threads(o.Threads);
+        Device device = DeviceSpec.Resolve(o.Device);
+        using var kto = new KtoSide(ModelConfig(o), SyntheticItems(o), new KtoLossOptions(0.1, KtoLossType.Kto, 1, 1), o, device);
+        for (int i = 0; i < o.WarmupSteps + o.Steps; i++)
+        {
+            kto.Step();
+            pace();
+        }
     }
 
     /// <summary>Our side.</summary>
@@ -125,7 +147,7 @@ public static class StepBenchmark
     private static StepTiming Timing(List<double> ms, int batch)
     {
         double median = ms.Order().ElementAt(ms.Count / 2);
-        return new StepTiming(median, batch / (median / 1000));
+        return new StepTiming(median, batch / (median / 1000), ms.Average());
     }
 
     /// <summary>Random prompts and completions (half the tokens each), alternating labels, KL pairs rotated by one.</summary>

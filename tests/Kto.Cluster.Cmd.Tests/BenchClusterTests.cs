@@ -48,6 +48,12 @@ public sealed class BenchClusterTests : IDisposable
         double one = json.GetProperty("trainers_1_steps_per_s").GetDouble(), two = json.GetProperty("trainers_2_steps_per_s").GetDouble();
         double speedup = two / one;
         Assert.Equal(speedup, json.GetProperty("speedup").GetDouble(), speedup * (0.0005 / one + 0.0005 / two) + 0.0005);
+        // The lock-step ceiling: the same share processes waiting for each other after every step; whole ÷ their step.
+        double whole = json.GetProperty("baseline_whole_batch_one_process_ms").GetDouble(), lockstepMs = json.GetProperty("baseline_batch_share_lockstep_ms").GetDouble();
+        Assert.True(lockstepMs > 0);
+        double lockstep = json.GetProperty("machine_lockstep_ceiling_speedup").GetDouble();
+        Assert.Equal(whole / lockstepMs, lockstep, 0.05 / lockstepMs * (1 + whole / lockstepMs) + 0.0005); // printed to 0.1 ms and 3 decimals
+        Assert.Equal(speedup / lockstep, json.GetProperty("speedup_vs_lockstep_ceiling").GetDouble(), 0.01);
         // --flood: the cluster again under a flood of random bytes into its ports; it still trains and reports the flood it took.
         JsonElement flooded = json.GetProperty("flooded");
         Assert.True(flooded.GetProperty("trainers_2_step_s").GetDouble() > 0);

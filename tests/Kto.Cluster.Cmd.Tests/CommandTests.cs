@@ -229,6 +229,7 @@ public sealed class CommandTests : IDisposable
         var json = JsonDocument.Parse(r.Stdout.Trim()).RootElement;
         Assert.True(json.GetProperty("examples_per_s").GetDouble() > 0);
         Assert.True(json.GetProperty("step_ms").GetDouble() > 0);
+        Assert.True(json.GetProperty("step_mean_ms").GetDouble() > 0);
         Assert.True(json.GetProperty("bare_step_ms").GetDouble() > 0);
         Assert.True(json.GetProperty("step_peak_mb").GetDouble() >= 0);
     }

@@ -79,12 +79,14 @@ internal static class BenchClusterCommand
                 observer.Done();
                 int b = parse.GetValue(batch);
                 // The machine's own ceiling, without any cluster: one process stepping the whole batch alone, against
-                // N processes stepping 1/N of the batch each at the same time (kto bench step, 1 thread each). On
-                // shared or hyper-threaded cores they slow each other down, and no protocol can beat that. As many
-                // measured steps as the cluster's: the ceiling is the noisier side of the ratio.
+                // N processes stepping 1/N of the batch each at the same time (our step, 1 thread each). On shared or
+                // hyper-threaded cores they slow each other down, and no protocol can beat that. Then the same N in
+                // lock-step, each waiting after every step for the slowest: a synchronous step's own cost on this
+                // machine, which no synchronous protocol can beat either. As many measured steps as the cluster's:
+                // the ceiling is the noisier side of the ratio.
                 string[] shape = ["--layers", parse.GetValue(layers).ToString(CultureInfo.InvariantCulture), "--width", parse.GetValue(width).ToString(CultureInfo.InvariantCulture),
                     "--vocab", parse.GetValue(vocab).ToString(CultureInfo.InvariantCulture), "--tokens", parse.GetValue(tokens).ToString(CultureInfo.InvariantCulture), "--steps", n.ToString(CultureInfo.InvariantCulture), "--threads", "1", .. (parse.GetValue(lora) ? (string[])["--lora"] : [])];
-                observer.Info($"baseline: one process stepping the whole batch, then {t} processes stepping 1/{t} each at once (kto bench step)");
+                observer.Info($"baseline: one process stepping the whole batch, then {t} processes stepping 1/{t} each at once, free-running and in lock-step (kto bench step-paced)");
                 string Text(int v) => v.ToString(CultureInfo.InvariantCulture);
                 int runs = parse.GetValue(ceilingRuns);
                 if (runs < 1) throw new ArgumentException($"--ceiling-runs must be at least 1, got {runs}");
@@ -99,14 +101,18 @@ internal static class BenchClusterCommand
                         [.. shape, "--full-determinism", "--determinism-slices", Text(perMember), "--batch", Text(Math.Max(perMember, b / slices * perMember))]);
                 }
                 else baselineArgs = ([.. shape, "--batch", Text(b)], [.. shape, "--batch", Text(Math.Max(1, b / t))]);
-                // Each run: the whole batch alone, then the shares at once; the ceiling is the median run's (the
-                // machine's speed moves by several per cent from one minute to the next).
-                var baselines = Enumerable.Range(0, runs).Select(_ => (Whole: StepMilliseconds(baselineArgs.Whole, 1)[0], Shares: StepMilliseconds(baselineArgs.Share, t))).ToList();
+                // Each run: the whole batch alone, then the shares at once, then the shares in lock-step; the ceiling
+                // is the median run's (the machine's speed moves by several per cent from one minute to the next). Our
+                // step alone in each process, as a trainer runs it, and mean step times, as the cluster's rates are
+                // (steps over the time they took, slow steps included).
+                var baselines = Enumerable.Range(0, runs).Select(_ => (Whole: PacedMilliseconds(baselineArgs.Whole, 1, n, lockstep: false)[0],
+                    Shares: PacedMilliseconds(baselineArgs.Share, t, n, lockstep: false), Lockstep: PacedMilliseconds(baselineArgs.Share, t, n, lockstep: true)[0])).ToList();
                 double[] ceilings = [.. baselines.Select(r => r.Whole / r.Shares.Max())];
                 int median = Enumerable.Range(0, runs).OrderBy(i => ceilings[i]).ElementAt(runs / 2);
                 double whole = baselines[median].Whole;
                 double[] halves = baselines[median].Shares;
                 double ceiling = ceilings[median];
+                double lockstep = whole / baselines[median].Lockstep;
                 string ceilingRunsJson = string.Join(",", ceilings.Select(c => c.ToString("0.000", CultureInfo.InvariantCulture)));
                 // member: a member's time from StepStart to the end of its all-reduce (of which exchange: in the
                 // all-reduces, waiting for the slower member included; straggler wait: how long the fastest member
@@ -117,6 +123,7 @@ internal static class BenchClusterCommand
                     $"\"trainers_1_step_s\":{1 / one:0.000},\"trainers_1_member_s\":{oneCompute:0.000},\"trainers_{t}_step_s\":{1 / two:0.000},\"trainers_{t}_member_s\":{twoCompute:0.000},\"trainers_{t}_exchange_s\":{twoExchange:0.000},\"trainers_{t}_straggler_wait_s\":{twoWait:0.000},\"trainers_{t}_slowest_share\":{{{string.Join(",", twoSlowest.Select(kv => $"\"{kv.Key}\":{kv.Value.ToString("0.00", CultureInfo.InvariantCulture)}"))}}},\"trainers_{t}_shares_rebalanced\":{twoRebalanced},\"trainers_{t}_bytes_sent_per_member_step\":{twoBytes:0}," +
                     $"\"trainers_1_cpu_s_per_step\":{{\"coordinator\":{oneCoordinatorCpu:0.000},\"trainer\":{oneTrainerCpu:0.000}}},\"trainers_{t}_cpu_s_per_step\":{{\"coordinator\":{twoCoordinatorCpu:0.000},\"trainer\":{twoTrainerCpu:0.000}}}," +
                     $"\"baseline_whole_batch_one_process_ms\":{whole:0.0},\"baseline_batch_share_processes_ms\":[{string.Join(",", halves.Select(h => h.ToString("0.0", CultureInfo.InvariantCulture)))}],\"machine_ceiling_speedup\":{ceiling:0.000},\"machine_ceiling_speedup_runs\":[{ceilingRunsJson}],\"speedup_vs_ceiling\":{two / one / ceiling:0.000}," +
+                    $"\"baseline_batch_share_lockstep_ms\":{baselines[median].Lockstep:0.0},\"machine_lockstep_ceiling_speedup\":{lockstep:0.000},\"speedup_vs_lockstep_ceiling\":{two / one / lockstep:0.000}," +
                     $"\"kill_to_next_commit_s\":{failover:0.00},\"kill_goal_s\":10{flooded}}}"));
                 return 0;
             }
@@ -128,28 +135,60 @@ internal static class BenchClusterCommand
         return cmd;
     }
 
-    /// <summary>Runs <paramref name="copies"/> copies of <c>kto bench step ARGS</c> at once; the step_ms each printed.</summary>
-    private static double[] StepMilliseconds(string[] args, int copies)
+    /// <summary>
+    /// Runs <paramref name="copies"/> copies of <c>kto bench step-paced ARGS</c> (our step alone) at once and times their
+    /// last <paramref name="steps"/> steps. Free-running, each copy goes on as soon as it has finished a step, and the
+    /// result is each copy's mean step time (ms). In <paramref name="lockstep"/>, after each step every copy waits until
+    /// all have finished it, as the members of a synchronous data-parallel step wait at its all-reduce with nothing else
+    /// of a protocol (no exchange, coordinator or commit), and the result is the group's mean step time: what a protocol
+    /// that cost nothing would reach.
+    /// </summary>
+    private static double[] PacedMilliseconds(string[] args, int copies, int steps, bool lockstep)
     {
-        var processes = Enumerable.Range(0, copies).Select(_ =>
-        {
-            ProcessStartInfo psi = PeerProcess.SelfStartInfo();
-            foreach (string a in (string[])["bench", "step", .. args]) psi.ArgumentList.Add(a);
-            psi.RedirectStandardOutput = true;
-            psi.RedirectStandardError = true;
-            psi.UseShellExecute = false;
-            return Process.Start(psi) ?? throw new InvalidOperationException("could not start kto bench step");
-        }).ToList();
+        var processes = Enumerable.Range(0, copies).Select(_ => StartSelf(["bench", "step-paced", .. args])).ToList();
         try
         {
-            var outputs = processes.Select(p => (Out: p.StandardOutput.ReadToEndAsync(), Err: p.StandardError.ReadToEndAsync())).ToList();
-            foreach (Process p in processes) p.WaitForExit();
-            return [.. outputs.Select((o, i) =>
+            var errors = processes.Select(p => p.StandardError.ReadToEndAsync()).ToList();
+            int total = new Kto.Bench.StepBenchOptions().WarmupSteps + steps;
+            void StepDone(int i)
             {
-                var m = System.Text.RegularExpressions.Regex.Match(o.Out.Result, @"""step_ms"":([0-9.]+)");
-                if (processes[i].ExitCode != 0 || !m.Success) throw new InvalidOperationException($"kto bench step failed: {o.Err.Result}");
-                return double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
-            })];
+                if (processes[i].StandardOutput.ReadLine() == BenchCommands.PacedStepDone) return;
+                processes[i].WaitForExit();
+                throw new InvalidOperationException($"kto bench step-paced failed: {errors[i].Result}");
+            }
+            void Release(int i)
+            {
+                processes[i].StandardInput.WriteLine();
+                processes[i].StandardInput.Flush();
+            }
+            double[] result;
+            if (lockstep)
+            {
+                var clock = new Stopwatch();
+                for (int step = 0; step < total; step++)
+                {
+                    for (int i = 0; i < copies; i++) StepDone(i);
+                    if (step == total - steps - 1) clock.Start(); // the measured steps begin at this release
+                    for (int i = 0; i < copies; i++) Release(i);
+                }
+                result = [clock.Elapsed.TotalMilliseconds / steps];
+            }
+            else
+            {
+                result = [.. Enumerable.Range(0, copies).Select(i => Task.Run(() =>
+                {
+                    var clock = new Stopwatch();
+                    for (int step = 0; step < total; step++)
+                    {
+                        StepDone(i);
+                        if (step == total - steps - 1) clock.Start();
+                        Release(i);
+                    }
+                    return clock.Elapsed.TotalMilliseconds / steps;
+                })).ToList().Select(t => t.GetAwaiter().GetResult())];
+            }
+            foreach (Process p in processes) p.WaitForExit();
+            return result;
         }
         finally
         {
@@ -159,6 +198,17 @@ internal static class BenchClusterCommand
                 p.Dispose();
             }
         }
+    }
+
+    private static Process StartSelf(string[] args)
+    {
+        ProcessStartInfo psi = PeerProcess.SelfStartInfo();
+        foreach (string a in args) psi.ArgumentList.Add(a);
+        psi.RedirectStandardOutput = true;
+        psi.RedirectStandardError = true;
+        psi.RedirectStandardInput = true;
+        psi.UseShellExecute = false;
+        return Process.Start(psi) ?? throw new InvalidOperationException($"could not start kto {string.Join(' ', args.Take(2))}");
     }
 
     /// <summary>Runs the config on <paramref name="trainers"/> trainers; steps/s over steps warmup…warmup+steps, and (when asked) SIGKILL of the last trainer then the seconds to the next commit.</summary>

@@ -9,7 +9,7 @@ internal static class BenchCommands
 {
     public static Command Create() => new("bench", "benchmarks (each prints one JSON line)")
     {
-        Step(), StepPeak(), Load(), LoadSide(), BenchAllReduceCommand.Create(), BenchAllReduceCommand.CreatePeer(), BenchClusterCommand.Create(), Plot(),
+        Step(), StepPeak(), StepPaced(), Load(), LoadSide(), BenchAllReduceCommand.Create(), BenchAllReduceCommand.CreatePeer(), BenchClusterCommand.Create(), Plot(),
     };
 
     /// <summary><c>kto bench plot</c>: step time against link rate, from scripts/rig-sweep.sh's results.</summary>
@@ -187,6 +187,28 @@ internal static class BenchCommands
         return cmd;
     }
 
+    /// <summary>The line a <c>bench step-paced</c> child prints after each step; it then waits for a line on stdin.</summary>
+    public const string PacedStepDone = "step done";
+
+    private static Command StepPaced()
+    {
+        var options = new StepOptions();
+        var cmd = new Command("step-paced", "one process of `kto bench cluster`'s ceiling: our step alone, printing a line after each and waiting for one on stdin");
+        foreach (Option o in options.All) cmd.Options.Add(o);
+        cmd.Hidden = true;
+        cmd.SetAction(parse => CommonOptions.Guard(() =>
+        {
+            StepBenchmark.RunPaced(options.Read(parse), () =>
+            {
+                Console.Out.WriteLine(PacedStepDone);
+                Console.Out.Flush();
+                if (Console.In.ReadLine() is null) throw new InvalidOperationException("the lock-step group's barrier closed");
+            });
+            return 0;
+        }));
+        return cmd;
+    }
+
     private static Command Step()
     {
         var options = new StepOptions();
@@ -199,7 +221,7 @@ internal static class BenchCommands
             StepBenchResult r = StepBenchmark.Run(o, side => StepPeakInChild(o, side));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{{\"bench\":\"step\",\"arch\":\"{o.Arch}\",\"logits\":\"{(o.NaiveLogits ? "full" : "chunked")}\",\"precision\":\"{o.Precision}\",\"lora\":{(o.Lora ? "true" : "false")},\"full_determinism\":{(o.FullDeterminism ? "true" : "false")},\"determinism_slices\":{(o.FullDeterminism ? o.DeterminismSlices : 0)},\"trainable_parameters\":{r.TrainableParameters},\"parameters\":{r.Parameters},\"layers\":{o.Layers},\"heads\":{o.Heads},\"width\":{o.Width},\"vocab\":{o.Vocab},\"tokens\":{o.Tokens},\"batch\":{o.Batch},\"threads\":{o.Threads},\"reference\":\"{(o.PrecomputedRef ? "precomputed" : "live")}\",\"steps\":{o.Steps}," +
-                $"\"examples_per_s\":{r.Kto.ExamplesPerSecond:0.00},\"step_ms\":{r.Kto.MedianStepMs:0.0},\"bare_examples_per_s\":{r.Bare.ExamplesPerSecond:0.00},\"bare_step_ms\":{r.Bare.MedianStepMs:0.0},\"kto_vs_bare\":{r.Kto.ExamplesPerSecond / r.Bare.ExamplesPerSecond:0.000}," +
+                $"\"examples_per_s\":{r.Kto.ExamplesPerSecond:0.00},\"step_ms\":{r.Kto.MedianStepMs:0.0},\"step_mean_ms\":{r.Kto.MeanStepMs:0.0},\"bare_examples_per_s\":{r.Bare.ExamplesPerSecond:0.00},\"bare_step_ms\":{r.Bare.MedianStepMs:0.0},\"kto_vs_bare\":{r.Kto.ExamplesPerSecond / r.Bare.ExamplesPerSecond:0.000}," +
                 $"\"step_peak_mb\":{r.PeakStepBytes / 1e6:0},\"bare_step_peak_mb\":{r.BarePeakStepBytes / 1e6:0},\"process_peak_mb\":{r.ProcessPeakBytes / 1e6:0},\"bare_process_peak_mb\":{r.BareProcessPeakBytes / 1e6:0}}}"));
             return 0;
         }));
