@@ -148,7 +148,10 @@ public static class Program
     private static IHost BuildHost(HostOptions o, RunWatch run)
     {
         var (connection, provider) = o.Config.Journal;
-        HostApplicationBuilder builder = Host.CreateApplicationBuilder();
+        // No defaults: they would read appsettings*.json, environment variables and user secrets from the working
+        // directory (a malformed appsettings.json there stopped the host) and watch that directory tree for changes
+        // (inotify on every subdirectory; each write to the run's logs woke a thread). The host reads its own --config.
+        HostApplicationBuilder builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Services.AddSingleton<IHostLifetime, SignalFreeLifetime>(); // signals are handled by RunHostAsync
         builder.Services.AddAkka(ClusterRoles.SystemName, (akka, _) =>
         {

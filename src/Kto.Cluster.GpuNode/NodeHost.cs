@@ -63,7 +63,10 @@ public static class NodeHost
         while (!cancel.IsCancellationRequested && !stop.IsCancellationRequested)
         {
             var granted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            HostApplicationBuilder builder = Host.CreateApplicationBuilder();
+            // No defaults: they would read appsettings*.json, environment variables and user secrets from the working
+            // directory (a malformed appsettings.json there stopped the host) and watch that directory tree for changes
+            // (inotify on every subdirectory; each write to the run's logs woke a thread). The host reads its own --config.
+            HostApplicationBuilder builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
             builder.Services.AddSingleton<IHostLifetime, SignalFreeLifetime>(); // signals are handled here, as a graceful leave
             builder.Services.AddAkka(ClusterRoles.SystemName, (akka, _) =>
             {

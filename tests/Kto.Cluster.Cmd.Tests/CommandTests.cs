@@ -47,6 +47,36 @@ public sealed class CommandTests : IDisposable
     }
 
     [Fact]
+    public async Task KtoUpHostsDoNotReadAnAppsettingsJsonInTheWorkingDirectory()
+    {
+        // The hosts run in the user's working directory, where a .NET host's defaults would read appsettings.json (and
+        // watch the whole tree for changes); a malformed one made every host exit at start, and kto up restart it forever.
+        string ex = CopyExample();
+        string run = File.ReadAllText(Path.Combine(ex, "run.json")).Replace("\"num_threads\": 1", "\"num_threads\": 1, \"max_steps\": 3", StringComparison.Ordinal);
+        File.WriteAllText(Path.Combine(ex, "run.json"), run);
+        File.WriteAllText(Path.Combine(ex, "appsettings.json"), "{ not JSON");
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { WorkingDirectory = ex, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "kto.dll"), "up", "run.json", "--trainers", "1", "--run-dir", Path.Combine(ex, "cluster") })
+            psi.ArgumentList.Add(a);
+        using var up = System.Diagnostics.Process.Start(psi)!;
+        Task<string> stdout = up.StandardOutput.ReadToEndAsync();
+        var stderr = new System.Text.StringBuilder();
+        string? crash = null;
+        while (await up.StandardError.ReadLineAsync() is { } line)
+        {
+            stderr.AppendLine(line);
+            if (!line.Contains(" exited with code ", StringComparison.Ordinal)) continue;
+            crash = line; // kto up would restart it: stop here
+            up.Kill(entireProcessTree: true);
+            break;
+        }
+        await up.WaitForExitAsync();
+        Assert.True(crash is null, crash + "\n" + string.Join('\n', Directory.GetFiles(Path.Combine(ex, "cluster"), "*.log", SearchOption.AllDirectories).Select(File.ReadAllText)));
+        Assert.True(up.ExitCode == 0, stderr + await stdout);
+        Assert.True(Directory.Exists(Path.Combine(ex, "out", "checkpoint-3")));
+    }
+
+    [Fact]
     public void ScoreWritesOneLinePerExampleInDatasetOrder()
     {
         string ex = CopyExample();
