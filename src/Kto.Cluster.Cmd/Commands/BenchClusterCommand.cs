@@ -105,8 +105,10 @@ internal static class BenchClusterCommand
                 // is the median run's (the machine's speed moves by several per cent from one minute to the next). Our
                 // step alone in each process, as a trainer runs it, and mean step times, as the cluster's rates are
                 // (steps over the time they took, slow steps included).
-                var baselines = Enumerable.Range(0, runs).Select(_ => (Whole: PacedMilliseconds(baselineArgs.Whole, 1, n, lockstep: false)[0],
-                    Shares: PacedMilliseconds(baselineArgs.Share, t, n, lockstep: false), Lockstep: PacedMilliseconds(baselineArgs.Share, t, n, lockstep: true)[0])).ToList();
+                var baselines = Enumerable.Range(0, runs).Select(_ => (Whole: PacedMilliseconds(baselineArgs.Whole, 1, n, lockstep: false),
+                    Shares: PacedMilliseconds(baselineArgs.Share, t, n, lockstep: false), Lockstep: PacedMilliseconds(baselineArgs.Share, t, n, lockstep: true)))
+                    .Select(r => (Whole: r.Whole.Milliseconds[0], WholeCpu: r.Whole.CpuSeconds[0], Shares: r.Shares.Milliseconds, SharesCpu: r.Shares.CpuSeconds.Average(),
+                        Lockstep: r.Lockstep.Milliseconds[0], LockstepCpu: r.Lockstep.CpuSeconds.Average())).ToList();
                 double[] ceilings = [.. baselines.Select(r => r.Whole / r.Shares.Max())];
                 int median = Enumerable.Range(0, runs).OrderBy(i => ceilings[i]).ElementAt(runs / 2);
                 double whole = baselines[median].Whole;
@@ -123,6 +125,7 @@ internal static class BenchClusterCommand
                     $"\"trainers_1_step_s\":{1 / one:0.000},\"trainers_1_member_s\":{oneCompute:0.000},\"trainers_{t}_step_s\":{1 / two:0.000},\"trainers_{t}_member_s\":{twoCompute:0.000},\"trainers_{t}_exchange_s\":{twoExchange:0.000},\"trainers_{t}_straggler_wait_s\":{twoWait:0.000},\"trainers_{t}_slowest_share\":{{{string.Join(",", twoSlowest.Select(kv => $"\"{kv.Key}\":{kv.Value.ToString("0.00", CultureInfo.InvariantCulture)}"))}}},\"trainers_{t}_shares_rebalanced\":{twoRebalanced},\"trainers_{t}_bytes_sent_per_member_step\":{twoBytes:0}," +
                     $"\"trainers_1_cpu_s_per_step\":{{\"coordinator\":{oneCoordinatorCpu:0.000},\"trainer\":{oneTrainerCpu:0.000}}},\"trainers_{t}_cpu_s_per_step\":{{\"coordinator\":{twoCoordinatorCpu:0.000},\"trainer\":{twoTrainerCpu:0.000}}}," +
                     $"\"baseline_whole_batch_one_process_ms\":{whole:0.0},\"baseline_batch_share_processes_ms\":[{string.Join(",", halves.Select(h => h.ToString("0.0", CultureInfo.InvariantCulture)))}],\"machine_ceiling_speedup\":{ceiling:0.000},\"machine_ceiling_speedup_runs\":[{ceilingRunsJson}],\"speedup_vs_ceiling\":{two / one / ceiling:0.000}," +
+                    $"\"baseline_cpu_s_per_step\":{{\"whole_batch\":{baselines[median].WholeCpu:0.000},\"batch_share\":{baselines[median].SharesCpu:0.000},\"batch_share_lockstep\":{baselines[median].LockstepCpu:0.000}}}," +
                     $"\"baseline_batch_share_lockstep_ms\":{baselines[median].Lockstep:0.0},\"machine_lockstep_ceiling_speedup\":{lockstep:0.000},\"speedup_vs_lockstep_ceiling\":{two / one / lockstep:0.000}," +
                     $"\"kill_to_next_commit_s\":{failover:0.00},\"kill_goal_s\":10{flooded}}}"));
                 return 0;
@@ -141,20 +144,33 @@ internal static class BenchClusterCommand
     /// result is each copy's mean step time (ms). In <paramref name="lockstep"/>, after each step every copy waits until
     /// all have finished it, as the members of a synchronous data-parallel step wait at its all-reduce with nothing else
     /// of a protocol (no exchange, coordinator or commit), and the result is the group's mean step time: what a protocol
-    /// that cost nothing would reach.
+    /// that cost nothing would reach. With it, each copy's CPU seconds (user + system, from /proc) per measured step,
+    /// the like of the cluster's <c>cpu_s_per_step</c> for the same work.
     /// </summary>
-    private static double[] PacedMilliseconds(string[] args, int copies, int steps, bool lockstep)
+    private static (double[] Milliseconds, double[] CpuSeconds) PacedMilliseconds(string[] args, int copies, int steps, bool lockstep)
     {
         var processes = Enumerable.Range(0, copies).Select(_ => StartSelf(["bench", "step-paced", .. args])).ToList();
         try
         {
             var errors = processes.Select(p => p.StandardError.ReadToEndAsync()).ToList();
             int total = new Kto.Bench.StepBenchOptions().WarmupSteps + steps;
-            void StepDone(int i)
+            var cpuStart = new TimeSpan[copies];
+            var cpu = new double[copies];
+            // Read while the copy is held between two steps (after its "step done", before its release).
+            TimeSpan Cpu(int i)
             {
-                if (processes[i].StandardOutput.ReadLine() == BenchCommands.PacedStepDone) return;
-                processes[i].WaitForExit();
-                throw new InvalidOperationException($"kto bench step-paced failed: {errors[i].Result}");
+                processes[i].Refresh();
+                return processes[i].TotalProcessorTime;
+            }
+            void StepDone(int i, int step)
+            {
+                if (processes[i].StandardOutput.ReadLine() != BenchCommands.PacedStepDone)
+                {
+                    processes[i].WaitForExit();
+                    throw new InvalidOperationException($"kto bench step-paced failed: {errors[i].Result}");
+                }
+                if (step == total - steps - 1) cpuStart[i] = Cpu(i);
+                else if (step == total - 1) cpu[i] = (Cpu(i) - cpuStart[i]).TotalSeconds / steps;
             }
             void Release(int i)
             {
@@ -167,8 +183,9 @@ internal static class BenchClusterCommand
                 var clock = new Stopwatch();
                 for (int step = 0; step < total; step++)
                 {
-                    for (int i = 0; i < copies; i++) StepDone(i);
+                    for (int i = 0; i < copies; i++) StepDone(i, step);
                     if (step == total - steps - 1) clock.Start(); // the measured steps begin at this release
+                    if (step == total - 1) clock.Stop();
                     for (int i = 0; i < copies; i++) Release(i);
                 }
                 result = [clock.Elapsed.TotalMilliseconds / steps];
@@ -180,15 +197,16 @@ internal static class BenchClusterCommand
                     var clock = new Stopwatch();
                     for (int step = 0; step < total; step++)
                     {
-                        StepDone(i);
+                        StepDone(i, step);
                         if (step == total - steps - 1) clock.Start();
+                        if (step == total - 1) clock.Stop();
                         Release(i);
                     }
                     return clock.Elapsed.TotalMilliseconds / steps;
                 })).ToList().Select(t => t.GetAwaiter().GetResult())];
             }
             foreach (Process p in processes) p.WaitForExit();
-            return result;
+            return (result, cpu);
         }
         finally
         {
