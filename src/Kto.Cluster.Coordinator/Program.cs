@@ -156,7 +156,7 @@ public static class Program
         builder.Services.AddAkka(ClusterRoles.SystemName, (akka, _) =>
         {
             akka.AddHocon(ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off")
-                    .WithFallback(PersistenceConfig.Hocon(connection, provider)).WithFallback(FailureDetection.Hocon()), HoconAddMode.Prepend)
+                    .WithFallback(PersistenceConfig.Hocon(connection, provider)).WithFallback(FailureDetection.Hocon()).WithFallback(SchedulerSettings.Hocon()), HoconAddMode.Prepend)
                 // Hosts, and on connections they open, operators (the kto HOST:PORT tool talks to coordinator hosts).
                 .WithClusterRemoting(o.Config.Hostname, o.Config.Port, o.Tls, CertificateHolder.Host, CertificateHolder.OperatorRead, CertificateHolder.OperatorAdmin)
                 .ConfigureLoggers(EdgeQuietLogger.Configure)

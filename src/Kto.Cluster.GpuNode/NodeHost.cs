@@ -71,7 +71,7 @@ public static class NodeHost
             builder.Services.AddAkka(ClusterRoles.SystemName, (akka, _) =>
             {
                 akka.AddHocon(ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off")
-                        .WithFallback(PersistenceConfig.SerializerHocon()).WithFallback(FailureDetection.Hocon()), HoconAddMode.Prepend)
+                        .WithFallback(PersistenceConfig.SerializerHocon()).WithFallback(FailureDetection.Hocon()).WithFallback(SchedulerSettings.Hocon()), HoconAddMode.Prepend)
                     .WithClusterRemoting(config.Hostname, config.Port, tls, CertificateHolder.Host)
                     .ConfigureLoggers(EdgeQuietLogger.Configure)
                     .WithClustering(new ClusterOptions { Roles = [.. config.Roles], SeedNodes = [.. config.SeedNodes] })
