@@ -55,7 +55,7 @@ public sealed class BenchClusterTests : IDisposable
         Assert.Equal(whole / lockstepMs, lockstep, 0.05 / lockstepMs * (1 + whole / lockstepMs) + 0.0005); // printed to 0.1 ms and 3 decimals
         Assert.Equal(speedup / lockstep, json.GetProperty("speedup_vs_lockstep_ceiling").GetDouble(), 0.01);
         // The ceiling processes' CPU seconds per step, like the cluster's cpu_s_per_step: at most what their cores give in
-        // a step's time (/proc counts in 10 ms ticks: one tick of the 3 steps' total, per step, on top).
+        // a step's time (/proc counts in 10 ms ticks: 0.01 s per step on top for the two readings' rounding).
         JsonElement baselineCpu = json.GetProperty("baseline_cpu_s_per_step");
         double share = json.GetProperty("baseline_batch_share_processes_ms").EnumerateArray().Max(e => e.GetDouble());
         foreach ((string key, double ms) in new[] { ("whole_batch", whole), ("batch_share", share), ("batch_share_lockstep", lockstepMs) })

@@ -71,7 +71,11 @@ public sealed class CommandTests : IDisposable
             break;
         }
         await up.WaitForExitAsync();
-        Assert.True(crash is null, crash + "\n" + string.Join('\n', Directory.GetFiles(Path.Combine(ex, "cluster"), "*.log", SearchOption.AllDirectories).Select(File.ReadAllText)));
+        if (crash is not null)
+        {
+            string logs = Path.Combine(ex, "cluster");
+            Assert.Fail(crash + "\n" + (Directory.Exists(logs) ? string.Join('\n', Directory.GetFiles(logs, "*.log", SearchOption.AllDirectories).Select(File.ReadAllText)) : stderr.ToString()));
+        }
         Assert.True(up.ExitCode == 0, stderr + await stdout);
         Assert.True(Directory.Exists(Path.Combine(ex, "out", "checkpoint-3")));
     }

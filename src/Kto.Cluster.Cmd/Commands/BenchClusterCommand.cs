@@ -192,7 +192,7 @@ internal static class BenchClusterCommand
             }
             else
             {
-                result = [.. Enumerable.Range(0, copies).Select(i => Task.Run(() =>
+                List<Task<double>> copiesRun = [.. Enumerable.Range(0, copies).Select(i => Task.Run(() =>
                 {
                     var clock = new Stopwatch();
                     for (int step = 0; step < total; step++)
@@ -203,7 +203,10 @@ internal static class BenchClusterCommand
                         Release(i);
                     }
                     return clock.Elapsed.TotalMilliseconds / steps;
-                })).ToList().Select(t => t.GetAwaiter().GetResult())];
+                }))];
+                // Every copy's task ends (the others run on when one fails) before the processes are disposed below.
+                Task.WhenAll(copiesRun).ContinueWith(_ => { }, TaskScheduler.Default).Wait();
+                result = [.. copiesRun.Select(t => t.GetAwaiter().GetResult())];
             }
             foreach (Process p in processes) p.WaitForExit();
             return (result, cpu);
